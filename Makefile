@@ -1,0 +1,44 @@
+# The two commands of the README, and the pieces they are made of.
+#   make demo   install what is missing, build, start services + mcsd + a
+#               simulated fleet, print where everything is
+#   make test   install what is missing, build (normal + ASan/UBSan), run unit
+#               and integration tests against real services; prints
+#               "N passed, N failed"
+#   make bench  run every benchmark; prints `name: value` lines
+JOBS ?= 2
+
+.PHONY: all build build-asan deps test demo demo-stop bench lint format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMCS_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+
+test: deps
+	@bash scripts/test.sh
+
+demo: build
+	@bash scripts/demo.sh start
+
+demo-stop:
+	@bash scripts/demo.sh stop
+
+bench: build
+	@bash bench/run.sh
+
+lint:
+	@bash scripts/lint.sh
+
+format:
+	@clang-format -i src/*/*.c src/*/*.h bench/*.c tests/unit/*.c
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# deps.sh - installs what this project needs and is missing (Debian 12).
+# Idempotent and quiet when everything is present; never asks questions.
+set -euo pipefail
+
+PKGS=(
+  gcc make cmake pkg-config git ca-certificates openssl procps iproute2
+  mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
+  postgresql-15 postgresql-client-15 libpq-dev
+  redis-server redis-tools libhiredis-dev
+  libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
+  python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
+  python3-requests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test.sh - the whole suite, as `make test` and CI run it:
+#   lint; build normal and ASan+UBSan; unit tests (ctest) in both builds;
+#   integration tests (pytest, real Mosquitto/PostgreSQL/Redis started by the
+#   tests themselves) against the sanitizer build of every binary.
+# Ends with "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=$ROOT/build/test-results
+PY=/usr/bin/python3
+
+bash scripts/deps.sh || exit 1
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+fail=0
+bash scripts/lint.sh || fail=1
+
+for b in build build-asan; do
+  san=OFF; type=RelWithDebInfo
+  [ "$b" = build-asan ] && { san=ON; type=Debug; }
+  if ! { cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=$type -DMCS_SANITIZE=$san >/dev/null &&
+         cmake --build "$b" -j 2; }; then
+    echo "test: build $b failed"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+done
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+for b in build build-asan; do
+  (cd "$b" && ctest -L unit --output-on-failure --output-junit "$OUT/ctest-$b.xml" -j 2) || fail=1
+done
+
+MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
+  $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest.xml" tests/integration
+rc=$?
+[ $rc -ne 0 ] && fail=1
+
+$PY scripts/summarize.py "$OUT"/*.xml || fail=1
+exit $fail

@@ -1,0 +1,301 @@
+/* config.c - the typed configuration table and its loaders.
+ * Owns parsing of .env/environment/--set; touches no other module's state.
+ * Thread: main thread at start-up only. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+#include "err.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define F(field) offsetof(struct mcs_config, field), sizeof(((struct mcs_config *)0)->field)
+
+/* name, type, field, min, max, default, secret, help */
+const struct mcs_cfg_entry mcs_cfg_table[] = {
+    {"DB_HOST", MCS_CFG_STR, F(db_host), 1, 0, "127.0.0.1", 0, "PostgreSQL host or socket directory"},
+    {"DB_PORT", MCS_CFG_INT, F(db_port), 1, 65535, "5432", 0, "PostgreSQL port"},
+    {"DB_NAME", MCS_CFG_STR, F(db_name), 1, 0, "mcs_iot", 0, "database name"},
+    {"DB_USER", MCS_CFG_STR, F(db_user), 1, 0, "mcs_admin", 0, "database user"},
+    {"DB_PASS", MCS_CFG_STR, F(db_pass), 0, 0, "", 1, "database password"},
+    {"REDIS_HOST", MCS_CFG_STR, F(redis_host), 1, 0, "127.0.0.1", 0, "Redis host"},
+    {"REDIS_PORT", MCS_CFG_INT, F(redis_port), 1, 65535, "6379", 0, "Redis port"},
+    {"REDIS_PASS", MCS_CFG_STR, F(redis_pass), 0, 0, "", 1, "Redis password (AUTH)"},
+    {"MQTT_HOST", MCS_CFG_STR, F(mqtt_host), 1, 0, "127.0.0.1", 0, "MQTT broker host (internal listener)"},
+    {"MQTT_PORT", MCS_CFG_INT, F(mqtt_port), 1, 65535, "1883", 0, "MQTT broker port"},
+    {"MQTT_USER", MCS_CFG_STR, F(mqtt_user), 0, 0, "worker", 0, "MQTT user name of the worker"},
+    {"MQTT_PASS", MCS_CFG_STR, F(mqtt_pass), 0, 0, "", 1, "MQTT password of the worker"},
+    {"MQTT_TOPIC_PREFIX", MCS_CFG_STR, F(mqtt_prefix), 1, 0, "mcs", 0, "topic prefix (R-MQ-1)"},
+    {"MQTT_SHARE_GROUP", MCS_CFG_STR, F(mqtt_share_group), 1, 0, "mcsd", 0, "shared-subscription group"},
+    {"MQTT_KEEPALIVE", MCS_CFG_INT, F(mqtt_keepalive), 5, 3600, "60", 0, "keep-alive seconds"},
+    {"MQTT_CAFILE", MCS_CFG_STR, F(mqtt_cafile), 0, 0, "", 0, "CA file: when set the worker connects with TLS"},
+    {"INSTANCE_ID", MCS_CFG_STR, F(instance_id), 1, 0, "mcsd-1", 0, "stable id of this instance: MQTT client id and spool checkpoint key"},
+    {"LOG_LEVEL", MCS_CFG_STR, F(log_level), 1, 0, "INFO", 0, "ERROR, WARN, INFO or DEBUG"},
+    {"TZ", MCS_CFG_STR, F(tz), 1, 0, "Asia/Shanghai", 0, "plant time zone"},
+    {"DATA_RETENTION_DAYS", MCS_CFG_INT, F(data_retention_days), 1, 3650, "3", 0, "days of hot data (R-ST-3)"},
+    {"SPOOL_DIR", MCS_CFG_STR, F(spool_dir), 1, 0, "./spool", 0, "directory of the ingest journal (on-disk spool)"},
+    {"SPOOL_MAX_MB", MCS_CFG_INT, F(spool_max_mb), 1, 1048576, "1024", 0, "bound of unstored readings on disk"},
+    {"BATCH_MAX_ROWS", MCS_CFG_INT, F(batch_max_rows), 1, 100000, "5000", 0, "rows per COPY batch at most"},
+    {"BATCH_MAX_MS", MCS_CFG_INT, F(batch_max_ms), 1, 10000, "100", 0, "age of the oldest row before a batch is sent"},
+    {"PAYLOAD_MAX_BYTES", MCS_CFG_INT, F(payload_max_bytes), 64, 65536, "1024", 0, "largest accepted telemetry payload"},
+    {"TS_MAX_FUTURE_S", MCS_CFG_INT, F(ts_max_future_s), 0, 86400, "300", 0, "readings stamped further ahead than this are rejected"},
+    {"RANGE_MAX_DEFAULT", MCS_CFG_DBL, F(range_max_default), 1, 1e9, "50000", 0, "default sensor range maximum (ppm)"},
+    {"METRICS_INTERVAL_MS", MCS_CFG_INT, F(metrics_interval_ms), 100, 60000, "1000", 0, "how often metrics are published to Redis"},
+    {"DEVICE_FLUSH_S", MCS_CFG_INT, F(device_flush_s), 1, 3600, "10", 0, "how often per-device statistics are written to the database"},
+    {"VENDOR_SECRET", MCS_CFG_STR, F(vendor_secret), 0, 0, "", 1, "vendor secret of device passwords (R-MQ-6)"},
+    {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
+};
+#undef F
+
+static const struct mcs_cfg_entry *find(const char *name)
+{
+    for(const struct mcs_cfg_entry *e = mcs_cfg_table; e->name; e++)
+        if(!strcmp(e->name, name))
+            return e;
+    return NULL;
+}
+
+static int set_entry(struct mcs_config *cfg, const struct mcs_cfg_entry *e,
+                     const char *value, char *err, size_t errn)
+{
+    char *p = (char *)cfg + e->offset;
+    char *end = NULL;
+
+    if(e->type == MCS_CFG_STR) {
+        size_t len = strlen(value);
+        if(len >= e->size) {
+            snprintf(err, errn, "%s: value is %zu bytes, at most %zu allowed", e->name,
+                     len, e->size - 1);
+            return MCS_ECONFIG;
+        }
+        if(len < (size_t)e->min) {
+            snprintf(err, errn, "%s: must not be empty", e->name);
+            return MCS_ECONFIG;
+        }
+        memcpy(p, value, len + 1);
+        return 0;
+    }
+    errno = 0;
+    if(e->type == MCS_CFG_INT) {
+        long v = strtol(value, &end, 10);
+        if(errno || end == value || *end || v < (long)e->min || v > (long)e->max) {
+            snprintf(err, errn, "%s: '%.64s' is not an integer in %.0f..%.0f", e->name,
+                     value, e->min, e->max);
+            return MCS_ECONFIG;
+        }
+        *(int *)(void *)p = (int)v;
+        return 0;
+    }
+    double d = strtod(value, &end);
+    if(errno || end == value || *end || !isfinite(d) || d < e->min || d > e->max) {
+        snprintf(err, errn, "%s: '%.64s' is not a number in %g..%g", e->name, value,
+                 e->min, e->max);
+        return MCS_ECONFIG;
+    }
+    *(double *)(void *)p = d;
+    return 0;
+}
+
+void mcs_config_defaults(struct mcs_config *cfg)
+{
+    char err[256];
+    memset(cfg, 0, sizeof(*cfg));
+    for(const struct mcs_cfg_entry *e = mcs_cfg_table; e->name; e++) {
+        /* A default that fails its own bounds is a programming error. */
+        if(set_entry(cfg, e, e->def, err, sizeof(err))) {
+            fprintf(stderr, "config: bad default: %s\n", err);
+            abort();
+        }
+    }
+}
+
+int mcs_config_set(struct mcs_config *cfg, const char *name, const char *value,
+                   char *err, size_t errn)
+{
+    const struct mcs_cfg_entry *e = find(name);
+    if(!e) {
+        snprintf(err, errn, "%.64s: unknown setting", name);
+        return MCS_ENOTFOUND;
+    }
+    return set_entry(cfg, e, value, err, errn);
+}
+
+static char *trim(char *s)
+{
+    char *end;
+    while(*s && isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while(end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+int mcs_config_load_env_file(struct mcs_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096 + 2];
+    int lineno = 0, bad = 0;
+
+    if(!f) {
+        fprintf(stderr, "config: cannot read %s: %s\n", path, strerror(errno));
+        return MCS_EIO;
+    }
+    while(fgets(line, sizeof(line), f)) {
+        char *s, *eq, *key, *val, err[256];
+        size_t len = strlen(line);
+        lineno++;
+        if(len == sizeof(line) - 1 && line[len - 1] != '\n') {
+            fprintf(stderr, "config: %s:%d: line longer than 4096 bytes\n", path, lineno);
+            bad = 1;
+            int c;
+            while((c = fgetc(f)) != EOF && c != '\n') {
+            }
+            continue;
+        }
+        s = trim(line);
+        if(!*s || *s == '#')
+            continue;
+        if(!strncmp(s, "export ", 7))
+            s = trim(s + 7);
+        eq = strchr(s, '=');
+        if(!eq) {
+            fprintf(stderr, "config: %s:%d: expected KEY=VALUE\n", path, lineno);
+            bad = 1;
+            continue;
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        len = strlen(val);
+        if(len >= 2 && (val[0] == '"' || val[0] == '\'') && val[len - 1] == val[0]) {
+            val[len - 1] = '\0';
+            val++;
+        }
+        if(!find(key))
+            continue; /* shared with compose and other services */
+        if(mcs_config_set(cfg, key, val, err, sizeof(err))) {
+            fprintf(stderr, "config: %s:%d: %s\n", path, lineno, err);
+            bad = 1;
+        }
+    }
+    fclose(f);
+    return bad ? MCS_ECONFIG : 0;
+}
+
+int mcs_config_load_environ(struct mcs_config *cfg)
+{
+    int bad = 0;
+    for(const struct mcs_cfg_entry *e = mcs_cfg_table; e->name; e++) {
+        const char *v = getenv(e->name);
+        char err[256];
+        if(!v)
+            continue;
+        if(set_entry(cfg, e, v, err, sizeof(err))) {
+            fprintf(stderr, "config: environment %s\n", err);
+            bad = 1;
+        }
+    }
+    return bad ? MCS_ECONFIG : 0;
+}
+
+int mcs_config_load(struct mcs_config *cfg, int *argc, char **argv)
+{
+    const char *env_file = getenv("ENV_FILE");
+    int bad = 0, out = 1;
+
+    mcs_config_defaults(cfg);
+    for(int i = 1; i < *argc; i++)
+        if(!strcmp(argv[i], "--env-file") && i + 1 < *argc)
+            env_file = argv[i + 1];
+    if(!env_file && access(".env", R_OK) == 0)
+        env_file = ".env";
+    if(env_file && mcs_config_load_env_file(cfg, env_file))
+        bad = 1;
+    if(mcs_config_load_environ(cfg))
+        bad = 1;
+    for(int i = 1; i < *argc; i++) {
+        if(!strcmp(argv[i], "--env-file") && i + 1 < *argc) {
+            i++;
+            continue;
+        }
+        if(!strcmp(argv[i], "--set") && i + 1 < *argc) {
+            char buf[1024], err[256], *eq;
+            snprintf(buf, sizeof(buf), "%s", argv[++i]);
+            eq = strchr(buf, '=');
+            if(!eq) {
+                fprintf(stderr, "config: --set %s: expected NAME=VALUE\n", buf);
+                bad = 1;
+                continue;
+            }
+            *eq = '\0';
+            if(mcs_config_set(cfg, buf, eq + 1, err, sizeof(err))) {
+                fprintf(stderr, "config: --set %s\n", err);
+                bad = 1;
+            }
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    if(!bad && mcs_config_validate(cfg))
+        bad = 1;
+    if(!bad)
+        mcs_log_level = mcs_log_level_parse(cfg->log_level);
+    return bad ? MCS_ECONFIG : 0;
+}
+
+int mcs_config_validate(const struct mcs_config *cfg)
+{
+    int bad = 0;
+    if(mcs_log_level_parse(cfg->log_level) < 0) {
+        fprintf(stderr, "config: LOG_LEVEL: '%s' is not one of ERROR, WARN, INFO, DEBUG\n",
+                cfg->log_level);
+        bad = 1;
+    }
+    for(const char *p = cfg->mqtt_prefix; *p; p++)
+        if(*p == '/' || *p == '+' || *p == '#' || (unsigned char)*p < 0x21) {
+            fprintf(stderr, "config: MQTT_TOPIC_PREFIX: must be one topic level "
+                            "without '/', '+', '#' or spaces\n");
+            bad = 1;
+            break;
+        }
+    for(const char *p = cfg->mqtt_share_group; *p; p++)
+        if(*p == '/' || *p == '+' || *p == '#' || (unsigned char)*p < 0x21) {
+            fprintf(stderr, "config: MQTT_SHARE_GROUP: must not contain '/', '+', '#' "
+                            "or spaces\n");
+            bad = 1;
+            break;
+        }
+    for(const char *p = cfg->instance_id; *p; p++)
+        if(!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+            fprintf(stderr, "config: INSTANCE_ID: only letters, digits, '-', '_' and '.'\n");
+            bad = 1;
+            break;
+        }
+    if(cfg->mqtt_cafile[0] && access(cfg->mqtt_cafile, R_OK) != 0) {
+        fprintf(stderr, "config: MQTT_CAFILE: cannot read %s\n", cfg->mqtt_cafile);
+        bad = 1;
+    }
+    return bad ? MCS_ECONFIG : 0;
+}
+
+void mcs_config_print(const struct mcs_config *cfg)
+{
+    for(const struct mcs_cfg_entry *e = mcs_cfg_table; e->name; e++) {
+        const char *p = (const char *)cfg + e->offset;
+        if(e->type == MCS_CFG_STR)
+            printf("%s=%s\n", e->name, e->secret ? (*p ? "****" : "") : p);
+        else if(e->type == MCS_CFG_INT)
+            printf("%s=%d\n", e->name, *(const int *)(const void *)p);
+        else
+            printf("%s=%g\n", e->name, *(const double *)(const void *)p);
+    }
+}

@@ -1,0 +1,82 @@
+/* conn.c - PostgreSQL/Redis connection helpers. Owns nothing persistent.
+ * Thread: any. */
+#include "conn.h"
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
+                       size_t errn)
+{
+    char port[16];
+    const char *keys[] = {"host", "port", "dbname", "user", "password",
+                          "application_name", "connect_timeout", NULL};
+    const char *vals[] = {cfg->db_host, port, cfg->db_name, cfg->db_user,
+                          cfg->db_pass, app, "5", NULL};
+    PGconn *pg;
+
+    snprintf(port, sizeof(port), "%d", cfg->db_port);
+    pg = PQconnectdbParams(keys, vals, 0);
+    if(!pg) {
+        snprintf(err, errn, "out of memory");
+        return NULL;
+    }
+    if(PQstatus(pg) != CONNECTION_OK) {
+        snprintf(err, errn, "%s", PQerrorMessage(pg));
+        /* libpq messages end in a newline; logs are one line each. */
+        char *nl = strchr(err, '\n');
+        if(nl)
+            *nl = '\0';
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+int mcs_pg_exec(PGconn *pg, const char *sql, char *err, size_t errn)
+{
+    PGresult *r = PQexec(pg, sql);
+    int rc = 0;
+    ExecStatusType st = PQresultStatus(r);
+    if(st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        snprintf(err, errn, "%s", PQresultErrorMessage(r));
+        char *nl = strchr(err, '\n');
+        if(nl)
+            *nl = '\0';
+        rc = MCS_EDB;
+    }
+    PQclear(r);
+    return rc;
+}
+
+redisContext *mcs_redis_connect(const struct mcs_config *cfg, char *err, size_t errn)
+{
+    struct timeval tv = {2, 0};
+    redisContext *r = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    redisReply *rep;
+
+    if(!r) {
+        snprintf(err, errn, "out of memory");
+        return NULL;
+    }
+    if(r->err) {
+        snprintf(err, errn, "redis %s:%d: %s", cfg->redis_host, cfg->redis_port, r->errstr);
+        redisFree(r);
+        return NULL;
+    }
+    redisSetTimeout(r, tv);
+    if(cfg->redis_pass[0]) {
+        rep = redisCommand(r, "AUTH %s", cfg->redis_pass);
+        if(!rep || rep->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errn, "redis AUTH failed%s%s", rep ? ": " : "",
+                     rep ? rep->str : "");
+            if(rep)
+                freeReplyObject(rep);
+            redisFree(r);
+            return NULL;
+        }
+        freeReplyObject(rep);
+    }
+    return r;
+}

@@ -1,0 +1,18 @@
+/* timeutil.h - clocks and time formatting. Owns nothing. Thread: any. */
+#ifndef MCS_TIMEUTIL_H
+#define MCS_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock (CLOCK_REALTIME) in microseconds / milliseconds since the epoch. */
+int64_t mcs_now_us(void);
+int64_t mcs_now_ms(void);
+/* Monotonic clock in milliseconds, for timeouts and intervals. */
+int64_t mcs_mono_ms(void);
+/* Formats a wall-clock time as "2026-11-21T23:19:13.123Z" into buf. */
+void mcs_time_iso8601(int64_t us, char *buf, size_t n);
+/* Sleeps for ms milliseconds (restarting on EINTR). */
+void mcs_sleep_ms(int64_t ms);
+
+#endif
