@@ -34,7 +34,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"MQTT_TOPIC_PREFIX", MCS_CFG_STR, F(mqtt_prefix), 1, 0, "mcs", 0, "topic prefix (R-MQ-1)"},
     {"MQTT_SHARE_GROUP", MCS_CFG_STR, F(mqtt_share_group), 1, 0, "mcsd", 0, "shared-subscription group"},
     {"MQTT_KEEPALIVE", MCS_CFG_INT, F(mqtt_keepalive), 5, 3600, "60", 0, "keep-alive seconds"},
-    {"MQTT_CAFILE", MCS_CFG_STR, F(mqtt_cafile), 0, 0, "", 0, "CA file: when set the worker connects with TLS"},
+    {"MQTT_TLS_CAFILE", MCS_CFG_STR, F(mqtt_cafile), 0, 0, "", 0, "CA file: when set the worker connects to the broker with TLS"},
     {"INSTANCE_ID", MCS_CFG_STR, F(instance_id), 1, 0, "mcsd-1", 0, "stable id of this instance: MQTT client id and spool checkpoint key"},
     {"LOG_LEVEL", MCS_CFG_STR, F(log_level), 1, 0, "INFO", 0, "ERROR, WARN, INFO or DEBUG"},
     {"TZ", MCS_CFG_STR, F(tz), 1, 0, "Asia/Shanghai", 0, "plant time zone"},
@@ -281,7 +281,7 @@ int mcs_config_validate(const struct mcs_config *cfg)
             break;
         }
     if(cfg->mqtt_cafile[0] && access(cfg->mqtt_cafile, R_OK) != 0) {
-        fprintf(stderr, "config: MQTT_CAFILE: cannot read %s\n", cfg->mqtt_cafile);
+        fprintf(stderr, "config: MQTT_TLS_CAFILE: cannot read %s\n", cfg->mqtt_cafile);
         bad = 1;
     }
     return bad ? MCS_ECONFIG : 0;

@@ -2,9 +2,23 @@
  * Thread: any. */
 #include "conn.h"
 #include "err.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* Server notices (e.g. "relation already exists, skipping") become debug
+ * log lines instead of raw text on stderr. */
+static void notice(void *arg, const char *message)
+{
+    char m[512];
+    (void)arg;
+    snprintf(m, sizeof(m), "%s", message);
+    char *nl = strchr(m, '\n');
+    if(nl)
+        *nl = '\0';
+    LOG_D("pg", "server notice", LS("notice", m));
+}
 
 PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
                        size_t errn)
@@ -31,6 +45,7 @@ PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
         PQfinish(pg);
         return NULL;
     }
+    PQsetNoticeProcessor(pg, notice, NULL);
     return pg;
 }
 

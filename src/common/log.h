@@ -4,6 +4,7 @@
 #ifndef MCS_LOG_H
 #define MCS_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum mcs_log_level {

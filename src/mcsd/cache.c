@@ -1,0 +1,214 @@
+/* cache.c - pipelined Redis writes with hiredis (synchronous context).
+ * Owns its connection. Thread: the owner thread only. */
+#include "cache.h"
+#include "conn.h"
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void cache_init(struct mcs_cache *k, const struct mcs_config *cfg)
+{
+    memset(k, 0, sizeof(*k));
+    k->cfg = cfg;
+}
+
+void cache_cleanup(struct mcs_cache *k)
+{
+    if(k->c)
+        redisFree(k->c);
+    k->c = NULL;
+}
+
+static void drop(struct mcs_cache *k, const char *why)
+{
+    LOG_W("cache", "redis connection lost", LS("error", why));
+    redisFree(k->c);
+    k->c = NULL;
+    k->pending = 0;
+    k->next_try_ms = mcs_mono_ms() + 2000;
+}
+
+int cache_ready(struct mcs_cache *k)
+{
+    char err[256];
+    if(k->c)
+        return 1;
+    if(mcs_mono_ms() < k->next_try_ms)
+        return 0;
+    k->c = mcs_redis_connect(k->cfg, err, sizeof(err));
+    if(!k->c) {
+        k->next_try_ms = mcs_mono_ms() + 2000;
+        LOG_W("cache", "redis unavailable", LS("error", err));
+        return 0;
+    }
+    LOG_I("cache", "redis connected");
+    return 1;
+}
+
+static void append(struct mcs_cache *k, int argc, const char **argv, const size_t *lens)
+{
+    if(!k->c)
+        return;
+    if(redisAppendCommandArgv(k->c, argc, argv, lens) == REDIS_OK)
+        k->pending++;
+}
+
+static size_t fmt_num(char *dst, size_t n, double v)
+{
+    if(isnan(v))
+        return (size_t)snprintf(dst, n, "null");
+    return (size_t)snprintf(dst, n, "%.10g", v);
+}
+
+void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r)
+{
+    char sn[MCS_SN_MAX + 1], key1[48], key2[48], ts[24], json[512];
+    size_t o = 0;
+    if(!k->c)
+        return;
+    memcpy(sn, r->sn, MCS_SN_MAX);
+    sn[MCS_SN_MAX] = '\0';
+    snprintf(key1, sizeof(key1), "online:%s", sn);
+    snprintf(key2, sizeof(key2), "realtime:%s", sn);
+    snprintf(ts, sizeof(ts), "%lld", (long long)r->ts);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, "{\"sn\":\"%s\",\"ts\":%lld,\"ppm\":", sn,
+                          (long long)r->ts);
+    o += fmt_num(json + o, sizeof(json) - o, r->ppm);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"v_raw\":");
+    o += fmt_num(json + o, sizeof(json) - o, r->v_raw);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"temp\":");
+    o += fmt_num(json + o, sizeof(json) - o, r->temp);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"humi\":");
+    o += fmt_num(json + o, sizeof(json) - o, r->humi);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"bat\":");
+    o += fmt_num(json + o, sizeof(json) - o, r->bat == MCS_ABSENT_INT ? NAN : r->bat);
+    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"rssi\":");
+    o += fmt_num(json + o, sizeof(json) - o, r->rssi == MCS_ABSENT_INT ? NAN : r->rssi);
+    o += (size_t)snprintf(json + o, sizeof(json) - o,
+                          ",\"seq\":%d,\"err\":%d,\"over_range\":%s}", r->seq, r->err,
+                          (r->flags & MCS_FLAG_OVER_RANGE) ? "true" : "false");
+    {
+        const char *a[] = {"SETEX", key1, "90", ts};
+        size_t l[] = {5, strlen(key1), 2, strlen(ts)};
+        append(k, 4, a, l);
+    }
+    {
+        const char *a[] = {"SETEX", key2, "30", json};
+        size_t l[] = {5, strlen(key2), 2, o};
+        append(k, 4, a, l);
+    }
+}
+
+void cache_put_offline(struct mcs_cache *k, const char *sn)
+{
+    char key[48];
+    snprintf(key, sizeof(key), "online:%s", sn);
+    const char *a[] = {"DEL", key};
+    size_t l[] = {3, strlen(key)};
+    append(k, 2, a, l);
+}
+
+void cache_put_calib(struct mcs_cache *k, const char *sn, const struct mcs_calib *c)
+{
+    char key[48], json[256];
+    snprintf(key, sizeof(key), "calib:%s", sn);
+    int n = snprintf(json, sizeof(json),
+                     "{\"k\":%.10g,\"b\":%.10g,\"t_ref\":%.10g,\"t_comp\":%.10g,\"range_max\":%.10g}",
+                     c->k, c->b, c->t_ref, c->t_comp, c->range_max);
+    const char *a[] = {"SETEX", key, "3600", json};
+    size_t l[] = {5, strlen(key), 4, (size_t)n};
+    append(k, 4, a, l);
+}
+
+void cache_put_invalidate(struct mcs_cache *k, const char *sn)
+{
+    char k1[48], k2[48];
+    snprintf(k1, sizeof(k1), "device:%s", sn);
+    snprintf(k2, sizeof(k2), "calib:%s", sn);
+    const char *a[] = {"DEL", k1, k2};
+    size_t l[] = {3, strlen(k1), strlen(k2)};
+    append(k, 3, a, l);
+}
+
+void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
+                       const struct mcs_metrics_extra *x)
+{
+    enum { NF = 24 + MCS_REJ_COUNT };
+    char key[96], names[NF][32], vals[NF][32];
+    const char *argv[2 + 2 * NF];
+    size_t lens[2 + 2 * NF];
+    int n = 0;
+
+    if(!k->c)
+        return;
+#define FIELD(name, fmt, v)                                                  \
+    do {                                                                     \
+        snprintf(names[n], sizeof(names[n]), "%s", name);                    \
+        snprintf(vals[n], sizeof(vals[n]), fmt, v);                          \
+        n++;                                                                 \
+    } while(0)
+#define COUNTER(f) FIELD(#f, "%llu", (unsigned long long)atomic_load(&m->f))
+    COUNTER(received);
+    COUNTER(accepted);
+    COUNTER(status_msgs);
+    COUNTER(rejected);
+    COUNTER(stored);
+    COUNTER(duplicates);
+    COUNTER(batches);
+    COUNTER(store_failed);
+    COUNTER(spool_lost);
+    FIELD("db_up", "%d", atomic_load(&m->db_up));
+    FIELD("redis_up", "%d", 1);
+    FIELD("mqtt_connected", "%d", atomic_load(&m->mqtt_connected));
+    FIELD("devices", "%u", x->devices);
+    FIELD("spool_bytes", "%lld", (long long)x->spool_bytes);
+    FIELD("rss_kb", "%ld", x->rss_kb);
+    FIELD("lat_count", "%llu", (unsigned long long)m->lat_count);
+    FIELD("lat_p50_ms", "%.2f", metrics_latency_pct(m, 50));
+    FIELD("lat_p99_ms", "%.2f", metrics_latency_pct(m, 99));
+    FIELD("updated_ms", "%lld", (long long)mcs_now_ms());
+    for(int i = 0; i < MCS_REJ_COUNT; i++) {
+        snprintf(names[n], sizeof(names[n]), "rej_%s", mcs_reject_name(i));
+        snprintf(vals[n], sizeof(vals[n]), "%llu", (unsigned long long)atomic_load(&m->rej[i]));
+        n++;
+    }
+#undef COUNTER
+#undef FIELD
+    snprintf(key, sizeof(key), "mcs:metrics:%s", k->cfg->instance_id);
+    argv[0] = "HSET";
+    lens[0] = 4;
+    argv[1] = key;
+    lens[1] = strlen(key);
+    for(int i = 0; i < n; i++) {
+        argv[2 + 2 * i] = names[i];
+        lens[2 + 2 * i] = strlen(names[i]);
+        argv[3 + 2 * i] = vals[i];
+        lens[3 + 2 * i] = strlen(vals[i]);
+    }
+    append(k, 2 + 2 * n, argv, lens);
+    const char *sa[] = {"SADD", "mcs:instances", k->cfg->instance_id};
+    size_t sl[] = {4, 13, strlen(k->cfg->instance_id)};
+    append(k, 3, sa, sl);
+}
+
+int cache_flush(struct mcs_cache *k)
+{
+    if(!k->c)
+        return MCS_EREDIS;
+    while(k->pending > 0) {
+        redisReply *rep = NULL;
+        if(redisGetReply(k->c, (void **)&rep) != REDIS_OK) {
+            drop(k, k->c->errstr);
+            return MCS_EREDIS;
+        }
+        if(rep && rep->type == REDIS_REPLY_ERROR)
+            LOG_W("cache", "redis command failed", LS("error", rep->str));
+        freeReplyObject(rep);
+        k->pending--;
+    }
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* cache.h - the Redis side of mcsd (R-ST-7, R-PR-3): online:{sn},
+ * realtime:{sn}, calib:{sn}, device:{sn}, metrics. Commands are pipelined:
+ * appended, then flushed with one round trip. Redis being down never blocks
+ * ingest: calls fail fast and reconnect is retried at most every 2 s.
+ * Owns one redisContext per struct mcs_cache. Thread: the owner thread only. */
+#ifndef MCS_CACHE_H
+#define MCS_CACHE_H
+
+#include "calib.h"
+#include "config.h"
+#include "journal.h"
+#include "metrics.h"
+
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+
+struct mcs_cache {
+    const struct mcs_config *cfg;
+    redisContext *c;
+    int pending;          /* replies owed by the server */
+    int64_t next_try_ms;  /* earliest reconnect */
+};
+
+void cache_init(struct mcs_cache *k, const struct mcs_config *cfg);
+void cache_cleanup(struct mcs_cache *k);
+/* Returns 1 when connected (connecting if due), 0 otherwise. */
+int cache_ready(struct mcs_cache *k);
+
+/* Appends the commands for a stored reading: SETEX online:{sn} 90 <ts> and
+ * SETEX realtime:{sn} 30 <json>. */
+void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r);
+/* Appends DEL online:{sn} (Last Will / offline status). */
+void cache_put_offline(struct mcs_cache *k, const char *sn);
+/* Appends SETEX calib:{sn} 3600 <json> (troubleshooting view, R-OP-5). */
+void cache_put_calib(struct mcs_cache *k, const char *sn, const struct mcs_calib *c);
+/* Appends DEL device:{sn} calib:{sn} (the device changed). */
+void cache_put_invalidate(struct mcs_cache *k, const char *sn);
+
+/* Appends the metrics hash and instance set. */
+struct mcs_metrics_extra {
+    uint32_t devices;
+    int64_t spool_bytes;
+    long rss_kb;
+};
+void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
+                       const struct mcs_metrics_extra *x);
+
+/* Sends everything appended and reads all replies. Returns 0 or MCS_EREDIS
+ * (then the connection is dropped and retried later). */
+int cache_flush(struct mcs_cache *k);
+
+#endif

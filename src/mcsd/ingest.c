@@ -1,0 +1,289 @@
+/* ingest.c - MQTT v5 subscriber and per-message validation/conversion.
+ * Owns the mosquitto client and the rejection log rate limit.
+ * Thread: the ingest network thread (callbacks run on it). */
+#include "ingest.h"
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_EXPIRY_S (3 * 86400) /* queued messages survive a 3-day outage */
+
+struct mcs_ingest {
+    struct mcsd *d;
+    struct mosquitto *mosq;
+    pthread_t th;
+    int connected, ready_logged;
+    char sub_up[128], sub_status[128];
+};
+
+static int reject(struct mcsd *d, int reason, const char *topic, const char *sn)
+{
+    uint64_t suppressed = 0;
+    metrics_reject(&d->metrics, reason);
+    if(reason == MCS_REJ_spool_full || reason == MCS_REJ_spool_error)
+        atomic_fetch_add(&d->metrics.spool_lost, 1);
+    /* One rate limit for all rejection lines: under a flood of bad input the
+     * log stays readable (R-MQ-3); the counters above stay exact. */
+    if(mcs_ratelimit_allow(&d->reject_rl, &suppressed)) {
+        int lvl = reason >= MCS_REJ_spool_full ? MCS_LOG_ERROR : MCS_LOG_WARN;
+        MCS_LOG(lvl, "ingest", "message rejected", LS("reason", mcs_reject_name(reason)),
+                LS("topic", topic), LS("sn", sn), LI("suppressed", (long long)suppressed));
+    }
+    return reason;
+}
+
+static int append(struct mcsd *d, const struct mcs_jrec *rec, const char *topic, const char *sn)
+{
+    int rc = journal_append(&d->journal, rec);
+    if(rc == MCS_EFULL)
+        return reject(d, MCS_REJ_spool_full, topic, sn);
+    if(rc)
+        return reject(d, MCS_REJ_spool_error, topic, sn);
+    return MCS_REJ_NONE;
+}
+
+int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int len,
+                  int64_t trace_us)
+{
+    const struct mcs_config *cfg = d->cfg;
+    struct mcs_reading rd;
+    struct mcs_jrec rec;
+    struct mcs_calib c;
+    int kind, rc, flags;
+
+    atomic_fetch_add_explicit(&d->metrics.received, 1, memory_order_relaxed);
+    memset(&rd, 0, sizeof(rd));
+    kind = mcs_topic_parse(topic, cfg->mqtt_prefix, rd.sn);
+    if(!kind)
+        return reject(d, MCS_REJ_bad_topic, topic, NULL);
+    if(len < 0 || len > cfg->payload_max_bytes)
+        return reject(d, MCS_REJ_too_large, topic, rd.sn);
+
+    memset(&rec, 0, sizeof(rec));
+    memcpy(rec.sn, rd.sn, strnlen(rd.sn, MCS_SN_MAX));
+    rec.recv_us = mcs_now_us();
+    rec.trace_us = trace_us;
+
+    if(kind == 2) {
+        int online;
+        int64_t ts;
+        if((rc = mcs_status_parse(payload, (size_t)len, &online, &ts)) != MCS_REJ_NONE)
+            return reject(d, rc, topic, rd.sn);
+        if(registry_get_calib(&d->reg, rd.sn, &c) != 0)
+            return reject(d, MCS_REJ_unknown_sn, topic, rd.sn);
+        rec.type = MCS_JREC_STATUS;
+        rec.online = (uint8_t)online;
+        rec.ts = ts ? ts : rec.recv_us / 1000000;
+        atomic_fetch_add_explicit(&d->metrics.status_msgs, 1, memory_order_relaxed);
+        return append(d, &rec, topic, rd.sn);
+    }
+
+    struct mcs_payload_limits lim = {rec.recv_us / 1000000, cfg->ts_max_future_s,
+                                     (int64_t)cfg->data_retention_days * 86400};
+    if((rc = mcs_payload_parse(payload, (size_t)len, &lim, &rd)) != MCS_REJ_NONE)
+        return reject(d, rc, topic, rd.sn);
+    switch(registry_observe(&d->reg, &rd, &c)) {
+    case MCS_REG_UNKNOWN:
+        return reject(d, MCS_REJ_unknown_sn, topic, rd.sn);
+    case MCS_REG_DISABLED:
+        return reject(d, MCS_REJ_disabled, topic, rd.sn);
+    default:
+        break;
+    }
+    rec.type = MCS_JREC_READING;
+    rec.ppm = mcs_calib_ppm(&c, rd.v_raw, rd.temp, &flags);
+    rec.flags = (uint16_t)flags;
+    rec.err = (int16_t)rd.err;
+    rec.seq = rd.seq;
+    rec.bat = rd.bat;
+    rec.rssi = rd.rssi;
+    rec.ts = rd.ts;
+    rec.v_raw = rd.v_raw;
+    rec.temp = rd.temp;
+    rec.humi = rd.humi;
+    if((rc = append(d, &rec, topic, rd.sn)) != MCS_REJ_NONE)
+        return rc;
+    atomic_fetch_add_explicit(&d->metrics.accepted, 1, memory_order_relaxed);
+    return MCS_REJ_NONE;
+}
+
+static int64_t trace_of(const mosquitto_property *props)
+{
+    const mosquitto_property *p;
+    char *name = NULL, *value = NULL;
+    int64_t t = 0;
+    for(p = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value,
+                                                false);
+        p; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+                                                   true)) {
+        if(!strcmp(name, "mcs-pt"))
+            t = strtoll(value, NULL, 10);
+        free(name);
+        free(value);
+        name = value = NULL;
+        if(t)
+            break;
+    }
+    return t;
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+    struct mcs_ingest *in = obj;
+    (void)mosq;
+    /* Returning from here lets libmosquitto send the PUBACK: the record is
+     * in the journal (the kernel's page cache) by then. */
+    ingest_handle(in->d, msg->topic, msg->payload, msg->payloadlen, props ? trace_of(props) : 0);
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+                       const mosquitto_property *props)
+{
+    struct mcs_ingest *in = obj;
+    (void)flags;
+    (void)props;
+    if(rc) {
+        LOG_W("ingest", "broker refused the connection", LS("reason", mosquitto_reason_string(rc)));
+        return;
+    }
+    in->connected = 1;
+    atomic_store(&in->d->metrics.mqtt_connected, 1);
+    LOG_I("ingest", "connected to broker", LS("host", in->d->cfg->mqtt_host),
+          LI("port", in->d->cfg->mqtt_port), LI("session_present", flags));
+    mosquitto_subscribe_v5(mosq, NULL, in->sub_up, 1, 0, NULL);
+    mosquitto_subscribe_v5(mosq, NULL, in->sub_status, 1, 0, NULL);
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count,
+                         const int *granted, const mosquitto_property *props)
+{
+    struct mcs_ingest *in = obj;
+    (void)mosq;
+    (void)mid;
+    (void)props;
+    for(int i = 0; i < qos_count; i++)
+        if(granted[i] >= 0x80)
+            LOG_E("ingest", "subscription refused by the broker", LI("reason", granted[i]));
+    if(!in->ready_logged++)
+        LOG_I("ingest", "ready", LS("up", in->sub_up), LS("status", in->sub_status));
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *p)
+{
+    struct mcs_ingest *in = obj;
+    (void)mosq;
+    (void)p;
+    in->connected = 0;
+    atomic_store(&in->d->metrics.mqtt_connected, 0);
+    if(!atomic_load(&in->d->stopping))
+        LOG_W("ingest", "disconnected from broker", LS("reason", mosquitto_reason_string(rc)));
+}
+
+static int do_connect(struct mcs_ingest *in)
+{
+    mosquitto_property *props = NULL;
+    int rc;
+    mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, SESSION_EXPIRY_S);
+    rc = mosquitto_connect_bind_v5(in->mosq, in->d->cfg->mqtt_host, in->d->cfg->mqtt_port,
+                                   in->d->cfg->mqtt_keepalive, NULL, props);
+    mosquitto_property_free_all(&props);
+    return rc;
+}
+
+static void *ingest_main(void *arg)
+{
+    struct mcs_ingest *in = arg;
+    int backoff_ms = 500, up = 0;
+    while(!atomic_load(&in->d->stopping)) {
+        if(!up) {
+            int rc = do_connect(in);
+            if(rc != MOSQ_ERR_SUCCESS) {
+                LOG_W("ingest", "cannot connect to broker", LS("error", mosquitto_strerror(rc)),
+                      LS("host", in->d->cfg->mqtt_host), LI("port", in->d->cfg->mqtt_port));
+                mcs_sleep_ms(backoff_ms);
+                backoff_ms = backoff_ms < 8000 ? backoff_ms * 2 : 10000;
+                continue;
+            }
+            up = 1;
+        }
+        int rc = mosquitto_loop(in->mosq, 200, 1);
+        if(rc != MOSQ_ERR_SUCCESS && !atomic_load(&in->d->stopping)) {
+            up = 0;
+            in->connected = 0;
+            atomic_store(&in->d->metrics.mqtt_connected, 0);
+            LOG_W("ingest", "connection to broker lost", LS("error", mosquitto_strerror(rc)));
+            mcs_sleep_ms(backoff_ms);
+            backoff_ms = backoff_ms < 8000 ? backoff_ms * 2 : 10000;
+        }
+        else if(rc == MOSQ_ERR_SUCCESS && in->connected)
+            backoff_ms = 500;
+    }
+    if(up) {
+        mosquitto_disconnect_v5(in->mosq, 0, NULL);
+        /* Let the DISCONNECT and any queued PUBACK go out. */
+        for(int i = 0; i < 5 && mosquitto_loop(in->mosq, 20, 1) == MOSQ_ERR_SUCCESS; i++) {
+        }
+    }
+    return NULL;
+}
+
+int ingest_start(struct mcsd *d, struct mcs_ingest **out)
+{
+    const struct mcs_config *cfg = d->cfg;
+    struct mcs_ingest *in = calloc(1, sizeof(*in));
+    int rc = MCS_EMQTT;
+
+    if(!in)
+        return MCS_ENOMEM;
+    in->d = d;
+    snprintf(in->sub_up, sizeof(in->sub_up), "$share/%s/%s/+/up", cfg->mqtt_share_group,
+             cfg->mqtt_prefix);
+    snprintf(in->sub_status, sizeof(in->sub_status), "$share/%s/%s/+/status",
+             cfg->mqtt_share_group, cfg->mqtt_prefix);
+    in->mosq = mosquitto_new(cfg->instance_id, false, in);
+    if(!in->mosq)
+        goto fail;
+    mosquitto_int_option(in->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(in->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
+    mosquitto_int_option(in->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    /* Our loop thread, not libmosquitto's: PUBACKs are queued and written by
+     * the loop after on_message returns (threaded mode). */
+    mosquitto_threaded_set(in->mosq, true);
+    if(cfg->mqtt_user[0] &&
+       mosquitto_username_pw_set(in->mosq, cfg->mqtt_user, cfg->mqtt_pass[0] ? cfg->mqtt_pass : NULL))
+        goto fail;
+    if(cfg->mqtt_cafile[0] &&
+       mosquitto_tls_set(in->mosq, cfg->mqtt_cafile, NULL, NULL, NULL, NULL) != MOSQ_ERR_SUCCESS) {
+        LOG_E("ingest", "TLS setup failed", LS("cafile", cfg->mqtt_cafile));
+        goto fail;
+    }
+    mosquitto_connect_v5_callback_set(in->mosq, on_connect);
+    mosquitto_disconnect_v5_callback_set(in->mosq, on_disconnect);
+    mosquitto_subscribe_v5_callback_set(in->mosq, on_subscribe);
+    mosquitto_message_v5_callback_set(in->mosq, on_message);
+    if(pthread_create(&in->th, NULL, ingest_main, in))
+        goto fail;
+    *out = in;
+    return 0;
+fail:
+    if(in->mosq)
+        mosquitto_destroy(in->mosq);
+    free(in);
+    return rc;
+}
+
+void ingest_stop(struct mcs_ingest *in)
+{
+    if(!in)
+        return;
+    pthread_join(in->th, NULL);
+    mosquitto_destroy(in->mosq);
+    free(in);
+}

@@ -1,0 +1,29 @@
+/* ingest.h - where a reading enters: the MQTT v5 client of mcsd. Subscribes
+ * to the shared subscriptions of {prefix}/+/up and {prefix}/+/status, checks
+ * each message (payload.c), the registry (registry.c), converts it
+ * (calib.c) and appends it to the journal (journal.c) inside the message
+ * callback, before libmosquitto sends the PUBACK.
+ * Owns the mosquitto handle and its network thread (our own loop, so that
+ * reconnects carry the session-expiry property and keep the session).
+ * Thread: its own network thread; start/stop from main. */
+#ifndef MCS_INGEST_H
+#define MCS_INGEST_H
+
+#include "mcsd.h"
+
+struct mcs_ingest;
+
+/* Creates the client and starts its thread (which connects and reconnects by
+ * itself). Returns 0 or MCS_EMQTT/MCS_ENOMEM. */
+int ingest_start(struct mcsd *d, struct mcs_ingest **out);
+/* Disconnects cleanly, joins the thread and frees. After it returns no more
+ * journal appends happen. */
+void ingest_stop(struct mcs_ingest *in);
+
+/* The message path without the network, for tests: handles one message as
+ * the callback would. recv_us/trace_us as in struct mcs_jrec. Returns
+ * MCS_REJ_NONE or the reject reason (already counted). */
+int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int len,
+                  int64_t trace_us);
+
+#endif

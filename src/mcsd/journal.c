@@ -1,0 +1,324 @@
+/* journal.c - segmented append-only journal with CRC32 per record.
+ * Owns the files under SPOOL_DIR. Thread: one writer, one reader (see .h). */
+#include "journal.h"
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define HDR 8 /* u32 length, u32 crc32 */
+#define REC (HDR + (int64_t)sizeof(struct mcs_jrec))
+
+static void seg_path(const struct mcs_journal *j, int64_t base, char *out, size_t n)
+{
+    snprintf(out, n, "%s/j-%020" PRId64 ".log", j->dir, base);
+}
+
+/* Lists segment bases in ascending order. Returns count or negative error;
+ * *bases is malloc'd (caller frees). */
+static int list_segments(const char *dir, int64_t **bases)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0, cap = 16;
+    int64_t *v = malloc((size_t)cap * sizeof(*v));
+
+    if(!d || !v) {
+        if(d)
+            closedir(d);
+        free(v);
+        return MCS_EIO;
+    }
+    while((e = readdir(d))) {
+        char *end;
+        if(strncmp(e->d_name, "j-", 2) != 0)
+            continue;
+        long long b = strtoll(e->d_name + 2, &end, 10);
+        if(strcmp(end, ".log") != 0 || b < 0)
+            continue;
+        if(n == cap) {
+            int64_t *nv = realloc(v, (size_t)(cap *= 2) * sizeof(*v));
+            if(!nv) {
+                closedir(d);
+                free(v);
+                return MCS_ENOMEM;
+            }
+            v = nv;
+        }
+        v[n++] = b;
+    }
+    closedir(d);
+    for(int i = 1; i < n; i++) /* few files: insertion sort */
+        for(int k = i; k > 0 && v[k - 1] > v[k]; k--) {
+            int64_t t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    *bases = v;
+    return n;
+}
+
+/* Returns the length of the valid prefix of a segment file. */
+static int64_t valid_length(int fd)
+{
+    int64_t off = 0;
+    unsigned char buf[REC];
+    for(;;) {
+        ssize_t r = pread(fd, buf, (size_t)REC, off);
+        if(r != REC)
+            return off;
+        uint32_t len, crc;
+        memcpy(&len, buf, 4);
+        memcpy(&crc, buf + 4, 4);
+        if(len != sizeof(struct mcs_jrec) ||
+           crc != (uint32_t)crc32(0L, buf + HDR, (uInt)sizeof(struct mcs_jrec)))
+            return off;
+        off += REC;
+    }
+}
+
+static int open_segment(struct mcs_journal *j, int64_t base)
+{
+    char p[600];
+    seg_path(j, base, p, sizeof(p));
+    int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if(fd < 0) {
+        LOG_E("journal", "cannot open segment", LS("path", p), LS("error", strerror(errno)));
+        return MCS_EIO;
+    }
+    if(j->wfd >= 0)
+        close(j->wfd);
+    j->wfd = fd;
+    j->wseg = base;
+    return 0;
+}
+
+int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes)
+{
+    int64_t *bases = NULL;
+    int n, rc = 0;
+
+    memset(j, 0, sizeof(*j));
+    j->wfd = -1;
+    snprintf(j->dir, sizeof(j->dir), "%s", dir);
+    j->max_bytes = max_bytes;
+    /* Small bounds get small segments, so that stored data is released. */
+    j->seg_bytes = max_bytes / 8 < (64 << 20) ? max_bytes / 8 : (64 << 20);
+    if(j->seg_bytes < REC * 64)
+        j->seg_bytes = REC * 64;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    if(mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        LOG_E("journal", "cannot create spool dir", LS("dir", dir), LS("error", strerror(errno)));
+        return MCS_EIO;
+    }
+    n = list_segments(dir, &bases);
+    if(n < 0)
+        return n;
+    if(n == 0) {
+        atomic_store(&j->wpos, 0);
+        atomic_store(&j->committed, 0);
+        rc = open_segment(j, 0);
+        goto out;
+    }
+    {
+        char p[600];
+        int64_t last = bases[n - 1], len;
+        seg_path(j, last, p, sizeof(p));
+        int fd = open(p, O_RDWR | O_CLOEXEC);
+        if(fd < 0) {
+            rc = MCS_EIO;
+            goto out;
+        }
+        len = valid_length(fd);
+        struct stat st;
+        if(fstat(fd, &st) == 0 && st.st_size != len) {
+            LOG_W("journal", "truncating torn record at the end of the journal",
+                  LS("segment", p), LI("valid", len), LI("size", st.st_size));
+            if(ftruncate(fd, len) != 0)
+                rc = MCS_EIO;
+        }
+        close(fd);
+        if(rc)
+            goto out;
+        atomic_store(&j->wpos, last + len);
+        atomic_store(&j->committed, bases[0]);
+        rc = open_segment(j, last);
+    }
+out:
+    free(bases);
+    return rc;
+}
+
+void journal_close(struct mcs_journal *j)
+{
+    if(j->wfd >= 0)
+        close(j->wfd);
+    j->wfd = -1;
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+}
+
+int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec)
+{
+    unsigned char buf[REC];
+    int64_t pos = atomic_load_explicit(&j->wpos, memory_order_relaxed);
+    uint32_t len = sizeof(*rec);
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)rec, (uInt)sizeof(*rec));
+
+    if(pos + REC - atomic_load(&j->committed) > j->max_bytes)
+        return MCS_EFULL;
+    if(pos - j->wseg >= j->seg_bytes && open_segment(j, pos))
+        return MCS_EIO;
+    memcpy(buf, &len, 4);
+    memcpy(buf + 4, &crc, 4);
+    memcpy(buf + HDR, rec, sizeof(*rec));
+    ssize_t w = write(j->wfd, buf, (size_t)REC);
+    if(w != REC) {
+        /* A short write leaves a torn tail: cut it so the next record lands
+         * at a record boundary. */
+        if(w > 0 && ftruncate(j->wfd, pos - j->wseg) != 0)
+            LOG_E("journal", "cannot truncate after short write", LS("error", strerror(errno)));
+        return MCS_EIO;
+    }
+    atomic_store_explicit(&j->wpos, pos + REC, memory_order_release);
+    if(__atomic_load_n(&j->waiting, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&j->mu);
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+    }
+    return 0;
+}
+
+int journal_read(struct mcs_journal *j, int64_t pos, struct mcs_jrec *out, int max,
+                 int64_t *next)
+{
+    int64_t end = atomic_load_explicit(&j->wpos, memory_order_acquire);
+    int64_t *bases = NULL, base = -1, seg_end = end;
+    int n, count = 0, fd = -1, rc = 0;
+    unsigned char *buf = NULL;
+
+    *next = pos;
+    if(pos >= end)
+        return 0;
+    n = list_segments(j->dir, &bases);
+    if(n < 0)
+        return n;
+    for(int i = 0; i < n; i++)
+        if(bases[i] <= pos) {
+            base = bases[i];
+            seg_end = i + 1 < n ? bases[i + 1] : end;
+        }
+    if(base < 0) {
+        rc = MCS_ECORRUPT;
+        goto out;
+    }
+    if(pos >= seg_end) { /* should not happen: segments are contiguous */
+        rc = MCS_ECORRUPT;
+        goto out;
+    }
+    {
+        int64_t want = (seg_end - pos) / REC;
+        if(want > max)
+            want = max;
+        char p[600];
+        seg_path(j, base, p, sizeof(p));
+        fd = open(p, O_RDONLY | O_CLOEXEC);
+        buf = malloc((size_t)(want * REC));
+        if(fd < 0 || !buf) {
+            rc = MCS_EIO;
+            goto out;
+        }
+        ssize_t r = pread(fd, buf, (size_t)(want * REC), pos - base);
+        if(r < 0) {
+            rc = MCS_EIO;
+            goto out;
+        }
+        for(int64_t off = 0; off + REC <= r; off += REC) {
+            uint32_t len, crc;
+            memcpy(&len, buf + off, 4);
+            memcpy(&crc, buf + off + 4, 4);
+            if(len != sizeof(struct mcs_jrec) ||
+               crc != (uint32_t)crc32(0L, buf + off + HDR, (uInt)sizeof(struct mcs_jrec))) {
+                LOG_E("journal", "corrupt record", LS("segment", p), LI("offset", pos - base + off));
+                rc = count ? 0 : MCS_ECORRUPT;
+                goto out;
+            }
+            memcpy(&out[count++], buf + off + HDR, sizeof(struct mcs_jrec));
+            *next = pos + off + REC;
+        }
+    }
+    /* A whole segment consumed: the next read starts in the next file. */
+out:
+    if(fd >= 0)
+        close(fd);
+    free(buf);
+    free(bases);
+    return rc ? rc : count;
+}
+
+void journal_commit(struct mcs_journal *j, int64_t pos)
+{
+    int64_t *bases = NULL;
+    int n;
+    atomic_store(&j->committed, pos);
+    n = list_segments(j->dir, &bases);
+    if(n < 0)
+        return;
+    /* A segment may go once the next one starts at or before pos; never the
+     * writer's current segment. */
+    for(int i = 0; i + 1 < n; i++) {
+        if(bases[i + 1] > pos || bases[i] == j->wseg)
+            break;
+        char p[600];
+        seg_path(j, bases[i], p, sizeof(p));
+        if(unlink(p) != 0)
+            LOG_W("journal", "cannot remove stored segment", LS("path", p));
+    }
+    free(bases);
+}
+
+int64_t journal_oldest(struct mcs_journal *j)
+{
+    int64_t *bases = NULL, r;
+    int n = list_segments(j->dir, &bases);
+    r = n > 0 ? bases[0] : atomic_load(&j->wpos);
+    free(bases);
+    return r;
+}
+
+void journal_wait(struct mcs_journal *j, int64_t pos, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if(ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    __atomic_store_n(&j->waiting, 1, __ATOMIC_SEQ_CST);
+    if(atomic_load(&j->wpos) <= pos)
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+    __atomic_store_n(&j->waiting, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void journal_wake(struct mcs_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}

@@ -1,0 +1,82 @@
+/* journal.h - the ingest journal: an append-only, segmented, checksummed log
+ * of accepted readings and status events in SPOOL_DIR. It is both the queue
+ * between ingest and store and the on-disk spool during a database outage.
+ * A record is written (write(2)) before the MQTT callback returns, so before
+ * the PUBACK leaves; the store thread reads it back from its checkpoint.
+ * Positions are linear byte offsets; a segment file is named by the position
+ * of its first byte ("j-%020llu.log"), so one number locates any record.
+ * Owns the segment files. Thread: one writer (ingest) and one reader (store);
+ * the shared positions are atomics, the wake-up a mutex/condvar. */
+#ifndef MCS_JOURNAL_H
+#define MCS_JOURNAL_H
+
+#include "payload.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum { MCS_JREC_READING = 1, MCS_JREC_STATUS = 2 };
+
+/* One record as stored (fixed size, host byte order: the journal never
+ * leaves this host). */
+struct mcs_jrec {
+    uint8_t type;
+    uint8_t online;     /* status records */
+    uint16_t flags;     /* MCS_FLAG_* */
+    int16_t err;
+    int16_t pad;
+    int32_t seq;
+    int32_t bat, rssi;
+    int64_t ts;         /* device time, Unix seconds */
+    int64_t recv_us;    /* when mcsd received it */
+    int64_t trace_us;   /* publish time from the mcs-pt property, or 0 */
+    double v_raw, ppm, temp, humi;
+    char sn[MCS_SN_MAX];  /* not NUL-terminated when 32 long */
+};
+
+struct mcs_journal {
+    char dir[512];
+    int64_t max_bytes;        /* bound of unstored bytes (SPOOL_MAX_MB) */
+    int64_t seg_bytes;        /* rotate after this many bytes */
+    int wfd;                  /* current segment, writer side */
+    int64_t wseg;             /* base position of the writer's segment */
+    _Atomic int64_t wpos;     /* end of the last complete record */
+    _Atomic int64_t committed;/* everything before is stored (store thread) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int waiting;
+};
+
+/* Opens (creating) dir, truncates a torn record at the end of the last
+ * segment (a crash mid-write) and positions the writer after the last whole
+ * record. committed starts at the oldest segment's base until the store
+ * thread learns the real checkpoint. Returns 0 or MCS_EIO. */
+int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes);
+void journal_close(struct mcs_journal *j);
+
+/* Appends one record. Returns 0, MCS_EFULL when the unstored bytes would
+ * exceed the bound, or MCS_EIO. Wakes the reader. Writer thread only. */
+int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec);
+
+/* Reads whole records from pos into out (at most max), never past wpos.
+ * Returns the count (0 when nothing is available) and sets *next to the
+ * position after the last one read; MCS_ECORRUPT or MCS_EIO on failure.
+ * Reader thread only. */
+int journal_read(struct mcs_journal *j, int64_t pos, struct mcs_jrec *out, int max,
+                 int64_t *next);
+
+/* Records that everything before pos is stored and deletes whole segments
+ * before it. Reader thread only. */
+void journal_commit(struct mcs_journal *j, int64_t pos);
+
+/* Oldest position still on disk (the base of the first segment). */
+int64_t journal_oldest(struct mcs_journal *j);
+
+/* Waits until data beyond pos exists or timeout_ms passes. */
+void journal_wait(struct mcs_journal *j, int64_t pos, int timeout_ms);
+
+/* Wakes a waiting reader (shutdown). */
+void journal_wake(struct mcs_journal *j);
+
+#endif

@@ -1,0 +1,50 @@
+/* metrics.c - counters and a fixed-width latency histogram.
+ * Owns struct mcs_metrics' contents. Thread: see metrics.h. */
+#include "metrics.h"
+
+#include <string.h>
+
+void metrics_init(struct mcs_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void metrics_reject(struct mcs_metrics *m, int reason)
+{
+    atomic_fetch_add_explicit(&m->rejected, 1, memory_order_relaxed);
+    if(reason >= 0 && reason < MCS_REJ_COUNT)
+        atomic_fetch_add_explicit(&m->rej[reason], 1, memory_order_relaxed);
+}
+
+void metrics_latency(struct mcs_metrics *m, int64_t us)
+{
+    if(us < 0)
+        us = 0; /* clocks of publisher and mcsd differ slightly */
+    int64_t b = us / MCS_LAT_STEP_US;
+    if(b > MCS_LAT_BUCKETS)
+        b = MCS_LAT_BUCKETS;
+    if(b == MCS_LAT_BUCKETS && (uint64_t)us > m->lat_over_max_us)
+        m->lat_over_max_us = (uint64_t)us;
+    m->lat[b]++;
+    m->lat_count++;
+}
+
+double metrics_latency_pct(const struct mcs_metrics *m, double p)
+{
+    if(!m->lat_count)
+        return 0;
+    uint64_t want = (uint64_t)((double)m->lat_count * p / 100.0);
+    if(want >= m->lat_count)
+        want = m->lat_count - 1;
+    uint64_t seen = 0;
+    for(int i = 0; i <= MCS_LAT_BUCKETS; i++) {
+        seen += m->lat[i];
+        if(seen > want) {
+            if(i == MCS_LAT_BUCKETS)
+                return (double)m->lat_over_max_us / 1000.0;
+            /* Upper edge of the bucket: never report better than measured. */
+            return (double)(i + 1) * MCS_LAT_STEP_US / 1000.0;
+        }
+    }
+    return 0;
+}

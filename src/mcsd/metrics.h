@@ -1,0 +1,37 @@
+/* metrics.h - counters of one mcsd process (received, rejected by reason,
+ * stored, ...) and the publish→commit latency histogram. Published to Redis
+ * hash mcs:metrics:{instance} by the store thread (cache.c).
+ * Owns the counters. Thread: counters are atomics written by any thread; the
+ * histogram is written and read by the store thread only. */
+#ifndef MCS_METRICS_H
+#define MCS_METRICS_H
+
+#include "payload.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define MCS_LAT_BUCKETS 4096 /* 0.25 ms each up to 1024 ms, then overflow */
+#define MCS_LAT_STEP_US 250
+
+struct mcs_metrics {
+    _Atomic uint64_t received, accepted, status_msgs, rejected;
+    _Atomic uint64_t rej[MCS_REJ_COUNT];
+    _Atomic uint64_t stored, duplicates, batches, store_failed;
+    _Atomic uint64_t spool_lost;
+    _Atomic int db_up, redis_up, mqtt_connected;
+    uint64_t lat_count;
+    uint64_t lat[MCS_LAT_BUCKETS + 1];
+    uint64_t lat_over_max_us;
+};
+
+void metrics_init(struct mcs_metrics *m);
+/* Counts one rejection (and the total). */
+void metrics_reject(struct mcs_metrics *m, int reason);
+/* Store thread: adds one latency sample in microseconds. */
+void metrics_latency(struct mcs_metrics *m, int64_t us);
+/* Store thread: the p-th percentile (0..100) in milliseconds, or 0 without
+ * samples. */
+double metrics_latency_pct(const struct mcs_metrics *m, double p);
+
+#endif

@@ -1,0 +1,100 @@
+/* registry.h - the in-memory device registry of one mcsd process (R-MQ-7,
+ * R-PR-2, R-PR-4): calibration and limits per SN, per-device live
+ * statistics. Loaded from PostgreSQL, kept current by NOTIFY (registry thread).
+ * Owns the device table and its lock. Does not talk to the network itself
+ * except in registry_load()/registry_reload_one(), which take a connection.
+ * Thread: any; every function takes the registry lock. */
+#ifndef MCS_REGISTRY_H
+#define MCS_REGISTRY_H
+
+#include "calib.h"
+#include "payload.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
+
+struct mcs_device {
+    char sn[MCS_SN_MAX + 1];
+    uint8_t enabled;
+    uint8_t deleted;   /* removed from the database: treated as unknown */
+    uint8_t dirty;     /* statistics changed since the last flush */
+    uint8_t online;    /* set by the store thread in journal order */
+    uint8_t have_seq;
+    uint16_t last_seq;
+    int16_t err;
+    int32_t bat, rssi;
+    char ver[17];
+    struct mcs_calib calib;
+    double high_limit, low_limit; /* NaN when not set */
+    int64_t last_seen;            /* Unix seconds of the newest stored reading */
+    uint32_t recv_delta, lost_delta; /* since the last flush */
+};
+
+struct mcs_registry {
+    pthread_mutex_t lock;
+    struct mcs_device *dev; /* slots, never reused while the process runs */
+    uint32_t n, cap;
+    uint32_t *index;        /* open addressing: slot+1, 0 = empty */
+    uint32_t index_cap;     /* power of two */
+    uint32_t live;          /* registered and not deleted */
+};
+
+/* Outcome of registry_observe(). */
+enum { MCS_REG_OK = 0, MCS_REG_UNKNOWN = 1, MCS_REG_DISABLED = 2 };
+
+int registry_init(struct mcs_registry *r);
+void registry_cleanup(struct mcs_registry *r);
+
+/* Inserts or replaces the configuration of one device (statistics kept). */
+int registry_upsert(struct mcs_registry *r, const char *sn, const struct mcs_calib *c,
+                    double high, double low, int enabled);
+/* Marks a device deleted (unknown from now on). */
+void registry_remove(struct mcs_registry *r, const char *sn);
+
+/* Loads every device with a server-side cursor (bounded memory) and marks
+ * devices missing from the table as deleted. Returns 0 or MCS_EDB. */
+int registry_load(struct mcs_registry *r, PGconn *pg);
+/* Re-reads one device after a NOTIFY. Returns 0 or MCS_EDB. */
+int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn);
+
+/* Ingest-thread entry: looks sn up; when known and enabled copies its
+ * calibration to *c, and accounts seq for packet loss (R-PR-4: a forward gap
+ * of g>1 adds g-1 lost; gaps of 32768 or more are resends and count nothing;
+ * a repeated seq counts nothing) and the device's ver/err/bat/rssi.
+ * Returns MCS_REG_OK, MCS_REG_UNKNOWN or MCS_REG_DISABLED. */
+int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struct mcs_calib *c);
+
+/* Store-thread entry, in journal order: a stored reading (online, last_seen)
+ * or a status message. */
+void registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts);
+void registry_mark_status(struct mcs_registry *r, const char *sn, int online);
+
+/* Marks offline every online device not seen since `before` (Unix s).
+ * Returns how many changed. */
+int registry_expire(struct mcs_registry *r, int64_t before, int64_t now);
+
+/* A snapshot of one dirty device for the statistics flush. */
+struct mcs_device_stat {
+    char sn[MCS_SN_MAX + 1];
+    uint8_t online;
+    int16_t err;
+    int32_t bat, rssi;
+    char ver[17];
+    int64_t last_seen;
+    uint32_t recv_delta, lost_delta;
+};
+
+/* Copies up to max dirty devices into out, clearing their dirty flag and
+ * deltas. Returns the count. If the flush then fails, give them back with
+ * registry_stats_restore(). */
+uint32_t registry_take_dirty(struct mcs_registry *r, struct mcs_device_stat *out, uint32_t max);
+void registry_stats_restore(struct mcs_registry *r, const struct mcs_device_stat *s, uint32_t n);
+
+/* Number of registered (not deleted) devices. */
+uint32_t registry_count(struct mcs_registry *r);
+
+/* Copies the calibration of sn into *c; returns 0 or MCS_ENOTFOUND. */
+int registry_get_calib(struct mcs_registry *r, const char *sn, struct mcs_calib *c);
+
+#endif
