@@ -16,11 +16,11 @@ deps:
 
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build -j $(JOBS)
+	@MAKEFLAGS= cmake --build build -j $(JOBS)
 
 build-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMCS_SANITIZE=ON >/dev/null
-	@cmake --build build-asan -j $(JOBS)
+	@MAKEFLAGS= cmake --build build-asan -j $(JOBS)
 
 test: deps
 	@bash scripts/test.sh
