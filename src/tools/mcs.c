@@ -33,26 +33,27 @@ enum optkind { OPT_STR, OPT_NUM };
 struct devopt {
     const char *flag;
     const char *column;
+    size_t max; /* strings: most bytes (the schema counts characters) */
     enum optkind kind;
-    size_t max;    /* strings: most bytes (the schema counts characters) */
-    int empty_ok;  /* strings: "" is a meaningful value */
-    int nullable;  /* numbers: "none" stores NULL (no such alarm) */
-    int positive;  /* numbers: must be > 0 */
+    int empty_ok; /* strings: "" is a meaningful value */
+    int nullable; /* numbers: "none" stores NULL (no such alarm) */
+    int positive; /* numbers: must be > 0 */
 };
 
 static const struct devopt devopts[] = {
-    {"--name", "name", OPT_STR, 64, 1, 0, 0},
-    {"--location", "location", OPT_STR, 128, 1, 0, 0},
-    {"--k", "calib_k", OPT_NUM, 0, 0, 0, 0},
-    {"--b", "calib_b", OPT_NUM, 0, 0, 0, 0},
-    {"--t-ref", "calib_t_ref", OPT_NUM, 0, 0, 0, 0},
-    {"--t-comp", "calib_t_comp", OPT_NUM, 0, 0, 0, 0},
-    {"--high", "high_limit", OPT_NUM, 0, 0, 1, 0},
-    {"--low", "low_limit", OPT_NUM, 0, 0, 1, 0},
-    {"--range-max", "range_max", OPT_NUM, 0, 0, 0, 1},
-    {"--unit", "unit", OPT_STR, 16, 0, 0, 0},
+    {"--name", "name", 64, OPT_STR, 1, 0, 0},
+    {"--location", "location", 128, OPT_STR, 1, 0, 0},
+    {"--k", "calib_k", 0, OPT_NUM, 0, 0, 0},
+    {"--b", "calib_b", 0, OPT_NUM, 0, 0, 0},
+    {"--t-ref", "calib_t_ref", 0, OPT_NUM, 0, 0, 0},
+    {"--t-comp", "calib_t_comp", 0, OPT_NUM, 0, 0, 0},
+    {"--high", "high_limit", 0, OPT_NUM, 0, 1, 0},
+    {"--low", "low_limit", 0, OPT_NUM, 0, 1, 0},
+    {"--range-max", "range_max", 0, OPT_NUM, 0, 0, 1},
+    {"--unit", "unit", 16, OPT_STR, 0, 0, 0},
 };
 #define NDEVOPTS (sizeof(devopts) / sizeof(devopts[0]))
+/* Indices of the two alarm limits in devopts, for their cross-check. */
 enum { OPT_HIGH = 6, OPT_LOW = 7 };
 
 /* What a command line said, after every check that needs no server. */
@@ -60,10 +61,10 @@ enum { A_SN = 1, A_JSON = 2, A_DEV = 4 };
 struct args {
     const char *sn;
     int json;
-    int nset;                 /* how many device options were given */
-    int set[NDEVOPTS];        /* option i was given */
+    int nset;                  /* how many device options were given */
+    int set[NDEVOPTS];         /* option i was given */
     const char *val[NDEVOPTS]; /* its parameter text; NULL stores SQL NULL */
-    double num[NDEVOPTS];     /* numbers, for cross-checks */
+    double num[NDEVOPTS];      /* numbers, for cross-checks */
     const char *raw[NDEVOPTS]; /* as typed, for messages */
     char numtxt[NDEVOPTS][32]; /* numbers re-printed canonically */
 };
@@ -135,46 +136,45 @@ static const struct col show_cols[] = {
 /* The metrics of an instance that `mcs status` prints, in this order; the
  * non-zero rej_* reasons follow `rejected`. */
 static const char *const metric_keys[] = {
-    "received", "accepted", "rejected", "stored", "duplicates", "spool_bytes",
-    "spool_lost", "db_up", "mqtt_connected", "lat_p50_ms", "lat_p99_ms",
+    "received",   "accepted", "rejected",       "stored",     "duplicates", "spool_bytes",
+    "spool_lost", "db_up",    "mqtt_connected", "lat_p50_ms", "lat_p99_ms",
 };
 
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: mcs [--env-file FILE] [--set NAME=VALUE]... COMMAND\n"
-        "\n"
-        "Device registry (every running mcsd picks a change up at once):\n"
-        "  mcs device add SN [OPTIONS]   register a device, print its MQTT credentials\n"
-        "  mcs device set SN OPTIONS     change only the given settings\n"
-        "  mcs device disable SN         drop its readings from now on\n"
-        "  mcs device enable SN          accept its readings again\n"
-        "  mcs device del SN             remove it (its stored readings stay)\n"
-        "  mcs device list [--json]      all devices\n"
-        "  mcs device show SN [--json]   one device with its live state from Redis\n"
-        "  mcs device password SN        print its MQTT password (needs VENDOR_SECRET)\n"
-        "Platform:\n"
-        "  mcs status [--json]           devices, readings of the last minute and\n"
-        "                                the metrics of every mcsd instance\n"
-        "  mcs help                      this text\n"
-        "\n"
-        "SN: 1 to 32 of A-Z a-z 0-9 _ -. Device OPTIONS (--opt VALUE or --opt=VALUE):\n"
-        "  --name TEXT        display name, at most 64 bytes\n"
-        "  --location TEXT    where it is installed, at most 128 bytes\n"
-        "  --k NUM, --b NUM   ppm = k * v_raw + b + t_comp * (temp - t_ref)\n"
-        "  --t-ref NUM        reference temperature in deg C (default 25)\n"
-        "  --t-comp NUM       temperature coefficient (default 0)\n"
-        "  --high NUM|none    HIGH alarm above this value\n"
-        "  --low NUM|none     LOW alarm below this value; must be below --high\n"
-        "  --range-max NUM    sensor range maximum, > 0 (default 50000)\n"
-        "  --unit TEXT        unit (default ppm), at most 16 bytes\n"
-        "\n"
-        "Configuration as for mcsd (.env, --env-file, environment, --set):\n"
-        "DB_HOST DB_PORT DB_NAME DB_USER DB_PASS REDIS_HOST REDIS_PORT REDIS_PASS\n"
-        "VENDOR_SECRET.\n"
-        "Exit status: 0 ok, 1 runtime error (database unreachable, no such device,\n"
-        "duplicate), 2 usage or configuration error.\n",
-        f);
+    fputs("usage: mcs [--env-file FILE] [--set NAME=VALUE]... COMMAND\n"
+          "\n"
+          "Device registry (every running mcsd picks a change up at once):\n"
+          "  mcs device add SN [OPTIONS]   register a device, print its MQTT credentials\n"
+          "  mcs device set SN OPTIONS     change only the given settings\n"
+          "  mcs device disable SN         drop its readings from now on\n"
+          "  mcs device enable SN          accept its readings again\n"
+          "  mcs device del SN             remove it (its stored readings stay)\n"
+          "  mcs device list [--json]      all devices\n"
+          "  mcs device show SN [--json]   one device with its live state from Redis\n"
+          "  mcs device password SN        print its MQTT password (needs VENDOR_SECRET)\n"
+          "Platform:\n"
+          "  mcs status [--json]           devices, readings of the last minute and\n"
+          "                                the metrics of every mcsd instance\n"
+          "  mcs help                      this text\n"
+          "\n"
+          "SN: 1 to 32 of A-Z a-z 0-9 _ -. Device OPTIONS (--opt VALUE or --opt=VALUE):\n"
+          "  --name TEXT        display name, at most 64 bytes\n"
+          "  --location TEXT    where it is installed, at most 128 bytes\n"
+          "  --k NUM, --b NUM   ppm = k * v_raw + b + t_comp * (temp - t_ref)\n"
+          "  --t-ref NUM        reference temperature in deg C (default 25)\n"
+          "  --t-comp NUM       temperature coefficient (default 0)\n"
+          "  --high NUM|none    HIGH alarm above this value\n"
+          "  --low NUM|none     LOW alarm below this value; must be below --high\n"
+          "  --range-max NUM    sensor range maximum, > 0 (default 50000)\n"
+          "  --unit TEXT        unit (default ppm), at most 16 bytes\n"
+          "\n"
+          "Configuration as for mcsd (.env, --env-file, environment, --set):\n"
+          "DB_HOST DB_PORT DB_NAME DB_USER DB_PASS REDIS_HOST REDIS_PORT REDIS_PASS\n"
+          "VENDOR_SECRET.\n"
+          "Exit status: 0 ok, 1 runtime error (database unreachable, no such device,\n"
+          "duplicate), 2 usage or configuration error.\n",
+          f);
 }
 
 /* Prints "mcs: <message>" on stderr and returns rc, so that a check reads
@@ -207,8 +207,13 @@ __attribute__((format(printf, 1, 2))) static void warn(const char *fmt, ...)
 static const char *shown(const char *s, char *buf, size_t n)
 {
     size_t i = 0;
-    for(; *s && i + 4 < n; s++)
-        buf[i++] = ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f) ? '?' : *s;
+    for(; *s && i + 4 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if(ch < 0x20 || ch >= 0x7f)
+            buf[i++] = '?';
+        else
+            buf[i++] = *s;
+    }
     if(*s) {
         memcpy(buf + i, "...", 3);
         i += 3;
@@ -362,8 +367,7 @@ out:
 
 /* Parses argv[i..] for a command accepting what `allow` says: one SN, --json,
  * device options. Prints the first problem; returns 0 or MCS_EINVAL. */
-static int parse_args(int argc, char **argv, int i, unsigned allow, const char *cmd,
-                      struct args *a)
+static int parse_args(int argc, char **argv, int i, unsigned allow, const char *cmd, struct args *a)
 {
     int rc = 0, opts_done = 0;
     char sb[48];
@@ -431,16 +435,15 @@ static int parse_args(int argc, char **argv, int i, unsigned allow, const char *
             goto out;
         }
         if(!mcs_sn_valid(a->sn, strlen(a->sn))) {
-            rc = fail(MCS_EINVAL,
-                      "invalid serial number '%s': 1 to 32 of A-Z a-z 0-9 _ -",
+            rc = fail(MCS_EINVAL, "invalid serial number '%s': 1 to 32 of A-Z a-z 0-9 _ -",
                       shown(a->sn, sb, sizeof(sb)));
             goto out;
         }
     }
     if(a->set[OPT_LOW] && a->set[OPT_HIGH] && a->val[OPT_LOW] && a->val[OPT_HIGH] &&
        !(a->num[OPT_LOW] < a->num[OPT_HIGH])) {
-        rc = fail(MCS_EINVAL, "--low %s must be below --high %s", a->raw[OPT_LOW],
-                  a->raw[OPT_HIGH]);
+        rc =
+            fail(MCS_EINVAL, "--low %s must be below --high %s", a->raw[OPT_LOW], a->raw[OPT_HIGH]);
         goto out;
     }
 out:
@@ -477,8 +480,7 @@ static int db_open(struct cli *c)
 /* Runs one parameterised statement. Returns 0 with *res set (the caller
  * PQclears it), MCS_EDUP on a unique violation without printing (the caller
  * words it), or MCS_EDB after printing the server's reason. */
-static int pg_query(struct cli *c, const char *sql, int n, const char *const *vals,
-                    PGresult **res)
+static int pg_query(struct cli *c, const char *sql, int n, const char *const *vals, PGresult **res)
 {
     PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
@@ -543,8 +545,8 @@ static redisContext *redis_get(struct cli *c)
 
 /* Runs one command; returns the reply or NULL with the reason in c->redis_err
  * (an error reply counts as failure and is freed). */
-__attribute__((format(printf, 2, 3))) static redisReply *redis_cmd(struct cli *c,
-                                                                   const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static redisReply *redis_cmd(struct cli *c, const char *fmt,
+                                                                   ...)
 {
     redisContext *r = redis_get(c);
     redisReply *rep;
@@ -707,8 +709,9 @@ static int cmd_set(struct cli *c, const struct args *a)
     PGresult *r = NULL;
 
     if(!a->nset) {
-        rc = fail(MCS_EINVAL, "`mcs device set %s` needs at least one option to change "
-                              "(see `mcs --help`)",
+        rc = fail(MCS_EINVAL,
+                  "`mcs device set %s` needs at least one option to change "
+                  "(see `mcs --help`)",
                   a->sn);
         goto out;
     }
@@ -740,17 +743,18 @@ static int cmd_set(struct cli *c, const struct args *a)
         rc = fail(MCS_ENOTFOUND, "no device %s", a->sn);
         goto out;
     }
-    if((a->set[OPT_LOW] || a->set[OPT_HIGH]) && !PQgetisnull(r, 0, 0) &&
-       !PQgetisnull(r, 0, 1) &&
+    if((a->set[OPT_LOW] || a->set[OPT_HIGH]) && !PQgetisnull(r, 0, 0) && !PQgetisnull(r, 0, 1) &&
        !(strtod(PQgetvalue(r, 0, 0), NULL) < strtod(PQgetvalue(r, 0, 1), NULL))) {
         /* Both given and crossed was refused by parse_args, so one was. */
         if(a->set[OPT_LOW])
-            rc = fail(MCS_EINVAL, "--low %s must be below the high limit %s of device %s; "
-                                  "nothing changed",
+            rc = fail(MCS_EINVAL,
+                      "--low %s must be below the high limit %s of device %s; "
+                      "nothing changed",
                       PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), a->sn);
         else
-            rc = fail(MCS_EINVAL, "--high %s must be above the low limit %s of device %s; "
-                                  "nothing changed",
+            rc = fail(MCS_EINVAL,
+                      "--high %s must be above the low limit %s of device %s; "
+                      "nothing changed",
                       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), a->sn);
         goto out;
     }
@@ -775,8 +779,8 @@ static int set_enabled(struct cli *c, const struct args *a, int on)
     int rc = db_open(c);
     if(rc)
         goto out;
-    rc = pg_query(c, "UPDATE devices SET enabled = $2, updated_at = now() WHERE sn = $1", 2,
-                  vals, &r);
+    rc = pg_query(c, "UPDATE devices SET enabled = $2, updated_at = now() WHERE sn = $1", 2, vals,
+                  &r);
     if(rc)
         goto out;
     if(!strcmp(PQcmdTuples(r), "0")) {
@@ -879,10 +883,10 @@ out:
 
 /* Live state of one device from Redis for `device show`. */
 struct live {
-    int ok;             /* Redis answered */
+    int ok; /* Redis answered */
     int online;
-    long long ttl;      /* seconds left of online:{sn}, -1 none */
-    redisReply *rt;     /* GET realtime:{sn}, a string or nil */
+    long long ttl;  /* seconds left of online:{sn}, -1 none */
+    redisReply *rt; /* GET realtime:{sn}, a string or nil */
 };
 
 static void live_read(struct cli *c, const char *sn, struct live *l)
@@ -953,7 +957,8 @@ static int cmd_show(struct cli *c, const struct args *a)
         for(size_t i = 0; !rc && i < NCOLS(show_cols); i++)
             rc = jadd(o, show_cols[i].key, jcell(r, 0, (int)i, show_cols[i].type));
         if(!rc)
-            rc = jadd(o, "packet_loss_pct", loss < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(loss));
+            rc = jadd(o, "packet_loss_pct",
+                      loss < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(loss));
         if(!rc)
             rc = jadd(o, "online", l.ok ? cJSON_CreateBool(l.online) : cJSON_CreateNull());
         if(!rc)
@@ -1036,8 +1041,8 @@ out:
 struct status {
     int db_ok, schema_ok, redis_ok;
     long long total, enabled, online, readings;
-    redisReply *ids;        /* SMEMBERS mcs:instances */
-    redisReply **metrics;   /* HGETALL per id, same order; NULL entries */
+    redisReply *ids;      /* SMEMBERS mcs:instances */
+    redisReply **metrics; /* HGETALL per id, same order; NULL entries */
     size_t nids;
 };
 
@@ -1053,16 +1058,14 @@ static void status_db(struct cli *c, struct status *s)
     if(db_open(c))
         return;
     s->db_ok = 1;
-    if(pg_query(c, "SELECT count(*), count(*) FILTER (WHERE enabled) FROM devices", 0, NULL,
-                &r))
+    if(pg_query(c, "SELECT count(*), count(*) FILTER (WHERE enabled) FROM devices", 0, NULL, &r))
         goto out;
     s->total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->enabled = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     r = NULL;
-    if(pg_query(c,
-                "SELECT count(*) FROM sensor_data WHERE time > now() - interval '1 minute'",
-                0, NULL, &r))
+    if(pg_query(c, "SELECT count(*) FROM sensor_data WHERE time > now() - interval '1 minute'", 0,
+                NULL, &r))
         goto out;
     s->readings = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->schema_ok = 1;
@@ -1101,8 +1104,8 @@ static void status_redis(struct cli *c, struct status *s)
     }
     s->nids = s->ids->elements;
     if(s->nids > 1) /* an empty reply has no element array at all */
-        qsort(s->ids->element, s->nids, sizeof(s->ids->element[0]), cmp_reply_str);
-    s->metrics = calloc(s->nids ? s->nids : 1, sizeof(*s->metrics));
+        qsort(s->ids->element, s->nids, sizeof(redisReply *), cmp_reply_str);
+    s->metrics = calloc(s->nids ? s->nids : 1, sizeof(redisReply *));
     if(!s->metrics) {
         snprintf(c->redis_err, sizeof(c->redis_err), "out of memory");
         s->nids = 0;
@@ -1155,9 +1158,10 @@ static int status_json(const struct status *s, long long stale_ms, long long now
     int rc = o ? 0 : MCS_ENOMEM;
 
     if(!rc)
-        rc = jadd(o, "db", cJSON_CreateString(!s->db_ok       ? "unreachable"
-                                              : !s->schema_ok ? "error"
-                                                              : "ok"));
+        rc = jadd(o, "db",
+                  cJSON_CreateString(!s->db_ok       ? "unreachable"
+                                     : !s->schema_ok ? "error"
+                                                     : "ok"));
     if(!rc)
         rc = jadd(o, "redis", cJSON_CreateString(s->redis_ok ? "ok" : redis_err));
     if(!rc) {
@@ -1165,18 +1169,17 @@ static int status_json(const struct status *s, long long stale_ms, long long now
         rc = jadd(o, "devices", dev);
     }
     if(!rc)
-        rc = jadd(dev, "total", s->schema_ok ? cJSON_CreateNumber((double)s->total)
-                                             : cJSON_CreateNull());
+        rc = jadd(dev, "total",
+                  s->schema_ok ? cJSON_CreateNumber((double)s->total) : cJSON_CreateNull());
     if(!rc)
-        rc = jadd(dev, "enabled", s->schema_ok ? cJSON_CreateNumber((double)s->enabled)
-                                               : cJSON_CreateNull());
+        rc = jadd(dev, "enabled",
+                  s->schema_ok ? cJSON_CreateNumber((double)s->enabled) : cJSON_CreateNull());
     if(!rc)
-        rc = jadd(dev, "online", s->redis_ok ? cJSON_CreateNumber((double)s->online)
-                                             : cJSON_CreateNull());
+        rc = jadd(dev, "online",
+                  s->redis_ok ? cJSON_CreateNumber((double)s->online) : cJSON_CreateNull());
     if(!rc)
-        rc = jadd(o, "readings_last_minute", s->schema_ok
-                                                 ? cJSON_CreateNumber((double)s->readings)
-                                                 : cJSON_CreateNull());
+        rc = jadd(o, "readings_last_minute",
+                  s->schema_ok ? cJSON_CreateNumber((double)s->readings) : cJSON_CreateNull());
     if(!rc) {
         arr = s->redis_ok ? cJSON_CreateArray() : cJSON_CreateNull();
         rc = jadd(o, "instances", arr);
@@ -1192,8 +1195,8 @@ static int status_json(const struct status *s, long long stale_ms, long long now
         if(!rc)
             rc = jadd(inst, "id", cJSON_CreateString(s->ids->element[i]->str));
         if(!rc)
-            rc = jadd(inst, "age_ms", age < 0 ? cJSON_CreateNull()
-                                              : cJSON_CreateNumber((double)age));
+            rc = jadd(inst, "age_ms",
+                      age < 0 ? cJSON_CreateNull() : cJSON_CreateNumber((double)age));
         if(!rc)
             rc = jadd(inst, "stale", cJSON_CreateBool(age < 0 || age > stale_ms));
         if(!rc) {
@@ -1294,10 +1297,10 @@ struct command {
 };
 
 static const struct command device_cmds[] = {
-    {"add", A_SN | A_DEV, cmd_add},     {"set", A_SN | A_DEV, cmd_set},
-    {"enable", A_SN, cmd_enable},       {"disable", A_SN, cmd_disable},
-    {"del", A_SN, cmd_del},             {"delete", A_SN, cmd_del},
-    {"list", A_JSON, cmd_list},         {"show", A_SN | A_JSON, cmd_show},
+    {"add", A_SN | A_DEV, cmd_add},   {"set", A_SN | A_DEV, cmd_set},
+    {"enable", A_SN, cmd_enable},     {"disable", A_SN, cmd_disable},
+    {"del", A_SN, cmd_del},           {"delete", A_SN, cmd_del},
+    {"list", A_JSON, cmd_list},       {"show", A_SN | A_JSON, cmd_show},
     {"password", A_SN, cmd_password},
 };
 
