@@ -64,7 +64,7 @@ static size_t fmt_num(char *dst, size_t n, double v)
     return (size_t)snprintf(dst, n, "%.10g", v);
 }
 
-void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r)
+void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int online)
 {
     char sn[MCS_SN_MAX + 1], key1[48], key2[48], ts[24], json[512];
     size_t o = 0;
@@ -91,7 +91,7 @@ void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r)
     o += (size_t)snprintf(json + o, sizeof(json) - o,
                           ",\"seq\":%d,\"err\":%d,\"over_range\":%s}", r->seq, r->err,
                           (r->flags & MCS_FLAG_OVER_RANGE) ? "true" : "false");
-    {
+    if(online) {
         const char *a[] = {"SETEX", key1, "90", ts};
         size_t l[] = {5, strlen(key1), 2, strlen(ts)};
         append(k, 4, a, l);

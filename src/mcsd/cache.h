@@ -26,9 +26,9 @@ void cache_cleanup(struct mcs_cache *k);
 /* Returns 1 when connected (connecting if due), 0 otherwise. */
 int cache_ready(struct mcs_cache *k);
 
-/* Appends the commands for a stored reading: SETEX online:{sn} 90 <ts> and
- * SETEX realtime:{sn} 30 <json>. */
-void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r);
+/* Appends the commands for a stored reading: SETEX realtime:{sn} 30 <json>
+ * and, when online is set, SETEX online:{sn} 90 <ts>. */
+void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int online);
 /* Appends DEL online:{sn} (Last Will / offline status). */
 void cache_put_offline(struct mcs_cache *k, const char *sn);
 /* Appends SETEX calib:{sn} 3600 <json> (troubleshooting view, R-OP-5). */

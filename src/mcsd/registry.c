@@ -263,18 +263,27 @@ out:
     return rc;
 }
 
-void registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts)
+int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_s,
+                       int refresh_s)
 {
+    int refresh = 0;
     pthread_mutex_lock(&r->lock);
     struct mcs_device *d = find(r, sn);
     if(d) {
         if(!d->online || ts > d->last_seen)
             d->dirty = 1;
+        if(!d->online || now_s - d->online_key_s >= refresh_s) {
+            refresh = 1;
+            d->online_key_s = now_s;
+        }
         d->online = 1;
         if(ts > d->last_seen)
             d->last_seen = ts;
     }
+    else
+        refresh = 1; /* deleted meanwhile: harmless, the key expires */
     pthread_mutex_unlock(&r->lock);
+    return refresh;
 }
 
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online)

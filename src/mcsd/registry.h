@@ -28,6 +28,7 @@ struct mcs_device {
     struct mcs_calib calib;
     double high_limit, low_limit; /* NaN when not set */
     int64_t last_seen;            /* Unix seconds of the newest stored reading */
+    int64_t online_key_s;         /* when online:{sn} was last written (store thread) */
     uint32_t recv_delta, lost_delta; /* since the last flush */
 };
 
@@ -66,8 +67,12 @@ int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn);
 int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struct mcs_calib *c);
 
 /* Store-thread entry, in journal order: a stored reading (online, last_seen)
- * or a status message. */
-void registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts);
+ * or a status message. registry_mark_seen returns 1 when online:{sn} should
+ * be (re)written now: the device was offline, or the key was last written
+ * refresh_s or more ago (now_s); 0 otherwise. This keeps Redis traffic at one
+ * online write per device per refresh_s however fast a device reports. */
+int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_s,
+                       int refresh_s);
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online);
 
 /* Marks offline every online device not seen since `before` (Unix s).

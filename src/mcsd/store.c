@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #define FLUSH_MAX 5000 /* devices per statistics statement */
+/* online:{sn} lives 90 s (R-PR-3); rewriting it every 15 s at most keeps it
+ * alive with margin while a fast reporter costs one write, not hundreds. */
+#define ONLINE_REFRESH_S 15
 
 struct mcs_store {
     struct mcsd *d;
@@ -261,9 +264,9 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
         sn[MCS_SN_MAX] = '\0';
         if(r->type == MCS_JREC_READING) {
             readings++;
-            registry_mark_seen(&d->reg, sn, r->ts);
+            int online = registry_mark_seen(&d->reg, sn, r->ts, now / 1000000, ONLINE_REFRESH_S);
             if(redis)
-                cache_put_reading(&s->cache, r);
+                cache_put_reading(&s->cache, r, online);
             if(r->trace_us)
                 metrics_latency(&d->metrics, now - r->trace_us);
         }
