@@ -245,7 +245,9 @@ int mcs_config_load(struct mcs_config *cfg, int *argc, char **argv)
     }
     *argc = out;
     argv[out] = NULL;
-    if(!bad && mcs_config_validate(cfg))
+    /* Cross-field checks run even after a bad value, so one run names every
+     * problem. */
+    if(mcs_config_validate(cfg))
         bad = 1;
     if(!bad)
         mcs_log_level = mcs_log_level_parse(cfg->log_level);

@@ -64,7 +64,8 @@ static size_t fmt_num(char *dst, size_t n, double v)
     return (size_t)snprintf(dst, n, "%.10g", v);
 }
 
-void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int online)
+void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int realtime, int online,
+                       int64_t last_seen)
 {
     char sn[MCS_SN_MAX + 1], key1[48], key2[48], ts[24], json[512];
     size_t o = 0;
@@ -74,7 +75,7 @@ void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int online
     sn[MCS_SN_MAX] = '\0';
     snprintf(key1, sizeof(key1), "online:%s", sn);
     snprintf(key2, sizeof(key2), "realtime:%s", sn);
-    snprintf(ts, sizeof(ts), "%lld", (long long)r->ts);
+    snprintf(ts, sizeof(ts), "%lld", (long long)last_seen);
     o += (size_t)snprintf(json + o, sizeof(json) - o, "{\"sn\":\"%s\",\"ts\":%lld,\"ppm\":", sn,
                           (long long)r->ts);
     o += fmt_num(json + o, sizeof(json) - o, r->ppm);
@@ -96,7 +97,7 @@ void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int online
         size_t l[] = {5, strlen(key1), 2, strlen(ts)};
         append(k, 4, a, l);
     }
-    {
+    if(realtime) {
         const char *a[] = {"SETEX", key2, "30", json};
         size_t l[] = {5, strlen(key2), 2, o};
         append(k, 4, a, l);

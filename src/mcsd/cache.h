@@ -27,8 +27,9 @@ void cache_cleanup(struct mcs_cache *k);
 int cache_ready(struct mcs_cache *k);
 
 /* Appends the commands for a stored reading: SETEX realtime:{sn} 30 <json>
- * and, when online is set, SETEX online:{sn} 90 <ts>. */
-void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int online);
+ * when realtime is set, SETEX online:{sn} 90 <last_seen> when online is set. */
+void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int realtime, int online,
+                       int64_t last_seen);
 /* Appends DEL online:{sn} (Last Will / offline status). */
 void cache_put_offline(struct mcs_cache *k, const char *sn);
 /* Appends SETEX calib:{sn} 3600 <json> (troubleshooting view, R-OP-5). */

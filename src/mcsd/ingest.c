@@ -19,6 +19,7 @@ struct mcs_ingest {
     struct mosquitto *mosq;
     pthread_t th;
     int connected, ready_logged;
+    _Atomic int leave;
     char sub_up[128], sub_status[128];
 };
 
@@ -226,7 +227,11 @@ static void *ingest_main(void *arg)
             backoff_ms = 500;
     }
     if(up) {
-        mosquitto_disconnect_v5(in->mosq, 0, NULL);
+        mosquitto_property *props = NULL;
+        if(atomic_load(&in->leave))
+            mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 0);
+        mosquitto_disconnect_v5(in->mosq, 0, props);
+        mosquitto_property_free_all(&props);
         /* Let the DISCONNECT and any queued PUBACK go out. */
         for(int i = 0; i < 5 && mosquitto_loop(in->mosq, 20, 1) == MOSQ_ERR_SUCCESS; i++) {
         }
@@ -279,10 +284,11 @@ fail:
     return rc;
 }
 
-void ingest_stop(struct mcs_ingest *in)
+void ingest_stop(struct mcs_ingest *in, int leave)
 {
     if(!in)
         return;
+    atomic_store(&in->leave, leave);
     pthread_join(in->th, NULL);
     mosquitto_destroy(in->mosq);
     free(in);

@@ -17,8 +17,12 @@ struct mcs_ingest;
  * itself). Returns 0 or MCS_EMQTT/MCS_ENOMEM. */
 int ingest_start(struct mcsd *d, struct mcs_ingest **out);
 /* Disconnects cleanly, joins the thread and frees. After it returns no more
- * journal appends happen. */
-void ingest_stop(struct mcs_ingest *in);
+ * journal appends happen. With leave set the broker session is ended too
+ * (DISCONNECT with session expiry 0): the instance leaves the shared
+ * subscription group for good, so the broker stops routing it a share of
+ * the messages (decommissioning; a normal stop keeps the session so that
+ * nothing is lost across a restart). */
+void ingest_stop(struct mcs_ingest *in, int leave);
 
 /* The message path without the network, for tests: handles one message as
  * the callback would. recv_us/trace_us as in struct mcs_jrec. Returns

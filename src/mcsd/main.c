@@ -18,12 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(void)
 {
     fprintf(stderr,
             "usage: mcsd [--env-file FILE] [--set NAME=VALUE]... [--check-config] [--migrate]\n"
-            "  Configuration comes from .env, the environment and --set (see docs/OPERATIONS.md).\n");
+            "            [--decommission]\n"
+            "  Configuration comes from .env, the environment and --set (see docs/OPERATIONS.md).\n"
+            "  --decommission: take what the broker queued for this INSTANCE_ID, store it,\n"
+            "  then end the broker session so the group no longer routes messages here.\n");
 }
 
 /* Connects and applies migrations, retrying while the database is not up
@@ -52,7 +56,7 @@ int main(int argc, char **argv)
     struct mcs_ingest *in = NULL;
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
-    int check = 0, migrate_only = 0, rc = 1, sig = 0;
+    int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
 
     if(mcs_config_load(&cfg, &argc, argv)) {
@@ -64,6 +68,8 @@ int main(int argc, char **argv)
             check = 1;
         else if(!strcmp(argv[i], "--migrate"))
             migrate_only = 1;
+        else if(!strcmp(argv[i], "--decommission"))
+            decommission = 1;
         else {
             fprintf(stderr, "mcsd: unknown argument '%s'\n", argv[i]);
             usage();
@@ -107,14 +113,40 @@ int main(int argc, char **argv)
     if(ingest_start(d, &in))
         goto out;
 
-    while(sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        LOG_I("main", "SIGHUP ignored: restart to change configuration");
-    LOG_I("main", "stopping", LI("signal", sig));
+    {
+        /* Decommissioning ends once the queued messages have stopped coming
+         * (3 s without one after the subscription is up). */
+        uint64_t last = 0;
+        int64_t quiet_since = mcs_mono_ms();
+        struct timespec tick = {0, 500 * 1000000L};
+        for(;;) {
+            sig = sigtimedwait(&set, NULL, &tick);
+            if(sig == SIGHUP) {
+                LOG_I("main", "SIGHUP ignored: restart to change configuration");
+                continue;
+            }
+            if(sig > 0)
+                break;
+            if(!decommission)
+                continue;
+            uint64_t now_recv = atomic_load(&d->metrics.received);
+            if(now_recv != last || !atomic_load(&d->metrics.mqtt_connected)) {
+                last = now_recv;
+                quiet_since = mcs_mono_ms();
+            }
+            else if(mcs_mono_ms() - quiet_since >= 3000) {
+                LOG_I("main", "decommission: queue drained, leaving the group",
+                      LI("received", (long long)now_recv));
+                break;
+            }
+        }
+    }
+    LOG_I("main", "stopping", LI("signal", sig > 0 ? sig : 0));
     rc = 0;
 out:
     if(d) {
         atomic_store(&d->stopping, 1);
-        ingest_stop(in);
+        ingest_stop(in, decommission);
         atomic_store(&d->ingest_done, 1);
         store_join(st);
         devsync_stop(ds);

@@ -266,24 +266,33 @@ out:
 int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_s,
                        int refresh_s)
 {
-    int refresh = 0;
+    int out = 0;
     pthread_mutex_lock(&r->lock);
     struct mcs_device *d = find(r, sn);
-    if(d) {
-        if(!d->online || ts > d->last_seen)
-            d->dirty = 1;
+    if(!d) {
+        out = MCS_SEEN_NEWEST; /* deleted meanwhile: harmless, the keys expire */
+        goto done;
+    }
+    if(!d->online || ts > d->last_seen)
+        d->dirty = 1;
+    if(ts >= d->last_seen) {
+        out |= MCS_SEEN_NEWEST;
+        d->last_seen = ts;
         if(!d->online || now_s - d->online_key_s >= refresh_s) {
-            refresh = 1;
+            out |= MCS_SEEN_ONLINE;
             d->online_key_s = now_s;
         }
-        d->online = 1;
-        if(ts > d->last_seen)
-            d->last_seen = ts;
     }
-    else
-        refresh = 1; /* deleted meanwhile: harmless, the key expires */
+    else if(!d->online) {
+        /* Only old readings (a cache resend) after an offline spell: the
+         * device is connected, so it is online; the key shows its newest. */
+        out |= MCS_SEEN_ONLINE;
+        d->online_key_s = now_s;
+    }
+    d->online = 1;
+done:
     pthread_mutex_unlock(&r->lock);
-    return refresh;
+    return out;
 }
 
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online)

@@ -67,10 +67,14 @@ int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn);
 int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struct mcs_calib *c);
 
 /* Store-thread entry, in journal order: a stored reading (online, last_seen)
- * or a status message. registry_mark_seen returns 1 when online:{sn} should
- * be (re)written now: the device was offline, or the key was last written
- * refresh_s or more ago (now_s); 0 otherwise. This keeps Redis traffic at one
- * online write per device per refresh_s however fast a device reports. */
+ * or a status message. registry_mark_seen returns MCS_SEEN_NEWEST when the
+ * reading is not older than any stored before (so realtime:{sn} may show it;
+ * a resend of the device's offline cache must not), plus MCS_SEEN_ONLINE
+ * when online:{sn} should be (re)written now: the device was offline, or the
+ * key was last written refresh_s or more ago (now_s). This keeps Redis
+ * traffic at one online write per device per refresh_s however fast a device
+ * reports. */
+enum { MCS_SEEN_NEWEST = 1, MCS_SEEN_ONLINE = 2 };
 int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_s,
                        int refresh_s);
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online);

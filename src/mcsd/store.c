@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,9 +265,10 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
         sn[MCS_SN_MAX] = '\0';
         if(r->type == MCS_JREC_READING) {
             readings++;
-            int online = registry_mark_seen(&d->reg, sn, r->ts, now / 1000000, ONLINE_REFRESH_S);
+            int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000000, ONLINE_REFRESH_S);
             if(redis)
-                cache_put_reading(&s->cache, r, online);
+                cache_put_reading(&s->cache, r, seen & MCS_SEEN_NEWEST, seen & MCS_SEEN_ONLINE,
+                                  r->ts);
             if(r->trace_us)
                 metrics_latency(&d->metrics, now - r->trace_us);
         }
@@ -428,10 +430,34 @@ static void flush_device_stats(struct mcs_store *s)
         free(a[k]);
 }
 
+/* Notices a database that went away while we were idle: the server's
+ * goodbye (or EOF) makes the socket readable. Costs one poll(2). */
+static void check_idle_connection(struct mcs_store *s)
+{
+    struct pollfd p = {PQsocket(s->pg), POLLIN, 0};
+    if(p.fd < 0 || poll(&p, 1, 0) <= 0)
+        return;
+    if(!PQconsumeInput(s->pg) || PQstatus(s->pg) == CONNECTION_BAD) {
+        char err[256];
+        snprintf(err, sizeof(err), "%s", PQerrorMessage(s->pg));
+        char *nl = strchr(err, '\n');
+        if(nl)
+            *nl = '\0';
+        disconnect(s, err);
+        return;
+    }
+    PGnotify *n;
+    while((n = PQnotifies(s->pg)))
+        PQfreemem(n);
+}
+
 static void periodic(struct mcs_store *s)
 {
     int64_t now = mcs_mono_ms();
     struct mcsd *d = s->d;
+
+    if(s->pg)
+        check_idle_connection(s);
 
     if(now >= s->next_expire_ms) {
         /* R-PR-3: online while reported within 90 s. */

@@ -342,3 +342,41 @@ def test_db_up_reflects_an_idle_outage(mcsd, services):
         if stopped:
             services.pg_start()
     m.wait_metric("db_up", lambda v: v == 1, timeout=30)
+
+
+def test_decommission_hands_queue_over_and_leaves_group(mcsd, services, pg, mqtt_client):
+    """A stopped instance keeps its persistent session in the share group, so
+    the broker queues it a share of the messages (nothing is lost across a
+    restart). `mcsd --decommission` with its INSTANCE_ID stores that queue and
+    ends the session: afterwards the remaining instance gets everything."""
+    sns = add_devices(pg, 20, "D")
+    group = "g" + secrets.token_hex(4)
+    a = mcsd(MQTT_SHARE_GROUP=group)
+    b = mcsd(MQTT_SHARE_GROUP=group)
+    b.stop()
+    msgs = make_msgs(sns, 20)  # 400 readings
+    pub = mqtt_client()
+    first, second = msgs[:200], msgs[200:]
+    infos = [pub.publish(t, p, qos=1, wait=False) for (_, t, p) in first]
+    for info in infos:
+        info.wait_for_publish(30)
+    # Some of the first 200 wait at the broker for the stopped instance.
+    held = wait_quiet(pg, sns, 200, timeout=15, quiet_s=2)
+    assert held < 200, f"expected the stopped instance to hold a share, stored {held}/200"
+    d = mcsd(MQTT_SHARE_GROUP=group, INSTANCE_ID=b.instance_id, SPOOL_DIR=b.env["SPOOL_DIR"],
+             args=("--decommission",))
+    d.proc.wait(30)
+    assert d.proc.returncode == 0, d.log_tail()
+    assert "leaving the group" in d.log_text()
+    assert wait_quiet(pg, sns, 200, timeout=15) == 200
+    stored_a_before = a.metric("stored")
+    infos = [pub.publish(t, p, qos=1, wait=False) for (_, t, p) in second]
+    for info in infos:
+        info.wait_for_publish(30)
+    final = wait_quiet(pg, sns, 400, timeout=20)
+    a.wait_metrics_refresh()
+    line = report("decommission", held_while_stopped=200 - held, stored=final,
+                  a_after=a.metric("stored") - stored_a_before)
+    assert final == 400, line
+    assert a.metric("stored") - stored_a_before == 200, line
+    check_exactly_once(pg, sns, [k for (k, _, _) in msgs], line)
