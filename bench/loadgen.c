@@ -156,7 +156,8 @@ static void usage(FILE *f)
                "  --cafile F          TLS with this CA (TLS 1.2+)\n"
                "  --user U --pass P   MQTT credentials for every connection\n"
                "  --vendor-secret S   authenticate each connection as device_{sn}\n"
-               "                      of its first device (needs --conns = --devices)\n"
+               "                      of its first device (needs --conns = --devices);\n"
+               "                      S = @env takes it from $VENDOR_SECRET\n"
                "  --sn-prefix P       serial number prefix (BENCH); sn = P + 6 digits\n"
                "  --sn-start I        first device index (0)\n"
                "  --topic-prefix T    topic prefix (mcs): publishes T/{sn}/up\n"
@@ -285,7 +286,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->pass = optarg;
             break;
         case O_VSECRET:
-            o->vendor_secret = optarg;
+            /* "@env" keeps the secret out of the process list. */
+            o->vendor_secret = strcmp(optarg, "@env") ? optarg : getenv("VENDOR_SECRET");
+            if(!o->vendor_secret || !o->vendor_secret[0]) {
+                fprintf(stderr, "mcs-loadgen: --vendor-secret @env but VENDOR_SECRET is unset\n");
+                goto usage_out;
+            }
             break;
         case O_DEVICES:
             if(parse_long(optarg, 1, 10000000, &o->devices))

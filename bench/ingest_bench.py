@@ -1,0 +1,521 @@
+#!/usr/bin/python3
+"""ingest_bench.py - the ingest benchmark of `make bench` (run by bench/run.sh).
+
+Owns the processes it starts (mcs-nullsub, mcs-loadgen, mcsd) and stops them
+before it returns; it does not start or stop the services (run.sh does, with
+scripts/svc.sh). Figures go to stdout as `name: value` lines, diagnostics to
+stderr. Phases, each bounded in time:
+
+  1. broker   loadgen (QoS 0, rate 0) -> Mosquitto -> mcs-nullsub: broker_rate
+  2. e2e      loadgen -> Mosquitto -> mcsd -> PostgreSQL + Redis, 10k devices:
+              e2e_rate, e2e_ratio, rows_published, rows_stored, rss_mb, cpu_pct
+  3. latency  fresh mcsd, loadgen at broker_rate/2 with --trace:
+              commit_p50_ms, commit_p99_ms; then the same at e2e_rate/2
+              (commit_*_light)
+  4. rss100k  90k more devices, fresh mcsd, moderate load: rss_mb_100k
+
+Usage: ingest_bench.py --build DIR --run DIR [--quick]
+Needs only the standard library and psql; Redis is read with the minimal
+RESP client below.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+INSTANCE = "bench-1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+def fig(name, value):
+    print(f"{name}: {value}", flush=True)
+
+
+class BenchError(Exception):
+    """A phase could not produce its figures; the message becomes `error: …`."""
+
+
+def parse_env(path):
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k.strip()] = v.strip()
+    return env
+
+
+class Redis:
+    """A minimal RESP client: the sampler polls several times a second and
+    spawning redis-cli that often would cost the CPU being measured."""
+
+    def __init__(self, host, port):
+        self.addr = (host, int(port))
+        self.sock = None
+        self.f = None
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.sock = self.f = None
+
+    def cmd(self, *args):
+        if self.sock is None:
+            self.sock = socket.create_connection(self.addr, timeout=5)
+            self.f = self.sock.makefile("rb")
+        parts = [str(a).encode() for a in args]
+        req = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in parts)
+        try:
+            self.sock.sendall(req)
+            return self._read()
+        except OSError:
+            self.close()
+            raise
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise OSError("redis closed the connection")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise OSError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise OSError(f"bad RESP reply {line!r}")
+
+
+class Ctx:
+    def __init__(self, build, run, quick):
+        self.build = Path(build)
+        self.run = Path(run)
+        self.env = parse_env(self.run / "env")
+        self.quick = quick
+        self.procs = []          # every child we started, to stop on exit
+        self.mcsd = None
+        self.mcsd_log = None
+
+    # -- clients -----------------------------------------------------------
+    def redis_client(self):
+        return Redis(self.env["REDIS_HOST"], self.env["REDIS_PORT"])
+
+    def metrics(self, client=None):
+        """The metrics hash of our instance ({} when absent). One client per
+        thread: the sampler passes its own."""
+        if client is None:
+            client = self._redis = getattr(self, "_redis", None) or self.redis_client()
+        out = client.cmd("HGETALL", f"mcs:metrics:{INSTANCE}") or []
+        return dict(zip(out[0::2], out[1::2]))
+
+    def psql(self, sql, timeout=300):
+        e = self.env
+        r = subprocess.run(["psql", "-h", e["DB_HOST"], "-p", e["DB_PORT"], "-U", e["DB_USER"],
+                            "-d", e["DB_NAME"], "-At", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise BenchError(f"psql failed: {r.stderr.strip()[:300]}")
+        return r.stdout.strip()
+
+    # -- child processes ---------------------------------------------------
+    def spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, timeout=15):
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log(f"pid {p.pid} did not stop in {timeout}s; killing it")
+            p.kill()
+            p.wait(5)
+
+    def stop_all(self):
+        self.stop_mcsd()
+        for p in self.procs:
+            self.stop(p, 5)
+
+    def loadgen(self, *args, timeout=120):
+        """Runs mcs-loadgen to completion; returns its `name: value` dict."""
+        e = self.env
+        argv = [str(self.build / "mcs-loadgen"), "--host", e["MQTT_HOST"], "--port",
+                e["MQTT_PORT"], "--quiet", *map(str, args)]
+        log("run", " ".join(argv[1:]))
+        p = self.spawn(argv, stdout=subprocess.PIPE, text=True)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(p)
+            raise BenchError("mcs-loadgen did not finish in time")
+        res = kv(out)
+        if p.returncode != 0 or "sent" not in res:
+            raise BenchError(f"mcs-loadgen failed (exit {p.returncode})")
+        if int(res.get("conn_failed", "0")):
+            log(f"loadgen: {res['conn_failed']} connections failed")
+        return res
+
+    # -- mcsd ----------------------------------------------------------------
+    def mcsd_env(self):
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update({"INSTANCE_ID": INSTANCE, "SPOOL_DIR": str(self.run / "spool"),
+                    "LOG_LEVEL": "WARN"})
+        env.pop("ENV_FILE", None)
+        return env
+
+    def migrate(self):
+        exe = self.build / "mcsd"
+        if not exe.exists():
+            raise BenchError(f"{exe} is not built")
+        (self.run / "spool").mkdir(exist_ok=True)
+        r = subprocess.run([str(exe), "--migrate"], env=self.mcsd_env(), capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            raise BenchError(f"mcsd --migrate failed (exit {r.returncode}): "
+                             f"{r.stderr.strip()[-300:]}")
+
+    def start_mcsd(self, tag):
+        """Starts a fresh mcsd (same instance id, so the broker session and
+        the metrics key carry over) and waits until it is subscribed."""
+        self.stop_mcsd()
+        self._redis = getattr(self, "_redis", None) or self.redis_client()
+        self._redis.cmd("DEL", f"mcs:metrics:{INSTANCE}")
+        logpath = self.run / f"mcsd-{tag}.log"
+        self.mcsd_log = logpath
+        f = open(logpath, "wb")
+        self.mcsd = self.spawn([str(self.build / "mcsd")], env=self.mcsd_env(),
+                               stdout=f, stderr=subprocess.STDOUT)
+        f.close()
+        (self.run / "mcsd.pid").write_text(str(self.mcsd.pid))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.mcsd.poll() is not None:
+                raise BenchError(f"mcsd exited with {self.mcsd.returncode} at start "
+                                 f"(log: {logpath}): {tail(logpath)}")
+            if b'"msg":"ready"' in logpath.read_bytes():
+                break
+            if self.metrics().get("mqtt_connected") == "1":
+                time.sleep(1.0)  # the subscription follows the CONNACK
+                break
+            time.sleep(0.1)
+        else:
+            raise BenchError(f"mcsd not ready after 30 s (log: {logpath})")
+        log(f"mcsd pid {self.mcsd.pid} ready ({tag})")
+
+    def stop_mcsd(self):
+        if self.mcsd is not None:
+            self.stop(self.mcsd, 20)
+            if self.mcsd.returncode not in (0, None):
+                log(f"mcsd exited with {self.mcsd.returncode} (log: {self.mcsd_log})")
+            self.mcsd = None
+            try:
+                (self.run / "mcsd.pid").unlink()
+            except FileNotFoundError:
+                pass
+
+    def proc_sample(self):
+        """(cpu seconds, rss kB) of mcsd, or None when it is gone."""
+        try:
+            stat = Path(f"/proc/{self.mcsd.pid}/stat").read_text()
+            status = Path(f"/proc/{self.mcsd.pid}/status").read_text()
+        except (OSError, AttributeError):
+            return None
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        rss = 0
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+        return cpu, rss
+
+
+def kv(text):
+    d = {}
+    for line in (text or "").splitlines():
+        if ": " in line:
+            k, v = line.split(": ", 1)
+            d[k.strip()] = v.strip()
+    return d
+
+
+def tail(path, n=300):
+    try:
+        return Path(path).read_text(errors="replace")[-n:].strip()
+    except OSError:
+        return ""
+
+
+class Sampler(threading.Thread):
+    """Samples mcsd's metrics hash (stored, received, updated_ms) and its
+    /proc figures every 250 ms until stopped."""
+
+    def __init__(self, ctx):
+        super().__init__(daemon=True)
+        self.ctx = ctx
+        self.points = []       # (t_s, stored, received), one per metrics refresh
+        self.rss_peak = 0
+        self.last = {}
+        self.halt = threading.Event()
+
+    def run(self):
+        seen = None
+        client = self.ctx.redis_client()
+        while not self.halt.is_set():
+            try:
+                m = self.ctx.metrics(client)
+            except OSError as e:  # a slow redis must not kill the sampler
+                log(f"sampler: {e!r}")
+                m = {}
+            ps = self.ctx.proc_sample()
+            if ps:
+                self.rss_peak = max(self.rss_peak, ps[1])
+            if "stored" in m:
+                self.last = m
+                upd = m.get("updated_ms")
+                if upd != seen:
+                    seen = upd
+                    t = int(upd) / 1000.0 if upd else time.time()
+                    self.points.append((t, int(m["stored"]), int(m.get("received", 0))))
+            self.halt.wait(0.25)
+        client.close()
+
+    def stored_now(self):
+        return self.points[-1][1] if self.points else 0
+
+    def wait_drained(self, expect, quiet_s=3.0, limit_s=90.0):
+        """Waits until `stored` reached `expect` or stopped growing for
+        quiet_s, at most limit_s. Returns the final stored count."""
+        deadline = time.monotonic() + limit_s
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            if self.ctx.mcsd is None or self.ctx.mcsd.poll() is not None:
+                raise BenchError(f"mcsd died during the run (log: {self.ctx.mcsd_log}): "
+                                 f"{tail(self.ctx.mcsd_log)}")
+            cur = self.stored_now()
+            if cur >= expect:
+                return cur
+            if cur != last:
+                last, since = cur, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                break
+            time.sleep(0.25)
+        return self.stored_now()
+
+    def rate(self, t0, t1, col=1):
+        """Rate of column col (1 stored, 2 received) per second over the
+        middle half of the wall-clock window [t0, t1]: the steady state
+        without start-up and tail."""
+        pts = self.points
+        if len(pts) < 2:
+            return 0.0
+        a, b = t0 + (t1 - t0) * 0.25, t0 + (t1 - t0) * 0.75
+        if b - a < 0.5:
+            a, b = t0, t1
+        return (interp(pts, b, col) - interp(pts, a, col)) / (b - a)
+
+
+def interp(pts, t, col=1):
+    """Value of column col at time t, linear between samples."""
+    if t <= pts[0][0]:
+        return pts[0][col]
+    for i in range(1, len(pts)):
+        if pts[i][0] >= t:
+            ta, va = pts[i - 1][0], pts[i - 1][col]
+            tb, vb = pts[i][0], pts[i][col]
+            return va if tb == ta else va + (vb - va) * (t - ta) / (tb - ta)
+    return pts[-1][col]
+
+
+# -- phases -------------------------------------------------------------------
+def phase_broker(ctx, secs):
+    e = ctx.env
+    ready = ctx.run / "nullsub.ready"
+    argv = [str(ctx.build / "mcs-nullsub"), "--host", e["MQTT_HOST"], "--port", e["MQTT_PORT"],
+            "--topic", "mcs/+/up", "--qos", "0", "--idle", "3", "--duration",
+            str(secs + 40), "--ready-file", str(ready), "--quiet"]
+    ns = ctx.spawn(argv, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if ns.poll() is not None or time.monotonic() > deadline:
+            ctx.stop(ns)
+            raise BenchError("mcs-nullsub could not subscribe")
+        time.sleep(0.05)
+    try:
+        lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", 0,
+                         "--duration", secs, timeout=secs + 60)
+        out, _ = ns.communicate(timeout=60)
+    finally:
+        ctx.stop(ns)
+    res = kv(out)
+    if "rate_mid" not in res:
+        raise BenchError("mcs-nullsub printed no figures")
+    rate = float(res["rate_mid"])
+    log(f"broker: published {lg['sent']} at {lg['rate']}/s; nullsub received "
+        f"{res['received']} (overall {res['rate']}/s, steady {rate:.0f}/s)")
+    fig("broker_rate", f"{rate:.0f}")
+    fig("broker_published", lg["sent"])
+    fig("broker_received", res["received"])
+    return rate
+
+
+def register_devices(ctx, first, last):
+    ctx.psql("INSERT INTO devices (sn, calib_k, calib_b) "
+             f"SELECT 'BENCH'||lpad(i::text,6,'0'), 1.5, -10 FROM generate_series({first},{last}) i "
+             "ON CONFLICT (sn) DO NOTHING")
+
+
+def phase_e2e(ctx, broker_rate, secs):
+    ctx.migrate()
+    register_devices(ctx, 0, 9999)
+    ndev = ctx.psql("SELECT count(*) FROM devices")
+    rows_before = int(ctx.psql("SELECT count(*) FROM sensor_data"))
+    log(f"e2e: {ndev} devices registered, {rows_before} rows before")
+    ctx.start_mcsd("e2e")
+    s = Sampler(ctx)
+    s.start()
+    try:
+        time.sleep(1.2)
+        p0, t0, w0 = ctx.proc_sample(), time.monotonic(), time.time()
+        lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", 0,
+                         "--duration", secs, timeout=secs + 60)
+        p1, t1, w1 = ctx.proc_sample(), time.monotonic(), time.time()
+        sent = int(lg["sent"])
+        stored = s.wait_drained(sent)
+        drain_s = max(0.0, s.points[-1][0] - w1) if s.points else 0.0
+    finally:
+        s.halt.set()
+        s.join(5)
+    # The sustained rate is what gets stored while the load is on; after it
+    # mcsd may still work off a backlog (drain_s) with the CPU to itself.
+    rate = s.rate(w0, w1, 1)
+    # How fast the backlog went once the publishers stopped: mcsd (and the
+    # broker feeding it) with the CPU no longer shared with loadgen.
+    drain_rate = s.rate(w1, w1 + drain_s, 1) if drain_s >= 4 else None
+    rows = int(ctx.psql("SELECT count(*) FROM sensor_data")) - rows_before
+    m = s.last
+    fig("e2e_rate", f"{rate:.0f}")
+    fig("e2e_ratio", f"{rate / broker_rate:.3f}" if broker_rate else "n/a")
+    fig("e2e_received_rate", f"{s.rate(w0, w1, 2):.0f}")
+    fig("e2e_drain_s", f"{drain_s:.1f}")
+    if drain_rate is not None:
+        fig("e2e_drain_rate", f"{drain_rate:.0f}")
+    fig("rows_published", sent)
+    fig("rows_stored", rows)
+    fig("mcsd_received", m.get("received", "n/a"))
+    # Published but never delivered to mcsd: the broker drops QoS 0 messages
+    # for a subscriber whose queue is full (max_queued_messages).
+    if m.get("received", "").isdigit():
+        fig("lost_before_mcsd", sent - int(m["received"]))
+    fig("rejected", m.get("rejected", "n/a"))
+    if p0 and p1:
+        fig("cpu_pct", f"{(p1[0] - p0[0]) / (t1 - t0) * 100:.0f}")
+    fig("rss_mb", f"{s.rss_peak / 1024:.1f}")
+    log(f"e2e: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; metrics stored={stored} "
+        f"received={m.get('received')} duplicates={m.get('duplicates')} "
+        f"batches={m.get('batches')} spool_bytes={m.get('spool_bytes')}; "
+        f"{len(s.points)} metric samples")
+    if rows != stored:
+        log(f"e2e: sensor_data grew by {rows} rows but metrics say stored={stored}")
+    return rate
+
+
+def phase_latency(ctx, rate, secs, suffix=""):
+    ctx.start_mcsd("latency" + suffix)
+    s = Sampler(ctx)
+    s.start()
+    try:
+        time.sleep(1.2)
+        lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", int(rate),
+                         "--trace", "--duration", secs, timeout=secs + 60)
+        s.wait_drained(int(lg["sent"]), limit_s=60)
+        time.sleep(1.5)  # one more metrics refresh after the last commit
+        m = ctx.metrics()
+    finally:
+        s.halt.set()
+        s.join(5)
+    if "lat_p50_ms" not in m:
+        raise BenchError("mcsd published no latency figures")
+    log(f"latency{suffix}: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; lat_count="
+        f"{m.get('lat_count')} stored={m.get('stored')} of {lg['sent']}")
+    fig(f"commit_load_rate{suffix}", f"{float(lg['rate']):.0f}")
+    fig(f"commit_p50_ms{suffix}", m["lat_p50_ms"])
+    fig(f"commit_p99_ms{suffix}", m["lat_p99_ms"])
+
+
+def phase_rss100k(ctx, secs):
+    register_devices(ctx, 10000, 99999)
+    log(f"rss100k: {ctx.psql('SELECT count(*) FROM devices')} devices registered")
+    ctx.start_mcsd("rss100k")
+    s = Sampler(ctx)
+    s.start()
+    try:
+        time.sleep(1.2)
+        lg = ctx.loadgen("--devices", 100000, "--conns", 100, "--qos", 0, "--rate", 20000,
+                         "--duration", secs, timeout=secs + 60)
+        s.wait_drained(int(lg["sent"]), limit_s=30)
+        time.sleep(1.0)
+        ps = ctx.proc_sample()
+        if ps:
+            s.rss_peak = max(s.rss_peak, ps[1])
+    finally:
+        s.halt.set()
+        s.join(5)
+    log(f"rss100k: devices in metrics={s.last.get('devices')} stored={s.stored_now()} "
+        f"of {lg['sent']}")
+    fig("rss_mb_100k", f"{s.rss_peak / 1024:.1f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--quick", action="store_true", help="shorter phases (smoke test)")
+    a = ap.parse_args()
+    ctx = Ctx(a.build, a.run, a.quick)
+
+    def on_term(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_term)
+
+    k = 0.4 if a.quick else 1.0
+    rc = 0
+    try:
+        broker = phase_broker(ctx, int(16 * k))
+        e2e = phase_e2e(ctx, broker, int(25 * k))
+        phase_latency(ctx, broker / 2, int(15 * k))
+        # The same at a load mcsd sustains (half its e2e rate): latency
+        # without queueing, whatever the broker could do.
+        phase_latency(ctx, max(e2e / 2, 1000), int(10 * k), "_light")
+        phase_rss100k(ctx, int(10 * k))
+    except BenchError as e:
+        fig("error", str(e))
+        rc = 1
+    except subprocess.TimeoutExpired as e:
+        fig("error", f"timeout: {e}")
+        rc = 1
+    finally:
+        ctx.stop_all()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
