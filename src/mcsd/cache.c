@@ -196,7 +196,20 @@ void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
     append(k, 3, sa, sl);
 }
 
-int cache_flush(struct mcs_cache *k)
+int cache_send(struct mcs_cache *k)
+{
+    int done = 0;
+    if(!k->c)
+        return MCS_EREDIS;
+    while(!done)
+        if(redisBufferWrite(k->c, &done) != REDIS_OK) {
+            drop(k, k->c->errstr);
+            return MCS_EREDIS;
+        }
+    return 0;
+}
+
+int cache_collect(struct mcs_cache *k)
 {
     if(!k->c)
         return MCS_EREDIS;
@@ -212,4 +225,10 @@ int cache_flush(struct mcs_cache *k)
         k->pending--;
     }
     return 0;
+}
+
+int cache_flush(struct mcs_cache *k)
+{
+    int rc = cache_send(k);
+    return rc ? rc : cache_collect(k);
 }

@@ -50,4 +50,10 @@ void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
  * (then the connection is dropped and retried later). */
 int cache_flush(struct mcs_cache *k);
 
+/* The two halves of cache_flush, so that Redis works while we do something
+ * else: cache_send writes the appended commands; cache_collect reads the
+ * replies owed (by then usually already in the socket buffer). */
+int cache_send(struct mcs_cache *k);
+int cache_collect(struct mcs_cache *k);
+
 #endif

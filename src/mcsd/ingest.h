@@ -25,9 +25,10 @@ int ingest_start(struct mcsd *d, struct mcs_ingest **out);
 void ingest_stop(struct mcs_ingest *in, int leave);
 
 /* The message path without the network, for tests: handles one message as
- * the callback would. recv_us/trace_us as in struct mcs_jrec. Returns
- * MCS_REJ_NONE or the reject reason (already counted). */
-int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int len,
+ * the callback would. trace_us as in struct mcs_jrec; qos of the delivered
+ * message (> 0: the record is written before returning, since the PUBACK
+ * follows). Returns MCS_REJ_NONE or the reject reason (already counted). */
+int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int len, int qos,
                   int64_t trace_us);
 
 #endif

@@ -129,6 +129,7 @@ int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes)
     if(n == 0) {
         atomic_store(&j->wpos, 0);
         atomic_store(&j->committed, 0);
+        j->bpos = 0;
         rc = open_segment(j, 0);
         goto out;
     }
@@ -153,6 +154,7 @@ int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes)
         if(rc)
             goto out;
         atomic_store(&j->wpos, last + len);
+        j->bpos = last + len;
         atomic_store(&j->committed, bases[0]);
         rc = open_segment(j, last);
     }
@@ -163,6 +165,10 @@ out:
 
 void journal_close(struct mcs_journal *j)
 {
+    if(j->wbuf_len)
+        journal_flush(j);
+    free(j->wbuf);
+    j->wbuf = NULL;
     if(j->wfd >= 0)
         close(j->wfd);
     j->wfd = -1;
@@ -170,35 +176,80 @@ void journal_close(struct mcs_journal *j)
     pthread_cond_destroy(&j->cv);
 }
 
-int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec)
-{
-    unsigned char buf[REC];
-    int64_t pos = atomic_load_explicit(&j->wpos, memory_order_relaxed);
-    uint32_t len = sizeof(*rec);
-    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)rec, (uInt)sizeof(*rec));
+#define WBUF_MAX (64 * 1024)
 
-    if(pos + REC - atomic_load(&j->committed) > j->max_bytes)
-        return MCS_EFULL;
-    if(pos - j->wseg >= j->seg_bytes && open_segment(j, pos))
-        return MCS_EIO;
-    memcpy(buf, &len, 4);
-    memcpy(buf + 4, &crc, 4);
-    memcpy(buf + HDR, rec, sizeof(*rec));
-    ssize_t w = write(j->wfd, buf, (size_t)REC);
-    if(w != REC) {
-        /* A short write leaves a torn tail: cut it so the next record lands
-         * at a record boundary. */
-        if(w > 0 && ftruncate(j->wfd, pos - j->wseg) != 0)
-            LOG_E("journal", "cannot truncate after short write", LS("error", strerror(errno)));
-        return MCS_EIO;
+int journal_flush(struct mcs_journal *j)
+{
+    int64_t pos = atomic_load_explicit(&j->wpos, memory_order_relaxed);
+    size_t off = 0;
+
+    while(off < j->wbuf_len) {
+        /* A segment ends only at a record boundary: write up to it. */
+        size_t n = j->wbuf_len - off;
+        int64_t room = j->seg_bytes - (pos - j->wseg);
+        if(room <= 0) {
+            if(open_segment(j, pos))
+                goto fail;
+            room = j->seg_bytes;
+        }
+        if((int64_t)n > room)
+            n = (size_t)(((room + REC - 1) / REC) * REC);
+        if(n > j->wbuf_len - off)
+            n = j->wbuf_len - off;
+        ssize_t w = write(j->wfd, j->wbuf + off, n);
+        if(w != (ssize_t)n) {
+            /* A short write leaves a torn tail: cut it so the next record
+             * lands at a record boundary. */
+            if(w > 0 && ftruncate(j->wfd, pos - j->wseg) != 0)
+                LOG_E("journal", "cannot truncate after short write", LS("error", strerror(errno)));
+            goto fail;
+        }
+        off += n;
+        pos += (int64_t)n;
+        atomic_store_explicit(&j->wpos, pos, memory_order_release);
     }
-    atomic_store_explicit(&j->wpos, pos + REC, memory_order_release);
-    if(__atomic_load_n(&j->waiting, __ATOMIC_SEQ_CST)) {
+    j->wbuf_len = 0;
+    if(off && __atomic_load_n(&j->waiting, __ATOMIC_SEQ_CST)) {
         pthread_mutex_lock(&j->mu);
         pthread_cond_signal(&j->cv);
         pthread_mutex_unlock(&j->mu);
     }
     return 0;
+fail:
+    /* What was not written is dropped from the buffer: the caller counts
+     * the failure; records already written stay valid. */
+    j->wbuf_len = 0;
+    j->bpos = atomic_load(&j->wpos);
+    return MCS_EIO;
+}
+
+int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec, int sync)
+{
+    uint32_t len = sizeof(*rec);
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)rec, (uInt)sizeof(*rec));
+    unsigned char *p;
+
+    if(j->bpos + REC - atomic_load(&j->committed) > j->max_bytes)
+        return MCS_EFULL;
+    if(j->wbuf_len + REC > j->wbuf_cap) {
+        if(j->wbuf_len && journal_flush(j))
+            return MCS_EIO;
+        if(!j->wbuf) {
+            j->wbuf_cap = WBUF_MAX;
+            j->wbuf = malloc(j->wbuf_cap);
+            if(!j->wbuf) {
+                j->wbuf_cap = 0;
+                return MCS_ENOMEM;
+            }
+        }
+    }
+    p = j->wbuf + j->wbuf_len;
+    memcpy(p, &len, 4);
+    memcpy(p + 4, &crc, 4);
+    memcpy(p + HDR, rec, sizeof(*rec));
+    j->wbuf_len += REC;
+    j->bpos += REC;
+    return sync ? journal_flush(j) : 0;
 }
 
 int journal_read(struct mcs_journal *j, int64_t pos, struct mcs_jrec *out, int max,

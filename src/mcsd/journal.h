@@ -40,6 +40,9 @@ struct mcs_journal {
     int64_t max_bytes;        /* bound of unstored bytes (SPOOL_MAX_MB) */
     int64_t seg_bytes;        /* rotate after this many bytes */
     int wfd;                  /* current segment, writer side */
+    unsigned char *wbuf;      /* records appended but not yet written */
+    size_t wbuf_len, wbuf_cap;
+    int64_t bpos;             /* position after the last buffered record */
     int64_t wseg;             /* base position of the writer's segment */
     _Atomic int64_t wpos;     /* end of the last complete record */
     _Atomic int64_t committed;/* everything before is stored (store thread) */
@@ -55,9 +58,18 @@ struct mcs_journal {
 int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes);
 void journal_close(struct mcs_journal *j);
 
-/* Appends one record. Returns 0, MCS_EFULL when the unstored bytes would
- * exceed the bound, or MCS_EIO. Wakes the reader. Writer thread only. */
-int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec);
+/* Appends one record. With sync set it is written to the file before the
+ * call returns (with every record buffered before it, in order): use it for
+ * a message the broker will consider acknowledged when we return (QoS 1).
+ * Otherwise it may stay in a small buffer until journal_flush() (QoS 0: no
+ * acknowledgement depends on it; one write per burst instead of one per
+ * message). Returns 0, MCS_EFULL when the unstored bytes would exceed the
+ * bound, or MCS_EIO. Writer thread only. */
+int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec, int sync);
+
+/* Writes buffered records and makes them visible to the reader (wakes it).
+ * Returns 0 or MCS_EIO. Writer thread only. */
+int journal_flush(struct mcs_journal *j);
 
 /* Reads whole records from pos into out (at most max), never past wpos.
  * Returns the count (0 when nothing is available) and sets *next to the

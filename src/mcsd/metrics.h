@@ -11,8 +11,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define MCS_LAT_BUCKETS 4096 /* 0.25 ms each up to 1024 ms, then overflow */
+/* Latency buckets: 0.25 ms wide up to 1024 ms, then 1 % wider each, up to
+ * about 20 minutes; beyond that the largest value seen is kept. */
+#define MCS_LAT_LINEAR 4096
 #define MCS_LAT_STEP_US 250
+#define MCS_LAT_BUCKETS (MCS_LAT_LINEAR + 1400)
 
 struct mcs_metrics {
     _Atomic uint64_t received, accepted, status_msgs, rejected;

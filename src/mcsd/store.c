@@ -33,6 +33,8 @@ struct mcs_store {
     struct mcs_cache cache;
     struct mcs_copybuf copy;
     struct mcs_jrec *recs;
+    uint32_t *newest;      /* per batch: open-addressing sn → index of its newest reading */
+    uint32_t newest_cap;   /* power of two, >= 2 × max_rows */
     struct mcs_device_stat *stats;
     int max_rows;
     int64_t pos;           /* journal position stored so far */
@@ -250,7 +252,44 @@ fail:
     return -1;
 }
 
-/* After commit: Redis, registry, metrics. */
+static uint32_t hash_sn32(const char sn[MCS_SN_MAX])
+{
+    uint32_t h = 2166136261u;
+    for(int i = 0; i < MCS_SN_MAX && sn[i]; i++) {
+        h ^= (unsigned char)sn[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Fills s->newest with, for each SN of the batch, 1 + the index of its
+ * reading with the greatest ts (the last such on ties); 0 marks a free slot. */
+static void index_newest(struct mcs_store *s, int n)
+{
+    uint32_t mask = s->newest_cap - 1;
+    memset(s->newest, 0, s->newest_cap * sizeof(*s->newest));
+    for(int i = 0; i < n; i++) {
+        const struct mcs_jrec *r = &s->recs[i];
+        if(r->type != MCS_JREC_READING)
+            continue;
+        for(uint32_t h = hash_sn32(r->sn) & mask;; h = (h + 1) & mask) {
+            uint32_t v = s->newest[h];
+            if(!v) {
+                s->newest[h] = (uint32_t)i + 1;
+                break;
+            }
+            if(!memcmp(s->recs[v - 1].sn, r->sn, MCS_SN_MAX)) {
+                if(r->ts >= s->recs[v - 1].ts)
+                    s->newest[h] = (uint32_t)i + 1;
+                break;
+            }
+        }
+    }
+}
+
+/* After commit: registry, Redis (one realtime write per device per batch,
+ * replies read at the next batch so Redis works while PostgreSQL does),
+ * metrics. */
 static void after_commit(struct mcs_store *s, int n, int inserted)
 {
     struct mcsd *d = s->d;
@@ -258,28 +297,39 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
     int readings = 0;
     int redis = cache_ready(&s->cache);
 
-    for(int i = 0; i < n; i++) {
-        const struct mcs_jrec *r = &s->recs[i];
+    if(redis)
+        redis = cache_collect(&s->cache) == 0;
+    index_newest(s, n);
+    for(uint32_t h = 0; h < s->newest_cap; h++) {
+        if(!s->newest[h])
+            continue;
+        const struct mcs_jrec *r = &s->recs[s->newest[h] - 1];
         char sn[MCS_SN_MAX + 1];
         memcpy(sn, r->sn, MCS_SN_MAX);
         sn[MCS_SN_MAX] = '\0';
+        int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000000, ONLINE_REFRESH_S);
+        if(redis)
+            cache_put_reading(&s->cache, r, seen & MCS_SEEN_NEWEST, seen & MCS_SEEN_ONLINE, r->ts);
+    }
+    /* Status records in journal order, after the readings of the batch: a
+     * Last Will that follows a reading leaves the device offline. */
+    for(int i = 0; i < n; i++) {
+        const struct mcs_jrec *r = &s->recs[i];
         if(r->type == MCS_JREC_READING) {
             readings++;
-            int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000000, ONLINE_REFRESH_S);
-            if(redis)
-                cache_put_reading(&s->cache, r, seen & MCS_SEEN_NEWEST, seen & MCS_SEEN_ONLINE,
-                                  r->ts);
             if(r->trace_us)
                 metrics_latency(&d->metrics, now - r->trace_us);
+            continue;
         }
-        else {
-            registry_mark_status(&d->reg, sn, r->online);
-            if(redis && !r->online)
-                cache_put_offline(&s->cache, sn);
-        }
+        char sn[MCS_SN_MAX + 1];
+        memcpy(sn, r->sn, MCS_SN_MAX);
+        sn[MCS_SN_MAX] = '\0';
+        registry_mark_status(&d->reg, sn, r->online);
+        if(redis && !r->online)
+            cache_put_offline(&s->cache, sn);
     }
     if(redis)
-        cache_flush(&s->cache);
+        cache_send(&s->cache);
     atomic_fetch_add(&d->metrics.stored, (uint64_t)inserted);
     atomic_fetch_add(&d->metrics.duplicates, (uint64_t)(readings - inserted));
     atomic_fetch_add(&d->metrics.batches, 1);
@@ -548,13 +598,18 @@ int store_start(struct mcsd *d, struct mcs_store **out)
     cache_init(&s->cache, d->cfg);
     s->recs = calloc((size_t)s->max_rows, sizeof(*s->recs));
     s->stats = calloc(FLUSH_MAX, sizeof(*s->stats));
-    if(!s->recs || !s->stats || copybuf_init(&s->copy, 256u << 20)) {
+    for(s->newest_cap = 16; s->newest_cap < 2 * (uint32_t)s->max_rows; s->newest_cap *= 2) {
+    }
+    s->newest = calloc(s->newest_cap, sizeof(*s->newest));
+    if(!s->recs || !s->stats || !s->newest || copybuf_init(&s->copy, 256u << 20)) {
+        free(s->newest);
         free(s->recs);
         free(s->stats);
         free(s);
         return MCS_ENOMEM;
     }
     if(pthread_create(&s->th, NULL, store_main, s)) {
+        free(s->newest);
         copybuf_cleanup(&s->copy);
         free(s->recs);
         free(s->stats);
@@ -577,5 +632,6 @@ void store_join(struct mcs_store *s)
     copybuf_cleanup(&s->copy);
     free(s->recs);
     free(s->stats);
+    free(s->newest);
     free(s);
 }

@@ -65,7 +65,7 @@ static void append_read_commit(void **state)
     assert_int_equal(journal_open(&j, dir, 1 << 20), 0);
     for(int i = 0; i < 100; i++) {
         struct mcs_jrec r = rec(i);
-        assert_int_equal(journal_append(&j, &r), 0);
+        assert_int_equal(journal_append(&j, &r, 1), 0);
     }
     int seen = 0;
     while(seen < 100) {
@@ -96,7 +96,7 @@ static void torn_tail_is_cut(void **state)
     assert_int_equal(journal_open(&j, dir, 1 << 20), 0);
     for(int i = 0; i < 3; i++) {
         struct mcs_jrec r = rec(i);
-        assert_int_equal(journal_append(&j, &r), 0);
+        assert_int_equal(journal_append(&j, &r, 1), 0);
     }
     int64_t whole = atomic_load(&j.wpos);
     journal_close(&j);
@@ -109,7 +109,7 @@ static void torn_tail_is_cut(void **state)
     assert_int_equal(journal_open(&j, dir, 1 << 20), 0);
     assert_int_equal(atomic_load(&j.wpos), whole);
     struct mcs_jrec r = rec(3);
-    assert_int_equal(journal_append(&j, &r), 0);
+    assert_int_equal(journal_append(&j, &r, 1), 0);
     assert_int_equal(journal_read(&j, 0, out, 8, &next), 4);
     assert_int_equal(out[3].seq, 3);
     journal_close(&j);
@@ -126,7 +126,7 @@ static void bound_and_segments(void **state)
     assert_int_equal(journal_open(&j, dir, 64 << 10), 0);
     for(int i = 0; i < 2000; i++) {
         struct mcs_jrec r = rec(i);
-        int rc = journal_append(&j, &r);
+        int rc = journal_append(&j, &r, 1);
         if(rc == 0)
             ok++;
         else {
@@ -154,9 +154,57 @@ static void bound_and_segments(void **state)
     journal_commit(&j, pos);
     assert_int_equal(count_segments(), 1);
     struct mcs_jrec r = rec(ok);
-    assert_int_equal(journal_append(&j, &r), 0);
+    assert_int_equal(journal_append(&j, &r, 1), 0);
     assert_int_equal(journal_read(&j, pos, out, 256, &next), 1);
     assert_int_equal(out[0].seq, ok);
+    journal_close(&j);
+}
+
+static void buffered_until_flush(void **state)
+{
+    struct mcs_journal j;
+    struct mcs_jrec out[8];
+    int64_t next;
+    (void)state;
+    assert_int_equal(journal_open(&j, dir, 1 << 20), 0);
+    struct mcs_jrec r = rec(1);
+    assert_int_equal(journal_append(&j, &r, 0), 0);
+    /* QoS 0 records wait in the buffer: the reader sees nothing yet. */
+    assert_int_equal(journal_read(&j, 0, out, 8, &next), 0);
+    r = rec(2);
+    assert_int_equal(journal_append(&j, &r, 1), 0);
+    /* A sync append writes everything before it, in order. */
+    assert_int_equal(journal_read(&j, 0, out, 8, &next), 2);
+    assert_int_equal(out[0].seq, 1);
+    assert_int_equal(out[1].seq, 2);
+    r = rec(3);
+    assert_int_equal(journal_append(&j, &r, 0), 0);
+    assert_int_equal(journal_flush(&j), 0);
+    assert_int_equal(journal_read(&j, next, out, 8, &next), 1);
+    assert_int_equal(out[0].seq, 3);
+    /* Many buffered records across segment boundaries keep their order. */
+    journal_close(&j);
+    assert_int_equal(journal_open(&j, dir, 64 << 10), 0);
+    int64_t pos = atomic_load(&j.wpos);
+    journal_commit(&j, pos);
+    for(int i = 0; i < 300; i++) {
+        r = rec(100 + i);
+        assert_int_equal(journal_append(&j, &r, 0), 0);
+    }
+    assert_int_equal(journal_flush(&j), 0);
+    int seen = 0;
+    struct mcs_jrec many[64];
+    for(;;) {
+        int n = journal_read(&j, pos, many, 64, &next);
+        assert_true(n >= 0);
+        if(!n)
+            break;
+        for(int i = 0; i < n; i++)
+            assert_int_equal(many[i].seq, 100 + seen + i);
+        seen += n;
+        pos = next;
+    }
+    assert_int_equal(seen, 300);
     journal_close(&j);
 }
 
@@ -166,6 +214,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(append_read_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(torn_tail_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(bound_and_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(buffered_until_flush, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
