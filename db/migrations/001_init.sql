@@ -3,7 +3,7 @@
 -- lock (see src/mcsd/migrate.c). Later changes go into new numbered files.
 
 CREATE TABLE devices (
-    sn            varchar(32) PRIMARY KEY CHECK (sn ~ '^[A-Za-z0-9_-]{1,32}$'),
+    sn            varchar(32) COLLATE "C" PRIMARY KEY CHECK (sn ~ '^[A-Za-z0-9_-]{1,32}$'),
     name          varchar(64)  NOT NULL DEFAULT '',
     location      varchar(128) NOT NULL DEFAULT '',
     pos_x         double precision CHECK (pos_x BETWEEN 0 AND 100),
@@ -62,7 +62,7 @@ BEGIN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
         CREATE TABLE sensor_data (
             time  timestamptz NOT NULL,
-            sn    varchar(32) NOT NULL,
+            sn    varchar(32) COLLATE "C" NOT NULL,
             v_raw double precision,
             ppm   double precision,
             temp  double precision,
@@ -81,7 +81,7 @@ BEGIN
     ELSE
         CREATE TABLE sensor_data (
             time  timestamptz NOT NULL,
-            sn    varchar(32) NOT NULL,
+            sn    varchar(32) COLLATE "C" NOT NULL,
             v_raw double precision,
             ppm   double precision,
             temp  double precision,

@@ -166,6 +166,8 @@ void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
     FIELD("redis_up", "%d", 1);
     FIELD("mqtt_connected", "%d", atomic_load(&m->mqtt_connected));
     FIELD("devices", "%u", x->devices);
+    FIELD("broker_dropped", "%lld", (long long)atomic_load(&m->broker_dropped));
+    FIELD("broker_clients", "%lld", (long long)atomic_load(&m->broker_clients));
     FIELD("spool_bytes", "%lld", (long long)x->spool_bytes);
     FIELD("rss_kb", "%ld", x->rss_kb);
     FIELD("lat_count", "%llu", (unsigned long long)m->lat_count);

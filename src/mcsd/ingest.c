@@ -20,7 +20,7 @@ struct mcs_ingest {
     struct mcsd *d;
     struct mosquitto *mosq;
     pthread_t th;
-    int connected, ready_logged;
+    int connected, ready_logged, sys_mid;
     _Atomic int leave;
     char sub_up[128], sub_status[128];
 };
@@ -137,11 +137,35 @@ static int64_t trace_of(const mosquitto_property *props)
     return t;
 }
 
+#define SYS_DROPPED "$SYS/broker/publish/messages/dropped"
+#define SYS_CLIENTS "$SYS/broker/clients/connected"
+
+/* Broker statistics: visible in our metrics so that messages the broker
+ * dropped before they reached us are not silent. */
+static void on_sys(struct mcs_ingest *in, const struct mosquitto_message *msg)
+{
+    char buf[32], *end;
+    int len = msg->payloadlen < (int)sizeof(buf) - 1 ? msg->payloadlen : (int)sizeof(buf) - 1;
+    memcpy(buf, msg->payload, (size_t)(len > 0 ? len : 0));
+    buf[len > 0 ? len : 0] = '\0';
+    long long v = strtoll(buf, &end, 10);
+    if(end == buf || v < 0)
+        return;
+    if(!strcmp(msg->topic, SYS_DROPPED))
+        atomic_store(&in->d->metrics.broker_dropped, v);
+    else if(!strcmp(msg->topic, SYS_CLIENTS))
+        atomic_store(&in->d->metrics.broker_clients, v);
+}
+
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
     struct mcs_ingest *in = obj;
     (void)mosq;
+    if(msg->topic[0] == '$') {
+        on_sys(in, msg);
+        return;
+    }
     /* Returning from here lets libmosquitto send the PUBACK: the record is
      * in the journal (the kernel's page cache) by then. */
     ingest_handle(in->d, msg->topic, msg->payload, msg->payloadlen, msg->qos,
@@ -164,6 +188,10 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
           LI("port", in->d->cfg->mqtt_port), LI("session_present", flags));
     mosquitto_subscribe_v5(mosq, NULL, in->sub_up, 1, 0, NULL);
     mosquitto_subscribe_v5(mosq, NULL, in->sub_status, 1, 0, NULL);
+    /* Not shared: every instance reports the broker's figures. A broker
+     * whose ACL refuses $SYS simply leaves them at -1. */
+    char *sys[] = {SYS_DROPPED, SYS_CLIENTS};
+    mosquitto_subscribe_multiple(mosq, &in->sys_mid, 2, sys, 0, 0, NULL);
 }
 
 static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count,
@@ -171,11 +199,18 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_cou
 {
     struct mcs_ingest *in = obj;
     (void)mosq;
-    (void)mid;
     (void)props;
-    for(int i = 0; i < qos_count; i++)
-        if(granted[i] >= 0x80)
+    for(int i = 0; i < qos_count; i++) {
+        if(granted[i] < 0x80)
+            continue;
+        if(mid == in->sys_mid)
+            LOG_I("ingest", "broker statistics ($SYS) not readable for this user",
+                  LI("reason", granted[i]));
+        else
             LOG_E("ingest", "subscription refused by the broker", LI("reason", granted[i]));
+    }
+    if(mid == in->sys_mid)
+        return;
     if(!in->ready_logged++)
         LOG_I("ingest", "ready", LS("up", in->sub_up), LS("status", in->sub_status));
 }

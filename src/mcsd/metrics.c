@@ -8,6 +8,8 @@
 void metrics_init(struct mcs_metrics *m)
 {
     memset(m, 0, sizeof(*m));
+    atomic_store(&m->broker_dropped, -1);
+    atomic_store(&m->broker_clients, -1);
 }
 
 void metrics_reject(struct mcs_metrics *m, int reason)

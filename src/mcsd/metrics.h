@@ -23,6 +23,10 @@ struct mcs_metrics {
     _Atomic uint64_t stored, duplicates, batches, store_failed;
     _Atomic uint64_t spool_lost;
     _Atomic int db_up, redis_up, mqtt_connected;
+    /* From the broker's $SYS tree (every sys_interval, default 10 s): its
+     * count of dropped publishes (QoS 0 messages a slow subscriber could not
+     * take, among others) and of connected clients. -1 until known. */
+    _Atomic int64_t broker_dropped, broker_clients;
     uint64_t lat_count;
     uint64_t lat[MCS_LAT_BUCKETS + 1];
     uint64_t lat_over_max_us;

@@ -46,7 +46,7 @@ def test_worked_example(mcsd, add_device, mqtt_pub, wait_db, rds):
     # Device statistics, flushed every DEVICE_FLUSH_S (1 s here).
     rows = wait_db("SELECT status, pkt_recv, pkt_lost, bat, rssi, fw_ver, last_err, "
                    "extract(epoch from now() - last_seen) FROM devices WHERE sn = %s", (sn,),
-                   pred=lambda r: r and r[0][1] == 1, timeout=5,
+                   pred=lambda r: r and r[0][1] == 1 and r[0][0] == "online", timeout=5,
                    desc="devices statistics flushed")
     status, recv, lost, dbat, drssi, fw, last_err, age = rows[0]
     assert (status, recv, lost, dbat, drssi, fw, last_err) == \
@@ -190,6 +190,15 @@ def test_metrics_hash_has_contract_fields(mcsd, rds):
     assert got["rss_kb"] > 0
     assert abs(got["updated_ms"] / 1000 - time.time()) < 5
     assert m.instance_id in rds.smembers("mcs:instances")
+
+
+def test_broker_statistics_in_metrics(mcsd):
+    """The broker's $SYS counters (connected clients, dropped publishes) are
+    mirrored into the metrics hash, so drops before mcsd are visible."""
+    m = m_ = mcsd()
+    m.wait_metric("broker_clients", lambda v: v >= 1, timeout=10,
+                  desc="broker_clients from $SYS (sys_interval 2 in svc.sh)")
+    assert m_.metric("broker_dropped", -1) >= 0
 
 
 def test_latency_metric_from_user_property(mcsd, add_device, mqtt_pub, wait_db):
