@@ -8,7 +8,8 @@
  * It connects everything, prints `ready`, and then waits: when the broker
  * goes away (a restart), every device reconnects after a random delay of
  * 0..--retry-ms, again and again, until all are up; then it prints the
- * storm figures and exits. At most --inflight devices are between "TCP
+ * storm figures and waits for the next restart, until SIGTERM or
+ * --timeout. At most --inflight devices are between "TCP
  * connect" and "up" at any moment (a listen backlog of 100 would otherwise
  * drop SYNs and add 1 s retransmit timeouts that measure the kernel, not
  * the broker).
@@ -83,8 +84,10 @@ struct storm {
     int epfd;
     struct sockaddr_in addr;
     long up, inflight, down;
+    long *heap;   /* DOWN devices, a min-heap on retry_ms (down entries) */
+    uint32_t rng; /* xorshift32 state for retry jitter */
     uint64_t attempts, refused, timeouts, lost;
-    int phase;              /* 0 initial connect, 1 waiting for a drop, 2 storm */
+    int phase; /* 0 initial connect, 1 waiting for a drop, 2 storm */
     int64_t t0_ms, first_drop_ms, first_up_ms, last_up_ms;
 };
 
@@ -97,6 +100,7 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mcs-storm --host H --port P --cafile F --devices N --vendor-secret S\n"
+               "  --vendor-secret S R-MQ-6 secret; @env takes it from $VENDOR_SECRET\n"
                "  --sn-prefix P     serial numbers P + 6 digits (STORM)\n"
                "  --sn-start I      first index (0)\n"
                "  --topic-prefix T  topic prefix (mcs)\n"
@@ -106,20 +110,29 @@ static void usage(FILE *f)
                "  --retry-ms M      reconnect after a random 0..M ms (500)\n"
                "  --timeout S       give up after S seconds in all (300)\n"
                "Prints `ready` once all are up, then waits for the broker to go away\n"
-               "and measures the reconnect storm: storm_s (first drop to last device\n"
-               "up), storm_end_mono_ms (CLOCK_MONOTONIC of the last SUBACK), ...\n");
+               "and measures each reconnect storm: storm_s (first drop to last device\n"
+               "up), storm_end_mono_ms (CLOCK_MONOTONIC of the last SUBACK), ...\n"
+               "Runs until SIGTERM or --timeout; exit 0 when at least one storm was\n"
+               "measured and nothing was refused.\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
-        {"host", required_argument, 0, 'h'},     {"port", required_argument, 0, 'p'},
-        {"cafile", required_argument, 0, 'c'},   {"devices", required_argument, 0, 'n'},
-        {"vendor-secret", required_argument, 0, 'v'}, {"sn-prefix", required_argument, 0, 's'},
-        {"sn-start", required_argument, 0, 'S'}, {"topic-prefix", required_argument, 0, 't'},
-        {"id-sn", no_argument, 0, 'i'},         {"inflight", required_argument, 0, 'k'},
-        {"retry-ms", required_argument, 0, 'r'}, {"timeout", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'H'},          {0, 0, 0, 0},
+        {"host", required_argument, 0, 'h'},
+        {"port", required_argument, 0, 'p'},
+        {"cafile", required_argument, 0, 'c'},
+        {"devices", required_argument, 0, 'n'},
+        {"vendor-secret", required_argument, 0, 'v'},
+        {"sn-prefix", required_argument, 0, 's'},
+        {"sn-start", required_argument, 0, 'S'},
+        {"topic-prefix", required_argument, 0, 't'},
+        {"id-sn", no_argument, 0, 'i'},
+        {"inflight", required_argument, 0, 'k'},
+        {"retry-ms", required_argument, 0, 'r'},
+        {"timeout", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
     };
     int ch;
     char *end;
@@ -134,20 +147,49 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         errno = 0;
         end = NULL;
         switch(ch) {
-        case 'h': o->host = optarg; break;
-        case 'c': o->cafile = optarg; break;
-        case 'v': o->vendor_secret = optarg; break;
-        case 's': o->sn_prefix = optarg; break;
-        case 't': o->topic_prefix = optarg; break;
-        case 'i': o->id_is_sn = 1; break;
-        case 'p': o->port = (int)strtol(optarg, &end, 10); break;
-        case 'n': o->devices = strtol(optarg, &end, 10); break;
-        case 'S': o->sn_start = strtol(optarg, &end, 10); break;
-        case 'k': o->inflight = (int)strtol(optarg, &end, 10); break;
-        case 'r': o->retry_ms = (int)strtol(optarg, &end, 10); break;
-        case 'T': o->timeout_s = strtod(optarg, &end); break;
-        case 'H': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'h':
+            o->host = optarg;
+            break;
+        case 'c':
+            o->cafile = optarg;
+            break;
+        case 'v':
+            /* "@env" keeps the secret out of the process list. */
+            o->vendor_secret = strcmp(optarg, "@env") ? optarg : getenv("VENDOR_SECRET");
+            break;
+        case 's':
+            o->sn_prefix = optarg;
+            break;
+        case 't':
+            o->topic_prefix = optarg;
+            break;
+        case 'i':
+            o->id_is_sn = 1;
+            break;
+        case 'p':
+            o->port = (int)strtol(optarg, &end, 10);
+            break;
+        case 'n':
+            o->devices = strtol(optarg, &end, 10);
+            break;
+        case 'S':
+            o->sn_start = strtol(optarg, &end, 10);
+            break;
+        case 'k':
+            o->inflight = (int)strtol(optarg, &end, 10);
+            break;
+        case 'r':
+            o->retry_ms = (int)strtol(optarg, &end, 10);
+            break;
+        case 'T':
+            o->timeout_s = strtod(optarg, &end);
+            break;
+        case 'H':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
         if(end && (*end || errno)) {
             fprintf(stderr, "mcs-storm: bad value '%s'\n", optarg);
@@ -266,6 +308,57 @@ static int in_attempt(enum cstate st)
     return st == C_TCP || st == C_TLS || st == C_MQTT || st == C_SUB;
 }
 
+/* Retry jitter: no need for more than xorshift32. */
+static uint32_t jitter(struct storm *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 17;
+    s->rng ^= s->rng << 5;
+    return s->rng;
+}
+
+/* --- the retry schedule: a binary min-heap of device indexes ------------ */
+
+static int64_t due_of(const struct storm *s, long k)
+{
+    return s->c[s->heap[k]].retry_ms;
+}
+
+static void heap_swap(struct storm *s, long a, long b)
+{
+    long t = s->heap[a];
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+}
+
+static void heap_push(struct storm *s, long idx)
+{
+    long k = s->down++;
+    s->heap[k] = idx;
+    while(k > 0 && due_of(s, (k - 1) / 2) > due_of(s, k)) {
+        heap_swap(s, k, (k - 1) / 2);
+        k = (k - 1) / 2;
+    }
+}
+
+static long heap_pop(struct storm *s)
+{
+    long top = s->heap[0], k = 0;
+    s->heap[0] = s->heap[--s->down];
+    for(;;) {
+        long l = 2 * k + 1, r = l + 1, m = k;
+        if(l < s->down && due_of(s, l) < due_of(s, m))
+            m = l;
+        if(r < s->down && due_of(s, r) < due_of(s, m))
+            m = r;
+        if(m == k)
+            break;
+        heap_swap(s, k, m);
+        k = m;
+    }
+    return top;
+}
+
 /* Closes c and schedules a new attempt (random delay: devices do not
  * retry in lockstep). */
 static void conn_down(struct storm *s, struct conn *c, int refused)
@@ -278,8 +371,7 @@ static void conn_down(struct storm *s, struct conn *c, int refused)
         if(s->phase == 1) {
             s->phase = 2;
             s->first_drop_ms = now;
-            fprintf(stderr, "mcs-storm: broker gone, reconnecting %ld devices\n",
-                    s->o.devices);
+            fprintf(stderr, "mcs-storm: broker gone, reconnecting %ld devices\n", s->o.devices);
         }
     }
     else if(in_attempt(c->st)) {
@@ -305,8 +397,8 @@ static void conn_down(struct storm *s, struct conn *c, int refused)
         return;
     }
     c->st = C_DOWN;
-    s->down++;
-    c->retry_ms = now + (s->o.retry_ms > 0 ? rand() % s->o.retry_ms : 0);
+    c->retry_ms = now + (s->o.retry_ms > 0 ? (int64_t)(jitter(s) % (uint32_t)s->o.retry_ms) : 0);
+    heap_push(s, c - s->c);
 }
 
 static void conn_start(struct storm *s, struct conn *c)
@@ -314,7 +406,6 @@ static void conn_start(struct storm *s, struct conn *c)
     struct epoll_event e;
     int one = 1;
 
-    s->down--;
     s->inflight++;
     s->attempts++;
     c->attempt_ms = mcs_mono_ms();
@@ -372,8 +463,7 @@ static void became_up(struct storm *s, struct conn *c)
 }
 
 /* Handles one complete packet; returns -1 to drop, 1 when refused. */
-static int on_packet(struct storm *s, struct conn *c, const unsigned char *p, size_t hl,
-                     size_t len)
+static int on_packet(struct storm *s, struct conn *c, const unsigned char *p, size_t hl, size_t len)
 {
     unsigned type = p[0] >> 4;
     const unsigned char *v = p + hl;
@@ -534,22 +624,17 @@ static void keepalive_and_timeouts(struct storm *s, int64_t now)
     }
 }
 
-/* Starts due attempts while fewer than --inflight are under way. */
-static void start_due(struct storm *s, int64_t now, long *cursor, int64_t *next_due)
+/* Starts due attempts while fewer than --inflight are under way; returns
+ * when the next one is due (or now + 100 ms). */
+static int64_t start_due(struct storm *s, int64_t now)
 {
-    long scanned = 0;
-    *next_due = now + 100;
-    while(s->down > 0 && s->inflight < s->o.inflight && scanned < s->o.devices) {
-        struct conn *c = &s->c[*cursor];
-        *cursor = (*cursor + 1) % s->o.devices;
-        scanned++;
-        if(c->st != C_DOWN)
-            continue;
-        if(c->retry_ms <= now)
-            conn_start(s, c);
-        else if(c->retry_ms < *next_due)
-            *next_due = c->retry_ms;
-    }
+    while(s->down > 0 && s->inflight < s->o.inflight && due_of(s, 0) <= now)
+        conn_start(s, &s->c[heap_pop(s)]);
+    /* At the cap, only progress of the attempts under way frees a place:
+     * wait for their events instead of spinning. */
+    if(s->down > 0 && s->inflight < s->o.inflight && due_of(s, 0) < now + 100)
+        return due_of(s, 0);
+    return now + 100;
 }
 
 static SSL_CTX *make_ctx(const struct opts *o)
@@ -599,8 +684,7 @@ int main(int argc, char **argv)
     struct epoll_event evs[512];
     struct rlimit rl;
     struct sigaction sa;
-    long cursor = 0;
-    int64_t now, next_misc, next_report, next_due = 0, deadline;
+    int64_t now, next_misc, next_report, next_due, deadline;
     int rc = 1;
 
     memset(&s, 0, sizeof(s));
@@ -621,7 +705,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    srand((unsigned)getpid());
+    s.rng = (uint32_t)getpid() | 1u;
 
     s.addr.sin_family = AF_INET;
     s.addr.sin_port = htons((uint16_t)s.o.port);
@@ -631,15 +715,16 @@ int main(int argc, char **argv)
     }
     s.ctx = make_ctx(&s.o);
     s.c = calloc((size_t)s.o.devices, sizeof(*s.c));
+    s.heap = calloc((size_t)s.o.devices, sizeof(*s.heap));
     s.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if(!s.ctx || !s.c || s.epfd < 0)
+    if(!s.ctx || !s.c || !s.heap || s.epfd < 0)
         goto out;
     for(long i = 0; i < s.o.devices; i++) {
         s.c[i].fd = -1;
         s.c[i].st = C_DOWN;
         snprintf(s.c[i].sn, SN_MAX, "%s%06ld", s.o.sn_prefix, s.o.sn_start + i);
+        heap_push(&s, i); /* all due at once (retry_ms 0) */
     }
-    s.down = s.o.devices;
     s.t0_ms = mcs_mono_ms();
     deadline = s.t0_ms + (int64_t)(s.o.timeout_s * 1000);
     next_misc = s.t0_ms + 1000;
@@ -649,11 +734,12 @@ int main(int argc, char **argv)
         int n, timeout;
         now = mcs_mono_ms();
         if(now > deadline) {
-            fprintf(stderr, "mcs-storm: timed out with %ld of %ld up\n", s.up, s.o.devices);
+            fprintf(stderr, "mcs-storm: time is up with %ld of %ld up\n", s.up, s.o.devices);
             break;
         }
         if(s.refused) {
             fprintf(stderr, "mcs-storm: the broker refused devices: check credentials\n");
+            rc = 1;
             break;
         }
         if(s.phase == 0 && s.up == s.o.devices) {
@@ -663,18 +749,20 @@ int main(int argc, char **argv)
             s.phase = 1;
         }
         if(s.phase == 2 && s.up == s.o.devices) {
+            /* Report this storm and wait for the next restart. */
             print_storm(&s);
+            fprintf(stderr, "mcs-storm: all %ld devices back\n", s.up);
+            s.phase = 1;
+            s.first_drop_ms = s.first_up_ms = 0;
+            s.attempts = s.timeouts = 0;
             rc = 0;
-            break;
         }
-        start_due(&s, now, &cursor, &next_due);
+        next_due = start_due(&s, now);
         timeout = (int)(next_due - now);
-        if(timeout < 0 || (s.down > 0 && s.inflight < s.o.inflight && next_due <= now))
+        if(timeout < 0)
             timeout = 0;
         if(timeout > 100)
             timeout = 100;
-        if(s.down > 0 && s.inflight < s.o.inflight && timeout > 10)
-            timeout = 10;
         n = epoll_wait(s.epfd, evs, 512, timeout);
         for(int k = 0; k < n; k++)
             conn_io(&s, evs[k].data.ptr, evs[k].events);
@@ -685,8 +773,8 @@ int main(int argc, char **argv)
         }
         if(now >= next_report) {
             next_report = now + 5000;
-            fprintf(stderr, "mcs-storm: t=%.0fs up=%ld inflight=%ld down=%ld attempts=%" PRIu64
-                            "\n",
+            fprintf(stderr,
+                    "mcs-storm: t=%.0fs up=%ld inflight=%ld down=%ld attempts=%" PRIu64 "\n",
                     (double)(now - s.t0_ms) / 1000.0, s.up, s.inflight, s.down, s.attempts);
         }
     }
@@ -703,6 +791,7 @@ out:
         }
     }
     free(s.c);
+    free(s.heap);
     if(s.ctx)
         SSL_CTX_free(s.ctx);
     if(s.epfd >= 0)

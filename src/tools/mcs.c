@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,9 @@ static void usage(FILE *f)
           "Platform:\n"
           "  mcs status [--json]           devices, readings of the last minute and\n"
           "                                the metrics of every mcsd instance\n"
+          "  mcs hash-password             read a password (one line) on stdin, print its\n"
+          "                                Argon2id hash for the broker plugin's\n"
+          "                                plugin_opt_worker_hash/admin_hash\n"
           "  mcs help                      this text\n"
           "\n"
           "SN: 1 to 32 of A-Z a-z 0-9 _ -. Device OPTIONS (--opt VALUE or --opt=VALUE):\n"
@@ -687,6 +691,7 @@ static int cmd_add(struct cli *c, const struct args *a)
         goto out;
     printf("device %s added\n", a->sn);
     printf("mqtt username: device_%s\n", a->sn);
+    printf("mqtt client id: device_%s\n", a->sn);
     if(!c->cfg.vendor_secret[0])
         warn("VENDOR_SECRET is not set, so no MQTT password is shown; set it to the value "
              "the broker uses and run `mcs device password %s`",
@@ -1290,6 +1295,43 @@ static int cmd_status(struct cli *c, const struct args *a)
     return rc;
 }
 
+/* `mcs hash-password`: one line from stdin (no echo concerns: meant for
+ * scripts and `read -s` pipelines) -> crypto_pwhash_str at the interactive
+ * limits, which is what the broker plugin verifies (docs/PLUGIN.md). */
+static int cmd_hash_password(void)
+{
+    char pw[1026], out[crypto_pwhash_STRBYTES];
+    size_t len;
+    int rc = MCS_EINVAL;
+
+    if(sodium_init() < 0)
+        return fail(MCS_ENOMEM, "libsodium failed to initialise");
+    if(!fgets(pw, sizeof(pw), stdin)) {
+        rc = fail(MCS_EINVAL, "hash-password: no password on stdin");
+        goto out;
+    }
+    len = strcspn(pw, "\r\n");
+    if(len == sizeof(pw) - 1) {
+        rc = fail(MCS_EINVAL, "hash-password: password longer than 1024 bytes");
+        goto out;
+    }
+    pw[len] = '\0';
+    if(len == 0) {
+        rc = fail(MCS_EINVAL, "hash-password: empty password");
+        goto out;
+    }
+    if(crypto_pwhash_str(out, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                         crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        rc = fail(MCS_ENOMEM, "hash-password: out of memory");
+        goto out;
+    }
+    printf("%s\n", out);
+    rc = 0;
+out:
+    sodium_memzero(pw, sizeof(pw));
+    return rc;
+}
+
 struct command {
     const char *name;
     unsigned allow;
@@ -1324,6 +1366,11 @@ static int run(struct cli *c, int argc, char **argv)
     if(argc < 2) {
         usage(stderr);
         return MCS_EINVAL;
+    }
+    if(!strcmp(argv[1], "hash-password")) {
+        if(argc != 2)
+            return fail(MCS_EINVAL, "hash-password takes no arguments (password on stdin)");
+        return cmd_hash_password();
     }
     if(!strcmp(argv[1], "status")) {
         rc = parse_args(argc, argv, 2, A_JSON, "status", &a);
