@@ -633,7 +633,11 @@ static int conn_setup(struct lg *lg, struct conn *c)
     const struct dev *first = &lg->devs[c->devs[0]];
     int rc = -1;
 
-    if(c->ndevs == 1)
+    if(c->ndevs == 1 && lg->o.vendor_secret)
+        /* A device logs in as itself: the broker plugin requires the client
+         * id device_{sn} (docs/PLUGIN.md). */
+        snprintf(id, sizeof(id), "device_%s", first->sn);
+    else if(c->ndevs == 1)
         snprintf(id, sizeof(id), "%s%s", lg->o.client_prefix, first->sn);
     else
         snprintf(id, sizeof(id), "%s%ld-%d", lg->o.client_prefix, (long)getpid(), c->idx);
@@ -909,7 +913,11 @@ int main(int argc, char **argv)
         for(k = 0; k < n; k++)
             conn_io(evs[k].data.ptr, evs[k].events);
     }
-    if(lg.conns_up == 0) {
+    /* A simulated fleet behaves like field devices: it keeps retrying (every
+     * second) instead of giving up when the broker is not ready for it. */
+    if(lg.conns_up == 0 && lg.o.interval > 0)
+        fprintf(stderr, "mcs-loadgen: no connection up yet; retrying every second\n");
+    else if(lg.conns_up == 0) {
         fprintf(stderr, "mcs-loadgen: no connection to %s:%d could be established\n", lg.o.host,
                 lg.o.port);
         print_figures(&lg, 0);
