@@ -57,11 +57,48 @@ static void append(struct mcs_cache *k, int argc, const char **argv, const size_
         k->pending++;
 }
 
+/* Formats a reading value for JSON: at most 6 decimals, trailing zeros
+ * dropped (3516.1, 0, -75). Integer arithmetic: printf's %g was half of the
+ * store thread's time at 100k readings/s. NaN → null. */
 static size_t fmt_num(char *dst, size_t n, double v)
 {
+    char tmp[40];
+    size_t o = 0, t = 0;
     if(isnan(v))
         return (size_t)snprintf(dst, n, "null");
-    return (size_t)snprintf(dst, n, "%.10g", v);
+    if(!(fabs(v) < 1e12))
+        return (size_t)snprintf(dst, n, "%.10g", v);
+    uint64_t scaled = (uint64_t)llround(fabs(v) * 1e6);
+    uint64_t ip = scaled / 1000000, fp = scaled % 1000000;
+    if(v < 0 && scaled)
+        tmp[t++] = '-';
+    char digits[24];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + ip % 10);
+        ip /= 10;
+    } while(ip);
+    while(nd)
+        tmp[t++] = digits[--nd];
+    if(fp) {
+        char frac[6];
+        int last = -1;
+        for(int i = 5; i >= 0; i--) {
+            frac[i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        for(int i = 0; i < 6; i++)
+            if(frac[i] != '0')
+                last = i;
+        tmp[t++] = '.';
+        for(int i = 0; i <= last; i++)
+            tmp[t++] = frac[i];
+    }
+    if(t >= n)
+        t = n - 1;
+    memcpy(dst + o, tmp, t);
+    dst[t] = '\0';
+    return t;
 }
 
 void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int realtime, int online,
