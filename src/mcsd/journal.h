@@ -43,6 +43,7 @@ struct mcs_journal {
     unsigned char *wbuf;      /* records appended but not yet written */
     size_t wbuf_len, wbuf_cap;
     int64_t bpos;             /* position after the last buffered record */
+    int64_t start_pos;        /* end of the journal when this process opened it */
     int64_t wseg;             /* base position of the writer's segment */
     _Atomic int64_t wpos;     /* end of the last complete record */
     _Atomic int64_t committed;/* everything before is stored (store thread) */

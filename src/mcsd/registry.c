@@ -263,10 +263,11 @@ out:
     return rc;
 }
 
-int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_s,
-                       int refresh_s)
+int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_ms,
+                       int refresh_s, int rt_window_ms)
 {
     int out = 0;
+    int64_t now_s = now_ms / 1000;
     pthread_mutex_lock(&r->lock);
     struct mcs_device *d = find(r, sn);
     if(!d) {
@@ -276,8 +277,13 @@ int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64
     if(!d->online || ts > d->last_seen)
         d->dirty = 1;
     if(ts >= d->last_seen) {
-        out |= MCS_SEEN_NEWEST;
         d->last_seen = ts;
+        if(now_ms - d->rt_key_ms >= rt_window_ms) {
+            out |= MCS_SEEN_NEWEST;
+            d->rt_key_ms = now_ms;
+        }
+        else
+            out |= MCS_SEEN_DEFER;
         if(!d->online || now_s - d->online_key_s >= refresh_s) {
             out |= MCS_SEEN_ONLINE;
             d->online_key_s = now_s;
@@ -285,7 +291,7 @@ int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64
     }
     else if(!d->online) {
         /* Only old readings (a cache resend) after an offline spell: the
-         * device is connected, so it is online; the key shows its newest. */
+         * device is connected, so it is online. */
         out |= MCS_SEEN_ONLINE;
         d->online_key_s = now_s;
     }
@@ -293,6 +299,20 @@ int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64
 done:
     pthread_mutex_unlock(&r->lock);
     return out;
+}
+
+int registry_rt_take(struct mcs_registry *r, const char *sn, int64_t now_ms, int rt_window_ms)
+{
+    int ok = 1;
+    pthread_mutex_lock(&r->lock);
+    struct mcs_device *d = find(r, sn);
+    if(d) {
+        ok = now_ms - d->rt_key_ms >= rt_window_ms;
+        if(ok)
+            d->rt_key_ms = now_ms;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ok;
 }
 
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online)

@@ -29,6 +29,7 @@ struct mcs_device {
     double high_limit, low_limit; /* NaN when not set */
     int64_t last_seen;            /* Unix seconds of the newest stored reading */
     int64_t online_key_s;         /* when online:{sn} was last written (store thread) */
+    int64_t rt_key_ms;            /* when realtime:{sn} was last written (store thread) */
     uint32_t recv_delta, lost_delta; /* since the last flush */
 };
 
@@ -67,16 +68,23 @@ int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn);
 int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struct mcs_calib *c);
 
 /* Store-thread entry, in journal order: a stored reading (online, last_seen)
- * or a status message. registry_mark_seen returns MCS_SEEN_NEWEST when the
- * reading is not older than any stored before (so realtime:{sn} may show it;
- * a resend of the device's offline cache must not), plus MCS_SEEN_ONLINE
- * when online:{sn} should be (re)written now: the device was offline, or the
- * key was last written refresh_s or more ago (now_s). This keeps Redis
- * traffic at one online write per device per refresh_s however fast a device
- * reports. */
-enum { MCS_SEEN_NEWEST = 1, MCS_SEEN_ONLINE = 2 };
-int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_s,
-                       int refresh_s);
+ * or a status message. registry_mark_seen returns a mask of:
+ *  MCS_SEEN_NEWEST  the reading is not older than any stored before and
+ *                   realtime:{sn} may show it now (a resend of the device's
+ *                   offline cache must not replace a newer value);
+ *  MCS_SEEN_DEFER   it is the newest, but realtime:{sn} was written less
+ *                   than rt_window_ms ago: write it later (registry_rt_take);
+ *  MCS_SEEN_ONLINE  online:{sn} should be (re)written now: the device was
+ *                   offline, or the key was written refresh_s or more ago.
+ * This bounds Redis writes per device however fast it reports. */
+enum { MCS_SEEN_NEWEST = 1, MCS_SEEN_ONLINE = 2, MCS_SEEN_DEFER = 4 };
+int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_ms,
+                       int refresh_s, int rt_window_ms);
+
+/* For a deferred realtime write: returns 1 (and records now_ms) when
+ * realtime:{sn} was last written rt_window_ms or more ago, 0 otherwise. */
+int registry_rt_take(struct mcs_registry *r, const char *sn, int64_t now_ms, int rt_window_ms);
+
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online);
 
 /* Marks offline every online device not seen since `before` (Unix s).

@@ -24,6 +24,20 @@
 /* online:{sn} lives 90 s (R-PR-3); rewriting it every 15 s at most keeps it
  * alive with margin while a fast reporter costs one write, not hundreds. */
 #define ONLINE_REFRESH_S 15
+/* realtime:{sn} at most twice a second per device: the dashboard reads it
+ * once a second, and a device in 1 s debug mode is still written every time.
+ * A newer reading held back meanwhile is written when its window opens
+ * (struct rt_pending), so the key always ends on the newest reading. */
+#define RT_WINDOW_MS 500
+
+/* Newest readings whose realtime write waits for its window: one entry per
+ * SN (a later reading replaces an earlier one), open-addressing index. */
+struct rt_pending {
+    struct mcs_jrec *items;
+    uint32_t n, cap;
+    uint32_t *idx;      /* 1 + item index, 0 = free */
+    uint32_t idx_cap;   /* power of two, > 2 × n */
+};
 
 struct mcs_store {
     struct mcsd *d;
@@ -33,11 +47,13 @@ struct mcs_store {
     struct mcs_cache cache;
     struct mcs_copybuf copy;
     struct mcs_jrec *recs;
+    struct rt_pending rt;
     uint32_t *newest;      /* per batch: open-addressing sn → index of its newest reading */
     uint32_t newest_cap;   /* power of two, >= 2 × max_rows */
     struct mcs_device_stat *stats;
     int max_rows;
     int64_t pos;           /* journal position stored so far */
+    int64_t next_rt_ms;
     int64_t next_connect_ms, next_metrics_ms, next_flush_ms, next_parts_ms, next_expire_ms;
     int connect_backoff_ms;
 };
@@ -262,6 +278,95 @@ static uint32_t hash_sn32(const char sn[MCS_SN_MAX])
     return h;
 }
 
+static uint32_t *rt_find(struct rt_pending *p, const char sn[MCS_SN_MAX])
+{
+    uint32_t mask = p->idx_cap - 1;
+    if(!p->idx_cap)
+        return NULL;
+    for(uint32_t h = hash_sn32(sn) & mask;; h = (h + 1) & mask) {
+        if(!p->idx[h] || !memcmp(p->items[p->idx[h] - 1].sn, sn, MCS_SN_MAX))
+            return &p->idx[h];
+    }
+}
+
+static int rt_reindex(struct rt_pending *p, uint32_t want)
+{
+    uint32_t cap = p->idx_cap ? p->idx_cap : 1024;
+    while(cap <= 2 * want)
+        cap *= 2;
+    if(cap != p->idx_cap) {
+        uint32_t *ni = calloc(cap, sizeof(*ni));
+        if(!ni)
+            return MCS_ENOMEM;
+        free(p->idx);
+        p->idx = ni;
+        p->idx_cap = cap;
+    }
+    else
+        memset(p->idx, 0, cap * sizeof(*p->idx));
+    for(uint32_t i = 0; i < p->n; i++)
+        *rt_find(p, p->items[i].sn) = i + 1;
+    return 0;
+}
+
+/* Holds r back until its device's window opens. On allocation failure the
+ * write is dropped (the next reading of the device writes the key). */
+static void rt_put(struct rt_pending *p, const struct mcs_jrec *r)
+{
+    uint32_t *slot = rt_find(p, r->sn);
+    if(slot && *slot) {
+        p->items[*slot - 1] = *r;
+        return;
+    }
+    if(p->n == p->cap) {
+        uint32_t ncap = p->cap ? p->cap * 2 : 256;
+        struct mcs_jrec *ni = realloc(p->items, ncap * sizeof(*ni));
+        if(!ni)
+            return;
+        p->items = ni;
+        p->cap = ncap;
+    }
+    p->items[p->n++] = *r;
+    if(2 * p->n >= p->idx_cap) {
+        if(rt_reindex(p, p->n))
+            p->n--;
+        return;
+    }
+    *rt_find(p, r->sn) = p->n;
+}
+
+/* A newer value was just written directly: forget the held one. */
+static void rt_drop(struct rt_pending *p, const char sn[MCS_SN_MAX])
+{
+    uint32_t *slot = rt_find(p, sn);
+    if(slot && *slot)
+        p->items[*slot - 1].sn[0] = '\0'; /* tombstone: skipped and removed at flush */
+}
+
+/* Writes the held readings whose window has opened. */
+static void rt_flush(struct mcs_store *s, int64_t now_ms)
+{
+    struct rt_pending *p = &s->rt;
+    uint32_t keep = 0;
+    if(!p->n || !cache_ready(&s->cache))
+        return;
+    for(uint32_t i = 0; i < p->n; i++) {
+        const struct mcs_jrec *r = &p->items[i];
+        char sn[MCS_SN_MAX + 1];
+        if(!r->sn[0])
+            continue;
+        memcpy(sn, r->sn, MCS_SN_MAX);
+        sn[MCS_SN_MAX] = '\0';
+        if(registry_rt_take(&s->d->reg, sn, now_ms, RT_WINDOW_MS))
+            cache_put_reading(&s->cache, r, 1, 0, r->ts);
+        else
+            p->items[keep++] = *r;
+    }
+    p->n = keep;
+    rt_reindex(p, p->n);
+    cache_send(&s->cache);
+}
+
 /* Fills s->newest with, for each SN of the batch, 1 + the index of its
  * reading with the greatest ts (the last such on ties); 0 marks a free slot. */
 static void index_newest(struct mcs_store *s, int n)
@@ -307,8 +412,13 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
         char sn[MCS_SN_MAX + 1];
         memcpy(sn, r->sn, MCS_SN_MAX);
         sn[MCS_SN_MAX] = '\0';
-        int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000000, ONLINE_REFRESH_S);
-        if(redis)
+        int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000, ONLINE_REFRESH_S,
+                                      RT_WINDOW_MS);
+        if(seen & MCS_SEEN_NEWEST)
+            rt_drop(&s->rt, r->sn);
+        else if(seen & MCS_SEEN_DEFER)
+            rt_put(&s->rt, r);
+        if(redis && (seen & (MCS_SEEN_NEWEST | MCS_SEEN_ONLINE)))
             cache_put_reading(&s->cache, r, seen & MCS_SEEN_NEWEST, seen & MCS_SEEN_ONLINE, r->ts);
     }
     /* Status records in journal order, after the readings of the batch: a
@@ -508,6 +618,10 @@ static void periodic(struct mcs_store *s)
 
     if(s->pg)
         check_idle_connection(s);
+    if(now >= s->next_rt_ms) {
+        rt_flush(s, mcs_now_ms());
+        s->next_rt_ms = now + 100;
+    }
 
     if(now >= s->next_expire_ms) {
         /* R-PR-3: online while reported within 90 s. */
@@ -633,5 +747,7 @@ void store_join(struct mcs_store *s)
     free(s->recs);
     free(s->stats);
     free(s->newest);
+    free(s->rt.items);
+    free(s->rt.idx);
     free(s);
 }

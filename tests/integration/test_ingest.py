@@ -287,3 +287,25 @@ def test_registry_follows_insert_and_delete(mcsd, pg, mqtt_pub, fresh_sn, db_cou
         mqtt_pub.reading(sn, ts=now - 500 + s, seq=s)
     m.wait_metric("rej_unknown_sn", lambda v: v >= u2 + 3, timeout=5)
     assert db_count(sn) == n
+
+
+def test_realtime_ends_on_newest_of_a_fast_burst(mcsd, add_device, mqtt_pub, rds):
+    """realtime:{sn} is written at most twice a second per device; a reading
+    held back by that limit is written when its window opens, so after a
+    fast burst the key shows the newest reading, not the first."""
+    sn = add_device()
+    mcsd()
+    now = int(time.time())
+    for seq in range(1, 31):
+        mqtt_pub.publish(up_topic(sn), telemetry(ts=now - 30 + seq, seq=seq, v_raw=100 + seq),
+                         qos=1, wait=False)
+        if seq == 10:
+            time.sleep(0.15)  # a first batch is written, the rest falls in its window
+
+    def newest():
+        raw = rds.get(f"realtime:{sn}")
+        return raw and json.loads(raw)["seq"] == 30
+    wait_until(newest, 3, desc="realtime shows seq 30",
+               detail=lambda: rds.get(f"realtime:{sn}"))
+    rt = json.loads(rds.get(f"realtime:{sn}"))
+    assert rt["ts"] == now and rt["v_raw"] == 130
