@@ -42,7 +42,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"SPOOL_DIR", MCS_CFG_STR, F(spool_dir), 1, 0, "./spool", 0, "directory of the ingest journal (on-disk spool)"},
     {"SPOOL_MAX_MB", MCS_CFG_INT, F(spool_max_mb), 1, 1048576, "1024", 0, "bound of unstored readings on disk"},
     {"BATCH_MAX_ROWS", MCS_CFG_INT, F(batch_max_rows), 1, 100000, "5000", 0, "rows per COPY batch at most"},
-    {"BATCH_MAX_MS", MCS_CFG_INT, F(batch_max_ms), 1, 10000, "100", 0, "age of the oldest row before a batch is sent"},
+    {"BATCH_MAX_MS", MCS_CFG_INT, F(batch_max_ms), 1, 10000, "25", 0, "age of the oldest row before a batch is sent"},
     {"PAYLOAD_MAX_BYTES", MCS_CFG_INT, F(payload_max_bytes), 64, 65536, "1024", 0, "largest accepted telemetry payload"},
     {"TS_MAX_FUTURE_S", MCS_CFG_INT, F(ts_max_future_s), 0, 86400, "300", 0, "readings stamped further ahead than this are rejected"},
     {"RANGE_MAX_DEFAULT", MCS_CFG_DBL, F(range_max_default), 1, 1e9, "50000", 0, "default sensor range maximum (ppm)"},
