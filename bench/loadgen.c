@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "devcred.h"
+#include "numparse.h"
 #include "timeutil.h"
 
 #define SN_MAX 33
@@ -173,32 +174,6 @@ static void usage(FILE *f)
                "  --quiet             no progress lines on stderr\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end = NULL;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if(errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if(errno || end == s || *end != '\0' || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum {
@@ -272,7 +247,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->host = optarg;
             break;
         case O_PORT:
-            if(parse_long(optarg, 1, 65535, &v))
+            if(mcs_parse_long(optarg, 1, 65535, &v))
                 goto bad;
             o->port = (int)v;
             break;
@@ -294,18 +269,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             }
             break;
         case O_DEVICES:
-            if(parse_long(optarg, 1, 10000000, &o->devices))
+            if(mcs_parse_long(optarg, 1, 10000000, &o->devices))
                 goto bad;
             break;
         case O_SNPREFIX:
             o->sn_prefix = optarg;
             break;
         case O_SNSTART:
-            if(parse_long(optarg, 0, 99999999, &o->sn_start))
+            if(mcs_parse_long(optarg, 0, 99999999, &o->sn_start))
                 goto bad;
             break;
         case O_CONNS:
-            if(parse_long(optarg, 1, 100000, &o->conns))
+            if(mcs_parse_long(optarg, 1, 100000, &o->conns))
                 goto bad;
             break;
         case O_TOPIC:
@@ -315,38 +290,38 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->client_prefix = optarg;
             break;
         case O_RATE:
-            if(parse_double(optarg, 0, 1e8, &o->rate))
+            if(mcs_parse_double(optarg, 0, 1e8, &o->rate))
                 goto bad;
             break;
         case O_DURATION:
-            if(parse_double(optarg, 0, 1e8, &o->duration))
+            if(mcs_parse_double(optarg, 0, 1e8, &o->duration))
                 goto bad;
             break;
         case O_COUNT:
-            if(parse_long(optarg, 0, LONG_MAX, &o->count))
+            if(mcs_parse_long(optarg, 0, LONG_MAX, &o->count))
                 goto bad;
             break;
         case O_QOS:
-            if(parse_long(optarg, 0, 1, &v))
+            if(mcs_parse_long(optarg, 0, 1, &v))
                 goto bad;
             o->qos = (int)v;
             break;
         case O_WINDOW:
-            if(parse_long(optarg, 1, 65535, &o->window))
+            if(mcs_parse_long(optarg, 1, 65535, &o->window))
                 goto bad;
             break;
         case O_TRACE:
             o->trace = 1;
             break;
         case O_INTERVAL:
-            if(parse_double(optarg, 0.01, 86400, &o->interval))
+            if(mcs_parse_double(optarg, 0.01, 86400, &o->interval))
                 goto bad;
             break;
         case O_LWT:
             o->lwt = 1;
             break;
         case O_SEED:
-            if(parse_long(optarg, 0, 0xffffffffL, &v))
+            if(mcs_parse_long(optarg, 0, 0xffffffffL, &v))
                 goto bad;
             o->seed = (unsigned)v;
             break;

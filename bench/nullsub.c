@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "numparse.h"
 #include "timeutil.h"
 
 #define SAMPLE_MS 50
@@ -63,32 +64,6 @@ static void usage(FILE *f)
                "  --ready-file F  create F once the subscription is acknowledged\n");
 }
 
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if(errno || end == s || *end != '\0' || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end = NULL;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if(errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct ns *s)
 {
     static const struct option lo[] = {
@@ -121,7 +96,7 @@ static int parse_opts(int argc, char **argv, struct ns *s)
             s->host = optarg;
             break;
         case 'p':
-            if(parse_long(optarg, 1, 65535, &v))
+            if(mcs_parse_long(optarg, 1, 65535, &v))
                 goto bad;
             s->port = (int)v;
             break;
@@ -138,20 +113,20 @@ static int parse_opts(int argc, char **argv, struct ns *s)
             s->topic = optarg;
             break;
         case 'q':
-            if(parse_long(optarg, 0, 2, &v))
+            if(mcs_parse_long(optarg, 0, 2, &v))
                 goto bad;
             s->qos = (int)v;
             break;
         case 'd':
-            if(parse_double(optarg, 0, 1e8, &s->duration))
+            if(mcs_parse_double(optarg, 0, 1e8, &s->duration))
                 goto bad;
             break;
         case 'n':
-            if(parse_long(optarg, 0, LONG_MAX, &s->count))
+            if(mcs_parse_long(optarg, 0, LONG_MAX, &s->count))
                 goto bad;
             break;
         case 'i':
-            if(parse_double(optarg, 0, 1e8, &s->idle))
+            if(mcs_parse_double(optarg, 0, 1e8, &s->idle))
                 goto bad;
             break;
         case 'I':

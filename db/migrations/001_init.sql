@@ -57,41 +57,32 @@ CREATE TRIGGER devices_notify_upd
 -- (sn, time DESC, seq) both serves per-device time queries and enforces
 -- exactly-once storage by (sn, time, seq) (R-PR-5).
 DO $$
+DECLARE
+    timescale boolean := EXISTS (SELECT 1 FROM pg_available_extensions
+                                 WHERE name = 'timescaledb');
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    IF timescale THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
-        CREATE TABLE sensor_data (
-            time  timestamptz NOT NULL,
-            sn    varchar(32) COLLATE "C" NOT NULL,
-            v_raw double precision,
-            ppm   double precision,
-            temp  double precision,
-            humi  double precision,
-            bat   integer,
-            rssi  integer,
-            seq   integer NOT NULL,
-            err   smallint NOT NULL DEFAULT 0,
-            flags smallint NOT NULL DEFAULT 0
-        );
+    END IF;
+    EXECUTE 'CREATE TABLE sensor_data ('
+            ' time  timestamptz NOT NULL,'
+            ' sn    varchar(32) COLLATE "C" NOT NULL,'
+            ' v_raw double precision,'
+            ' ppm   double precision,'
+            ' temp  double precision,'
+            ' humi  double precision,'
+            ' bat   integer,'
+            ' rssi  integer,'
+            ' seq   integer NOT NULL,'
+            ' err   smallint NOT NULL DEFAULT 0,'
+            ' flags smallint NOT NULL DEFAULT 0)'
+            || CASE WHEN timescale THEN '' ELSE ' PARTITION BY RANGE (time)' END;
+    IF timescale THEN
         PERFORM create_hypertable('sensor_data', 'time',
                                   chunk_time_interval => INTERVAL '1 day');
         EXECUTE 'ALTER TABLE sensor_data SET (timescaledb.compress, '
                 'timescaledb.compress_segmentby = ''sn'')';
         PERFORM add_compression_policy('sensor_data', INTERVAL '1 day');
-    ELSE
-        CREATE TABLE sensor_data (
-            time  timestamptz NOT NULL,
-            sn    varchar(32) COLLATE "C" NOT NULL,
-            v_raw double precision,
-            ppm   double precision,
-            temp  double precision,
-            humi  double precision,
-            bat   integer,
-            rssi  integer,
-            seq   integer NOT NULL,
-            err   smallint NOT NULL DEFAULT 0,
-            flags smallint NOT NULL DEFAULT 0
-        ) PARTITION BY RANGE (time);
     END IF;
 END $$;
 CREATE UNIQUE INDEX sensor_data_sn_time_seq ON sensor_data (sn, time DESC, seq);

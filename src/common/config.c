@@ -5,6 +5,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "numparse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,7 +66,6 @@ static int set_entry(struct mcs_config *cfg, const struct mcs_cfg_entry *e,
                      const char *value, char *err, size_t errn)
 {
     char *p = (char *)cfg + e->offset;
-    char *end = NULL;
 
     if(e->type == MCS_CFG_STR) {
         size_t len = strlen(value);
@@ -81,10 +81,9 @@ static int set_entry(struct mcs_config *cfg, const struct mcs_cfg_entry *e,
         memcpy(p, value, len + 1);
         return 0;
     }
-    errno = 0;
     if(e->type == MCS_CFG_INT) {
-        long v = strtol(value, &end, 10);
-        if(errno || end == value || *end || v < (long)e->min || v > (long)e->max) {
+        long v;
+        if(mcs_parse_long(value, (long)e->min, (long)e->max, &v)) {
             snprintf(err, errn, "%s: '%.64s' is not an integer in %.0f..%.0f", e->name,
                      value, e->min, e->max);
             return MCS_ECONFIG;
@@ -92,8 +91,8 @@ static int set_entry(struct mcs_config *cfg, const struct mcs_cfg_entry *e,
         *(int *)(void *)p = (int)v;
         return 0;
     }
-    double d = strtod(value, &end);
-    if(errno || end == value || *end || !isfinite(d) || d < e->min || d > e->max) {
+    double d;
+    if(mcs_parse_double(value, e->min, e->max, &d)) {
         snprintf(err, errn, "%s: '%.64s' is not a number in %g..%g", e->name, value,
                  e->min, e->max);
         return MCS_ECONFIG;

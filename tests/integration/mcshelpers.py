@@ -85,6 +85,28 @@ def up_topic(sn, prefix="mcs"):
 # MQTT
 
 
+def close_client(c, abrupt=False):
+    """Stops a paho client that runs loop_start(): a clean DISCONNECT, or with
+    abrupt=True the TCP connection cut at once (FIN, no MQTT DISCONNECT) so
+    that the broker publishes the Last Will; no reconnect either way."""
+    if abrupt:
+        c._thread_terminate = True
+        sock = c.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        c.loop_stop()
+        if sock is not None:
+            sock.close()
+        return
+    try:
+        c.disconnect()
+    finally:
+        c.loop_stop()
+
+
 class Publisher:
     """One paho MQTT v5 client with its network thread. Anonymous on the
     plain loopback listener unless username/password are given."""
@@ -152,24 +174,7 @@ class Publisher:
     def close(self, abrupt=False):
         """Disconnects cleanly, or with abrupt=True closes the TCP socket
         without DISCONNECT so that the broker sends the Last Will."""
-        if abrupt:
-            # Stop the network thread from reconnecting, cut the TCP
-            # connection at once (FIN, no MQTT DISCONNECT), then reap.
-            self.c._thread_terminate = True
-            sock = self.c.socket()
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self.c.loop_stop()
-            if sock is not None:
-                sock.close()
-            return
-        try:
-            self.c.disconnect()
-        finally:
-            self.c.loop_stop()
+        close_client(self.c, abrupt)
 
 
 class RatePublisher(threading.Thread):

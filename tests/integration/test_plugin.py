@@ -21,7 +21,6 @@ import queue
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,7 +30,8 @@ import psycopg2
 import pytest
 import redis
 
-from mcshelpers import REPO, McsdLauncher, build_dir, new_sn, parse_env, telemetry, wait_until
+from mcshelpers import (REPO, McsdLauncher, build_dir, close_client, new_sn, parse_env, telemetry,
+                        wait_until)
 
 SVC = REPO / "scripts" / "svc.sh"
 PREFIX = "mcs"
@@ -335,23 +335,7 @@ class Client:
             assert t != topic, f"{self.client_id} received {t!r}: {p!r}"
 
     def close(self, abrupt=False):
-        if abrupt:
-            # Cut TCP without DISCONNECT: the broker must send the Will.
-            self.c._thread_terminate = True
-            sock = self.c.socket()
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self.c.loop_stop()
-            if sock is not None:
-                sock.close()
-            return
-        try:
-            self.c.disconnect()
-        finally:
-            self.c.loop_stop()
+        close_client(self.c, abrupt)
 
 
 @pytest.fixture
