@@ -36,12 +36,45 @@ static int sane(const cJSON *item, int depth)
     return 1;
 }
 
+/* The members of a telemetry object we know, found in one pass over its
+ * children (a lookup per key would compare every key with every name: a
+ * twentieth of the ingest thread's time). The first of duplicate keys wins. */
+struct fields {
+    const cJSON *ts, *seq, *v_raw, *temp, *humi, *bat, *rssi, *err, *ver, *net;
+};
+
+static void collect(const cJSON *root, struct fields *f)
+{
+    memset(f, 0, sizeof(*f));
+    for(const cJSON *c = root->child; c; c = c->next) {
+        const char *k = c->string;
+        const cJSON **slot = NULL;
+        if(!k)
+            continue;
+        switch(k[0]) {
+        case 't':
+            slot = !strcmp(k, "ts") ? &f->ts : !strcmp(k, "temp") ? &f->temp : NULL;
+            break;
+        case 's': slot = !strcmp(k, "seq") ? &f->seq : NULL; break;
+        case 'v':
+            slot = !strcmp(k, "v_raw") ? &f->v_raw : !strcmp(k, "ver") ? &f->ver : NULL;
+            break;
+        case 'h': slot = !strcmp(k, "humi") ? &f->humi : NULL; break;
+        case 'b': slot = !strcmp(k, "bat") ? &f->bat : NULL; break;
+        case 'r': slot = !strcmp(k, "rssi") ? &f->rssi : NULL; break;
+        case 'e': slot = !strcmp(k, "err") ? &f->err : NULL; break;
+        case 'n': slot = !strcmp(k, "net") ? &f->net : NULL; break;
+        default: break;
+        }
+        if(slot && !*slot)
+            *slot = c;
+    }
+}
+
 /* Reads an optional number. Returns MCS_REJ_NONE with *v (NaN when absent),
  * bad_type for a non-number, out_of_range outside [lo, hi] or not finite. */
-static int num(const cJSON *root, const char *key, double lo, double hi, int integer,
-               double *v)
+static int num(const cJSON *it, double lo, double hi, int integer, double *v)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     *v = NAN;
     if(!it || cJSON_IsNull(it))
         return MCS_REJ_NONE;
@@ -59,9 +92,8 @@ static int num(const cJSON *root, const char *key, double lo, double hi, int int
     return MCS_REJ_NONE;
 }
 
-static int str(const cJSON *root, const char *key, char *out, size_t n)
+static int str(const cJSON *it, char *out, size_t n)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     out[0] = '\0';
     if(!it || cJSON_IsNull(it))
         return MCS_REJ_NONE;
@@ -86,6 +118,7 @@ int mcs_payload_parse(const char *buf, size_t len, const struct mcs_payload_limi
 {
     cJSON *root = NULL;
     int rc = MCS_REJ_NONE;
+    struct fields f;
     double ts, seq, v_raw, bat, rssi, err;
 
     if(len == 0) {
@@ -101,22 +134,21 @@ int mcs_payload_parse(const char *buf, size_t len, const struct mcs_payload_limi
         rc = MCS_REJ_out_of_range;
         goto out;
     }
-    if(!cJSON_GetObjectItemCaseSensitive(root, "ts") ||
-       !cJSON_GetObjectItemCaseSensitive(root, "seq") ||
-       !cJSON_GetObjectItemCaseSensitive(root, "v_raw")) {
+    collect(root, &f);
+    if(!f.ts || !f.seq || !f.v_raw) {
         rc = MCS_REJ_missing_field;
         goto out;
     }
-    if((rc = num(root, "ts", 0, 4102444800.0, 1, &ts)) != MCS_REJ_NONE ||
-       (rc = num(root, "seq", 0, 65535, 1, &seq)) != MCS_REJ_NONE ||
-       (rc = num(root, "v_raw", -1e6, 1e6, 0, &v_raw)) != MCS_REJ_NONE ||
-       (rc = num(root, "temp", -60, 200, 0, &out->temp)) != MCS_REJ_NONE ||
-       (rc = num(root, "humi", 0, 100, 0, &out->humi)) != MCS_REJ_NONE ||
-       (rc = num(root, "bat", 0, 100, 1, &bat)) != MCS_REJ_NONE ||
-       (rc = num(root, "rssi", -150, 0, 1, &rssi)) != MCS_REJ_NONE ||
-       (rc = num(root, "err", 0, 255, 1, &err)) != MCS_REJ_NONE ||
-       (rc = str(root, "ver", out->ver, sizeof(out->ver))) != MCS_REJ_NONE ||
-       (rc = str(root, "net", out->net, sizeof(out->net))) != MCS_REJ_NONE)
+    if((rc = num(f.ts, 0, 4102444800.0, 1, &ts)) != MCS_REJ_NONE ||
+       (rc = num(f.seq, 0, 65535, 1, &seq)) != MCS_REJ_NONE ||
+       (rc = num(f.v_raw, -1e6, 1e6, 0, &v_raw)) != MCS_REJ_NONE ||
+       (rc = num(f.temp, -60, 200, 0, &out->temp)) != MCS_REJ_NONE ||
+       (rc = num(f.humi, 0, 100, 0, &out->humi)) != MCS_REJ_NONE ||
+       (rc = num(f.bat, 0, 100, 1, &bat)) != MCS_REJ_NONE ||
+       (rc = num(f.rssi, -150, 0, 1, &rssi)) != MCS_REJ_NONE ||
+       (rc = num(f.err, 0, 255, 1, &err)) != MCS_REJ_NONE ||
+       (rc = str(f.ver, out->ver, sizeof(out->ver))) != MCS_REJ_NONE ||
+       (rc = str(f.net, out->net, sizeof(out->net))) != MCS_REJ_NONE)
         goto out;
     if(isnan(ts) || isnan(seq) || isnan(v_raw)) {
         /* Present but null counts as missing. */

@@ -47,6 +47,10 @@ static void optional_fields_absent(void **state)
     assert_int_equal(r.bat, MCS_ABSENT_INT);
     assert_int_equal(r.rssi, MCS_ABSENT_INT);
     assert_int_equal(r.err, 0);
+    /* the first of duplicate keys counts, as with cJSON's own lookup */
+    assert_int_equal(parse("{\"ts\":1800000000,\"seq\":7,\"seq\":\"x\",\"v_raw\":1}", &r),
+                     MCS_REJ_NONE);
+    assert_int_equal(r.seq, 7);
     /* unknown keys are ignored */
     assert_int_equal(parse("{\"ts\":1800000000,\"seq\":0,\"v_raw\":1,\"x\":[1,2]}", &r),
                      MCS_REJ_NONE);
