@@ -39,6 +39,10 @@ BEGIN
         PERFORM pg_notify('mcs_device', OLD.sn);
         RETURN OLD;
     END IF;
+    -- A renamed device: the old SN must stop being accepted too.
+    IF TG_OP = 'UPDATE' AND OLD.sn <> NEW.sn THEN
+        PERFORM pg_notify('mcs_device', OLD.sn);
+    END IF;
     PERFORM pg_notify('mcs_device', NEW.sn);
     RETURN NEW;
 END $$;

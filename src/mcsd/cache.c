@@ -45,6 +45,7 @@ int cache_ready(struct mcs_cache *k)
         LOG_W("cache", "redis unavailable", LS("error", err));
         return 0;
     }
+    k->generation++;
     LOG_I("cache", "redis connected");
     return 1;
 }

@@ -19,6 +19,7 @@ struct mcs_cache {
     redisContext *c;
     int pending;          /* replies owed by the server */
     int64_t next_try_ms;  /* earliest reconnect */
+    unsigned generation;  /* incremented at every (re)connect */
 };
 
 void cache_init(struct mcs_cache *k, const struct mcs_config *cfg);

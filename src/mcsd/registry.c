@@ -326,6 +326,16 @@ void registry_mark_status(struct mcs_registry *r, const char *sn, int online)
     pthread_mutex_unlock(&r->lock);
 }
 
+void registry_forget_keys(struct mcs_registry *r)
+{
+    pthread_mutex_lock(&r->lock);
+    for(uint32_t s = 0; s < r->n; s++) {
+        r->dev[s].online_key_s = 0;
+        r->dev[s].rt_key_ms = 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 int registry_expire(struct mcs_registry *r, int64_t before, int64_t now)
 {
     int n = 0;

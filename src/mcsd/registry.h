@@ -87,6 +87,10 @@ int registry_rt_take(struct mcs_registry *r, const char *sn, int64_t now_ms, int
 
 void registry_mark_status(struct mcs_registry *r, const char *sn, int online);
 
+/* Forgets when online:{sn} and realtime:{sn} were last written, so that the
+ * next reading of every device writes them again (Redis restarted empty). */
+void registry_forget_keys(struct mcs_registry *r);
+
 /* Marks offline every online device not seen since `before` (Unix s).
  * Returns how many changed. */
 int registry_expire(struct mcs_registry *r, int64_t before, int64_t now);

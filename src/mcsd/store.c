@@ -54,6 +54,7 @@ struct mcs_store {
     int max_rows;
     int64_t pos;           /* journal position stored so far */
     int64_t next_rt_ms;
+    unsigned cache_gen;    /* cache generation the registry's key times refer to */
     int64_t next_connect_ms, next_metrics_ms, next_flush_ms, next_parts_ms, next_expire_ms;
     int connect_backoff_ms;
 };
@@ -404,6 +405,12 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
 
     if(redis)
         redis = cache_collect(&s->cache) == 0;
+    if(redis && s->cache.generation != s->cache_gen) {
+        /* A new Redis connection may be a restarted, empty Redis: write the
+         * keys again instead of waiting for their refresh intervals. */
+        registry_forget_keys(&d->reg);
+        s->cache_gen = s->cache.generation;
+    }
     index_newest(s, n);
     for(uint32_t h = 0; h < s->newest_cap; h++) {
         if(!s->newest[h])

@@ -289,6 +289,29 @@ def test_registry_follows_insert_and_delete(mcsd, pg, mqtt_pub, fresh_sn, db_cou
     assert db_count(sn) == n
 
 
+def test_renamed_device_old_sn_refused(mcsd, add_device, pg, mqtt_pub, fresh_sn, db_count):
+    """UPDATE devices SET sn = new: the trigger notifies the old SN too, so
+    mcsd refuses it as unknown and accepts the new one, without restart."""
+    old, new = add_device(), fresh_sn()
+    m = mcsd()
+    now = int(time.time())
+    mqtt_pub.reading(old, ts=now - 60, seq=1)
+    wait_until(lambda: db_count(old) == 1, 5, desc="old SN stored before the rename")
+    with pg.cursor() as cur:
+        cur.execute("UPDATE devices SET sn = %s WHERE sn = %s", (new, old))
+    u0 = m.metric("rej_unknown_sn")
+    seq = iter(range(2, 1000))
+
+    def old_refused():
+        mqtt_pub.reading(old, ts=now - 60 + next(seq), seq=next(seq))
+        time.sleep(0.1)
+        return m.metric("rej_unknown_sn") > u0
+    wait_until(old_refused, 3, 0, desc="readings of the old SN refused as unknown_sn")
+    mqtt_pub.reading(new, ts=now - 10, seq=1)
+    wait_until(lambda: db_count(new) == 1, 5, desc="new SN accepted")
+    assert db_count(old) == 1
+
+
 def test_realtime_ends_on_newest_of_a_fast_burst(mcsd, add_device, mqtt_pub, rds):
     """realtime:{sn} is written at most twice a second per device; a reading
     held back by that limit is written when its window opens, so after a
