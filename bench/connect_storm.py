@@ -48,6 +48,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchlib import parse_env
+
 ROOT = Path(__file__).resolve().parents[1]
 SVC = ROOT / "scripts" / "svc.sh"
 SN_PREFIX = "STORM"
@@ -63,16 +65,6 @@ def on_signal(signum, frame):
 
 def log(*a):
     print("connect_storm:", *a, file=sys.stderr, flush=True)
-
-
-def parse_env(path):
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            env[k.strip()] = v.strip()
-    return env
 
 
 def free_port():

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchlib import parse_env
+
 INSTANCE = "bench-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -42,16 +44,6 @@ def fig(name, value):
 
 class BenchError(Exception):
     """A phase could not produce its figures; the message becomes `error: …`."""
-
-
-def parse_env(path):
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            env[k.strip()] = v.strip()
-    return env
 
 
 class Redis:
