@@ -5,9 +5,11 @@
 #               and integration tests against real services; prints
 #               "N passed, N failed"
 #   make bench  run every benchmark; prints `name: value` lines
+#   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (docs/FUZZING.md)
 JOBS ?= 2
+FUZZ_SECONDS ?= 300
 
-.PHONY: all build build-asan deps test demo demo-stop bench lint format clean
+.PHONY: all build build-asan build-fuzz deps test fuzz demo demo-stop bench lint format clean
 
 all: build
 
@@ -22,8 +24,17 @@ build-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMCS_SANITIZE=ON >/dev/null
 	@MAKEFLAGS= cmake --build build-asan -j $(JOBS)
 
+build-fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DMCS_FUZZ=ON >/dev/null
+	@MAKEFLAGS= cmake --build build-fuzz --target fuzzers -j $(JOBS)
+
 test: deps
 	@bash scripts/test.sh
+
+fuzz: build-fuzz
+	@cd build-fuzz && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest -L fuzz --output-on-failure \
+	  -j $(JOBS) --timeout $$(($(FUZZ_SECONDS) + 120))
 
 demo: build
 	@bash scripts/demo.sh start
@@ -38,7 +49,7 @@ lint:
 	@bash scripts/lint.sh
 
 format:
-	@clang-format -i src/*/*.c src/*/*.h bench/*.c tests/unit/*.c
+	@clang-format -i src/*/*.c src/*/*.h bench/*.c tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

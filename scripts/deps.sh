@@ -11,6 +11,7 @@ PKGS=(
   libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
   python3-requests
+  clang libclang-rt-14-dev
 )
 
 missing=()

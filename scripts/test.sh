@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh - the whole suite, as `make test` and CI run it:
 #   lint; build normal and ASan+UBSan; unit tests (ctest) in both builds;
+#   libFuzzer targets (build-fuzz, clang) for MCS_TEST_FUZZ_SECONDS (20) each;
 #   integration tests (pytest, real Mosquitto/PostgreSQL/Redis started by the
 #   tests themselves) against the sanitizer build of every binary.
 # Ends with "N passed, N failed" and exits non-zero on any failure.
@@ -33,6 +34,21 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for b in build build-asan; do
   (cd "$b" && ctest -L unit --output-on-failure --output-junit "$OUT/ctest-$b.xml" -j 2) || fail=1
 done
+
+# Fuzzing (STYLE rule 15, docs/FUZZING.md): every tests/fuzz target for a
+# bounded time from its seeds and what earlier runs kept in build-fuzz/fuzz.
+# A crash fails the suite; run.sh prints the input that caused it.
+fsecs=${MCS_TEST_FUZZ_SECONDS:-20}
+if cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+     -DMCS_FUZZ=ON >/dev/null && cmake --build build-fuzz --target fuzzers -j 2; then
+  (cd build-fuzz && FUZZ_SECONDS=$fsecs ctest -L fuzz --output-on-failure -j 2 \
+     --timeout $((fsecs + 120)) --output-junit "$OUT/ctest-fuzz.xml") || fail=1
+else
+  echo "test: build build-fuzz failed"
+  printf '<testsuite name="fuzz"><testcase name="build-fuzz"><failure message="%s"/></testcase></testsuite>\n' \
+    "build-fuzz failed to build" >"$OUT/ctest-fuzz.xml"
+  fail=1
+fi
 
 MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
   $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest.xml" tests/integration

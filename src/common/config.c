@@ -146,10 +146,29 @@ int mcs_config_load_env_file(struct mcs_config *cfg, const char *path)
         fprintf(stderr, "config: cannot read %s: %s\n", path, strerror(errno));
         return MCS_EIO;
     }
-    while(fgets(line, sizeof(line), f)) {
+    for(;;) {
         char *s, *eq, *key, *val, err[256];
+        long start = ftell(f);
+        if(!fgets(line, sizeof(line), f))
+            break;
         size_t len = strlen(line);
         lineno++;
+        /* fgets stops at a newline, not at a NUL byte: bytes consumed beyond
+         * strlen() mean the line holds a NUL, whose tail would otherwise be
+         * read as the next line. */
+        long consumed = start >= 0 ? ftell(f) - start : (long)len;
+        if(consumed != (long)len) {
+            fprintf(stderr, "config: %s:%d: line contains a NUL byte\n", path, lineno);
+            bad = 1;
+            /* fgets stored every byte it consumed: skip the rest of the line
+             * only if its newline was not among them. */
+            if(consumed <= 0 || consumed > (long)sizeof(line) - 1 || line[consumed - 1] != '\n') {
+                int c;
+                while((c = fgetc(f)) != EOF && c != '\n') {
+                }
+            }
+            continue;
+        }
         if(len == sizeof(line) - 1 && line[len - 1] != '\n') {
             fprintf(stderr, "config: %s:%d: line longer than 4096 bytes\n", path, lineno);
             bad = 1;

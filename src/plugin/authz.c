@@ -184,8 +184,25 @@ static int level_ok(const char *s, size_t len)
     return memchr(s, '+', len) == NULL && memchr(s, '#', len) == NULL;
 }
 
+/* Every level passes level_ok and '#' is only the last one. Checked before
+ * the walk below, which stops at the pattern's '#' without looking at the
+ * rest of the filter ("mcs/x/a+b" or "mcs/x/#/y" within "mcs/#"). */
+static int filter_ok(const char *s)
+{
+    for(;;) {
+        size_t l = strcspn(s, "/");
+        if(!level_ok(s, l) || (l == 1 && s[0] == '#' && s[1] != '\0'))
+            return 0;
+        if(!s[l])
+            return 1;
+        s += l + 1;
+    }
+}
+
 int authz_filter_within(const char *f, const char *p)
 {
+    if(!filter_ok(f) || !filter_ok(p))
+        return 0;
     for(;;) {
         size_t fl = strcspn(f, "/"), pl = strcspn(p, "/");
         int f_hash = fl == 1 && f[0] == '#', p_hash = pl == 1 && p[0] == '#';

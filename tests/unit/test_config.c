@@ -60,6 +60,15 @@ static void env_file(void **state)
     assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
     close(fd);
     assert_int_equal(mcs_config_load_env_file(&c, path), MCS_ECONFIG);
+    /* A NUL inside a line is an error, and its tail is not a new line. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    static const char nul[] = "DB_HOST=a\0DB_PORT=1\nDB_NAME=x\n";
+    assert_int_equal(write(fd, nul, sizeof(nul) - 1), (ssize_t)sizeof(nul) - 1);
+    close(fd);
+    mcs_config_defaults(&c);
+    assert_int_equal(mcs_config_load_env_file(&c, path), MCS_ECONFIG);
+    assert_int_equal(c.db_port, 5432);
+    assert_string_equal(c.db_name, "x");
     unlink(path);
     assert_int_equal(mcs_config_load_env_file(&c, "/nonexistent/.env"), MCS_EIO);
 }

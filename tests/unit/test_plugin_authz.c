@@ -154,6 +154,12 @@ static void wildcard_containment(void **state)
     assert_false(authz_filter_within("mcs/#/up", "mcs/#"));
     assert_false(authz_filter_within("mcs/a+/up", "mcs/+/up"));
     assert_false(authz_filter_within("mcs/a#", "mcs/#"));
+    /* Also below the pattern's '#' (found by tests/fuzz/fuzz_authz). */
+    assert_false(authz_filter_within("mcs/x/a+b", "mcs/#"));
+    assert_false(authz_filter_within("mcs/x/#/y", "mcs/#"));
+    assert_false(authz_filter_within("mcs/statuscs/#\x1a", "#"));
+    assert_false(authz_filter_within("$SYS/a/b#", "$SYS/#"));
+    assert_false(authz_filter_within("mcs/x", "mcs/#/y"));
 }
 
 static void unshare(void **state)
@@ -230,6 +236,7 @@ static void acl_worker_admin(void **state)
     assert_true(acl(AUTHZ_ADMIN, NULL, "mcs/A1/up", AUTHZ_WRITE));
     assert_true(acl(AUTHZ_ADMIN, NULL, "mcs/A1/cmd", AUTHZ_READ));
     assert_false(acl(AUTHZ_ADMIN, NULL, "#", AUTHZ_SUBSCRIBE));
+    assert_false(acl(AUTHZ_ADMIN, NULL, "mcs/x/#/y", AUTHZ_SUBSCRIBE)); /* malformed */
     /* Broker statistics: read-only for worker and admin (mcsd's health). */
     assert_true(acl(AUTHZ_ADMIN, NULL, "$SYS/#", AUTHZ_SUBSCRIBE));
     assert_true(acl(AUTHZ_WORKER, NULL, "$SYS/broker/clients/connected", AUTHZ_SUBSCRIBE));
