@@ -10,7 +10,6 @@
 #include <mqtt_protocol.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +20,7 @@ struct mcs_ingest {
     struct mosquitto *mosq;
     pthread_t th;
     int connected, ready_logged, sys_mid;
+    uint64_t msgs; /* messages delivered to on_message (network thread only) */
     _Atomic int leave;
     char sub_up[128], sub_status[128];
 };
@@ -162,6 +162,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 {
     struct mcs_ingest *in = obj;
     (void)mosq;
+    in->msgs++;
     if(msg->topic[0] == '$') {
         on_sys(in, msg);
         return;
@@ -255,10 +256,13 @@ static int loop_once(struct mcs_ingest *in)
     if(poll(&p, 1, 200) < 0)
         return MOSQ_ERR_SUCCESS;
     if(p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        /* A read that delivered no message found the socket empty (or read
+         * a PINGRESP/SUBACK/part of a packet): back to poll then. Cheaper
+         * than asking the kernel (FIONREAD) after every packet. */
         for(int i = 0; i < 4096; i++) {
-            int avail = 0;
+            uint64_t before = in->msgs;
             rc = mosquitto_loop_read(in->mosq, 1);
-            if(rc != MOSQ_ERR_SUCCESS || ioctl(sock, FIONREAD, &avail) != 0 || avail <= 0)
+            if(rc != MOSQ_ERR_SUCCESS || in->msgs == before)
                 break;
         }
         if(rc != MOSQ_ERR_SUCCESS)
