@@ -109,8 +109,7 @@ void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int realti
     size_t o = 0;
     if(!k->c)
         return;
-    memcpy(sn, r->sn, MCS_SN_MAX);
-    sn[MCS_SN_MAX] = '\0';
+    jrec_sn(r, sn);
     snprintf(key1, sizeof(key1), "online:%s", sn);
     snprintf(key2, sizeof(key2), "realtime:%s", sn);
     snprintf(ts, sizeof(ts), "%lld", (long long)last_seen);

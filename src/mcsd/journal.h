@@ -35,6 +35,14 @@ struct mcs_jrec {
     char sn[MCS_SN_MAX];  /* not NUL-terminated when 32 long */
 };
 
+/* Copies a record's SN (fixed 32 bytes, NUL-padded) into a C string. */
+static inline void jrec_sn(const struct mcs_jrec *r, char out[MCS_SN_MAX + 1])
+{
+    for(int i = 0; i < MCS_SN_MAX; i++)
+        out[i] = r->sn[i];
+    out[MCS_SN_MAX] = '\0';
+}
+
 struct mcs_journal {
     char dir[512];
     int64_t max_bytes;        /* bound of unstored bytes (SPOOL_MAX_MB) */

@@ -215,8 +215,7 @@ static int write_statuses(struct mcs_store *s, int n, char *err, size_t errn)
         char sn[MCS_SN_MAX + 1];
         if(r->type != MCS_JREC_STATUS)
             continue;
-        memcpy(sn, r->sn, MCS_SN_MAX);
-        sn[MCS_SN_MAX] = '\0';
+        jrec_sn(r, sn);
         const char *params[2] = {sn, r->online ? "online" : "offline"};
         PGresult *res = PQexecParams(s->pg, "UPDATE devices SET status = $2 WHERE sn = $1", 2,
                                      NULL, params, NULL, NULL, 0);
@@ -356,8 +355,7 @@ static void rt_flush(struct mcs_store *s, int64_t now_ms)
         char sn[MCS_SN_MAX + 1];
         if(!r->sn[0])
             continue;
-        memcpy(sn, r->sn, MCS_SN_MAX);
-        sn[MCS_SN_MAX] = '\0';
+        jrec_sn(r, sn);
         if(registry_rt_take(&s->d->reg, sn, now_ms, RT_WINDOW_MS))
             cache_put_reading(&s->cache, r, 1, 0, r->ts);
         else
@@ -417,8 +415,7 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
             continue;
         const struct mcs_jrec *r = &s->recs[s->newest[h] - 1];
         char sn[MCS_SN_MAX + 1];
-        memcpy(sn, r->sn, MCS_SN_MAX);
-        sn[MCS_SN_MAX] = '\0';
+        jrec_sn(r, sn);
         int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000, ONLINE_REFRESH_S,
                                       RT_WINDOW_MS);
         if(seen & MCS_SEEN_NEWEST)
@@ -439,8 +436,7 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
             continue;
         }
         char sn[MCS_SN_MAX + 1];
-        memcpy(sn, r->sn, MCS_SN_MAX);
-        sn[MCS_SN_MAX] = '\0';
+        jrec_sn(r, sn);
         registry_mark_status(&d->reg, sn, r->online);
         if(redis && !r->online)
             cache_put_offline(&s->cache, sn);
