@@ -366,6 +366,15 @@ static void rt_flush(struct mcs_store *s, int64_t now_ms)
     cache_send(&s->cache);
 }
 
+/* The s->newest slot of sn (0 inside when the batch has no reading of it). */
+static const uint32_t *newest_slot(const struct mcs_store *s, const char sn[MCS_SN_MAX])
+{
+    uint32_t mask = s->newest_cap - 1;
+    for(uint32_t h = hash_sn32(sn) & mask;; h = (h + 1) & mask)
+        if(!s->newest[h] || !memcmp(s->recs[s->newest[h] - 1].sn, sn, MCS_SN_MAX))
+            return &s->newest[h];
+}
+
 /* Fills s->newest with, for each SN of the batch, 1 + the index of its
  * reading with the greatest ts (the last such on ties); 0 marks a free slot. */
 static void index_newest(struct mcs_store *s, int n)
@@ -425,8 +434,9 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
         if(redis && (seen & (MCS_SEEN_NEWEST | MCS_SEEN_ONLINE)))
             cache_put_reading(&s->cache, r, seen & MCS_SEEN_NEWEST, seen & MCS_SEEN_ONLINE, r->ts);
     }
-    /* Status records in journal order, after the readings of the batch: a
-     * Last Will that follows a reading leaves the device offline. */
+    /* Status records in journal order. One that came before the device's
+     * newest reading of this batch is already superseded (the device
+     * reconnected and reported): only a later one changes its state. */
     for(int i = 0; i < n; i++) {
         const struct mcs_jrec *r = &s->recs[i];
         if(r->type == MCS_JREC_READING) {
@@ -435,6 +445,9 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
                 metrics_latency(&d->metrics, now - r->trace_us);
             continue;
         }
+        const uint32_t *nw = newest_slot(s, r->sn);
+        if(nw && *nw && *nw - 1 > (uint32_t)i)
+            continue;
         char sn[MCS_SN_MAX + 1];
         jrec_sn(r, sn);
         registry_mark_status(&d->reg, sn, r->online);

@@ -102,3 +102,28 @@ def test_status_online_message_does_not_store_data(mcsd, add_device, mqtt_pub, r
     m.wait_metric("status_msgs", lambda v: v > st0, timeout=5)
     assert db_count(sn) == 0
     assert not rds.exists(f"realtime:{sn}")
+
+
+def test_will_then_reading_in_one_batch_leaves_device_online(mcsd, add_device, mqtt_pub,
+                                                            rds, wait_db):
+    """A device whose Last Will and next reading (it reconnected at once) fall
+    into the same batch stays online: the Will is superseded by the reading
+    that followed it, not applied after it."""
+    sn = add_device()
+    mcsd(BATCH_MAX_MS=800)  # one batch for all three messages
+    now = int(time.time())
+    infos = [
+        mqtt_pub.publish(f"mcs/{sn}/up", telemetry(ts=now - 2, seq=1), qos=1, wait=False),
+        mqtt_pub.publish(f"mcs/{sn}/status", {"status": "offline", "ts": now - 1}, qos=1,
+                         wait=False),
+        mqtt_pub.publish(f"mcs/{sn}/up", telemetry(ts=now, seq=2), qos=1, wait=False),
+    ]
+    for i in infos:
+        i.wait_for_publish(5)
+    wait_db("SELECT count(*) FROM sensor_data WHERE sn = %s", (sn,),
+            pred=lambda r: r[0][0] == 2, desc="both readings stored")
+    time.sleep(0.3)  # the Redis writes follow the commit
+    assert rds.exists(f"online:{sn}"), "the superseded Will deleted online:{sn}"
+    wait_db("SELECT status FROM devices WHERE sn = %s", (sn,),
+            pred=lambda r: r and r[0][0] == "online", timeout=5,
+            desc="devices.status = 'online' after the statistics flush")
