@@ -102,41 +102,50 @@ static size_t fmt_num(char *dst, size_t n, double v)
     return t;
 }
 
+/* The realtime:{sn} value: the reading as JSON. Returns its length. */
+static size_t realtime_json(const struct mcs_jrec *r, const char *sn, char *json, size_t n)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(json + o, n - o, "{\"sn\":\"%s\",\"ts\":%lld,\"ppm\":", sn,
+                          (long long)r->ts);
+    o += fmt_num(json + o, n - o, r->ppm);
+    o += (size_t)snprintf(json + o, n - o, ",\"v_raw\":");
+    o += fmt_num(json + o, n - o, r->v_raw);
+    o += (size_t)snprintf(json + o, n - o, ",\"temp\":");
+    o += fmt_num(json + o, n - o, r->temp);
+    o += (size_t)snprintf(json + o, n - o, ",\"humi\":");
+    o += fmt_num(json + o, n - o, r->humi);
+    o += (size_t)snprintf(json + o, n - o, ",\"bat\":");
+    o += fmt_num(json + o, n - o, r->bat == MCS_ABSENT_INT ? NAN : r->bat);
+    o += (size_t)snprintf(json + o, n - o, ",\"rssi\":");
+    o += fmt_num(json + o, n - o, r->rssi == MCS_ABSENT_INT ? NAN : r->rssi);
+    o += (size_t)snprintf(json + o, n - o, ",\"seq\":%d,\"err\":%d,\"over_range\":%s}", r->seq,
+                          r->err, (r->flags & MCS_FLAG_OVER_RANGE) ? "true" : "false");
+    return o;
+}
+
 void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int realtime, int online,
                        int64_t last_seen)
 {
-    char sn[MCS_SN_MAX + 1], key1[48], key2[48], ts[24], json[512];
-    size_t o = 0;
+    char sn[MCS_SN_MAX + 1], key[48];
     if(!k->c)
         return;
     jrec_sn(r, sn);
-    snprintf(key1, sizeof(key1), "online:%s", sn);
-    snprintf(key2, sizeof(key2), "realtime:%s", sn);
-    snprintf(ts, sizeof(ts), "%lld", (long long)last_seen);
-    o += (size_t)snprintf(json + o, sizeof(json) - o, "{\"sn\":\"%s\",\"ts\":%lld,\"ppm\":", sn,
-                          (long long)r->ts);
-    o += fmt_num(json + o, sizeof(json) - o, r->ppm);
-    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"v_raw\":");
-    o += fmt_num(json + o, sizeof(json) - o, r->v_raw);
-    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"temp\":");
-    o += fmt_num(json + o, sizeof(json) - o, r->temp);
-    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"humi\":");
-    o += fmt_num(json + o, sizeof(json) - o, r->humi);
-    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"bat\":");
-    o += fmt_num(json + o, sizeof(json) - o, r->bat == MCS_ABSENT_INT ? NAN : r->bat);
-    o += (size_t)snprintf(json + o, sizeof(json) - o, ",\"rssi\":");
-    o += fmt_num(json + o, sizeof(json) - o, r->rssi == MCS_ABSENT_INT ? NAN : r->rssi);
-    o += (size_t)snprintf(json + o, sizeof(json) - o,
-                          ",\"seq\":%d,\"err\":%d,\"over_range\":%s}", r->seq, r->err,
-                          (r->flags & MCS_FLAG_OVER_RANGE) ? "true" : "false");
     if(online) {
-        const char *a[] = {"SETEX", key1, "90", ts};
-        size_t l[] = {5, strlen(key1), 2, strlen(ts)};
+        char ts[24];
+        snprintf(key, sizeof(key), "online:%s", sn);
+        snprintf(ts, sizeof(ts), "%lld", (long long)last_seen);
+        const char *a[] = {"SETEX", key, "90", ts};
+        size_t l[] = {5, strlen(key), 2, strlen(ts)};
         append(k, 4, a, l);
     }
     if(realtime) {
-        const char *a[] = {"SETEX", key2, "30", json};
-        size_t l[] = {5, strlen(key2), 2, o};
+        /* Built only when written: most readings of a fast device are not. */
+        char json[512];
+        size_t o = realtime_json(r, sn, json, sizeof(json));
+        snprintf(key, sizeof(key), "realtime:%s", sn);
+        const char *a[] = {"SETEX", key, "30", json};
+        size_t l[] = {5, strlen(key), 2, o};
         append(k, 4, a, l);
     }
 }

@@ -111,6 +111,7 @@ int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes)
 
     memset(j, 0, sizeof(*j));
     j->wfd = -1;
+    j->rfd = -1;
     snprintf(j->dir, sizeof(j->dir), "%s", dir);
     j->max_bytes = max_bytes;
     /* Small bounds get small segments, so that stored data is released. */
@@ -158,6 +159,7 @@ int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes)
         j->bpos = last + len;
         j->start_pos = last + len;
         atomic_store(&j->committed, bases[0]);
+        j->oldest = bases[0];
         rc = open_segment(j, last);
     }
 out:
@@ -167,6 +169,11 @@ out:
 
 void journal_close(struct mcs_journal *j)
 {
+    if(j->rfd >= 0)
+        close(j->rfd);
+    j->rfd = -1;
+    free(j->rbuf);
+    j->rbuf = NULL;
     if(j->wbuf_len)
         journal_flush(j);
     free(j->wbuf);
@@ -254,76 +261,94 @@ int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec, int sync)
     return sync ? journal_flush(j) : 0;
 }
 
+/* Reader side: opens the segment holding pos. A segment's file is named by
+ * its first position, so the one starting exactly at pos (the reader just
+ * finished the previous one) is opened by name; anything else looks at the
+ * directory. */
+static int reader_open(struct mcs_journal *j, int64_t pos)
+{
+    char p[600];
+    int64_t base = -1;
+
+    if(j->rfd >= 0)
+        close(j->rfd);
+    j->rfd = -1;
+    seg_path(j, pos, p, sizeof(p));
+    j->rfd = open(p, O_RDONLY | O_CLOEXEC);
+    if(j->rfd >= 0) {
+        j->rbase = pos;
+        return 0;
+    }
+    int64_t *bases = NULL;
+    int n = list_segments(j->dir, &bases);
+    if(n < 0)
+        return n;
+    for(int i = 0; i < n; i++)
+        if(bases[i] <= pos)
+            base = bases[i];
+    free(bases);
+    if(base < 0)
+        return MCS_ECORRUPT;
+    seg_path(j, base, p, sizeof(p));
+    j->rfd = open(p, O_RDONLY | O_CLOEXEC);
+    if(j->rfd < 0)
+        return MCS_EIO;
+    j->rbase = base;
+    return 0;
+}
+
 int journal_read(struct mcs_journal *j, int64_t pos, struct mcs_jrec *out, int max,
                  int64_t *next)
 {
     int64_t end = atomic_load_explicit(&j->wpos, memory_order_acquire);
-    int64_t *bases = NULL, base = -1, seg_end = end;
-    int n, count = 0, fd = -1, rc = 0;
-    unsigned char *buf = NULL;
+    int count = 0, rc;
+    ssize_t r;
 
     *next = pos;
     if(pos >= end)
         return 0;
-    n = list_segments(j->dir, &bases);
-    if(n < 0)
-        return n;
-    for(int i = 0; i < n; i++)
-        if(bases[i] <= pos) {
-            base = bases[i];
-            seg_end = i + 1 < n ? bases[i + 1] : end;
-        }
-    if(base < 0) {
-        rc = MCS_ECORRUPT;
-        goto out;
+    if((size_t)max * REC > j->rbuf_cap) {
+        unsigned char *nb = realloc(j->rbuf, (size_t)max * REC);
+        if(!nb)
+            return MCS_ENOMEM;
+        j->rbuf = nb;
+        j->rbuf_cap = (size_t)max * REC;
     }
-    if(pos >= seg_end) { /* should not happen: segments are contiguous */
-        rc = MCS_ECORRUPT;
-        goto out;
+    if(j->rfd < 0 || pos < j->rbase) {
+        if((rc = reader_open(j, pos)))
+            return rc;
     }
-    {
-        int64_t want = (seg_end - pos) / REC;
-        if(want > max)
-            want = max;
-        char p[600];
-        seg_path(j, base, p, sizeof(p));
-        fd = open(p, O_RDONLY | O_CLOEXEC);
-        buf = malloc((size_t)(want * REC));
-        if(fd < 0 || !buf) {
-            rc = MCS_EIO;
-            goto out;
-        }
-        ssize_t r = pread(fd, buf, (size_t)(want * REC), pos - base);
-        if(r < 0) {
-            rc = MCS_EIO;
-            goto out;
-        }
-        for(int64_t off = 0; off + REC <= r; off += REC) {
-            uint32_t len, crc;
-            memcpy(&len, buf + off, 4);
-            memcpy(&crc, buf + off + 4, 4);
-            /* Records this process wrote went through the page cache only:
-             * checking their CRC again costs a tenth of the store thread's
-             * CPU for nothing. Records from before the start (a crash, a
-             * database outage across a restart) are checked. */
-            if(len != sizeof(struct mcs_jrec) ||
-               (pos + off < j->start_pos &&
-                crc != (uint32_t)crc32(0L, buf + off + HDR, (uInt)sizeof(struct mcs_jrec)))) {
-                LOG_E("journal", "corrupt record", LS("segment", p), LI("offset", pos - base + off));
-                rc = count ? 0 : MCS_ECORRUPT;
-                goto out;
-            }
-            memcpy(&out[count++], buf + off + HDR, sizeof(struct mcs_jrec));
-            *next = pos + off + REC;
-        }
+    int64_t want = (end - pos) / REC;
+    if(want > max)
+        want = max;
+    r = pread(j->rfd, j->rbuf, (size_t)(want * REC), pos - j->rbase);
+    if(r == 0) {
+        /* The end of this segment: the rest is in the next file. */
+        if((rc = reader_open(j, pos)))
+            return rc;
+        r = pread(j->rfd, j->rbuf, (size_t)(want * REC), pos - j->rbase);
     }
-    /* A whole segment consumed: the next read starts in the next file. */
-out:
-    if(fd >= 0)
-        close(fd);
-    free(buf);
-    free(bases);
-    return rc ? rc : count;
+    if(r < 0)
+        return MCS_EIO;
+    for(int64_t off = 0; off + REC <= r; off += REC) {
+        uint32_t len, crc;
+        memcpy(&len, j->rbuf + off, 4);
+        memcpy(&crc, j->rbuf + off + 4, 4);
+        /* Records this process wrote went through the page cache only:
+         * checking their CRC again costs a tenth of the store thread's CPU
+         * for nothing. Records from before the start (a crash, a database
+         * outage across a restart) are checked. */
+        if(len != sizeof(struct mcs_jrec) ||
+           (pos + off < j->start_pos &&
+            crc != (uint32_t)crc32(0L, j->rbuf + off + HDR, (uInt)sizeof(struct mcs_jrec)))) {
+            LOG_E("journal", "corrupt record", LI("segment", j->rbase),
+                  LI("offset", pos - j->rbase + off));
+            return count ? count : MCS_ECORRUPT;
+        }
+        memcpy(&out[count++], j->rbuf + off + HDR, sizeof(struct mcs_jrec));
+        *next = pos + off + REC;
+    }
+    return count;
 }
 
 void journal_commit(struct mcs_journal *j, int64_t pos)
@@ -331,19 +356,23 @@ void journal_commit(struct mcs_journal *j, int64_t pos)
     int64_t *bases = NULL;
     int n;
     atomic_store(&j->committed, pos);
+    /* Only once the reader has moved past the oldest segment can a whole
+     * segment lie before pos: the directory is read then, not per batch. */
+    if(j->rfd >= 0 && j->rbase <= j->oldest)
+        return;
     n = list_segments(j->dir, &bases);
     if(n < 0)
         return;
-    /* A segment may go once the next one starts at or before pos; never the
-     * writer's current segment. */
-    for(int i = 0; i + 1 < n; i++) {
-        if(bases[i + 1] > pos || bases[i] == j->wseg)
-            break;
+    /* A segment may go once the next one starts at or before pos (so it is
+     * never the writer's current segment). */
+    int i = 0;
+    for(; i + 1 < n && bases[i + 1] <= pos; i++) {
         char p[600];
         seg_path(j, bases[i], p, sizeof(p));
         if(unlink(p) != 0)
             LOG_W("journal", "cannot remove stored segment", LS("path", p));
     }
+    j->oldest = n ? bases[i] : pos;
     free(bases);
 }
 

@@ -52,6 +52,13 @@ struct mcs_journal {
     size_t wbuf_len, wbuf_cap;
     int64_t bpos;             /* position after the last buffered record */
     int64_t start_pos;        /* end of the journal when this process opened it */
+    /* Reader side (store thread only): the open segment and a reusable
+     * buffer, so that a batch costs one pread, not a directory scan. */
+    int rfd;
+    int64_t rbase;            /* first position of the segment rfd holds */
+    int64_t oldest;           /* oldest segment still on disk, as last seen */
+    unsigned char *rbuf;
+    size_t rbuf_cap;
     int64_t wseg;             /* base position of the writer's segment */
     _Atomic int64_t wpos;     /* end of the last complete record */
     _Atomic int64_t committed;/* everything before is stored (store thread) */

@@ -336,10 +336,9 @@ void registry_forget_keys(struct mcs_registry *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-int registry_expire(struct mcs_registry *r, int64_t before, int64_t now)
+int registry_expire(struct mcs_registry *r, int64_t before)
 {
     int n = 0;
-    (void)now;
     pthread_mutex_lock(&r->lock);
     for(uint32_t s = 0; s < r->n; s++) {
         struct mcs_device *d = &r->dev[s];

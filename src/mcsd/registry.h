@@ -93,7 +93,7 @@ void registry_forget_keys(struct mcs_registry *r);
 
 /* Marks offline every online device not seen since `before` (Unix s).
  * Returns how many changed. */
-int registry_expire(struct mcs_registry *r, int64_t before, int64_t now);
+int registry_expire(struct mcs_registry *r, int64_t before);
 
 /* A snapshot of one dirty device for the statistics flush. */
 struct mcs_device_stat {

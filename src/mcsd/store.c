@@ -50,6 +50,8 @@ struct mcs_store {
     struct rt_pending rt;
     uint32_t *newest;      /* per batch: open-addressing sn → index of its newest reading */
     uint32_t newest_cap;   /* power of two, >= 2 × max_rows */
+    uint32_t *used;        /* the slots of s->newest in use, so that a batch costs */
+    uint32_t nused;        /* its size, not the table's */
     struct mcs_device_stat *stats;
     int max_rows;
     int64_t pos;           /* journal position stored so far */
@@ -380,7 +382,9 @@ static const uint32_t *newest_slot(const struct mcs_store *s, const char sn[MCS_
 static void index_newest(struct mcs_store *s, int n)
 {
     uint32_t mask = s->newest_cap - 1;
-    memset(s->newest, 0, s->newest_cap * sizeof(*s->newest));
+    for(uint32_t u = 0; u < s->nused; u++)
+        s->newest[s->used[u]] = 0;
+    s->nused = 0;
     for(int i = 0; i < n; i++) {
         const struct mcs_jrec *r = &s->recs[i];
         if(r->type != MCS_JREC_READING)
@@ -389,6 +393,7 @@ static void index_newest(struct mcs_store *s, int n)
             uint32_t v = s->newest[h];
             if(!v) {
                 s->newest[h] = (uint32_t)i + 1;
+                s->used[s->nused++] = h;
                 break;
             }
             if(!memcmp(s->recs[v - 1].sn, r->sn, MCS_SN_MAX)) {
@@ -419,10 +424,8 @@ static void after_commit(struct mcs_store *s, int n, int inserted)
         s->cache_gen = s->cache.generation;
     }
     index_newest(s, n);
-    for(uint32_t h = 0; h < s->newest_cap; h++) {
-        if(!s->newest[h])
-            continue;
-        const struct mcs_jrec *r = &s->recs[s->newest[h] - 1];
+    for(uint32_t u = 0; u < s->nused; u++) {
+        const struct mcs_jrec *r = &s->recs[s->newest[s->used[u]] - 1];
         char sn[MCS_SN_MAX + 1];
         jrec_sn(r, sn);
         int seen = registry_mark_seen(&d->reg, sn, r->ts, now / 1000, ONLINE_REFRESH_S,
@@ -622,9 +625,6 @@ static void check_idle_connection(struct mcs_store *s)
         disconnect(s, err);
         return;
     }
-    PGnotify *n;
-    while((n = PQnotifies(s->pg)))
-        PQfreemem(n);
 }
 
 static void periodic(struct mcs_store *s)
@@ -641,7 +641,7 @@ static void periodic(struct mcs_store *s)
 
     if(now >= s->next_expire_ms) {
         /* R-PR-3: online while reported within 90 s. */
-        registry_expire(&d->reg, now_s() - 90, now_s());
+        registry_expire(&d->reg, now_s() - 90);
         s->next_expire_ms = now + 5000;
     }
     if(s->pg && now >= s->next_flush_ms) {
@@ -731,8 +731,10 @@ int store_start(struct mcsd *d, struct mcs_store **out)
     for(s->newest_cap = 16; s->newest_cap < 2 * (uint32_t)s->max_rows; s->newest_cap *= 2) {
     }
     s->newest = calloc(s->newest_cap, sizeof(*s->newest));
-    if(!s->recs || !s->stats || !s->newest || copybuf_init(&s->copy, 256u << 20)) {
+    s->used = calloc((size_t)s->max_rows, sizeof(*s->used));
+    if(!s->recs || !s->stats || !s->newest || !s->used || copybuf_init(&s->copy, 256u << 20)) {
         free(s->newest);
+        free(s->used);
         free(s->recs);
         free(s->stats);
         free(s);
@@ -740,6 +742,7 @@ int store_start(struct mcsd *d, struct mcs_store **out)
     }
     if(pthread_create(&s->th, NULL, store_main, s)) {
         free(s->newest);
+        free(s->used);
         copybuf_cleanup(&s->copy);
         free(s->recs);
         free(s->stats);
@@ -763,6 +766,7 @@ void store_join(struct mcs_store *s)
     free(s->recs);
     free(s->stats);
     free(s->newest);
+    free(s->used);
     free(s->rt.items);
     free(s->rt.idx);
     free(s);
