@@ -168,9 +168,6 @@ static void plugin_opts(const uint8_t *data, size_t n)
     opts_free(&o);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;

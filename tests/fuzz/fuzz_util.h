@@ -113,4 +113,18 @@ static inline char *fuzz_str(struct fuzz_in *in)
     return s;
 }
 
+/* libFuzzer's entry points, declared once for every target. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* LLVMFuzzerInitialize of a target that needs nothing but a quiet stderr. */
+#define FUZZ_QUIET_INITIALIZE                                                \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                        \
+    {                                                                        \
+        (void)argc;                                                          \
+        (void)argv;                                                          \
+        fuzz_quiet_stderr();                                                 \
+        return 0;                                                            \
+    }
+
 #endif

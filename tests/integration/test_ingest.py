@@ -248,6 +248,28 @@ def test_realtime_shows_newest_reading_after_cache_resend(mcsd, add_device, mqtt
     assert int(rds.get(f"online:{sn}")) == now - 1
 
 
+def assert_now_unknown(m, mqtt_pub, db_count, sn, stamps, what):
+    """After a registry change that removes sn: readings of it (ts, seq from
+    stamps) are refused as unknown_sn within a few seconds (the NOTIFY's
+    propagation; one sent before it arrived may still have been stored), and
+    from then on every one is refused and none stored."""
+    u0 = m.metric("rej_unknown_sn")
+
+    def refused():
+        ts, seq = next(stamps)
+        mqtt_pub.reading(sn, ts=ts, seq=seq)
+        time.sleep(0.1)
+        return m.metric("rej_unknown_sn") > u0
+    wait_until(refused, 3, 0, desc=f"readings of {what} refused as unknown_sn")
+    kept = db_count(sn)
+    u1 = m.metric("rej_unknown_sn")
+    for _ in range(3):
+        ts, seq = next(stamps)
+        mqtt_pub.reading(sn, ts=ts, seq=seq)
+    m.wait_metric("rej_unknown_sn", lambda v: v >= u1 + 3, timeout=5)
+    assert db_count(sn) == kept
+
+
 def test_registry_follows_insert_and_delete(mcsd, pg, mqtt_pub, fresh_sn, db_count):
     """A device added while mcsd runs is accepted within a second or two (the
     INSERT's NOTIFY); once deleted its readings are refused as unknown_sn."""
@@ -272,21 +294,8 @@ def test_registry_follows_insert_and_delete(mcsd, pg, mqtt_pub, fresh_sn, db_cou
 
     with pg.cursor() as cur:
         cur.execute("DELETE FROM devices WHERE sn = %s", (sn,))
-    u1 = m.metric("rej_unknown_sn")
-
-    def refused():
-        s = next(seq)
-        mqtt_pub.reading(sn, ts=now - 500 + s, seq=s)
-        time.sleep(0.1)
-        return m.metric("rej_unknown_sn") > u1
-    wait_until(refused, 3, 0, desc="readings of the deleted device refused as unknown_sn")
-    n = db_count(sn)
-    u2 = m.metric("rej_unknown_sn")
-    for _ in range(3):
-        s = next(seq)
-        mqtt_pub.reading(sn, ts=now - 500 + s, seq=s)
-    m.wait_metric("rej_unknown_sn", lambda v: v >= u2 + 3, timeout=5)
-    assert db_count(sn) == n
+    assert_now_unknown(m, mqtt_pub, db_count, sn, ((now - 500 + s, s) for s in seq),
+                       "the deleted device")
 
 
 def test_renamed_device_old_sn_refused(mcsd, add_device, pg, mqtt_pub, fresh_sn, db_count):
@@ -299,24 +308,10 @@ def test_renamed_device_old_sn_refused(mcsd, add_device, pg, mqtt_pub, fresh_sn,
     wait_until(lambda: db_count(old) == 1, 5, desc="old SN stored before the rename")
     with pg.cursor() as cur:
         cur.execute("UPDATE devices SET sn = %s WHERE sn = %s", (new, old))
-    u0 = m.metric("rej_unknown_sn")
-    seq = iter(range(2, 1000))
-
-    def old_refused():
-        mqtt_pub.reading(old, ts=now - 60 + next(seq), seq=next(seq))
-        time.sleep(0.1)
-        return m.metric("rej_unknown_sn") > u0
-    wait_until(old_refused, 3, 0, desc="readings of the old SN refused as unknown_sn")
-    # (A reading sent before the NOTIFY arrived may have been stored: that is
-    # the propagation delay, not an error. From here on none may be.)
-    kept = db_count(old)
-    u1 = m.metric("rej_unknown_sn")
-    for _ in range(3):
-        mqtt_pub.reading(old, ts=now - 60 + next(seq), seq=next(seq))
-    m.wait_metric("rej_unknown_sn", lambda v: v >= u1 + 3, timeout=5)
+    assert_now_unknown(m, mqtt_pub, db_count, old, ((now - 60 + s, s) for s in range(2, 1000)),
+                       "the old SN")
     mqtt_pub.reading(new, ts=now - 10, seq=1)
     wait_until(lambda: db_count(new) == 1, 5, desc="new SN accepted")
-    assert db_count(old) == kept
 
 
 def test_realtime_ends_on_newest_of_a_fast_burst(mcsd, add_device, mqtt_pub, rds):
