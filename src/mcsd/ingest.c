@@ -41,9 +41,9 @@ static int reject_q(struct mcsd *d, int reason, const char *topic, const char *s
      * broker delivers it again. Only a QoS 0 one is lost. */
     if((reason == MCS_REJ_spool_full || reason == MCS_REJ_spool_error) && qos == 0)
         atomic_fetch_add(&d->metrics.spool_lost, 1);
-    /* One rate limit for all rejection lines: under a flood of bad input the
-     * log stays readable (R-MQ-3); the counters above stay exact. */
-    if(mcs_ratelimit_allow(&d->reject_rl, &suppressed)) {
+    /* Rejection lines are rate-limited per reason: under a flood of bad
+     * input the log stays readable (R-MQ-3); the counters above stay exact. */
+    if(mcs_ratelimit_allow(&d->reject_rl[reason], &suppressed)) {
         int lvl = reason >= MCS_REJ_spool_full ? MCS_LOG_ERROR : MCS_LOG_WARN;
         MCS_LOG(lvl, "ingest", "message rejected", LS("reason", mcs_reject_name(reason)),
                 LS("topic", topic), LS("sn", sn), LI("suppressed", (long long)suppressed));
