@@ -30,6 +30,7 @@ from pathlib import Path
 
 from benchlib import parse_env
 
+ROOT = Path(__file__).resolve().parents[1]
 INSTANCE = "bench-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -115,14 +116,88 @@ class Ctx:
         out = client.cmd("HGETALL", f"mcs:metrics:{INSTANCE}") or []
         return dict(zip(out[0::2], out[1::2]))
 
-    def psql(self, sql, timeout=300):
+    def psql(self, sql, timeout=300, script=False):
+        """Runs sql (one statement with -c, or a script with psql
+        meta-commands such as \\copy on stdin); returns the output."""
         e = self.env
-        r = subprocess.run(["psql", "-h", e["DB_HOST"], "-p", e["DB_PORT"], "-U", e["DB_USER"],
-                            "-d", e["DB_NAME"], "-At", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        argv = ["psql", "-h", e["DB_HOST"], "-p", e["DB_PORT"], "-U", e["DB_USER"],
+                "-d", e["DB_NAME"], "-At", "-q", "-v", "ON_ERROR_STOP=1"]
+        r = subprocess.run(argv + ([] if script else ["-c", sql]), input=sql if script else None,
                            capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise BenchError(f"psql failed: {r.stderr.strip()[:300]}")
         return r.stdout.strip()
+
+    # -- ground truth from PostgreSQL ---------------------------------------
+    def enable_commit_ts(self):
+        """Every figure of rows stored comes from PostgreSQL itself: the
+        commit time of the transaction that inserted each row
+        (track_commit_timestamp, a server setting of this benchmark's own
+        cluster; the schema and mcsd are untouched). Needs a restart."""
+        if self.psql("SHOW track_commit_timestamp") == "on":
+            return
+        self.psql("ALTER SYSTEM SET track_commit_timestamp = on")
+        for cmd in ("pg-stop", "pg-start"):
+            r = subprocess.run(["bash", str(ROOT / "scripts" / "svc.sh"), cmd, str(self.run)],
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                raise BenchError(f"svc.sh {cmd} failed: {r.stderr.strip()[-300:]}")
+        if self.psql("SHOW track_commit_timestamp") != "on":
+            raise BenchError("track_commit_timestamp could not be enabled")
+
+    def xid(self):
+        """A transaction id: rows inserted after this call have a larger
+        xmin (a fresh cluster, so 32-bit xmin = 64-bit xid)."""
+        return int(self.psql("SELECT pg_current_xact_id()::text::bigint"))
+
+    def commits(self, since_xid):
+        """[(commit time, unix s; rows)] of every transaction after
+        since_xid that inserted into sensor_data, in commit order."""
+        out = self.psql("SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin)), count(*) "
+                        f"FROM sensor_data WHERE xmin::text::bigint > {int(since_xid)} "
+                        "GROUP BY xmin")
+        rows = []
+        for line in out.splitlines():
+            t, n = line.split("|")
+            if t:  # NULL: committed before track_commit_timestamp was on
+                rows.append((float(t), int(n)))
+        rows.sort()
+        return rows
+
+    def trace_latency(self, trace_csv):
+        """Publish -> commit latency of the readings loadgen sampled
+        (--trace-file: sn, ts, seq, publish time): each is looked up in
+        sensor_data by its unique key and its row's commit time taken.
+        Returns (samples, found, p50_ms, p99_ms, max_ms)."""
+        lat = ("(extract(epoch FROM pg_xact_commit_timestamp(d.xmin)) * 1e6 - t.pub_us) "
+               "/ 1000.0")
+        out = self.psql(
+            "CREATE TEMP TABLE tr (sn text, ts bigint, seq int, pub_us bigint);\n"
+            f"\\copy tr FROM '{trace_csv}' WITH (FORMAT csv)\n"
+            "SELECT count(*), count(d.sn), "
+            f"round(percentile_cont(0.5) WITHIN GROUP (ORDER BY {lat})::numeric, 1), "
+            f"round(percentile_cont(0.99) WITHIN GROUP (ORDER BY {lat})::numeric, 1), "
+            f"round(max({lat})::numeric, 1) "
+            "FROM tr t LEFT JOIN sensor_data d ON d.sn = t.sn AND d.time = to_timestamp(t.ts) "
+            "AND d.seq = t.seq;\n", script=True)
+        n, found, p50, p99, mx = out.splitlines()[-1].split("|")
+        return int(n), int(found), p50 or "n/a", p99 or "n/a", mx or "n/a"
+
+    def reset_data(self):
+        """Empties sensor_data (so that each throughput phase writes into the
+        same empty table and index) and makes sure the day partitions around
+        now exist, named and bounded as mcsd's native dialect makes them
+        (src/mcsd/dialect.c), so that a subscriber other than mcsd can COPY
+        into them; mcsd's own CREATE ... IF NOT EXISTS then finds them."""
+        sql = ["TRUNCATE sensor_data;"]
+        today = int(time.time()) // 86400
+        for d in range(today - 1, today + 3):
+            lo = time.strftime("%Y-%m-%d", time.gmtime(d * 86400))
+            hi = time.strftime("%Y-%m-%d", time.gmtime((d + 1) * 86400))
+            name = "sensor_data_" + lo.replace("-", "")
+            sql.append(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF sensor_data "
+                       f"FOR VALUES FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00');")
+        self.psql("\n".join(sql) + "\n", script=True)
 
     # -- child processes ---------------------------------------------------
     def spawn(self, argv, **kw):
@@ -337,6 +412,24 @@ def interp(pts, t, col=1):
     return pts[-1][col]
 
 
+def window_rate(commits, t0, t1, middle=True):
+    """Rows/s committed in [t0, t1] (unix s), from PostgreSQL's commit times
+    (Ctx.commits); with middle, over the middle half of it: the steady state
+    without start-up and tail."""
+    a, b = t0, t1
+    if middle and (t1 - t0) * 0.5 >= 0.5:
+        a, b = t0 + (t1 - t0) * 0.25, t0 + (t1 - t0) * 0.75
+    if b <= a:
+        return 0.0
+    return sum(n for t, n in commits if a < t <= b) / (b - a)
+
+
+def pub_window(lg):
+    """Wall-clock span (unix s) in which loadgen published, after its
+    connections were up; falls back to the caller's clock."""
+    return int(lg["start_unix_ms"]) / 1000.0, int(lg["end_unix_ms"]) / 1000.0
+
+
 # -- phases -------------------------------------------------------------------
 def phase_broker(ctx, secs):
     e = ctx.env
@@ -376,33 +469,34 @@ def register_devices(ctx, first, last):
 
 
 def phase_e2e(ctx, broker_rate, secs):
-    ctx.migrate()
-    register_devices(ctx, 0, 9999)
     ndev = ctx.psql("SELECT count(*) FROM devices")
-    rows_before = int(ctx.psql("SELECT count(*) FROM sensor_data"))
-    log(f"e2e: {ndev} devices registered, {rows_before} rows before")
+    ctx.reset_data()
+    x0 = ctx.xid()
+    log(f"e2e: {ndev} devices registered, sensor_data emptied")
     ctx.start_mcsd("e2e")
     s = Sampler(ctx)
     s.start()
     try:
         time.sleep(1.2)
-        p0, t0, w0 = ctx.proc_sample(), time.monotonic(), time.time()
+        p0, t0 = ctx.proc_sample(), time.monotonic()
         lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", 0,
                          "--duration", secs, timeout=secs + 60)
-        p1, t1, w1 = ctx.proc_sample(), time.monotonic(), time.time()
+        p1, t1 = ctx.proc_sample(), time.monotonic()
         sent = int(lg["sent"])
-        stored = s.wait_drained(sent)
-        drain_s = max(0.0, s.points[-1][0] - w1) if s.points else 0.0
+        # Only to know when mcsd is done; no figure comes from its counter.
+        s.wait_drained(sent)
     finally:
         s.halt.set()
         s.join(5)
-    # The sustained rate is what gets stored while the load is on; after it
-    # mcsd may still work off a backlog (drain_s) with the CPU to itself.
-    rate = s.rate(w0, w1, 1)
-    # How fast the backlog went once the publishers stopped: mcsd (and the
-    # broker feeding it) with the CPU no longer shared with loadgen.
-    drain_rate = s.rate(w1, w1 + drain_s, 1) if drain_s >= 4 else None
-    rows = int(ctx.psql("SELECT count(*) FROM sensor_data")) - rows_before
+    w0, w1 = pub_window(lg)
+    commits = ctx.commits(x0)
+    rows = sum(n for _, n in commits)
+    # The sustained rate is what gets committed while the load is on; after
+    # it mcsd may still work off a backlog (drain_s) with the CPU to itself.
+    rate = window_rate(commits, w0, w1)
+    last = commits[-1][0] if commits else w1
+    drain_s = max(0.0, last - w1)
+    drain_rate = window_rate(commits, w1, last) if drain_s >= 4 else None
     m = s.last
     fig("e2e_rate", f"{rate:.0f}")
     fig("e2e_ratio", f"{rate / broker_rate:.3f}" if broker_rate else "n/a")
@@ -421,36 +515,48 @@ def phase_e2e(ctx, broker_rate, secs):
     if p0 and p1:
         fig("cpu_pct", f"{(p1[0] - p0[0]) / (t1 - t0) * 100:.0f}")
     fig("rss_mb", f"{s.rss_peak / 1024:.1f}")
-    log(f"e2e: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; metrics stored={stored} "
-        f"received={m.get('received')} duplicates={m.get('duplicates')} "
-        f"batches={m.get('batches')} spool_bytes={m.get('spool_bytes')}; "
-        f"{len(s.points)} metric samples")
-    if rows != stored:
-        log(f"e2e: sensor_data grew by {rows} rows but metrics say stored={stored}")
+    log(f"e2e: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; {len(commits)} transactions "
+        f"committed {rows} rows; mcsd's own counters: stored={m.get('stored')} "
+        f"(rate {s.rate(w0, w1, 1):.0f}/s by them) received={m.get('received')} "
+        f"duplicates={m.get('duplicates')} batches={m.get('batches')} "
+        f"spool_bytes={m.get('spool_bytes')}")
+    if m.get("stored", "").isdigit() and rows != int(m["stored"]):
+        log(f"e2e: sensor_data has {rows} new rows but mcsd's counter says stored={m['stored']}")
     return rate
 
 
 def phase_latency(ctx, rate, secs, suffix=""):
     ctx.start_mcsd("latency" + suffix)
+    trace = ctx.run / f"trace{suffix}.csv"
+    # About 20,000 sampled readings, whatever the rate.
+    every = max(1, int(rate * secs / 20000))
     s = Sampler(ctx)
     s.start()
     try:
         time.sleep(1.2)
         lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", int(rate),
-                         "--trace", "--duration", secs, timeout=secs + 60)
+                         "--trace", "--trace-file", trace, "--trace-every", every,
+                         "--duration", secs, timeout=secs + 60)
         s.wait_drained(int(lg["sent"]), limit_s=60)
         time.sleep(1.5)  # one more metrics refresh after the last commit
         m = ctx.metrics()
     finally:
         s.halt.set()
         s.join(5)
-    if "lat_p50_ms" not in m:
-        raise BenchError("mcsd published no latency figures")
-    log(f"latency{suffix}: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; lat_count="
-        f"{m.get('lat_count')} stored={m.get('stored')} of {lg['sent']}")
+    n, found, p50, p99, mx = ctx.trace_latency(trace)
+    log(f"latency{suffix}: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; {found} of {n} "
+        f"sampled readings in sensor_data: p50 {p50} ms, p99 {p99} ms, max {mx} ms; mcsd's "
+        f"own histogram: lat_count={m.get('lat_count')} p50 {m.get('lat_p50_ms')} ms "
+        f"p99 {m.get('lat_p99_ms')} ms; stored={m.get('stored')} of {lg['sent']}")
     fig(f"commit_load_rate{suffix}", f"{float(lg['rate']):.0f}")
-    fig(f"commit_p50_ms{suffix}", m["lat_p50_ms"])
-    fig(f"commit_p99_ms{suffix}", m["lat_p99_ms"])
+    fig(f"commit_p50_ms{suffix}", p50)
+    fig(f"commit_p99_ms{suffix}", p99)
+    fig(f"commit_samples{suffix}", n)
+    fig(f"commit_samples_stored{suffix}", found)
+    # mcsd's own latency count against what was sent: every traced message
+    # should have been measured once.
+    fig(f"lat_sent{suffix}", lg["sent"])
+    fig(f"lat_count{suffix}", m.get("lat_count", "n/a"))
 
 
 def phase_rss100k(ctx, secs):
@@ -476,12 +582,21 @@ def phase_rss100k(ctx, secs):
     fig("rss_mb_100k", f"{s.rss_peak / 1024:.1f}")
 
 
+PHASES = ("broker", "e2e", "latency", "light", "rss100k")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--run", required=True)
     ap.add_argument("--quick", action="store_true", help="shorter phases (smoke test)")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated phases to leave out (while working on one): "
+                         + ",".join(PHASES))
     a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    if skip - set(PHASES):
+        ap.error(f"unknown phase in --skip: {','.join(sorted(skip - set(PHASES)))}")
     ctx = Ctx(a.build, a.run, a.quick)
 
     def on_term(sig, frame):
@@ -491,13 +606,22 @@ def main():
     k = 0.4 if a.quick else 1.0
     rc = 0
     try:
-        broker = phase_broker(ctx, int(16 * k))
-        e2e = phase_e2e(ctx, broker, int(25 * k))
-        phase_latency(ctx, broker / 2, int(15 * k))
-        # The same at a load mcsd sustains (half its e2e rate): latency
-        # without queueing, whatever the broker could do.
-        phase_latency(ctx, max(e2e / 2, 1000), int(10 * k), "_light")
-        phase_rss100k(ctx, int(10 * k))
+        ctx.enable_commit_ts()
+        ctx.migrate()
+        register_devices(ctx, 0, 9999)
+        ctx.reset_data()
+        # The later phases need the rates of the earlier ones; a skipped
+        # phase leaves 0 (then a default load is used).
+        broker = phase_broker(ctx, int(16 * k)) if "broker" not in skip else 0
+        e2e = phase_e2e(ctx, broker, int(25 * k)) if "e2e" not in skip else 0
+        if "latency" not in skip:
+            phase_latency(ctx, broker / 2 if broker else 50000, int(15 * k))
+        if "light" not in skip:
+            # The same at a load mcsd sustains (half its e2e rate): latency
+            # without queueing, whatever the broker could do.
+            phase_latency(ctx, max(e2e / 2, 1000) if e2e else 20000, int(10 * k), "_light")
+        if "rss100k" not in skip:
+            phase_rss100k(ctx, int(10 * k))
     except BenchError as e:
         fig("error", str(e))
         rc = 1
