@@ -462,13 +462,56 @@ def phase_broker(ctx, secs):
     return rate
 
 
+def phase_limit(ctx, secs):
+    """The pipeline limit: the same load as the e2e phase through the same
+    broker into the same empty table and index, stored by mcs-copysub
+    (subscribe, parse, binary COPY; no validation, journal or Redis)."""
+    e = ctx.env
+    ctx.reset_data()
+    x0 = ctx.xid()
+    ready = ctx.run / "copysub.ready"
+    conninfo = (f"host={e['DB_HOST']} port={e['DB_PORT']} user={e['DB_USER']} "
+                f"dbname={e['DB_NAME']}" + (f" password={e['DB_PASS']}" if e.get("DB_PASS") else ""))
+    # Its own share group, subscribed at QoS 1 as mcsd's (deliveries are QoS 0,
+    # as published); the same devices' calibration (register_devices).
+    argv = [str(ctx.build / "mcs-copysub"), "--host", e["MQTT_HOST"], "--port", e["MQTT_PORT"],
+            "--topic", "$share/limit/mcs/+/up", "--qos", "1", "--db", conninfo, "--k", "1.5",
+            "--b", "-10", "--idle", "3", "--duration", str(secs + 60), "--ready-file",
+            str(ready), "--quiet"]
+    cs = ctx.spawn(argv, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if cs.poll() is not None or time.monotonic() > deadline:
+            ctx.stop(cs)
+            raise BenchError("mcs-copysub could not start (database or subscription)")
+        time.sleep(0.05)
+    try:
+        lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", 0,
+                         "--duration", secs, timeout=secs + 60)
+        out, _ = cs.communicate(timeout=90)
+    finally:
+        ctx.stop(cs)
+    res = kv(out)
+    w0, w1 = pub_window(lg)
+    commits = ctx.commits(x0)
+    rows = sum(n for _, n in commits)
+    rate = window_rate(commits, w0, w1)
+    log(f"limit: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; copysub received "
+        f"{res.get('received')} stored {res.get('stored')} in {res.get('batches')} COPYs "
+        f"({res.get('copy_failed')} failed); {rows} rows committed")
+    fig("pipeline_limit_rate", f"{rate:.0f}")
+    fig("limit_rows_published", lg["sent"])
+    fig("limit_rows_stored", rows)
+    return rate
+
+
 def register_devices(ctx, first, last):
     ctx.psql("INSERT INTO devices (sn, calib_k, calib_b) "
              f"SELECT 'BENCH'||lpad(i::text,6,'0'), 1.5, -10 FROM generate_series({first},{last}) i "
              "ON CONFLICT (sn) DO NOTHING")
 
 
-def phase_e2e(ctx, broker_rate, secs):
+def phase_e2e(ctx, broker_rate, limit_rate, secs):
     ndev = ctx.psql("SELECT count(*) FROM devices")
     ctx.reset_data()
     x0 = ctx.xid()
@@ -500,6 +543,7 @@ def phase_e2e(ctx, broker_rate, secs):
     m = s.last
     fig("e2e_rate", f"{rate:.0f}")
     fig("e2e_ratio", f"{rate / broker_rate:.3f}" if broker_rate else "n/a")
+    fig("e2e_vs_limit", f"{rate / limit_rate:.3f}" if limit_rate else "n/a")
     fig("e2e_received_rate", f"{s.rate(w0, w1, 2):.0f}")
     fig("e2e_drain_s", f"{drain_s:.1f}")
     if drain_rate is not None:
@@ -582,7 +626,7 @@ def phase_rss100k(ctx, secs):
     fig("rss_mb_100k", f"{s.rss_peak / 1024:.1f}")
 
 
-PHASES = ("broker", "e2e", "latency", "light", "rss100k")
+PHASES = ("broker", "limit", "e2e", "latency", "light", "rss100k")
 
 
 def main():
@@ -613,7 +657,8 @@ def main():
         # The later phases need the rates of the earlier ones; a skipped
         # phase leaves 0 (then a default load is used).
         broker = phase_broker(ctx, int(16 * k)) if "broker" not in skip else 0
-        e2e = phase_e2e(ctx, broker, int(25 * k)) if "e2e" not in skip else 0
+        limit = phase_limit(ctx, int(25 * k)) if "limit" not in skip else 0
+        e2e = phase_e2e(ctx, broker, limit, int(25 * k)) if "e2e" not in skip else 0
         if "latency" not in skip:
             phase_latency(ctx, broker / 2 if broker else 50000, int(15 * k))
         if "light" not in skip:

@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for exe in mcs-loadgen mcs-nullsub; do
+for exe in mcs-loadgen mcs-nullsub mcs-copysub; do
   if [ ! -x "$BUILD/$exe" ]; then
     echo "error: $BUILD/$exe is not built (make build)"
     exit 1
