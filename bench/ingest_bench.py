@@ -35,8 +35,11 @@ INSTANCE = "bench-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+T0 = time.monotonic()
+
+
 def log(*a):
-    print("bench:", *a, file=sys.stderr, flush=True)
+    print(f"bench: [{time.monotonic() - T0:5.1f}s]", *a, file=sys.stderr, flush=True)
 
 
 def fig(name, value):
@@ -103,6 +106,7 @@ class Ctx:
         self.procs = []          # every child we started, to stop on exit
         self.mcsd = None
         self.mcsd_log = None
+        self.brokers = []        # run directories of extra brokers we started
 
     # -- clients -----------------------------------------------------------
     def redis_client(self):
@@ -138,10 +142,7 @@ class Ctx:
             return
         self.psql("ALTER SYSTEM SET track_commit_timestamp = on")
         for cmd in ("pg-stop", "pg-start"):
-            r = subprocess.run(["bash", str(ROOT / "scripts" / "svc.sh"), cmd, str(self.run)],
-                               capture_output=True, text=True, timeout=120)
-            if r.returncode != 0:
-                raise BenchError(f"svc.sh {cmd} failed: {r.stderr.strip()[-300:]}")
+            self.svc(cmd, self.run)
         if self.psql("SHOW track_commit_timestamp") != "on":
             raise BenchError("track_commit_timestamp could not be enabled")
 
@@ -220,32 +221,76 @@ class Ctx:
         self.stop_mcsd()
         for p in self.procs:
             self.stop(p, 5)
+        for d in self.brokers:
+            self.svc("mqtt-stop", d, check=False)
+        self.brokers = []
 
-    def loadgen(self, *args, timeout=120):
-        """Runs mcs-loadgen to completion; returns its `name: value` dict."""
+    def svc(self, cmd, d, env=None, check=True):
+        r = subprocess.run(["bash", str(ROOT / "scripts" / "svc.sh"), cmd, str(d)],
+                           env=env, capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise BenchError(f"svc.sh {cmd} {d} failed: {r.stderr.strip()[-300:]}")
+
+    def loadgen(self, *args, timeout=120, port=None, env=None, procs=1):
+        """Runs mcs-loadgen to completion; returns its `name: value` dict.
+        With procs > 1, that many run at once, each with its own share of
+        --devices (and --conns) from --sn-start on: one process has room for
+        ~6,000 TLS connections only (libmosquitto takes 3 descriptors per
+        client, the limit is 20,000). Their figures are summed, rates and
+        the publishing window taken over the span they all published."""
         e = self.env
-        argv = [str(self.build / "mcs-loadgen"), "--host", e["MQTT_HOST"], "--port",
-                e["MQTT_PORT"], "--quiet", *map(str, args)]
-        log("run", " ".join(argv[1:]))
-        p = self.spawn(argv, stdout=subprocess.PIPE, text=True)
+        args = [str(a) for a in args]
+        runs = [args]
+        if procs > 1:
+            opt = dict(zip(args[0::2], args[1::2]))
+            ndev, start = int(opt["--devices"]), int(opt.get("--sn-start", "0"))
+            runs = []
+            for i in range(procs):
+                part = dict(opt, **{"--devices": str(ndev // procs),
+                                    "--sn-start": str(start + i * (ndev // procs))})
+                if "--conns" in opt:
+                    part["--conns"] = str(int(opt["--conns"]) // procs)
+                if "--rate" in opt:
+                    part["--rate"] = str(float(opt["--rate"]) / procs)
+                runs.append([x for kvp in part.items() for x in kvp])
+        ps = []
+        for r in runs:
+            argv = [str(self.build / "mcs-loadgen"), "--host", e["MQTT_HOST"], "--port",
+                    str(port or e["MQTT_PORT"]), "--quiet", *r]
+            log("run", " ".join(argv[1:]))
+            ps.append(self.spawn(argv, stdout=subprocess.PIPE, text=True, env=env))
+        outs = []
         try:
-            out, _ = p.communicate(timeout=timeout)
+            for p in ps:
+                out, _ = p.communicate(timeout=timeout)
+                outs.append((p, kv(out)))
         except subprocess.TimeoutExpired:
-            self.stop(p)
+            for p in ps:
+                self.stop(p)
             raise BenchError("mcs-loadgen did not finish in time")
-        res = kv(out)
-        if p.returncode != 0 or "sent" not in res:
-            raise BenchError(f"mcs-loadgen failed (exit {p.returncode})")
+        for p, res in outs:
+            if p.returncode != 0 or "sent" not in res:
+                raise BenchError(f"mcs-loadgen failed (exit {p.returncode})")
+        res = outs[0][1]
+        if len(outs) > 1:
+            all_ = [r for _, r in outs]
+            res = {k: str(sum(int(r.get(k, "0")) for r in all_))
+                   for k in ("sent", "conns", "conn_failed")}
+            res["start_unix_ms"] = str(max(int(r["start_unix_ms"]) for r in all_))
+            res["end_unix_ms"] = str(min(int(r["end_unix_ms"]) for r in all_))
+            res["elapsed_s"] = max(r["elapsed_s"] for r in all_)
+            res["rate"] = f"{sum(float(r['rate']) for r in all_):.1f}"
         if int(res.get("conn_failed", "0")):
             log(f"loadgen: {res['conn_failed']} connections failed")
         return res
 
     # -- mcsd ----------------------------------------------------------------
-    def mcsd_env(self):
+    def mcsd_env(self, extra=None):
         env = dict(os.environ)
         env.update(self.env)
         env.update({"INSTANCE_ID": INSTANCE, "SPOOL_DIR": str(self.run / "spool"),
                     "LOG_LEVEL": "WARN"})
+        env.update(extra or {})
         env.pop("ENV_FILE", None)
         return env
 
@@ -260,16 +305,17 @@ class Ctx:
             raise BenchError(f"mcsd --migrate failed (exit {r.returncode}): "
                              f"{r.stderr.strip()[-300:]}")
 
-    def start_mcsd(self, tag):
+    def start_mcsd(self, tag, extra_env=None):
         """Starts a fresh mcsd (same instance id, so the broker session and
-        the metrics key carry over) and waits until it is subscribed."""
+        the metrics key carry over) and waits until it is subscribed.
+        extra_env overrides settings (another broker)."""
         self.stop_mcsd()
         self._redis = getattr(self, "_redis", None) or self.redis_client()
         self._redis.cmd("DEL", f"mcs:metrics:{INSTANCE}")
         logpath = self.run / f"mcsd-{tag}.log"
         self.mcsd_log = logpath
         f = open(logpath, "wb")
-        self.mcsd = self.spawn([str(self.build / "mcsd")], env=self.mcsd_env(),
+        self.mcsd = self.spawn([str(self.build / "mcsd")], env=self.mcsd_env(extra_env),
                                stdout=f, stderr=subprocess.STDOUT)
         f.close()
         (self.run / "mcsd.pid").write_text(str(self.mcsd.pid))
@@ -313,6 +359,12 @@ class Ctx:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
         return cpu, rss
+
+
+def free_port():
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
 
 
 def kv(text):
@@ -505,6 +557,79 @@ def phase_limit(ctx, secs):
     return rate
 
 
+def start_plugin_broker(ctx):
+    """A second Mosquitto as in production (scripts/svc.sh plugin mode: the
+    mcs_auth plugin, TLS listener for devices, plain internal listener for
+    mcsd), sharing this run's PostgreSQL and Redis. Returns its env dict."""
+    d = ctx.run / "tls-broker"
+    (d / "mosquitto").mkdir(parents=True, exist_ok=True)
+    keep = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASS", "REDIS_HOST", "REDIS_PORT")
+    lines = [f"RUN_DIR={d}"] + [f"{k}={ctx.env.get(k, '')}" for k in keep]
+    lines += ["MQTT_HOST=127.0.0.1", f"MQTT_PORT={free_port()}", f"MQTT_TLS_PORT={free_port()}",
+              f"MQTT_CAFILE={d}/tls/ca.crt"]
+    (d / "env").write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, MCS_BROKER_AUTH="plugin",
+               MCS_AUTH_PLUGIN=str(ctx.build / "mcs_auth.so"), MCS_CLI=str(ctx.build / "mcs"))
+    for k in ("MCS_AUTH_PLUGIN_OPTS", "MCS_BROKER_PRELOAD"):
+        env.pop(k, None)
+    ctx.brokers.append(d)
+    ctx.svc("mqtt-start", d, env)
+    return parse_env(d / "env")
+
+
+def phase_tls(ctx, ndev, secs):
+    """e2e as in production: every device its own TLS connection to the
+    plugin broker, logged in as device_{sn} with its R-MQ-6 password; mcsd
+    on the internal listener as the worker."""
+    b = start_plugin_broker(ctx)
+    lenv = dict(os.environ, VENDOR_SECRET=b["VENDOR_SECRET"])
+    tls = ("--cafile", b["MQTT_CAFILE"], "--vendor-secret", "@env")
+    # The plugin loads the registry from PostgreSQL after it starts: wait
+    # until it accepts the last device.
+    deadline = time.monotonic() + 30
+    while True:
+        probe = ctx.loadgen("--devices", 1, "--conns", 1, "--sn-start", ndev - 1, "--count", 1,
+                            "--client-prefix", "probe-", *tls, port=b["MQTT_TLS_PORT"],
+                            env=lenv, timeout=30)
+        if probe.get("conn_failed") == "0":
+            break
+        if time.monotonic() > deadline:
+            raise BenchError("the plugin broker does not accept the bench devices")
+        time.sleep(0.5)
+    ctx.reset_data()
+    x0 = ctx.xid()
+    ctx.start_mcsd("tls", {"MQTT_PORT": b["MQTT_PORT"], "MQTT_USER": "worker",
+                           "MQTT_PASS": b["WORKER_PASS"]})
+    s = Sampler(ctx)
+    s.start()
+    try:
+        time.sleep(1.2)
+        t_conn = time.time()
+        lg = ctx.loadgen("--devices", ndev, "--conns", ndev, "--qos", 0, "--rate", 0,
+                         "--duration", secs, *tls, port=b["MQTT_TLS_PORT"], env=lenv,
+                         timeout=secs + 90, procs=(ndev + 4999) // 5000)
+        w0, w1 = pub_window(lg)
+        log(f"tls: connected in {w0 - t_conn:.1f} s, published until {w1 - t_conn:.1f} s, "
+            f"loadgen done at {time.time() - t_conn:.1f} s")
+        s.wait_drained(int(lg["sent"]))
+    finally:
+        s.halt.set()
+        s.join(5)
+        ctx.stop_mcsd()
+    w0, w1 = pub_window(lg)
+    commits = ctx.commits(x0)
+    rows = sum(n for _, n in commits)
+    rate = window_rate(commits, w0, w1)
+    log(f"tls: {lg['conns']} TLS device connections ({lg['conn_failed']} failed), loadgen "
+        f"{lg['rate']}/s for {lg['elapsed_s']} s; {rows} rows committed; mcsd received "
+        f"{s.last.get('received')}")
+    fig("e2e_rate_tls", f"{rate:.0f}")
+    fig("tls_devices", ndev)
+    fig("tls_rows_published", lg["sent"])
+    fig("tls_rows_stored", rows)
+    return rate
+
+
 def register_devices(ctx, first, last):
     ctx.psql("INSERT INTO devices (sn, calib_k, calib_b) "
              f"SELECT 'BENCH'||lpad(i::text,6,'0'), 1.5, -10 FROM generate_series({first},{last}) i "
@@ -626,7 +751,7 @@ def phase_rss100k(ctx, secs):
     fig("rss_mb_100k", f"{s.rss_peak / 1024:.1f}")
 
 
-PHASES = ("broker", "limit", "e2e", "latency", "light", "rss100k")
+PHASES = ("broker", "limit", "e2e", "tls", "latency", "light", "rss100k")
 
 
 def main():
@@ -659,6 +784,8 @@ def main():
         broker = phase_broker(ctx, int(16 * k)) if "broker" not in skip else 0
         limit = phase_limit(ctx, int(25 * k)) if "limit" not in skip else 0
         e2e = phase_e2e(ctx, broker, limit, int(25 * k)) if "e2e" not in skip else 0
+        if "tls" not in skip:
+            phase_tls(ctx, int(os.environ.get("BENCH_TLS_DEVICES", "2000")), int(15 * k))
         if "latency" not in skip:
             phase_latency(ctx, broker / 2 if broker else 50000, int(15 * k))
         if "light" not in skip:

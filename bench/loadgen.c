@@ -36,6 +36,7 @@
 #define TOPIC_MAX 160
 #define PAYLOAD_MAX 320
 #define BATCH 64 /* messages per connection per turn at full speed */
+#define TURN_MAX 8192 /* messages per turn at full speed, all connections */
 #define KEEPALIVE_S 60
 #define RECONNECT_MS 1000
 #define CONNECT_WAIT_MS 15000
@@ -1029,7 +1030,9 @@ int main(int argc, char **argv)
                 budget = (long)tokens;
             }
             else {
-                budget = lg.o.conns * BATCH;
+                /* Bounded per turn, so that with thousands of (TLS)
+                 * connections the loop still checks the clock often. */
+                budget = lg.o.conns * BATCH < TURN_MAX ? lg.o.conns * BATCH : TURN_MAX;
             }
             if(lg.o.count > 0 && budget > lg.o.count - (long)lg.sent)
                 budget = lg.o.count - (long)lg.sent;

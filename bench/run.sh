@@ -29,6 +29,11 @@ cleanup() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   fi
+  # Brokers the groups started in sub-directories (plugin/TLS brokers),
+  # should a group have been killed before stopping its own.
+  for d in "$RUN"/*/; do
+    [ -f "$d/env" ] && [ -f "$d/mosquitto/pid" ] && bash "$ROOT/scripts/svc.sh" mqtt-stop "$d" >/dev/null 2>&1
+  done
   bash "$ROOT/scripts/svc.sh" stop "$RUN" >/dev/null 2>&1 || true
   if [ "${KEEP_RUN:-0}" = 1 ]; then
     log "run directory kept: $RUN"
