@@ -1,18 +1,23 @@
 #!/usr/bin/python3
 """ingest_bench.py - the ingest benchmark of `make bench` (run by bench/run.sh).
 
-Owns the processes it starts (mcs-nullsub, mcs-loadgen, mcsd) and stops them
-before it returns; it does not start or stop the services (run.sh does, with
-scripts/svc.sh). Figures go to stdout as `name: value` lines, diagnostics to
-stderr. Phases, each bounded in time:
+Owns the processes it starts (mcs-nullsub, mcs-copysub, mcs-loadgen, mcsd, a
+plugin broker in RUN/tls-broker) and stops them before it returns; it does
+not start or stop the services of RUN (run.sh does, with scripts/svc.sh),
+except one PostgreSQL restart to turn on track_commit_timestamp. Figures go
+to stdout as `name: value` lines, diagnostics to stderr. Every rows-stored
+figure is counted in PostgreSQL by commit time (bench/README.md, "Ground
+truth"). Phases, each bounded in time:
 
-  1. broker   loadgen (QoS 0, rate 0) -> Mosquitto -> mcs-nullsub: broker_rate
-  2. e2e      loadgen -> Mosquitto -> mcsd -> PostgreSQL + Redis, 10k devices:
-              e2e_rate, e2e_ratio, rows_published, rows_stored, rss_mb, cpu_pct
-  3. latency  fresh mcsd, loadgen at broker_rate/2 with --trace:
-              commit_p50_ms, commit_p99_ms; then the same at e2e_rate/2
-              (commit_*_light)
-  4. rss100k  90k more devices, fresh mcsd, moderate load: rss_mb_100k
+  broker   loadgen (QoS 0, rate 0) -> Mosquitto -> mcs-nullsub: broker_rate
+  limit    the same load -> mcs-copysub -> binary COPY: pipeline_limit_rate
+  e2e      loadgen -> Mosquitto -> mcsd -> PostgreSQL + Redis, 10k devices:
+           e2e_rate, e2e_ratio, e2e_vs_limit, rows_*, rss_mb, cpu_pct
+  tls      devices on TLS with the mcs_auth plugin broker: e2e_rate_tls
+  latency  fresh mcsd, loadgen at broker_rate/2 with --trace-file:
+           commit_p50_ms, commit_p99_ms, lat_count vs lat_sent
+  light    the same at e2e_rate/2 (commit_*_light)
+  rss100k  90k more devices, fresh mcsd, moderate load: rss_mb_100k
 
 Usage: ingest_bench.py --build DIR --run DIR [--quick]
 Needs only the standard library and psql; Redis is read with the minimal
