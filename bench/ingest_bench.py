@@ -557,6 +557,9 @@ def phase_limit(ctx, secs):
         f"{res.get('received')} stored {res.get('stored')} in {res.get('batches')} COPYs "
         f"({res.get('copy_failed')} failed); {rows} rows committed")
     fig("pipeline_limit_rate", f"{rate:.0f}")
+    # What the generator offered: when it is no higher than the rate, the
+    # generator (sharing the cores) was the limit, not the pipeline.
+    fig("limit_offered_rate", f"{float(lg['rate']):.0f}")
     fig("limit_rows_published", lg["sent"])
     fig("limit_rows_stored", rows)
     return rate
@@ -674,6 +677,7 @@ def phase_e2e(ctx, broker_rate, limit_rate, secs):
     fig("e2e_rate", f"{rate:.0f}")
     fig("e2e_ratio", f"{rate / broker_rate:.3f}" if broker_rate else "n/a")
     fig("e2e_vs_limit", f"{rate / limit_rate:.3f}" if limit_rate else "n/a")
+    fig("e2e_offered_rate", f"{float(lg['rate']):.0f}")
     fig("e2e_received_rate", f"{s.rate(w0, w1, 2):.0f}")
     fig("e2e_drain_s", f"{drain_s:.1f}")
     if drain_rate is not None:
