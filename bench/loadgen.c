@@ -35,7 +35,7 @@
 #define SN_MAX 33
 #define TOPIC_MAX 160
 #define PAYLOAD_MAX 320
-#define BATCH 64 /* messages per connection per turn at full speed */
+#define BATCH 64      /* messages per connection per turn at full speed */
 #define TURN_MAX 8192 /* messages per turn at full speed, all connections */
 #define KEEPALIVE_S 60
 #define RECONNECT_MS 1000
