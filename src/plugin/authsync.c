@@ -532,7 +532,7 @@ int authsync_start(struct mcs_auth *a)
         struct devtab_map *m = NULL;
         int lrc = devtab_snapshot_load(a->opt.snapshot_file, SNAPSHOT_MAX_ENTRIES, &m);
         if(lrc == 0) {
-            size_t n = m->n;
+            size_t n = devtab_map_count(m);
             devtab_map_free(devtab_replace(&a->devs, m, 2));
             auth_log_queued(a, MOSQ_LOG_NOTICE,
                             "mcs_auth: %zu devices from snapshot %.200s; refreshing from the "
