@@ -22,7 +22,7 @@ struct hslot {
     char key[HMAP_KEY_MAX + 1];
 };
 
-#define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+#define ALIGN_UP(x, a) (((x) + (a)-1) / (a) * (a))
 #define VAL_OFF ALIGN_UP(sizeof(struct hslot), alignof(max_align_t))
 
 static struct hslot *slot_at(unsigned char *slots, size_t slot_size, size_t i)
@@ -122,7 +122,8 @@ static int rebuild(struct hmap *m, size_t ncap)
         size_t j;
         if(s->state != SLOT_LIVE)
             continue;
-        for(j = (size_t)s->hash & mask; slot_at(ns, m->slot_size, j)->state != SLOT_EMPTY; j = (j + 1) & mask) {
+        for(j = (size_t)s->hash & mask; slot_at(ns, m->slot_size, j)->state != SLOT_EMPTY;
+            j = (j + 1) & mask) {
         }
         memcpy(ns + j * m->slot_size, s, m->slot_size);
     }

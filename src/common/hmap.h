@@ -25,14 +25,14 @@
 #define HMAP_KEY_MAX 32
 
 struct hmap {
-    unsigned char *slots; /* cap slots of slot_size bytes */
-    size_t cap;           /* power of two, or 0 before the first insert */
-    size_t n;             /* live entries */
-    size_t used;          /* live entries + tombstones */
-    size_t max;           /* most live entries allowed */
-    size_t vsize;         /* value bytes per entry */
-    size_t slot_size;     /* header + value, rounded for alignment */
-    size_t initial_cap;   /* first array size (from `expected`) */
+    unsigned char *slots;  /* cap slots of slot_size bytes */
+    size_t cap;            /* power of two, or 0 before the first insert */
+    size_t n;              /* live entries */
+    size_t used;           /* live entries + tombstones */
+    size_t max;            /* most live entries allowed */
+    size_t vsize;          /* value bytes per entry */
+    size_t slot_size;      /* header + value, rounded for alignment */
+    size_t initial_cap;    /* first array size (from `expected`) */
     unsigned char key[16]; /* SipHash key, random per map */
 };
 

@@ -43,7 +43,7 @@ size_t devtab_map_count(const struct devtab_map *m)
 enum devtab_state devtab_map_get(const struct devtab_map *m, const char *sn, size_t len)
 {
     const uint8_t *v = hmap_find(&m->h, sn, len);
-    return v ? (enum devtab_state)*v : DEVTAB_UNKNOWN;
+    return v ? (enum devtab_state) * v : DEVTAB_UNKNOWN;
 }
 
 int devtab_map_put(struct devtab_map **mp, const char *sn, enum devtab_state st,
@@ -67,7 +67,7 @@ int devtab_map_put(struct devtab_map **mp, const char *sn, enum devtab_state st,
     if(rc)
         return rc == MCS_EFULL ? MCS_ENOMEM : rc;
     if(prev)
-        *prev = (enum devtab_state)*v; /* 0 = DEVTAB_UNKNOWN for a new entry */
+        *prev = (enum devtab_state) * v; /* 0 = DEVTAB_UNKNOWN for a new entry */
     *v = (uint8_t)st;
     return 0;
 }
