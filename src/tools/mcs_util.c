@@ -273,6 +273,13 @@ int cli_parse_args(int argc, char **argv, int i, unsigned allow, const struct cl
             rc = cli_fail(MCS_EINVAL, "`mcs %s` needs a serial number (see `mcs --help`)", cmd);
             goto out;
         }
+        if(mcs_sn_reserved(a->sn, strlen(a->sn))) {
+            rc = cli_fail(MCS_EINVAL,
+                          "serial number '%s' is reserved: %s/broadcast/cmd is the command "
+                          "topic of the whole fleet",
+                          a->sn, "{prefix}");
+            goto out;
+        }
         if(!mcs_sn_valid(a->sn, strlen(a->sn))) {
             rc = cli_fail(MCS_EINVAL, "invalid serial number '%s': 1 to 32 of A-Z a-z 0-9 _ -",
                           cli_shown(a->sn, sb, sizeof(sb)));

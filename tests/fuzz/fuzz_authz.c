@@ -165,13 +165,13 @@ static void identify(struct fuzz_in *in)
     char *u = fuzz_str(in), *p = fuzz_str(in), *c = fuzz_str(in);
     const char *user = (flags & 1) ? NULL : u, *pass = (flags & 2) ? NULL : p;
     const char *cid = (flags & 4) ? NULL : c;
-    struct authz_limits lim = {64, 128, 128};
+    struct authz_limits lim = {64, 128, 128, NULL};
     enum authz_role role = (enum authz_role)77;
     char sn[AUTHZ_SN_MAX + 1 + 8];
     enum authz_reason r;
 
     if(flags & 8)
-        lim = (struct authz_limits){16, 16, 16};
+        lim = (struct authz_limits){16, 16, 16, NULL};
     memset(sn, 0x5a, sizeof(sn));
     r = authz_identify(&lim, user, pass, cid, &role, sn);
     FUZZ_CHECK(r == AUTHZ_R_OK || r == AUTHZ_R_NO_CREDENTIALS || r == AUTHZ_R_BAD_INPUT ||

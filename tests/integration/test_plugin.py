@@ -230,7 +230,7 @@ class Client:
     kicked client must stay observable, and must not add attempts)."""
 
     def __init__(self, svc, user=None, password=None, client_id=None, will=None, tls=True,
-                 wait=True):
+                 wait=True, bind_address=""):
         self.client_id = client_id if client_id is not None else "t-" + secrets.token_hex(4)
         self.c = mqtt.Client(client_id=self.client_id, protocol=mqtt.MQTTv5)
         self.c.reconnect_delay_set(3600, 3600)
@@ -255,7 +255,10 @@ class Client:
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))
         self.c.on_subscribe = self._on_subscribe
-        self.c.connect("127.0.0.1", port, keepalive=60, clean_start=True)
+        # bind_address: the client's own (source) address, e.g. 127.0.0.2
+        # to be a stranger to the plugin's internal_addresses.
+        self.c.connect("127.0.0.1", port, keepalive=60, clean_start=True,
+                       bind_address=bind_address)
         self.c.loop_start()
         if wait:
             self.wait_connack()
@@ -434,7 +437,7 @@ def test_unregistered_refused_and_one_alarm(psvc, db, clients, rds):
         assert not c.ok
         c.close()
     after = fresh_metrics(rds)
-    assert after["auth_unknown_sn"] - before["auth_unknown_sn"] == 8
+    assert after["auth_unknown_sn"] - before["auth_unknown_sn"] == 8, (before, after)
 
     def alarms():
         with db.cursor() as cur:
