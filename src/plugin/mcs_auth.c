@@ -113,6 +113,8 @@ static enum authz_reason check_principal(struct mcs_auth *a, struct mosquitto *c
         case VB_OK:
             AUTH_INC(a, verify_argon2);
             r = pwv_verify(v, password, len, now);
+            if(r == PWV_OK)
+                vbudget_refund(&a->budget, key);
             break;
         case VB_ADDR:
             AUTH_INC(a, verify_limited_addr);

@@ -82,3 +82,15 @@ enum vb_result vbudget_take(struct vbudget *b, const unsigned char a[16], int64_
     b->all.tokens -= 1.0;
     return 0;
 }
+
+void vbudget_refund(struct vbudget *b, const unsigned char a[16])
+{
+    struct vbucket *k = hmap_find(&b->addrs, (const char *)a, 16);
+
+    if(!k)
+        k = &b->overflow;
+    if(k->tokens + 1.0 <= b->per_addr)
+        k->tokens += 1.0;
+    if(b->all.tokens + 1.0 <= b->total)
+        b->all.tokens += 1.0;
+}

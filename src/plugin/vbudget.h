@@ -1,7 +1,8 @@
 /* vbudget.h - how many Argon2id verifications (~80 ms of the broker's only
  * thread each) the plugin spends, per client address and in total: a
  * token bucket per source address (a shared hash map, src/common/hmap.h)
- * and one for all. A stranger sending wrong passwords from one address
+ * and one for all, spent by wrong passwords (a right one is refunded).
+ * A stranger sending wrong passwords from one address
  * uses up only that address's bucket, so logins from other addresses
  * (mcsd, mcs-api) still find the total budget unspent, and the broker
  * thread spends at most per_addr_s x 80 ms a second on that address.
@@ -37,6 +38,11 @@ enum vb_result {
 /* per_addr_s and total_s are verifications per second (also the burst);
  * max_tracked bounds the table. Returns 0, MCS_EINVAL or MCS_EIO. */
 int vbudget_init(struct vbudget *b, double per_addr_s, double total_s, size_t max_tracked);
+
+/* Gives back the verification just taken for a (it found the right
+ * password): only wrong passwords use up a budget, so the few good logins
+ * (one per account per verify_cache_s) never wait behind a flood. */
+void vbudget_refund(struct vbudget *b, const unsigned char a[16]);
 
 /* Frees the table. */
 void vbudget_cleanup(struct vbudget *b);

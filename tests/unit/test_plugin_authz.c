@@ -46,8 +46,7 @@ static void identify_devices_and_principals(void **state)
         struct authz_limits l2 = LIM;
         l2.mcsd_prefix = "plant-";
         assert_int_equal(authz_identify(&l2, "mcsd", "pw", "plant-7", &role, sn), AUTHZ_R_OK);
-        assert_int_equal(authz_identify(&l2, "mcsd", "pw", "mcsd-1", &role, sn),
-                         AUTHZ_R_CLIENTID);
+        assert_int_equal(authz_identify(&l2, "mcsd", "pw", "mcsd-1", &role, sn), AUTHZ_R_CLIENTID);
         assert_int_equal(authz_identify(&l2, "worker", "pw", "mcsd-1", &role, sn), AUTHZ_R_OK);
     }
     /* SN broadcast is the fleet's command topic, never a device. */

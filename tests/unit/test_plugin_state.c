@@ -382,6 +382,11 @@ static void vbudget_per_address(void **state)
     assert_int_equal(vbudget_take(&b, z, 1100), VB_TOTAL);
     /* Refilled after a second. */
     assert_int_equal(vbudget_take(&b, x, 2200), VB_OK);
+    /* A right password gives its verification back. */
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_OK);
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_ADDR);
+    vbudget_refund(&b, x);
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_OK);
     vbudget_cleanup(&b);
     assert_int_equal(vbudget_init(&b, 0, 5, 2), MCS_EINVAL);
 }
