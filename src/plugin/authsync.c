@@ -394,7 +394,7 @@ static void alarms_run(struct authsync *s, int64_t now)
 
 static void metrics_publish(struct authsync *s)
 {
-    enum { NF = AUTHZ_R_COUNT + 32 };
+    enum { NF = AUTHZ_R_COUNT + 48 }; /* every counter and gauge below, with room */
     const char *argv[2 + 2 * NF];
     size_t argl[2 + 2 * NF];
     char names[NF][48], vals[NF][24];

@@ -27,7 +27,7 @@
 #define LOG_BOX 256
 #define UNKNOWN_BOX 1024
 #define CTL_BOX 64
-#define CTL_EVERY_MS 200  /* counters copied to the sync thread this often */
+#define CTL_EVERY_MS 20   /* counters copied to the sync thread at most this often */
 #define BUDGET_ADDRS 4096 /* client addresses with a verification budget of their own */
 #define LOGS_PER_TICK 64
 #define KICKS_PER_TICK 256

@@ -973,8 +973,8 @@ def _flood(port, tls, bind, users, stop, counts, cafile):
 
 
 def test_wrong_password_flood_does_not_lock_out_good_logins(psvc, clients, rds):
-    """A flood of wrong worker/admin passwords, from a stranger (over TLS)
-    and from an internal address, must neither lock out nor delay a good
+    """A flood of wrong worker/admin passwords, from a stranger and from an
+    internal address, must neither lock out nor delay a good
     worker or mcsd login that needs a fresh Argon2id check: a restarted
     broker remembers no password, which is when a single global bucket used
     to lock mcsd out."""
@@ -982,10 +982,17 @@ def test_wrong_password_flood_does_not_lock_out_good_logins(psvc, clients, rds):
     psvc.svc("mqtt-start")
     stop = threading.Event()
     counts = {}
+    # The stranger mostly on the plain port: its connections cost the broker
+    # least, so the most wrong passwords per second reach the plugin (TLS
+    # handshakes would only measure the broker's TLS, ~1 ms each, and much
+    # more in the sanitizer build); one thread over TLS as a detector would.
     threads = [threading.Thread(target=_flood, daemon=True,
-                                args=(int(psvc["MQTT_TLS_PORT"]), True, STRANGER,
-                                      [user], stop, counts, psvc["MQTT_CAFILE"]))
-               for user in ("worker", "worker", "worker", "admin", "admin", "admin")]
+                                args=(int(psvc["MQTT_PORT"]), False, STRANGER, [user], stop,
+                                      counts, None))
+               for user in ("worker", "worker", "admin", "admin")]
+    threads.append(threading.Thread(target=_flood, daemon=True,
+                                    args=(int(psvc["MQTT_TLS_PORT"]), True, STRANGER,
+                                          ["worker"], stop, counts, psvc["MQTT_CAFILE"])))
     threads += [threading.Thread(target=_flood, daemon=True,
                                  args=(int(psvc["MQTT_PORT"]), False, INSIDER,
                                        ["worker", "admin", "mcsd"], stop, counts, None))
@@ -1011,8 +1018,8 @@ def test_wrong_password_flood_does_not_lock_out_good_logins(psvc, clients, rds):
     # Each good login costs one Argon2id check (~80 ms) plus what the flood
     # may take of the broker's thread: one check a second from the insider
     # (verify_per_addr_s=1), TLS handshakes from the stranger. Measured
-    # here: ~0.1-0.3 s; before issue #6 (one bucket per account, no address
-    # check): 2.7 s, or refused as rate_limited.
+    # here: ~0.15-0.4 s; before issue #6 (one bucket per account, no address
+    # check): 2.7-4.5 s, or refused as rate_limited.
     assert max(times.values()) < 1.0, (times, counts)
     assert m["auth_not_internal"] > 20, (m, counts)
     print(f"good logins under the flood: {times}, attempts {counts}")
