@@ -127,7 +127,8 @@ static const uint32_t *newest_slot(const struct mcs_mirror *m, const struct mcs_
 }
 
 /* Fills m->newest with, for each SN of the batch, 1 + the index of its last
- * reading (receive order); 0 marks a free slot. */
+ * live reading in receive order (its last resent one when it has no live
+ * one); 0 marks a free slot. */
 static void index_newest(struct mcs_mirror *m, const struct mcs_jrec *recs, int n)
 {
     uint32_t mask = m->newest_cap - 1;
@@ -146,7 +147,8 @@ static void index_newest(struct mcs_mirror *m, const struct mcs_jrec *recs, int 
                 break;
             }
             if(!memcmp(recs[v - 1].sn, r->sn, MCS_SN_MAX)) {
-                m->newest[h] = (uint32_t)i + 1;
+                if(!(r->flags & MCS_FLAG_RESENT) || (recs[v - 1].flags & MCS_FLAG_RESENT))
+                    m->newest[h] = (uint32_t)i + 1;
                 break;
             }
         }
@@ -176,7 +178,8 @@ int mirror_batch(struct mcs_mirror *m, struct mcsd *d, struct mcs_cache *c,
         char sn[MCS_SN_MAX + 1];
         int64_t recv_s = r->recv_us / 1000000;
         jrec_sn(r, sn);
-        int seen = registry_mark_seen(&d->reg, sn, recv_s, now / 1000, refresh_s, RT_WINDOW_MS);
+        int seen = registry_mark_seen(&d->reg, sn, recv_s, now / 1000, refresh_s, RT_WINDOW_MS,
+                                      !(r->flags & MCS_FLAG_RESENT));
         if(seen & MCS_SEEN_NEWEST)
             rt_drop(&m->rt, r->sn);
         else if(seen & MCS_SEEN_DEFER)

@@ -241,14 +241,22 @@ int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struc
     *c = d->calib;
     if(d->have_seq) {
         uint32_t gap = ((uint32_t)rd->seq - d->last_seq) & 0xffffu;
-        if(gap == 0)
-            goto out; /* a repeat: neither received nor lost */
-        if(gap >= 32768)
-            goto out; /* older than the last one: a resend from the device cache */
+        if(gap == 0 || gap >= 32768) {
+            /* seq behind (or equal): a repeat or a resend from the device's
+             * offline cache — unless its time moved on, which means the
+             * device restarted its count (a reboot): then it is live. */
+            if(rd->ts <= d->last_ts) {
+                rc = MCS_REG_RESENT; /* neither received nor lost */
+                goto out;
+            }
+            gap = 1;
+        }
         d->lost_delta += gap - 1;
     }
     d->have_seq = 1;
     d->last_seq = (uint16_t)rd->seq;
+    if(rd->ts > d->last_ts)
+        d->last_ts = rd->ts;
     d->recv_delta++;
     d->err = (int16_t)rd->err;
     if(rd->bat != MCS_ABSENT_INT)
@@ -264,7 +272,7 @@ out:
 }
 
 int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, int64_t now_ms,
-                       int refresh_s, int rt_window_ms)
+                       int refresh_s, int rt_window_ms, int live)
 {
     int out = 0;
     int64_t now_s = now_ms / 1000;
@@ -281,11 +289,11 @@ int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, i
         d->dirty = 1;
     if(recv_s > d->last_seen)
         d->last_seen = recv_s;
-    if(now_ms - d->rt_key_ms >= rt_window_ms) {
+    if(live && now_ms - d->rt_key_ms >= rt_window_ms) {
         out |= MCS_SEEN_NEWEST;
         d->rt_key_ms = now_ms;
     }
-    else
+    else if(live)
         out |= MCS_SEEN_DEFER;
     if(!d->online || now_s - d->online_key_s >= refresh_s) {
         out |= MCS_SEEN_ONLINE;
