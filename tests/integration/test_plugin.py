@@ -1018,9 +1018,10 @@ def test_wrong_password_flood_does_not_lock_out_good_logins(psvc, clients, rds):
     # Each good login costs one Argon2id check (~80 ms) plus what the flood
     # may take of the broker's thread: one check a second from the insider
     # (verify_per_addr_s=1), TLS handshakes from the stranger. Measured
-    # here: ~0.15-0.4 s; before issue #6 (one bucket per account, no address
-    # check): 2.7-4.5 s, or refused as rate_limited.
-    assert max(times.values()) < 1.0, (times, counts)
+    # here: ~0.15-0.4 s (0.5 s in the sanitizer build on a busy box); before
+    # issue #6 (one bucket per account, no address check): 2.7-4.5 s, or
+    # refused as rate_limited.
+    assert max(times.values()) < 1.5, (times, counts)
     assert m["auth_not_internal"] > 20, (m, counts)
     print(f"good logins under the flood: {times}, attempts {counts}")
     assert m["verify_limited_addr"] > 0, m
