@@ -8,6 +8,7 @@
 #define MCS_REGISTRY_H
 
 #include "calib.h"
+#include "hmap.h"
 #include "payload.h"
 
 #include <libpq-fe.h>
@@ -38,8 +39,7 @@ struct mcs_registry {
     pthread_mutex_t lock;
     struct mcs_device *dev; /* slots, never reused while the process runs */
     uint32_t n, cap;
-    uint32_t *index;        /* open addressing: slot+1, 0 = empty */
-    uint32_t index_cap;     /* power of two */
+    struct hmap index;      /* sn → slot (uint32_t) */
     uint32_t live;          /* registered and not deleted */
 };
 
