@@ -40,7 +40,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"LOG_LEVEL", MCS_CFG_STR, F(log_level), 1, 0, "INFO", 0, "ERROR, WARN, INFO or DEBUG"},
     {"TZ", MCS_CFG_STR, F(tz), 1, 0, "Asia/Shanghai", 0, "plant time zone"},
     {"DATA_RETENTION_DAYS", MCS_CFG_INT, F(data_retention_days), 1, 3650, "3", 0, "days of hot data (R-ST-3)"},
-    {"SPOOL_DIR", MCS_CFG_STR, F(spool_dir), 1, 0, "./spool", 0, "directory of the ingest journal (on-disk spool)"},
+    {"SPOOL_DIR", MCS_CFG_STR, F(spool_dir), 1, 0, "/var/lib/mcs/spool", 0, "directory of the ingest journal (on-disk spool)"},
     {"SPOOL_MAX_MB", MCS_CFG_INT, F(spool_max_mb), 1, 1048576, "1024", 0, "bound of unstored readings on disk"},
     {"BATCH_MAX_ROWS", MCS_CFG_INT, F(batch_max_rows), 1, 100000, "5000", 0, "rows per COPY batch at most"},
     {"BATCH_MAX_MS", MCS_CFG_INT, F(batch_max_ms), 1, 10000, "25", 0, "age of the oldest row before a batch is sent"},
