@@ -36,7 +36,14 @@ def test_transient_database_error_is_retried_not_skipped(mcsd, services, add_dev
     VACUUM FULL would) is retried with back-off; the checkpoint never moves
     past unstored rows, so every reading is stored once the lock goes."""
     sn = add_device()
-    m = mcsd(DB_STATEMENT_TIMEOUT_MS=300)
+    # The timeout for every new session of the role, so any mcsd meets it.
+    with pg.cursor() as cur:
+        cur.execute("ALTER ROLE CURRENT_USER SET statement_timeout = '300ms'")
+    try:
+        m = mcsd(DB_STATEMENT_TIMEOUT_MS=300)
+    finally:
+        with pg.cursor() as cur:
+            cur.execute("ALTER ROLE CURRENT_USER RESET statement_timeout")
     ts0 = int(time.time()) - 600
     conn = services.pg_connect()
     try:
@@ -44,8 +51,7 @@ def test_transient_database_error_is_retried_not_skipped(mcsd, services, add_dev
         cur.execute("BEGIN")
         cur.execute("LOCK TABLE sensor_data IN SHARE MODE")
         publish_qos0(mqtt_pub, sn, range(1, 41), ts0)
-        m.wait_metric("store_retries", lambda v: v >= 2, timeout=10,
-                      desc="the batch retried while the table is locked")
+        time.sleep(3)  # several statement timeouts while the lock is held
         assert stored_seqs(pg, sn) == []
         cur.execute("ROLLBACK")
     finally:
@@ -53,7 +59,7 @@ def test_transient_database_error_is_retried_not_skipped(mcsd, services, add_dev
     wait_until(lambda: stored_seqs(pg, sn) == list(range(1, 41)), 15,
                desc="all 40 readings stored after the lock was released",
                detail=lambda: f"stored {stored_seqs(pg, sn)}\n{m.log_tail(10)}")
-    assert m.metric("store_failed", 0) == 0
+    assert m.metric("store_retries", 0) >= 2
 
 
 def test_rows_the_database_refuses_are_quarantined(mcsd, add_device, pg, mqtt_pub):
@@ -100,9 +106,12 @@ def test_reading_older_than_partitions_after_long_outage(mcsd, services, add_dev
                 SPOOL_DIR=str(tmp_path / "spool-old"))
     old_ts = int(time.time()) - 8 * 86400
     day = time.strftime("%Y%m%d", time.gmtime(old_ts))
+    m1 = mcsd(DATA_RETENTION_DAYS=10, **same)
+    # m1 made partitions for its 10-day window; that day's is gone again (as
+    # the archive job drops old days) before the reading is stored.
+    m1.wait_metric("db_up", lambda v: v == 1, timeout=5)
     with pg.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS sensor_data_{day}")
-    m1 = mcsd(DATA_RETENTION_DAYS=10, **same)
     pub = mqtt_client()
     stopped = False
     try:
@@ -294,29 +303,34 @@ def test_forged_latency_stamp_is_ignored(mcsd, add_device, mqtt_pub, wait_db):
     assert got.get("lat_p99_ms", 0) == 0, got
 
 
-def test_hung_redis_does_not_stall_storage(mcsd, services, add_device, pg, mqtt_pub):
+def test_hung_redis_does_not_stall_storage(mcsd, services, add_device, pg, mqtt_client):
     """Redis trouble must not slow storage (issue #6): with the Redis process
     frozen (SIGSTOP: connections hang rather than fail), readings published
-    once a second are each stored within about a second."""
+    ten times a second for 8 s are each stored within a second (before, every
+    batch waited 2 s for Redis's replies)."""
     sn = add_device()
     mcsd(REDIS_TIMEOUT_MS=200)
+    pub = mqtt_client()
     pid = int(Path(services.run_dir, "redis", "pid").read_text())
+    sent, seen = {}, {}
     os.kill(pid, signal.SIGSTOP)
-    lags = []
     try:
-        for s in range(1, 13):
-            t = time.monotonic()
-            mqtt_pub.reading(sn, qos=0, ts=int(time.time()) - 30, seq=s)
-            wait_until(lambda: s in stored_seqs(pg, sn), 10, interval=0.02,
-                       desc=f"reading {s} stored")
-            lags.append(time.monotonic() - t)
-            time.sleep(max(0, 1 - (time.monotonic() - t)))
+        t_end = time.monotonic() + 8
+        s = 0
+        while time.monotonic() < t_end:
+            s += 1
+            sent[s] = time.monotonic()
+            pub.reading(sn, qos=0, ts=int(time.time()) - 30, seq=s)
+            for q in stored_seqs(pg, sn):
+                seen.setdefault(q, time.monotonic())
+            time.sleep(0.1)
+        wait_until(lambda: [seen.setdefault(q, time.monotonic()) for q in stored_seqs(pg, sn)]
+                   and len(seen) == s, 15, interval=0.05, desc="every reading stored")
     finally:
         os.kill(pid, signal.SIGCONT)
-    slow = [round(x, 2) for x in lags if x > 1.5]
-    # A frozen Redis costs at most REDIS_TIMEOUT_MS per (back-off spaced)
-    # attempt; before, every batch waited 2 s for a reply.
-    assert len(slow) <= 1, f"store lag with Redis frozen: {[round(x, 2) for x in lags]}"
+    lags = sorted(seen[q] - sent[q] for q in sent)
+    assert lags[-1] < 1.0, f"max store lag {lags[-1]:.2f} s with Redis frozen; " \
+                           f"slowest: {[round(x, 2) for x in lags[-5:]]}"
 
 
 # ---------------------------------------------------------------------------
@@ -361,9 +375,9 @@ def test_sigterm_while_database_down_at_start(bin_path, base_env, tmp_path, serv
 
 def test_sigterm_while_broker_unreachable(bin_path, base_env, tmp_path):
     p = raw_mcsd(bin_path, base_env, tmp_path, MQTT_PORT=1)  # nothing listens on port 1
-    time.sleep(3)
+    time.sleep(8)  # the reconnect back-off has grown to several seconds
     rc, took = sigterm_within(p)
-    assert rc == 0 and took < 5, (rc, took)
+    assert rc == 0 and took < 3, (rc, took)
 
 
 def test_sigterm_while_database_hung(mcsd, services, add_device, mqtt_pub):
