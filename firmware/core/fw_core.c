@@ -718,7 +718,6 @@ int fw_init(struct fw_dev *d, const struct fw_hal *hal, const struct fw_ident *i
     d->state = FW_ST_INIT;
     now = now_ms(d);
     d->rng = h ^ now;
-    hal->wdt_feed(hal->ctx);
 
     /* 1. Configuration: calibration lost is reported (err 50), not fatal. */
     rc = fw_cfg_load(hal, &d->cfg);
@@ -770,6 +769,8 @@ uint32_t fw_loop(struct fw_dev *d)
     /* The only place the watchdog is fed: a hung loop resets the MCU. */
     h->wdt_feed(h->ctx);
     now = now_ms(d);
+    if(d->state == FW_ST_INIT)
+        return FW_LOOP_MAX_MS; /* rebooting: nothing runs until fw_init */
 
     if(d->state == FW_ST_SELFTEST_FAILED) {
         if(due(now, d->selftest_at_ms)) {
@@ -843,8 +844,10 @@ uint32_t fw_loop(struct fw_dev *d)
             d->cfg.seq_next = d->seq;
             fw_cfg_save(h, &d->cfg);
             h->mqtt_disconnect(h->ctx);
+            d->reboot_pending = 0;
+            d->state = FW_ST_INIT;
             h->reboot(h->ctx);
-            return FW_LOOP_MAX_MS; /* on the host the port re-inits */
+            return FW_LOOP_MAX_MS; /* on the host the port re-runs fw_init */
         }
         if(left(now, d->reboot_at_ms) < wait)
             wait = left(now, d->reboot_at_ms);

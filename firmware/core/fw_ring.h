@@ -39,7 +39,7 @@ struct fw_rec {
 
 struct fw_ring {
     const struct fw_hal *hal;
-    uint32_t head; /* counter the next record gets (counters start at 1) */
+    uint32_t head; /* counter of the next record; counters start at 1 */
     uint32_t tail; /* oldest counter that may still be pending */
     uint32_t next; /* next counter to send; tail <= next <= head */
     uint32_t npending;
