@@ -6,6 +6,8 @@
 #
 #   bash bench/run.sh [--quick]      BUILD_DIR=... to use another build
 #                                    KEEP_RUN=1 keeps .run/bench-$$ (logs)
+#                                    ONLY=sim,storm runs only those groups
+#                                    (ingest, storm, sim; `make bench ONLY=sim`)
 # Bounded: a watchdog stops the whole run after BENCH_TIMEOUT_S (420) seconds.
 set -uo pipefail
 
@@ -17,6 +19,8 @@ QUICK=()
 [ "${1:-}" = "--quick" ] && QUICK=(--quick)
 
 log() { echo "bench: $*" >&2; }
+# Whether benchmark group $1 is to run (every group unless ONLY names some).
+want() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 cleanup() {
   local pid
@@ -39,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for exe in mcs-loadgen mcs-nullsub; do
+for exe in mcs-loadgen mcs-nullsub mcs-sim; do
   if [ ! -x "$BUILD/$exe" ]; then
     echo "error: $BUILD/$exe is not built (make build)"
     exit 1
@@ -61,10 +65,18 @@ rm -f "$RUN.svc.log"
 
 rc=0
 # --- ingest: broker rate, end-to-end rate, commit latency, memory ----------
-timeout -s TERM -k 30 "${BENCH_TIMEOUT_S:-420}" \
-  "$PY" "$ROOT/bench/ingest_bench.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?
-if [ "$rc" = 124 ]; then
-  echo "error: benchmark timed out after ${BENCH_TIMEOUT_S:-420} s"
+if want ingest; then
+  timeout -s TERM -k 30 "${BENCH_TIMEOUT_S:-420}" \
+    "$PY" "$ROOT/bench/ingest_bench.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?
+  if [ "$rc" = 124 ]; then
+    echo "error: benchmark timed out after ${BENCH_TIMEOUT_S:-420} s"
+  fi
 fi
-timeout -s TERM -k 10 "${STORM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/connect_storm.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?  # issue 3: connect_storm_*
+if want storm; then
+  timeout -s TERM -k 10 "${STORM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/connect_storm.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?  # issue 3: connect_storm_*
+fi
+# --- sim: firmware size, traffic per device, simulator capacity (issue 11) --
+if want sim; then
+  timeout -s TERM -k 10 "${SIM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/sim_bench.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?
+fi
 exit "$rc"

@@ -192,6 +192,10 @@ static int h_connect(void *c, const struct fw_mqtt_conn *mc)
     mosquitto_will_set(d->mosq, mc->will_topic, (int)mc->will_len, mc->will_payload, 1, true);
     if(d->sim->tls && sim_tls_use(d->mosq, d->sim->tls) != MOSQ_ERR_SUCCESS)
         goto fail;
+    /* The TCP connect blocks (short on a LAN, while the broker's accept
+     * queue has room: --connect-rate paces the start); the TLS handshake
+     * and CONNACK then run on the loop. libmosquitto 2.0.11's async connect
+     * does not resume a TLS handshake begun before TCP completed. */
     rc = mosquitto_connect(d->mosq, o->host, o->port, mc->keepalive_s);
     if(rc != MOSQ_ERR_SUCCESS) {
         if(d->sim->fail_lines++ < 5)
@@ -570,7 +574,7 @@ void sim_dev_misc(struct sim_dev *d, int64_t now)
     }
     /* The independent watchdog: no feed for 30 s resets the MCU (err 40
      * in the first reading after it). */
-    if((uint32_t)(now - d->sim->t0_ms) - d->last_feed_ms > WATCHDOG_MS) {
+    if((int32_t)((uint32_t)(now - d->sim->t0_ms) - d->last_feed_ms) > WATCHDOG_MS) {
         d->wdt_resets++;
         reset(d, FW_RESET_WATCHDOG, now);
     }

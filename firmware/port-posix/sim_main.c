@@ -555,6 +555,7 @@ int main(int argc, char **argv)
     struct pending *pend;
     struct epoll_event evs[256];
     struct sigaction sa;
+    sigset_t block, waitmask;
     struct rlimit rl;
     int npend = 0, rc = 1, n, k;
     int64_t now, next_misc, next_report, next_loss, end_ms = 0;
@@ -578,6 +579,13 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Signals arrive only while the loop waits (epoll_pwait), never in the
+     * middle of a connect or a write of some device. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, &waitmask);
     mosquitto_lib_init();
 
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -623,6 +631,8 @@ int main(int argc, char **argv)
                 s->o.port, s->tls ? " TLS" : "");
     if(s->o.duration_s > 0)
         end_ms = s->t0_ms + (int64_t)(s->o.duration_s * 1000.0);
+    /* A first counters file: whoever waits for it knows SIGUSR1 is safe. */
+    write_stats(a, 0);
     next_misc = s->t0_ms + 1000;
     next_report = s->t0_ms + 10000;
     next_loss = s->t0_ms + 1000;
@@ -644,7 +654,7 @@ int main(int argc, char **argv)
             int64_t w = a->h.v[0].due - sim_now_ms();
             timeout = w <= 0 ? 0 : (w < 100 ? (int)w : 100);
         }
-        n = epoll_wait(s->epfd, evs, 256, timeout);
+        n = epoll_pwait(s->epfd, evs, 256, timeout, &waitmask);
         if(n < 0 && errno != EINTR) {
             fprintf(stderr, "mcs-sim: epoll_wait: %s\n", strerror(errno));
             break;
