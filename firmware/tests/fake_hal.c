@@ -176,6 +176,8 @@ static int f_ota_read(void *c, uint8_t *buf, size_t len)
         return FW_E_IO;
     if(n > len)
         n = len;
+    if(n == 0)
+        return 0;
     memcpy(buf, f->img + f->img_pos, n);
     f->img_pos += n;
     return (int)n;
