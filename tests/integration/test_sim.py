@@ -216,7 +216,7 @@ def test_offline_device_delivers_every_cached_reading_in_order_once(
     # order by time is the order by seq, one second apart.
     assert seqs == list(range(n))
     times = [t for _, t in stored]
-    assert all(0 <= b - a <= 2 for a, b in zip(times, times[1:])), times
+    assert all(0 <= b - a <= 3 for a, b in zip(times, times[1:])), times
     # Arrival at the broker: the cached readings came in order, once, before
     # any newer live reading.
     got = [p["seq"] for _, p in w.ups()]
@@ -243,16 +243,17 @@ def test_debug_command_switches_to_1s_and_back(ssvc, db, device_sn, worker_mcsd,
                "the device's report of the malformed command")
     time.sleep(max(0.0, t_cmd + 6 - time.monotonic()))
     wait_until(lambda: sim.dev()["interval_ms"] == 10000, 5, 0.2, "debug mode to end by itself")
-    time.sleep(11)
+    # The next reading comes 10 s after the last fast one.
+    wait_until(lambda: any(t - t_cmd > 7.5 for t, _ in w.ups()), 20, 0.2,
+               "a reading after debug mode ended")
     final = sim.stop()["devs"][0]
     assert final["cmds_ok"] == 1 and final["cmds_rejected"] == 1, final
     ups = [(t - t_cmd, p) for t, p in w.ups()]
     fast = [t for t, _ in ups if 0 <= t <= 6.5]
     assert len(fast) >= 5, ups  # 1 s readings while in debug mode
     after = [t for t, _ in ups if t > 7.5]
-    gaps = [b - a for a, b in zip(after, after[1:])]
-    assert after and all(g > 8 for g in gaps), ups  # back to 10 s
-    # And the server stored them: at least six readings within the window.
+    assert after and after[0] - fast[-1] > 8, ups  # back to 10 s
+    # And the server stored every one of them.
     n = final["seq_next"]
     stored = wait_until(lambda: (lambda r: r if len(r) >= n else None)(rows(db, sn)), 15, 0.1,
                         f"all {n} readings of {sn} stored")
