@@ -260,6 +260,27 @@ def test_debug_command_switches_to_1s_and_back(ssvc, db, device_sn, worker_mcsd,
     assert [s for s, _ in stored] == list(range(n))
 
 
+def test_gas_release_rises_past_level2_and_decays(ssvc, db, device_sn, worker_mcsd, sims):
+    prefix, sn = device_sn
+    # Clean air first, then a 6 s release towards 2500 mV over the zero.
+    sim = sims(prefix, "--interval", "1", "--leak", "0@4+6:2500")
+    def volts():
+        with db.cursor() as cur:
+            cur.execute("SELECT seq, v_raw FROM sensor_data WHERE sn = %s ORDER BY seq", (sn,))
+            return cur.fetchall()
+    got = wait_until(lambda: (lambda r: r if len(r) >= 18 else None)(volts()), 40, 0.2,
+                     f"18 readings of {sn}", lambda: volts())
+    sim.stop()
+    v = [x for _, x in got]
+    peak = max(v)
+    i = v.index(peak)
+    assert max(v[:3]) < 600, v          # clean air: well under level 1 (1100 mV)
+    assert peak > 2100, v               # past level 2
+    assert 3 <= i <= 12, v              # during the release
+    assert v[-1] < 0.95 * peak, v       # ventilated away afterwards
+    assert all(b <= a + 20 for a, b in zip(v[i + 2:], v[i + 3:])), v  # decaying
+
+
 def test_wrong_password_fleet_is_refused(ssvc, device_sn, sims):
     prefix, sn = device_sn
     env_secret = "not-the-vendor-secret"
