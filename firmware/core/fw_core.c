@@ -449,8 +449,7 @@ static int cmd_ota(struct fw_dev *d, const struct fw_jobj *o, const char **why)
     }
     memcpy(url, u->str, u->str_len);
     url[u->str_len] = '\0';
-    if((strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) ||
-       strchr(url, '\\')) {
+    if((strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) || strchr(url, '\\')) {
         *why = "bad_url";
         return FW_E_MALFORMED;
     }

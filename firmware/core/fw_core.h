@@ -32,13 +32,13 @@
 
 #define FW_SN_MAX 32
 #define FW_TOPIC_MAX 80
-#define FW_PAYLOAD_MAX 200   /* an R-MQ-2 payload is ~150 bytes */
-#define FW_CMD_MAX 256       /* longer commands are refused (too_large) */
-#define FW_CMDQ 2            /* commands buffered between two fw_loop calls */
-#define FW_WINDOW 8          /* ring records in flight (QoS 1) */
-#define FW_DEBUG_MS 1000u    /* debug-mode interval */
-#define FW_RATE_MAX_S 600u   /* longest debug / set_rate duration (manual §2.4) */
-#define FW_KEEPALIVE_S 60u   /* R-MQ-8 */
+#define FW_PAYLOAD_MAX 200 /* an R-MQ-2 payload is ~150 bytes */
+#define FW_CMD_MAX 256     /* longer commands are refused (too_large) */
+#define FW_CMDQ 2          /* commands buffered between two fw_loop calls */
+#define FW_WINDOW 8        /* ring records in flight (QoS 1) */
+#define FW_DEBUG_MS 1000u  /* debug-mode interval */
+#define FW_RATE_MAX_S 600u /* longest debug / set_rate duration (manual §2.4) */
+#define FW_KEEPALIVE_S 60u /* R-MQ-8 */
 #define FW_CONNECT_TIMEOUT_MS 30000u
 #define FW_SELFTEST_RETRY_MS 10000u
 #define FW_SELFTEST_TRIES 3
@@ -74,27 +74,27 @@ enum fw_state {
 /* Factory data of a device (burnt in at production, manual §7.2). */
 struct fw_ident {
     char sn[FW_SN_MAX + 1];
-    char pass[33];   /* R-MQ-6 password, computed at the factory */
-    char prefix[17]; /* topic prefix, "mcs" */
-    char net[8];     /* "4G", "WIFI", "LORA" */
-    char ver[12];    /* firmware version, "1.0.2" */
+    char pass[33];             /* R-MQ-6 password, computed at the factory */
+    char prefix[17];           /* topic prefix, "mcs" */
+    char net[8];               /* "4G", "WIFI", "LORA" */
+    char ver[12];              /* firmware version, "1.0.2" */
     uint32_t reconnect_min_ms; /* 0: 2000 */
     uint32_t reconnect_max_ms; /* 0: 60000 */
 };
 
 /* What the device did since fw_init (plus what it found in flash). */
 struct fw_stats {
-    uint32_t samples;        /* readings taken */
-    uint32_t sent_live;      /* published at once (QoS 0) */
-    uint32_t cached;         /* written to the ring */
-    uint32_t sent_backlog;   /* ring records published (QoS 1, resends too) */
-    uint32_t acked_backlog;  /* ring records acknowledged and erased */
-    uint32_t dropped_full;   /* oldest records overwritten (err 30) */
-    uint32_t lost;           /* readings neither sent nor stored (flash error) */
-    uint32_t torn;           /* ring records found torn at boot (skipped) */
+    uint32_t samples;       /* readings taken */
+    uint32_t sent_live;     /* published at once (QoS 0) */
+    uint32_t cached;        /* written to the ring */
+    uint32_t sent_backlog;  /* ring records published (QoS 1, resends too) */
+    uint32_t acked_backlog; /* ring records acknowledged and erased */
+    uint32_t dropped_full;  /* oldest records overwritten (err 30) */
+    uint32_t lost;          /* readings neither sent nor stored (flash error) */
+    uint32_t torn;          /* ring records found torn at boot (skipped) */
     uint32_t cmds_ok;
-    uint32_t cmds_rejected;  /* malformed, unknown, out of range, busy */
-    uint32_t connects;       /* CONNACKs accepted */
+    uint32_t cmds_rejected; /* malformed, unknown, out of range, busy */
+    uint32_t connects;      /* CONNACKs accepted */
     uint32_t link_losses;
     uint32_t ota_ok;
     uint32_t ota_failed;
@@ -117,14 +117,14 @@ struct fw_dev {
     uint32_t rng;
     uint8_t connecting;
     uint8_t selftest_fails;
-    uint8_t sensor_fault;   /* self-test gave up: readings carry err 1 */
+    uint8_t sensor_fault; /* self-test gave up: readings carry err 1 */
     uint8_t reboot_pending;
-    uint8_t pend_watchdog;  /* err 40 not yet reported */
-    uint8_t pend_full;      /* err 30 not yet reported */
-    uint8_t calib_lost;     /* err 50 until a calib command */
-    uint8_t sim_fault;      /* err 21 */
+    uint8_t pend_watchdog; /* err 40 not yet reported */
+    uint8_t pend_full;     /* err 30 not yet reported */
+    uint8_t calib_lost;    /* err 50 until a calib command */
+    uint8_t sim_fault;     /* err 21 */
     /* Events recorded by fw_on_*. */
-    uint8_t ev_connack;     /* 1 + CONNACK code, 0 = none */
+    uint8_t ev_connack; /* 1 + CONNACK code, 0 = none */
     uint8_t ev_lost;
     struct {
         uint32_t ctr;

@@ -7,8 +7,8 @@ const char *fw_err_name(int code)
     switch(code) {
     case FW_OK:
         return "FW_OK";
-#define FW_ERR_CASE(n, v, m) \
-    case n:                  \
+#define FW_ERR_CASE(n, v, m)                                                                       \
+    case n:                                                                                        \
         return #n;
         FW_ERRORS(FW_ERR_CASE)
 #undef FW_ERR_CASE

@@ -5,15 +5,15 @@
 #define FW_ERR_H
 
 /* X(name, value, message) */
-#define FW_ERRORS(X)                                             \
-    X(FW_E_IO, -1, "hardware or transport failure")              \
-    X(FW_E_AGAIN, -2, "not ready yet, try again")                \
-    X(FW_E_FULL, -3, "buffer or store full")                     \
-    X(FW_E_MALFORMED, -4, "malformed input")                     \
-    X(FW_E_RANGE, -5, "value out of range")                      \
-    X(FW_E_STATE, -6, "not possible in this state")              \
-    X(FW_E_SIM, -7, "SIM card fault")                            \
-    X(FW_E_UNKNOWN, -8, "unknown command")                       \
+#define FW_ERRORS(X)                                                                               \
+    X(FW_E_IO, -1, "hardware or transport failure")                                                \
+    X(FW_E_AGAIN, -2, "not ready yet, try again")                                                  \
+    X(FW_E_FULL, -3, "buffer or store full")                                                       \
+    X(FW_E_MALFORMED, -4, "malformed input")                                                       \
+    X(FW_E_RANGE, -5, "value out of range")                                                        \
+    X(FW_E_STATE, -6, "not possible in this state")                                                \
+    X(FW_E_SIM, -7, "SIM card fault")                                                              \
+    X(FW_E_UNKNOWN, -8, "unknown command")                                                         \
     X(FW_E_CRC, -9, "checksum mismatch")
 
 enum fw_err {

@@ -42,8 +42,8 @@ struct fw_jmember {
     enum fw_jtype type;
     const char *str; /* FW_JT_STR: points into the input, not terminated */
     size_t str_len;
-    float num;       /* FW_JT_NUM; FW_JT_BOOL: 0 or 1 */
-    int is_int;      /* FW_JT_NUM written without fraction or exponent */
+    float num;  /* FW_JT_NUM; FW_JT_BOOL: 0 or 1 */
+    int is_int; /* FW_JT_NUM written without fraction or exponent */
 };
 
 struct fw_jobj {

@@ -25,16 +25,16 @@ struct sim_opts {
     const char *topic_prefix;
     long sn_start;
     long devices;
-    double interval_s;      /* default reporting interval */
-    double duration_s;      /* 0: until SIGINT/SIGTERM or "quit" */
-    double connect_rate;    /* first connects per second */
+    double interval_s;   /* default reporting interval */
+    double duration_s;   /* 0: until SIGINT/SIGTERM or "quit" */
+    double connect_rate; /* first connects per second */
     long reconnect_min_ms;
     long reconnect_max_ms;
     double link_loss_per_hour; /* random link losses per device per hour */
     double link_loss_max_s;    /* their longest duration */
-    long ota_size;          /* bytes of the simulated firmware image */
+    long ota_size;             /* bytes of the simulated firmware image */
     const char *stats_file;
-    int control;            /* read control lines from stdin */
+    int control; /* read control lines from stdin */
     int quiet;
     unsigned seed;
 };
@@ -50,11 +50,11 @@ struct sim_dev {
     uint8_t cfg[64];
     struct mosquitto *mosq;
     struct mqe mq;
-    int link;               /* 0 down, 1 connecting, 2 up */
-    int64_t link_back_ms;   /* network absent until then (link loss) */
-    int64_t hung_until_ms;  /* main loop stuck (watchdog test) */
-    int64_t boot_at_ms;     /* > 0: rebooting, fw_init then */
-    int64_t due_ms;         /* next fw_loop */
+    int link;              /* 0 down, 1 connecting, 2 up */
+    int64_t link_back_ms;  /* network absent until then (link loss) */
+    int64_t hung_until_ms; /* main loop stuck (watchdog test) */
+    int64_t boot_at_ms;    /* > 0: rebooting, fw_init then */
+    int64_t due_ms;        /* next fw_loop */
     uint32_t last_feed_ms;
     enum fw_reset_cause cause;
     int reboot_req;
@@ -76,8 +76,8 @@ struct sim {
     struct sim_opts o;
     struct sim_model_opts mo;
     int epfd;
-    void *tls;        /* SSL_CTX shared by every device */
-    int64_t t0_ms;    /* monotonic start */
+    void *tls;     /* SSL_CTX shared by every device */
+    int64_t t0_ms; /* monotonic start */
     struct sim_dev *devs;
     int fail_lines;
 };

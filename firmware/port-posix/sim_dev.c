@@ -2,8 +2,8 @@
  * model, flash and EEPROM in memory, the modem as a libmosquitto client,
  * OTA from a synthetic image, watchdog and reboot (sim.h). Owns one
  * struct sim_dev and its mosquitto client. Thread: the simulator's loop. */
-#include "sim.h"
 #include "devcred.h"
+#include "sim.h"
 #include "sim_tls.h"
 
 #include <errno.h>

@@ -2,8 +2,8 @@
  * cores on one epoll loop, control lines on stdin and the counters it
  * writes (sim.h; docs/FIRMWARE.md). Owns the process: every device, the
  * epoll set, the shared TLS context. Thread: one. */
-#include "sim.h"
 #include "numparse.h"
+#include "sim.h"
 #include "sim_tls.h"
 
 #include <cjson/cJSON.h>
@@ -225,10 +225,35 @@ struct pending {
 static int parse_opts(int argc, char **argv, struct app *a, struct pending *pend, int *npend)
 {
     enum {
-        O_HOST = 1000, O_PORT, O_CAFILE, O_VSECRET, O_SNPREFIX, O_SNSTART, O_TOPIC, O_DEVICES,
-        O_INTERVAL, O_DURATION, O_CRATE, O_RMIN, O_RMAX, O_LEAK, O_OFFLINE, O_HANG, O_LPH,
-        O_LLPH, O_LLMAX, O_L1, O_L2, O_BAT, O_OTASIZE, O_OTAMD5, O_STATS, O_CONTROL, O_SEED,
-        O_QUIET, O_HELP
+        O_HOST = 1000,
+        O_PORT,
+        O_CAFILE,
+        O_VSECRET,
+        O_SNPREFIX,
+        O_SNSTART,
+        O_TOPIC,
+        O_DEVICES,
+        O_INTERVAL,
+        O_DURATION,
+        O_CRATE,
+        O_RMIN,
+        O_RMAX,
+        O_LEAK,
+        O_OFFLINE,
+        O_HANG,
+        O_LPH,
+        O_LLPH,
+        O_LLMAX,
+        O_L1,
+        O_L2,
+        O_BAT,
+        O_OTASIZE,
+        O_OTAMD5,
+        O_STATS,
+        O_CONTROL,
+        O_SEED,
+        O_QUIET,
+        O_HELP
     };
     static const struct option lo[] = {
         {"host", required_argument, 0, O_HOST},
@@ -288,13 +313,17 @@ static int parse_opts(int argc, char **argv, struct app *a, struct pending *pend
         double *dp = NULL, dlo = 0, dhi = 1e9;
         long *lp = NULL, llo = 0, lhi = 0;
         switch(c) {
-        case O_HOST: o->host = optarg; break;
+        case O_HOST:
+            o->host = optarg;
+            break;
         case O_PORT:
             if(mcs_parse_long(optarg, 1, 65535, &v))
                 goto bad;
             o->port = (int)v;
             break;
-        case O_CAFILE: o->cafile = optarg; break;
+        case O_CAFILE:
+            o->cafile = optarg;
+            break;
         case O_VSECRET:
             o->vendor_secret = strcmp(optarg, "@env") ? optarg : getenv("VENDOR_SECRET");
             if(!o->vendor_secret || !o->vendor_secret[0]) {
@@ -302,36 +331,109 @@ static int parse_opts(int argc, char **argv, struct app *a, struct pending *pend
                 return -1;
             }
             break;
-        case O_SNPREFIX: o->sn_prefix = optarg; break;
-        case O_SNSTART: lp = &o->sn_start; llo = 0; lhi = 99999999; break;
-        case O_TOPIC: o->topic_prefix = optarg; break;
-        case O_DEVICES: lp = &o->devices; llo = 1; lhi = 1000000; break;
-        case O_INTERVAL: dp = &o->interval_s; dlo = 1; dhi = 3600; break;
-        case O_DURATION: dp = &o->duration_s; break;
-        case O_CRATE: dp = &o->connect_rate; dlo = 1; dhi = 1e6; break;
-        case O_RMIN: lp = &o->reconnect_min_ms; llo = 10; lhi = 3600000; break;
-        case O_RMAX: lp = &o->reconnect_max_ms; llo = 10; lhi = 3600000; break;
-        case O_LEAK: pend[(*npend)++] = (struct pending){SC_LEAK, optarg}; break;
-        case O_OFFLINE: pend[(*npend)++] = (struct pending){SC_OFFLINE, optarg}; break;
-        case O_HANG: pend[(*npend)++] = (struct pending){SC_HANG, optarg}; break;
-        case O_LPH: dp = &mo->leaks_per_hour; dhi = 3600; break;
-        case O_LLPH: dp = &o->link_loss_per_hour; dhi = 3600; break;
-        case O_LLMAX: dp = &o->link_loss_max_s; dlo = 1; dhi = 86400; break;
-        case O_L1: dp = &mo->level1_mv; dlo = 1; dhi = 1e5; break;
-        case O_L2: dp = &mo->level2_mv; dlo = 1; dhi = 1e5; break;
-        case O_BAT: dp = &mo->bat_per_hour; dhi = 100; break;
-        case O_OTASIZE: lp = &o->ota_size; llo = 1; lhi = (long)FW_OTA_MAX * 2; break;
-        case O_OTAMD5: ota_url = optarg; break;
-        case O_STATS: o->stats_file = optarg; break;
-        case O_CONTROL: o->control = 1; break;
+        case O_SNPREFIX:
+            o->sn_prefix = optarg;
+            break;
+        case O_SNSTART:
+            lp = &o->sn_start;
+            llo = 0;
+            lhi = 99999999;
+            break;
+        case O_TOPIC:
+            o->topic_prefix = optarg;
+            break;
+        case O_DEVICES:
+            lp = &o->devices;
+            llo = 1;
+            lhi = 1000000;
+            break;
+        case O_INTERVAL:
+            dp = &o->interval_s;
+            dlo = 1;
+            dhi = 3600;
+            break;
+        case O_DURATION:
+            dp = &o->duration_s;
+            break;
+        case O_CRATE:
+            dp = &o->connect_rate;
+            dlo = 1;
+            dhi = 1e6;
+            break;
+        case O_RMIN:
+            lp = &o->reconnect_min_ms;
+            llo = 10;
+            lhi = 3600000;
+            break;
+        case O_RMAX:
+            lp = &o->reconnect_max_ms;
+            llo = 10;
+            lhi = 3600000;
+            break;
+        case O_LEAK:
+            pend[(*npend)++] = (struct pending){SC_LEAK, optarg};
+            break;
+        case O_OFFLINE:
+            pend[(*npend)++] = (struct pending){SC_OFFLINE, optarg};
+            break;
+        case O_HANG:
+            pend[(*npend)++] = (struct pending){SC_HANG, optarg};
+            break;
+        case O_LPH:
+            dp = &mo->leaks_per_hour;
+            dhi = 3600;
+            break;
+        case O_LLPH:
+            dp = &o->link_loss_per_hour;
+            dhi = 3600;
+            break;
+        case O_LLMAX:
+            dp = &o->link_loss_max_s;
+            dlo = 1;
+            dhi = 86400;
+            break;
+        case O_L1:
+            dp = &mo->level1_mv;
+            dlo = 1;
+            dhi = 1e5;
+            break;
+        case O_L2:
+            dp = &mo->level2_mv;
+            dlo = 1;
+            dhi = 1e5;
+            break;
+        case O_BAT:
+            dp = &mo->bat_per_hour;
+            dhi = 100;
+            break;
+        case O_OTASIZE:
+            lp = &o->ota_size;
+            llo = 1;
+            lhi = (long)FW_OTA_MAX * 2;
+            break;
+        case O_OTAMD5:
+            ota_url = optarg;
+            break;
+        case O_STATS:
+            o->stats_file = optarg;
+            break;
+        case O_CONTROL:
+            o->control = 1;
+            break;
         case O_SEED:
             if(mcs_parse_long(optarg, 0, 0xffffffffL, &v))
                 goto bad;
             o->seed = (unsigned)v;
             break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case O_QUIET:
+            o->quiet = 1;
+            break;
+        case O_HELP:
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
         if(dp && mcs_parse_double(optarg, dlo, dhi, dp))
             goto bad;
@@ -342,7 +444,7 @@ static int parse_opts(int argc, char **argv, struct app *a, struct pending *pend
             return -1;
         }
         continue;
-bad:
+    bad:
         fprintf(stderr, "mcs-sim: bad value '%s' for --%s\n", optarg, lo[c - O_HOST].name);
         return -1;
     }
@@ -404,9 +506,10 @@ static cJSON *dev_json(const struct sim_dev *d)
 /* Every counter as one JSON document (a line when printed); NULL on OOM. */
 static char *stats_json(struct app *a)
 {
-    static const char *sum[] = {"samples", "sent_live", "cached", "sent_backlog",
-                                "acked_backlog", "dropped_full", "cmds_ok", "cmds_rejected",
-                                "connects", "link_losses", "bytes_tx", "bytes_rx", "segments"};
+    static const char *sum[] = {"samples",       "sent_live",    "cached",   "sent_backlog",
+                                "acked_backlog", "dropped_full", "cmds_ok",  "cmds_rejected",
+                                "connects",      "link_losses",  "bytes_tx", "bytes_rx",
+                                "segments"};
     cJSON *root = cJSON_CreateObject(), *devs = cJSON_CreateArray(), *tot = cJSON_CreateObject();
     double t[sizeof(sum) / sizeof(sum[0])] = {0};
     long up = 0;
@@ -627,8 +730,8 @@ int main(int argc, char **argv)
     }
     if(!s->o.quiet)
         fprintf(stderr, "mcs-sim: %ld devices (%s%06ld...), %.0f s interval, %s:%d%s\n",
-                s->o.devices, s->o.sn_prefix, s->o.sn_start, s->o.interval_s, s->o.host,
-                s->o.port, s->tls ? " TLS" : "");
+                s->o.devices, s->o.sn_prefix, s->o.sn_start, s->o.interval_s, s->o.host, s->o.port,
+                s->tls ? " TLS" : "");
     if(s->o.duration_s > 0)
         end_ms = s->t0_ms + (int64_t)(s->o.duration_s * 1000.0);
     /* A first counters file: whoever waits for it knows SIGUSR1 is safe. */

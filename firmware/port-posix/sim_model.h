@@ -19,17 +19,17 @@ struct sim_model_opts {
 
 struct sim_model {
     uint32_t rng;
-    double v_zero;     /* mV at 25 C without gas */
-    double drift;      /* mV per hour of zero drift */
-    double tc;         /* mV per deg C */
-    double phase;      /* radians: devices do not share one sine */
-    double t_off;      /* deg C: this room is warmer or colder */
-    double bat;        /* % */
-    double bat_rate;   /* % per hour */
-    int rssi_base;     /* dBm */
+    double v_zero;                       /* mV at 25 C without gas */
+    double drift;                        /* mV per hour of zero drift */
+    double tc;                           /* mV per deg C */
+    double phase;                        /* radians: devices do not share one sine */
+    double t_off;                        /* deg C: this room is warmer or colder */
+    double bat;                          /* % */
+    double bat_rate;                     /* % per hour */
+    int rssi_base;                       /* dBm */
     double rel_start, rel_end, rel_peak; /* current release, model seconds */
-    double last_t;     /* time of the previous gas reading */
-    double g_end;      /* gas mV when the release stopped (decay start) */
+    double last_t;                       /* time of the previous gas reading */
+    double g_end;                        /* gas mV when the release stopped (decay start) */
     const struct sim_model_opts *o;
 };
 

@@ -32,10 +32,10 @@ struct fake {
     int modem_rc;
     enum fw_reset_cause cause;
     /* transport */
-    int link_ok;        /* network present: connects are answered */
-    int auto_connack;   /* deliver CONNACK 0 on the next fake_step */
+    int link_ok;      /* network present: connects are answered */
+    int auto_connack; /* deliver CONNACK 0 on the next fake_step */
     int connack_rc;
-    int auto_puback;    /* acknowledge QoS 1 publishes on the next fake_step */
+    int auto_puback; /* acknowledge QoS 1 publishes on the next fake_step */
     int connect_calls, connect_pending, connected;
     int disconnect_calls;
     char conn_client[48], conn_user[48], conn_pass[40], will_topic[FAKE_TOPIC];

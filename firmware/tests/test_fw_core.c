@@ -656,7 +656,8 @@ static void test_malformed_commands_ignored_and_reported(void **state)
         "{\"cmd\":\"calib\",\"k\":1.5}",
         "{\"cmd\":\"ota\",\"url\":\"ftp://x/y.bin\",\"md5\":\"00112233445566778899aabbccddeeff\"}",
         "{\"cmd\":\"ota\",\"url\":\"https://x/y.bin\",\"md5\":\"short\"}",
-        "{\"cmd\":\"ota\",\"url\":\"https://x/y.bin\",\"md5\":\"zz112233445566778899aabbccddeeff\"}",
+        "{\"cmd\":\"ota\",\"url\":\"https://x/"
+        "y.bin\",\"md5\":\"zz112233445566778899aabbccddeeff\"}",
         "{\"cmd\":\"debug\"} trailing",
         "[\"cmd\",\"debug\"]",
         "{\"cmd\":\"debug\",\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8}",

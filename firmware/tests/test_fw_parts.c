@@ -36,7 +36,8 @@ static void test_json_writer(void **state)
     fw_jw_str(&w, "e", "x\"y");
     int n = fw_jw_end(&w);
     assert_int_equal(n, (int)strlen(buf));
-    assert_string_equal(buf, "{\"a\":4294967295,\"b\":-2147483648,\"c\":-0.5,\"d\":0.0,\"e\":\"x\\\"y\"}");
+    assert_string_equal(
+        buf, "{\"a\":4294967295,\"b\":-2147483648,\"c\":-0.5,\"d\":0.0,\"e\":\"x\\\"y\"}");
     fw_jw_begin(&w, small, sizeof(small));
     fw_jw_u32(&w, "abc", 12345);
     assert_int_equal(fw_jw_end(&w), FW_E_FULL);
@@ -69,12 +70,28 @@ static void test_json_reader(void **state)
     assert_int_equal(o.n, 0);
     /* Length-bounded: bytes after len are never read. */
     assert_int_equal(fw_json_parse("{\"a\":1}XYZ", 7, &o), FW_OK);
-    static const char *bad[] = {"", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}",
-                                "{\"a\":1 \"b\":2}", "{\"a\":\"\\n\"}", "{\"a\":01}",
-                                "{\"a\":1e999}", "{\"a\":99999999999}", "{\"a\":[1]}",
-                                "{\"a\":{}}", "{\"\":1}", "{\"aaaaaaaaaaaaaaaaaaaa\":1}",
-                                "{\"a\":\"x\nb\"}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":nul}",
-                                "{\"a\":1}}", "{\"a\":\"unterminated}"};
+    static const char *bad[] = {"",
+                                "{",
+                                "}",
+                                "{\"a\"}",
+                                "{\"a\":}",
+                                "{\"a\":1,}",
+                                "{a:1}",
+                                "{\"a\":1 \"b\":2}",
+                                "{\"a\":\"\\n\"}",
+                                "{\"a\":01}",
+                                "{\"a\":1e999}",
+                                "{\"a\":99999999999}",
+                                "{\"a\":[1]}",
+                                "{\"a\":{}}",
+                                "{\"\":1}",
+                                "{\"aaaaaaaaaaaaaaaaaaaa\":1}",
+                                "{\"a\":\"x\nb\"}",
+                                "{\"a\":-}",
+                                "{\"a\":1.}",
+                                "{\"a\":nul}",
+                                "{\"a\":1}}",
+                                "{\"a\":\"unterminated}"};
     for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(fw_json_parse(bad[i], strlen(bad[i]), &o), FW_E_MALFORMED);
 }
