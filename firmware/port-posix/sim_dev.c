@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -192,11 +193,10 @@ static int h_connect(void *c, const struct fw_mqtt_conn *mc)
     mosquitto_will_set(d->mosq, mc->will_topic, (int)mc->will_len, mc->will_payload, 1, true);
     if(d->sim->tls && sim_tls_use(d->mosq, d->sim->tls) != MOSQ_ERR_SUCCESS)
         goto fail;
-    /* The TCP connect blocks (short on a LAN, while the broker's accept
-     * queue has room: --connect-rate paces the start); the TLS handshake
-     * and CONNACK then run on the loop. libmosquitto 2.0.11's async connect
-     * does not resume a TLS handshake begun before TCP completed. */
-    rc = mosquitto_connect(d->mosq, o->host, o->port, mc->keepalive_s);
+    /* Non-blocking: a broker slow to accept (a connect storm) must not stall
+     * the other devices; TCP, TLS and CONNECT complete on the loop (see
+     * sim_dev_io for the TLS part). */
+    rc = mosquitto_connect_async(d->mosq, o->host, o->port, mc->keepalive_s);
     if(rc != MOSQ_ERR_SUCCESS) {
         if(d->sim->fail_lines++ < 5)
             fprintf(stderr, "mcs-sim: %s: connect to %s:%d: %s\n", d->id.sn, o->host, o->port,
@@ -554,6 +554,11 @@ void sim_dev_io(struct sim_dev *d, uint32_t ev)
 {
     if(!d->mosq)
         return;
+    /* libmosquitto 2.0.11 resumes a TLS handshake (begun while TCP was still
+     * connecting) only in mosquitto_loop_read: while connecting, writable
+     * counts as readable too. */
+    if(d->link == 1 && (ev & EPOLLOUT))
+        ev |= EPOLLIN;
     mqe_io(&d->mq, ev, alive, d);
     /* libmosquitto closes a socket after a failed TLS handshake without
      * calling on_disconnect. */

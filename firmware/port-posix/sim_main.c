@@ -673,9 +673,13 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if(getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)s->o.devices + 64 > rl.rlim_cur)
-        fprintf(stderr, "mcs-sim: warning: %ld devices but only %ld open files allowed\n",
-                s->o.devices, (long)rl.rlim_cur);
+    /* Three descriptors per device: its socket and libmosquitto's internal
+     * socket pair. */
+    if(getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)s->o.devices * 3 + 64 > rl.rlim_cur)
+        fprintf(stderr,
+                "mcs-sim: warning: %ld devices need %ld open files, only %ld allowed "
+                "(run several processes with --sn-start)\n",
+                s->o.devices, s->o.devices * 3 + 64, (long)rl.rlim_cur);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
