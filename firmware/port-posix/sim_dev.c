@@ -526,14 +526,20 @@ int64_t sim_dev_turn(struct sim_dev *d, int64_t now)
 {
     uint32_t w;
 
+    /* Whatever path returns, due_ms is what the caller schedules: the
+     * scheduler skips heap entries that do not match it. */
     d->kicked = 0;
     if(d->boot_at_ms) {
-        if(now < d->boot_at_ms)
-            return d->boot_at_ms;
+        if(now < d->boot_at_ms) {
+            d->due_ms = d->boot_at_ms;
+            return d->due_ms;
+        }
         sim_dev_boot(d);
     }
-    if(now < d->hung_until_ms)
-        return d->hung_until_ms; /* stuck: no loop, no watchdog feed */
+    if(now < d->hung_until_ms) {
+        d->due_ms = d->hung_until_ms; /* stuck: no loop, no watchdog feed */
+        return d->due_ms;
+    }
     w = fw_loop(&d->fw);
     if(d->reboot_req) {
         reset(d, FW_RESET_SOFT, now);

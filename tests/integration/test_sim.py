@@ -281,6 +281,36 @@ def test_gas_release_rises_past_level2_and_decays(ssvc, db, device_sn, worker_mc
     assert all(b <= a + 20 for a, b in zip(v[i + 2:], v[i + 3:])), v  # decaying
 
 
+def test_ota_through_broker_refuses_bad_image_and_boots_good_one(ssvc, device_sn, sims,
+                                                               watcher):
+    prefix, sn = device_sn
+    w = watcher(sn)
+    time.sleep(0.3)
+    sim = sims(prefix, "--interval", "1")
+    wait_until(lambda: any(p["ver"] for _, p in w.ups()), 20, 0.1, f"readings of {sn}")
+    old_ver = w.ups()[-1][1]["ver"]
+    url = "https://fw.example.com/mcs/v9.9.9.bin"
+    good = subprocess.run([str(build_dir() / "mcs-sim"), "--ota-md5", url], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert len(good) == 32
+    # A wrong digest: downloaded, refused, the running image stays.
+    w.publish(f"mcs/{sn}/cmd", json.dumps({"cmd": "ota", "url": url, "md5": "0" * 32}))
+    wait_until(lambda: any(s.get("cmd") == "ota" and s.get("result") == "failed"
+                           for s in w.statuses()), 15, 0.1, "the refused image reported")
+    assert [s.get("reason") for s in w.statuses() if s.get("result") == "failed"] == ["md5"]
+    # The right one: committed, rebooted into, and the readings say so.
+    w.publish(f"mcs/{sn}/cmd", json.dumps({"cmd": "ota", "url": url, "md5": good}))
+    wait_until(lambda: any(s.get("cmd") == "ota" and s.get("result") == "done"
+                           for s in w.statuses()), 15, 0.1, "the new image reported")
+    wait_until(lambda: any(p["ver"] == "9.9.9" for _, p in w.ups()), 20, 0.1,
+               "readings from the new firmware version")
+    final = sim.stop()["devs"][0]
+    assert final["boots"] == 2 and final["ver"] == "9.9.9", final  # core counters restart at boot
+    vers = [p["ver"] for _, p in w.ups()]
+    assert vers[0] == old_ver != "9.9.9"
+    assert vers[vers.index("9.9.9"):] == ["9.9.9"] * (len(vers) - vers.index("9.9.9"))
+
+
 def test_wrong_password_fleet_is_refused(ssvc, device_sn, sims):
     prefix, sn = device_sn
     env_secret = "not-the-vendor-secret"
