@@ -50,7 +50,8 @@ lint:
 	@bash scripts/lint.sh
 
 format:
-	@clang-format -i src/*/*.c src/*/*.h bench/*.c tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h
+	@clang-format -i src/*/*.c src/*/*.h bench/*.c bench/*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h \
+	  firmware/*/*.c firmware/*/*.h
 
 clean:
 	rm -rf build build-asan build-fuzz

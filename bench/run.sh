@@ -31,6 +31,7 @@ BENCH_GROUPS="
 ingest  ingest_bench.py   480
 storm   connect_storm.py  240
 archive archive_bench.py  300
+sim     sim_bench.py      240
 "
 
 log() { echo "bench: $*" >&2; }

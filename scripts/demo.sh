@@ -3,6 +3,9 @@
 #   demo.sh start   (after `make build`) start everything under .run/demo
 #   demo.sh stop    stop everything started by start
 # Environment: DEMO_DEVICES (default 100), DEMO_INTERVAL (seconds, default 10).
+# The fleet is mcs-sim (firmware/port-posix, docs/FIRMWARE.md): the device
+# firmware core with a simulated HAL; it answers commands (debug, calib,
+# reboot, ota) like a field device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -23,6 +26,7 @@ stop_pid() {
 
 case "${1:-start}" in
 stop)
+  stop_pid "$RUN/sim.pid"
   stop_pid "$RUN/loadgen.pid"
   stop_pid "$RUN/mcsd.pid"
   [ -d "$RUN" ] && bash scripts/svc.sh stop "$RUN"
@@ -33,6 +37,7 @@ start) ;;
 esac
 
 # A previous demo is stopped first, so `make demo` can be run again.
+stop_pid "$RUN/sim.pid"
 stop_pid "$RUN/loadgen.pid"
 stop_pid "$RUN/mcsd.pid"
 mkdir -p "$RUN"
@@ -81,11 +86,15 @@ echo $! > "$RUN/mcsd.pid"
 for _ in $(seq 100); do grep -q '"msg":"ready"' "$RUN/mcsd.log" && break; sleep 0.1; done
 grep -q '"msg":"ready"' "$RUN/mcsd.log" || { echo "mcsd did not start, see $RUN/mcsd.log"; tail -5 "$RUN/mcsd.log"; exit 1; }
 
-# The simulated fleet connects over the TLS listener, as field devices do.
-VENDOR_SECRET=$VENDOR_SECRET nohup ./build/mcs-loadgen --host localhost --port "$MQTT_TLS_PORT" --cafile "$TLS_CA" \
-  --vendor-secret @env --devices "$N" --sn-prefix SIM --conns "$N" --interval "$INTERVAL" --lwt \
-  --duration 604800 > "$RUN/loadgen.log" 2>&1 &
-echo $! > "$RUN/loadgen.pid"
+# The simulated fleet connects over the TLS listener, as field devices do:
+# gas releases now and then (past level 1 and level 2), a few weak-signal and
+# low-battery devices, and link losses that the devices bridge with their
+# offline ring.
+VENDOR_SECRET=$VENDOR_SECRET nohup ./build/mcs-sim --host localhost --port "$MQTT_TLS_PORT" \
+  --cafile "$TLS_CA" --vendor-secret @env --devices "$N" --sn-prefix SIM --interval "$INTERVAL" \
+  --leaks-per-hour 0.3 --link-loss-per-hour 0.2 --link-loss-max 180 \
+  --stats "$RUN/sim-stats.json" > "$RUN/sim.log" 2>&1 &
+echo $! > "$RUN/sim.pid"
 
 cat <<TXT
 
@@ -96,7 +105,7 @@ each logged in as device_{sn} through the mcs_auth broker plugin).
   MQTT (devices, TLS 1.2) localhost:$MQTT_TLS_PORT   CA: $TLS_CA
   PostgreSQL              psql -h 127.0.0.1 -p $DB_PORT -U $DB_USER $DB_NAME
   Redis                   redis-cli -p $REDIS_PORT
-  mcsd log                $RUN/mcsd.log     fleet log: $RUN/loadgen.log
+  mcsd log                $RUN/mcsd.log     fleet log: $RUN/sim.log
 
 See data flowing:
   ./build/mcs --env-file $RUN/mcs.env status
@@ -105,6 +114,11 @@ See data flowing:
   redis-cli -p $REDIS_PORT GET realtime:SIM000001
   mosquitto_sub -p $MQTT_PORT -u admin -P \$(grep ^ADMIN_PASS $RUN/env | cut -d= -f2) -t 'mcs/+/up' -v
   redis-cli -p $REDIS_PORT HGETALL mcs:metrics:broker     (broker plugin counters)
+
+Talk to a device (the admin's debug button: 1 s readings for 60 s, then back to 10 s):
+  mosquitto_pub -p $MQTT_PORT -u admin -P \$(grep ^ADMIN_PASS $RUN/env | cut -d= -f2) -q 1 \\
+    -t mcs/SIM000001/cmd -m '{"cmd":"debug","duration":60}'
+What each simulated device sent:  kill -USR1 \$(cat $RUN/sim.pid); cat $RUN/sim-stats.json
 
 Stop:  make demo-stop
 TXT

@@ -35,6 +35,17 @@ for b in build build-asan; do
   (cd "$b" && ctest -L unit --output-on-failure --output-junit "$OUT/ctest-$b.xml" -j 2) || fail=1
 done
 
+# The firmware core for Cortex-M4 (issue #11): compiles with -Werror and
+# fits the STM32L4 budget (64 KB flash, 16 KB RAM), one test case.
+if bash firmware/arm/build.sh >"$OUT/fw-arm.log" 2>&1; then
+  cat "$OUT/fw-arm.log"
+  printf '<testsuite name="fw-arm"><testcase name="fw_arm_build_size"/></testsuite>\n' >"$OUT/fw-arm.xml"
+else
+  cat "$OUT/fw-arm.log"; echo "test: firmware ARM build or size check failed"
+  printf '<testsuite name="fw-arm"><testcase name="fw_arm_build_size"><failure message="see fw-arm.log"/></testcase></testsuite>\n' >"$OUT/fw-arm.xml"
+  fail=1
+fi
+
 # Fuzzing (STYLE rule 15, docs/FUZZING.md): every tests/fuzz target for a
 # bounded time from its seeds and what earlier runs kept in build-fuzz/fuzz.
 # A crash fails the suite; run.sh prints the input that caused it.
