@@ -23,14 +23,17 @@ static void notice(void *arg, const char *message)
 PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
                        size_t errn)
 {
-    char port[16];
+    char port[16], opts[128];
     const char *keys[] = {"host", "port", "dbname", "user", "password",
-                          "application_name", "connect_timeout", NULL};
+                          "application_name", "connect_timeout", "options", NULL};
     const char *vals[] = {cfg->db_host, port, cfg->db_name, cfg->db_user,
-                          cfg->db_pass, app, "5", NULL};
+                          cfg->db_pass, app, "5", opts, NULL};
     PGconn *pg;
 
     snprintf(port, sizeof(port), "%d", cfg->db_port);
+    /* The plant's zone as mcs.tz for SQL that cuts local days (migration
+     * 030); TZ holds no spaces or backslashes (config.c checks). */
+    snprintf(opts, sizeof(opts), "-c mcs.tz=%s", cfg->tz);
     pg = PQconnectdbParams(keys, vals, 0);
     if(!pg) {
         snprintf(err, errn, "out of memory");

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
+#include "scheduler.h" /* issue #10 */
 #include "store.h"
 #include "timeutil.h"
 
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
     struct mcs_ingest *in = NULL;
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
+    struct mcs_sched *sc = NULL; /* issue #10 */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
 
@@ -112,6 +114,8 @@ int main(int argc, char **argv)
         goto out;
     if(ingest_start(d, &in))
         goto out;
+    if(cfg.sched_enabled && sched_start(&cfg, &sc)) /* issue #10 */
+        goto out;
 
     {
         /* Decommissioning ends once the queued messages have stopped coming
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
 out:
     if(d) {
         atomic_store(&d->stopping, 1);
+        sched_stop(sc); /* issue #10 */
         ingest_stop(in, decommission);
         atomic_store(&d->ingest_done, 1);
         store_join(st);

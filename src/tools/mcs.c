@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "devcred.h"
 #include "err.h"
+#include "mcs_job.h" /* issue #10 */
 #include "timeutil.h"
 
 #include <cJSON.h>
@@ -1376,6 +1377,8 @@ static int run(struct cli *c, int argc, char **argv)
         rc = parse_args(argc, argv, 2, A_JSON, "status", &a);
         return rc ? rc : cmd_status(c, &a);
     }
+    if(mcs_job_cli_handles(argv[1])) /* issue #10: job/backup/archive/history */
+        return mcs_job_cli(&c->cfg, argc, argv);
     if(strcmp(argv[1], "device") != 0)
         return fail(MCS_EINVAL, "unknown command '%s' (see `mcs --help`)",
                     shown(argv[1], sb, sizeof(sb)));
