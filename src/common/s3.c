@@ -311,7 +311,9 @@ static int request(struct mcs_s3 *s, const char *method, const char *key, const 
         snprintf(sha, sizeof(sha), "%s", EMPTY_SHA256);
     snprintf(line, sizeof(line), "x-amz-content-sha256: %s", sha);
     hdr = curl_slist_append(hdr, line);
-    hdr = curl_slist_append(hdr, "Expect:");
+    /* No "Expect:" header to turn 100-continue off: libcurl 7.88 would sign
+     * the empty header it then does not send. A short wait instead. */
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
     if(ctype) {
         snprintf(line, sizeof(line), "Content-Type: %s", ctype);
         hdr = curl_slist_append(hdr, line);
