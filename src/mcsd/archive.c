@@ -232,7 +232,7 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
  * file's; then they go and archive_logs says where they went. */
 static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_t rows,
                          const char *days, const struct mcs_upload_result *ur,
-                         const char *sinkname, const char *key, char *err, size_t errn)
+                         const char *sinkname, int record, char *err, size_t errn)
 {
     char los[32], his[32], rowss[32], bytess[32], e2[128];
     const struct mcs_dialect *dl = dialect_detect(pg);
@@ -274,7 +274,7 @@ static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_
         snprintf(err, errn, "dropping day %s failed", days);
         goto out;
     }
-    {
+    if(record) {
         const char *p[7] = {days, rows ? "archived" : "empty", rowss, bytess,
                             ur && rows ? ur->md5 : NULL, ur && rows ? ur->etag : NULL,
                             sinkname};
@@ -285,7 +285,6 @@ static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_
                  7, p, err, errn))
             goto out;
     }
-    (void)key;
     if(exec1(pg, "COMMIT", 0, NULL, err, errn))
         goto out;
     return 0;
@@ -325,7 +324,7 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
             /* Archived before: the partition must be an empty one made again
              * ahead of time; new rows in an archived day would be lost by
              * overwriting its file, so they stop the run instead. */
-            rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, key, err, errn);
+            rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, 0, err, errn);
             if(rc == MCS_ECORRUPT)
                 snprintf(err, errn, "day %s was archived already but holds rows again; "
                          "not overwritten", days);
@@ -363,7 +362,7 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
         /* A day without readings leaves no file; its (empty) partition goes. */
         sink_upload_abort(zs.up);
         zs.up = NULL;
-        if((rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, key, err, errn)))
+        if((rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, 1, err, errn)))
             goto fail;
         snprintf(res->status, sizeof(res->status), "empty");
         goto done;
@@ -384,7 +383,7 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
         LOG_W("archive", "MCS_TEST_ARCHIVE_CRASH: exiting before the drop");
         _exit(99);
     }
-    if((rc = drop_verified(pg, day, lo, hi, rows, days, &ur, k->ops->name, key, err, errn)))
+    if((rc = drop_verified(pg, day, lo, hi, rows, days, &ur, k->ops->name, 1, err, errn)))
         goto fail;
     res->rows = rows;
     res->bytes = ur.bytes;
