@@ -60,11 +60,16 @@ fi
 rm -f "$RUN.svc.log"
 
 rc=0
+# ONLY=name[,name]: run only these groups (ingest, storm, archive).
+want() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 # --- ingest: broker rate, end-to-end rate, commit latency, memory ----------
-timeout -s TERM -k 30 "${BENCH_TIMEOUT_S:-420}" \
-  "$PY" "$ROOT/bench/ingest_bench.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?
+if want ingest; then timeout -s TERM -k 30 "${BENCH_TIMEOUT_S:-420}" \
+  "$PY" "$ROOT/bench/ingest_bench.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?; fi
 if [ "$rc" = 124 ]; then
   echo "error: benchmark timed out after ${BENCH_TIMEOUT_S:-420} s"
 fi
-timeout -s TERM -k 10 "${STORM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/connect_storm.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?  # issue 3: connect_storm_*
+if want storm; then timeout -s TERM -k 10 "${STORM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/connect_storm.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?; fi  # issue 3: connect_storm_*
+# --- archive (issue #10): archive_rows_per_s, archive_ratio, archive_rss_mb, history_cold_*
+if want archive; then timeout -s TERM -k 10 "${ARCHIVE_TIMEOUT_S:-300}" "$PY" "$ROOT/bench/archive_bench.py" \
+  --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?; fi
 exit "$rc"

@@ -154,6 +154,9 @@ def reset_archive_state(pg, retention=3):
             d = datetime.datetime.strptime(name[-8:], "%Y%m%d").date()
             if day_bounds(d)[1] <= cutoff:
                 cur.execute(f'DROP TABLE "{name}"')
+        # Hot-day rows that earlier archive tests seeded (their own SNs only).
+        cur.execute("DELETE FROM sensor_data WHERE sn LIKE ANY "
+                    "(ARRAY['ARC%%', 'HIST%%', 'BIG%%', 'LATE%%'])")
         cur.execute("DELETE FROM archive_logs")
         cur.execute("UPDATE alarm_logs SET state = 'cleared', cleared_at = now() "
                     "WHERE sn = 'SYSTEM' AND state = 'active'")

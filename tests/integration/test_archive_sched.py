@@ -68,7 +68,8 @@ def test_backup_is_verified_and_restores_into_an_empty_db(pg, services, s3, s3_e
         try:
             # The dump holds the backup's own job_runs row, then 'running'.
             before["job_runs"] += 1
-            assert counts(c) == before
+            got = counts(c)
+            assert got == before, (got, before)
             with c.cursor() as cur:
                 cur.execute("SELECT job, outcome FROM job_runs ORDER BY id DESC LIMIT 1")
                 assert cur.fetchone() == ("backup", "running")
