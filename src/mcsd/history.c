@@ -131,18 +131,46 @@ int history_parse_time(const char *s, int64_t *out)
     return 0;
 }
 
-/* ---- cache ---- */
+/* ---- cache ----
+ * One entry per archived day: the directory <cache>/<key>.d holding one
+ * gzip file per device (sn_<SN>.gz, the day's lines of that device) and a
+ * ".complete" marker whose mtime is the entry's last use. The day's file is
+ * split once, when first read, so that a device's history over a cached day
+ * reads only that device's lines. Entries appear by rename only. */
+
+#define SPLIT_BUF (32u << 20) /* bytes of lines held before appending them out */
+#define SPLIT_SNS 100000
 
 struct centry {
     char path[1100];
     time_t mtime;
-    off_t size;
+    int64_t size;
 };
 
 struct clist {
     struct centry *e;
     int n, cap;
 };
+
+static int64_t dir_size(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int64_t total = 0;
+    if(!d)
+        return 0;
+    while((de = readdir(d))) {
+        char p[1400];
+        struct stat st;
+        if(!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        if(stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            total += (int64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
 
 static void scan(const char *dir, struct clist *l, int depth)
 {
@@ -151,16 +179,16 @@ static void scan(const char *dir, struct clist *l, int depth)
     if(!d)
         return;
     while((de = readdir(d))) {
-        char p[1100];
+        char p[1100], mark[1200];
         struct stat st;
+        size_t nl = strlen(de->d_name);
         if(de->d_name[0] == '.')
             continue;
         snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        if(stat(p, &st))
+        if(stat(p, &st) || !S_ISDIR(st.st_mode))
             continue;
-        if(S_ISDIR(st.st_mode) && depth < 6)
-            scan(p, l, depth + 1);
-        else if(S_ISREG(st.st_mode) && !strstr(de->d_name, ".tmp.")) {
+        snprintf(mark, sizeof(mark), "%s/.complete", p);
+        if(nl > 2 && !strcmp(de->d_name + nl - 2, ".d") && stat(mark, &st) == 0) {
             if(l->n == l->cap) {
                 int cap = l->cap ? l->cap * 2 : 64;
                 void *ne = realloc(l->e, (size_t)cap * sizeof(*l->e));
@@ -171,11 +199,30 @@ static void scan(const char *dir, struct clist *l, int depth)
             }
             snprintf(l->e[l->n].path, sizeof(l->e[0].path), "%s", p);
             l->e[l->n].mtime = st.st_mtime;
-            l->e[l->n].size = st.st_size;
+            l->e[l->n].size = dir_size(p);
             l->n++;
         }
+        else if(depth < 6)
+            scan(p, l, depth + 1);
     }
     closedir(d);
+}
+
+static void rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if(!d)
+        return;
+    while((de = readdir(d))) {
+        char p[1800];
+        if(!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 static int by_mtime(const void *a, const void *b)
@@ -184,7 +231,8 @@ static int by_mtime(const void *a, const void *b)
     return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
-/* Evicts oldest-used files until the cache is within bound, never `keep`. */
+/* Evicts least recently used days until the cache is within its bound,
+ * never `keep`. */
 static void evict(const struct mcs_config *cfg, const char *keep)
 {
     struct clist l = {0};
@@ -197,8 +245,8 @@ static void evict(const struct mcs_config *cfg, const char *keep)
         for(int i = 0; i < l.n && total > bound; i++) {
             if(!strcmp(l.e[i].path, keep))
                 continue;
-            if(unlink(l.e[i].path) == 0)
-                total -= l.e[i].size;
+            rmtree(l.e[i].path);
+            total -= l.e[i].size;
         }
     }
     free(l.e);
@@ -225,15 +273,170 @@ static int to_file(void *arg, const void *p, size_t n)
     return fwrite(p, 1, n, f) == n ? 0 : 1;
 }
 
-/* Makes sure the object is in the cache; path receives its file. */
-static int cache_get(const struct mcs_config *cfg, struct mcs_sink **k, const char *key,
-                     char *path, size_t pn, int *hit, char *err, size_t errn)
+struct bucket {
+    char sn[40];
+    char *buf;
+    size_t len, cap;
+};
+
+struct split {
+    struct bucket *b;
+    size_t n, cap, held;
+    const char *dir;
+};
+
+static int by_sn(const void *a, const void *b)
 {
-    char tmp[1300];
-    snprintf(path, pn, "%s/%s", cfg->history_cache_dir, key);
-    if(access(path, R_OK) == 0) {
+    return strcmp(((const struct bucket *)a)->sn, ((const struct bucket *)b)->sn);
+}
+
+static int flush_buckets(struct split *sp, char *err, size_t errn)
+{
+    for(size_t i = 0; i < sp->n; i++) {
+        struct bucket *b = &sp->b[i];
+        char p[1600];
+        if(!b->len)
+            continue;
+        snprintf(p, sizeof(p), "%s/sn_%s.gz", sp->dir, b->sn);
+        /* Each flush appends one gzip member; gzread reads them as one. */
+        gzFile g = gzopen(p, "ab1");
+        if(!g || gzwrite(g, b->buf, (unsigned)b->len) != (int)b->len) {
+            snprintf(err, errn, "cannot write %s", p);
+            if(g)
+                gzclose(g);
+            return MCS_EIO;
+        }
+        if(gzclose(g) != Z_OK) {
+            snprintf(err, errn, "cannot write %s", p);
+            return MCS_EIO;
+        }
+        b->len = 0;
+    }
+    sp->held = 0;
+    return 0;
+}
+
+static int split_add(struct split *sp, const char *sn, size_t snl, const char *line, size_t len,
+                     char *err, size_t errn)
+{
+    struct bucket key, *b;
+    if(snl == 0 || snl >= sizeof(key.sn))
+        return 0;
+    memcpy(key.sn, sn, snl);
+    key.sn[snl] = '\0';
+    b = sp->n ? bsearch(&key, sp->b, sp->n, sizeof(*sp->b), by_sn) : NULL;
+    if(!b) {
+        if(sp->n >= SPLIT_SNS) {
+            snprintf(err, errn, "more than %d devices in a day", SPLIT_SNS);
+            return MCS_ETOOBIG;
+        }
+        if(sp->n == sp->cap) {
+            size_t cap = sp->cap ? sp->cap * 2 : 256;
+            void *nb = realloc(sp->b, cap * sizeof(*sp->b));
+            if(!nb)
+                return MCS_ENOMEM;
+            sp->b = nb;
+            sp->cap = cap;
+        }
+        /* Sorted insert: new devices are few (one per device per day). */
+        size_t at = 0;
+        while(at < sp->n && strcmp(sp->b[at].sn, key.sn) < 0)
+            at++;
+        memmove(sp->b + at + 1, sp->b + at, (sp->n - at) * sizeof(*sp->b));
+        memset(&sp->b[at], 0, sizeof(sp->b[at]));
+        memcpy(sp->b[at].sn, key.sn, snl + 1);
+        sp->n++;
+        b = &sp->b[at];
+    }
+    if(b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while(cap < b->len + len + 1)
+            cap *= 2;
+        char *nb = realloc(b->buf, cap);
+        if(!nb)
+            return MCS_ENOMEM;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, line, len);
+    b->buf[b->len + len] = '\n';
+    b->len += len + 1;
+    sp->held += len + 1;
+    return sp->held > SPLIT_BUF ? flush_buckets(sp, err, errn) : 0;
+}
+
+/* Splits the archive file gzpath into per-device files under dir. */
+static int split_day(const char *gzpath, const char *dir, char *err, size_t errn)
+{
+    gzFile gz = gzopen(gzpath, "rb");
+    char line[LINE_MAX_LEN + 2];
+    struct split sp = {NULL, 0, 0, 0, dir};
+    int rc = 0, first = 1;
+    if(!gz) {
+        snprintf(err, errn, "cannot open %s", gzpath);
+        return MCS_EIO;
+    }
+    gzbuffer(gz, 256 * 1024);
+    while(!rc && gzgets(gz, line, sizeof(line))) {
+        size_t len = strlen(line);
+        if(len && line[len - 1] == '\n')
+            line[--len] = '\0';
+        else if(!gzeof(gz)) {
+            snprintf(err, errn, "archive line longer than %d bytes", LINE_MAX_LEN);
+            rc = MCS_ECORRUPT;
+            break;
+        }
+        if(first) {
+            first = 0;
+            if(strcmp(line, ARCHIVE_CSV_HEADER)) {
+                snprintf(err, errn, "not an archive file (header)");
+                rc = MCS_ECORRUPT;
+            }
+            continue;
+        }
+        char *c1 = memchr(line, ',', len);
+        char *c2 = c1 ? memchr(c1 + 1, ',', len - (size_t)(c1 + 1 - line)) : NULL;
+        if(!c2)
+            continue;
+        rc = split_add(&sp, c1 + 1, (size_t)(c2 - c1 - 1), line, len, err, errn);
+    }
+    if(!rc && !gzeof(gz)) {
+        int ze;
+        const char *m = gzerror(gz, &ze);
+        if(ze != Z_OK && ze != Z_STREAM_END) {
+            snprintf(err, errn, "archive file: %s", m);
+            rc = MCS_ECORRUPT;
+        }
+    }
+    gzclose(gz);
+    if(!rc)
+        rc = flush_buckets(&sp, err, errn);
+    for(size_t i = 0; i < sp.n; i++)
+        free(sp.b[i].buf);
+    free(sp.b);
+    if(!rc) {
+        char mark[1500];
+        snprintf(mark, sizeof(mark), "%s/.complete", dir);
+        FILE *f = fopen(mark, "w");
+        if(!f || fclose(f)) {
+            snprintf(err, errn, "cannot write %s", mark);
+            rc = MCS_EIO;
+        }
+    }
+    return rc;
+}
+
+/* Makes sure the day of object `key` is in the cache; dirpath receives its
+ * directory. */
+static int cache_get(const struct mcs_config *cfg, struct mcs_sink **k, const char *key,
+                     char *dirpath, size_t pn, int *hit, char *err, size_t errn)
+{
+    char dl[2048], tmpdir[1400], mark[1400];
+    snprintf(dirpath, pn, "%s/%s.d", cfg->history_cache_dir, key);
+    snprintf(mark, sizeof(mark), "%s/.complete", dirpath);
+    if(access(mark, R_OK) == 0) {
         /* A hit counts as a use for eviction. */
-        utimensat(AT_FDCWD, path, NULL, 0);
+        utimensat(AT_FDCWD, mark, NULL, 0);
         *hit = 1;
         return 0;
     }
@@ -243,30 +446,43 @@ static int cache_get(const struct mcs_config *cfg, struct mcs_sink **k, const ch
         if(rc)
             return rc;
     }
-    if(mkparents(path)) {
+    if(mkparents(dirpath)) {
         snprintf(err, errn, "cannot create the cache directory %s", cfg->history_cache_dir);
         return MCS_EIO;
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    snprintf(dl, sizeof(dl), "%s/%s.dl.tmp.%ld", cfg->history_cache_dir, key, (long)getpid());
+    snprintf(tmpdir, sizeof(tmpdir), "%s.tmp.%ld", dirpath, (long)getpid());
+    rmtree(tmpdir);
+    FILE *f = fopen(dl, "wb");
     if(!f) {
-        snprintf(err, errn, "cannot write %s: %s", tmp, strerror(errno));
+        snprintf(err, errn, "cannot write %s: %s", dl, strerror(errno));
         return MCS_EIO;
     }
     int rc = (*k)->ops->get(*k, key, to_file, f, err, errn);
     if(fclose(f) && !rc) {
-        snprintf(err, errn, "cannot write %s", tmp);
+        snprintf(err, errn, "cannot write %s", dl);
         rc = MCS_EIO;
     }
-    if(!rc && rename(tmp, path)) {
-        snprintf(err, errn, "cannot store %s", path);
+    if(!rc && mkdir(tmpdir, 0755)) {
+        snprintf(err, errn, "cannot create %s: %s", tmpdir, strerror(errno));
         rc = MCS_EIO;
+    }
+    if(!rc)
+        rc = split_day(dl, tmpdir, err, errn);
+    unlink(dl);
+    if(!rc && rename(tmpdir, dirpath)) {
+        /* Another reader may have finished the same day first. */
+        if(access(mark, R_OK) != 0) {
+            snprintf(err, errn, "cannot store %s: %s", dirpath, strerror(errno));
+            rc = MCS_EIO;
+        }
+        rmtree(tmpdir);
     }
     if(rc) {
-        unlink(tmp);
+        rmtree(tmpdir);
         return rc;
     }
-    evict(cfg, path);
+    evict(cfg, dirpath);
     return 0;
 }
 
@@ -284,47 +500,30 @@ static int by_time(const void *a, const void *b)
     return x->us < y->us ? -1 : x->us > y->us;
 }
 
-/* Reads one cached archive file: rows of sn in [from, to) in time order. */
-static int read_cold(const char *path, const char *sn, int64_t from_us, int64_t to_us,
+/* Reads sn's lines of one cached day: those in [from, to) in time order. */
+static int read_cold(const char *dir, const char *sn, int64_t from_us, int64_t to_us,
                      history_row_cb cb, void *arg, int64_t *nrows, char *err, size_t errn)
 {
-    gzFile gz = gzopen(path, "rb");
-    char line[LINE_MAX_LEN + 2];
+    char path[1600], line[LINE_MAX_LEN + 2];
     struct crow *rows = NULL;
-    size_t n = 0, cap = 0, snl = strlen(sn);
-    int rc = 0, first = 1;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    snprintf(path, sizeof(path), "%s/sn_%s.gz", dir, sn);
+    if(access(path, F_OK) != 0)
+        return 0; /* no reading of this device that day */
+    gzFile gz = gzopen(path, "rb");
     if(!gz) {
         snprintf(err, errn, "cannot open %s", path);
         return MCS_EIO;
     }
-    gzbuffer(gz, 128 * 1024);
     while(gzgets(gz, line, sizeof(line))) {
         size_t len = strlen(line);
         if(len && line[len - 1] == '\n')
             line[--len] = '\0';
-        else if(!gzeof(gz)) {
-            snprintf(err, errn, "%s: line longer than %d bytes", path, LINE_MAX_LEN);
-            rc = MCS_ECORRUPT;
-            break;
-        }
-        if(first) {
-            first = 0;
-            if(strcmp(line, ARCHIVE_CSV_HEADER)) {
-                snprintf(err, errn, "%s: not an archive file (header)", path);
-                rc = MCS_ECORRUPT;
-                break;
-            }
-            continue;
-        }
         char *c1 = memchr(line, ',', len);
-        if(!c1)
-            continue;
-        char *c2 = memchr(c1 + 1, ',', len - (size_t)(c1 + 1 - line));
-        if(!c2 || (size_t)(c2 - c1 - 1) != snl || memcmp(c1 + 1, sn, snl))
-            continue;
         int64_t us;
-        if(parse_pg_time(line, (size_t)(c1 - line), &us)) {
-            snprintf(err, errn, "%s: bad time in a row", path);
+        if(!c1 || parse_pg_time(line, (size_t)(c1 - line), &us)) {
+            snprintf(err, errn, "%s: bad row", path);
             rc = MCS_ECORRUPT;
             break;
         }
@@ -354,14 +553,6 @@ static int read_cold(const char *path, const char *sn, int64_t from_us, int64_t 
         }
         memcpy(rows[n].line, line, len + 1);
         n++;
-    }
-    if(!rc && !gzeof(gz)) {
-        int ze;
-        const char *m = gzerror(gz, &ze);
-        if(ze != Z_OK && ze != Z_STREAM_END) {
-            snprintf(err, errn, "%s: %s", path, m);
-            rc = MCS_ECORRUPT;
-        }
     }
     gzclose(gz);
     if(!rc) {

@@ -85,7 +85,12 @@ def test_history_cache_is_bounded(pg, s3, s3_env, mcs_run, tmp_path):
     lo, hi = day_bounds(local_day(8))[0], day_bounds(local_day(4))[0]
     got, st = history(mcs_run, env, "BIG1", lo, hi)
     assert len(got) == 90000 and st["cold_days"] == 3
-    files = [p for p in (tmp_path / "hcache").rglob("*.csv.gz")]
-    total = sum(p.stat().st_size for p in files)
-    assert total <= 1 << 20 or len(files) == 1, [(p.name, p.stat().st_size) for p in files]
-    assert len(files) < 3
+    # One entry per cached day (a directory of per-device files, complete).
+    days = [p.parent for p in (tmp_path / "hcache").rglob(".complete")]
+    total = sum(f.stat().st_size for d in days for f in d.iterdir())
+    assert total <= 1 << 20 or len(days) == 1, [(d.name, total) for d in days]
+    assert len(days) < 3
+    assert not [p for p in (tmp_path / "hcache").rglob("*tmp*")]
+    # An evicted day is fetched again and still right.
+    again, st = history(mcs_run, env, "BIG1", lo, hi)
+    assert again == got
