@@ -216,6 +216,34 @@ const struct mcs_job *job_find(const char *name)
     return NULL;
 }
 
+int job_reap_stale(PGconn *pg, const struct mcs_job *j)
+{
+    char idx[16], err[256];
+    const char *p[1] = {idx};
+    int n = 0;
+    snprintf(idx, sizeof(idx), "%d", (int)(j - mcs_jobs));
+    PGresult *r = q(pg, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ", $1::int)", 1, p,
+                    PGRES_TUPLES_OK, err, sizeof(err));
+    if(!r)
+        return MCS_EDB;
+    int locked = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if(!locked)
+        return 0; /* a run is alive somewhere */
+    const char *p2[1] = {j->name};
+    r = q(pg,
+          "UPDATE job_runs SET outcome = 'abandoned', ended_at = clock_timestamp(),"
+          " error = 'process ended during the run' WHERE job = $1 AND outcome = 'running'",
+          1, p2, PGRES_COMMAND_OK, err, sizeof(err));
+    if(r) {
+        n = (int)strtol(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    PQclear(q(pg, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ", $1::int)", 1, p, PGRES_TUPLES_OK,
+              err, sizeof(err)));
+    return n;
+}
+
 enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc, int64_t due,
                                  const char *trigger, const char *instance,
                                  long long *run_id)
@@ -245,6 +273,19 @@ enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc,
             o = JOB_SKIPPED;
             goto out;
         }
+    }
+    {
+        /* Holding the job's lock, no other run of it is alive: rows still
+         * 'running' belong to a process that died during its run. */
+        const char *p[1] = {j->name};
+        r = q(jc->pg,
+              "UPDATE job_runs SET outcome = 'abandoned', ended_at = clock_timestamp(),"
+              " error = 'process ended during the run' WHERE job = $1 AND outcome = 'running'",
+              1, p, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
+        if(!r)
+            goto out;
+        PQclear(r);
+        r = NULL;
     }
     {
         const char *p[4] = {j->name, due ? dues : NULL, trigger, instance};

@@ -56,6 +56,11 @@ enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc,
                                  const char *trigger, const char *instance,
                                  long long *run_id);
 
+/* Marks j's job_runs rows left 'running' by a process that died as
+ * 'abandoned' (so their slot may run again), when no run of j is alive
+ * (its job lock is free). Returns rows marked or MCS_EDB. */
+int job_reap_stale(PGconn *pg, const struct mcs_job *j);
+
 /* True when the run should end early (process stopping). */
 int job_should_stop(const struct mcs_jobctx *jc);
 

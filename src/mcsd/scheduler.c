@@ -146,6 +146,8 @@ static int load_slots(struct mcs_sched *s)
     for(const struct mcs_job *j = mcs_jobs; j->name; j++) {
         int i = (int)(j - mcs_jobs);
         const char *p[1] = {j->name};
+        /* A run the previous leader died in frees its slot for a re-run. */
+        job_reap_stale(s->job_pg, j);
         PGresult *r = PQexecParams(s->job_pg,
                                    "SELECT extract(epoch FROM max(due))::bigint, count(*) "
                                    "FROM job_runs WHERE job = $1 AND due IS NOT NULL "
@@ -239,15 +241,7 @@ static void leadership(struct mcs_sched *s)
         return;
     }
     {
-        /* Runs left 'running' by a previous leader are over: it is gone
-         * (its lock was free). Their slots may be run again. */
         const char *p[1] = {s->cfg->instance_id};
-        r = PQexecParams(s->lock_pg,
-                         "UPDATE job_runs SET outcome = 'abandoned', ended_at = now(),"
-                         " error = 'leader ended during the run' WHERE outcome = 'running'"
-                         " AND trigger <> 'manual'",
-                         0, NULL, NULL, NULL, NULL, 0);
-        PQclear(r);
         r = PQexecParams(s->lock_pg,
                          "INSERT INTO sched_leader (id, instance, since, heartbeat) "
                          "VALUES (1, $1, now(), now()) ON CONFLICT (id) DO UPDATE SET "

@@ -125,9 +125,14 @@ def test_crash_between_upload_and_drop_reruns_cleanly(pg, s3, s3_env, mcs_run):
     assert s3.exists(s3_env["R2_BUCKET"], archive_key(d))
     assert day_rows(pg, d) == before
     assert one(pg, "SELECT status FROM archive_logs WHERE day = %s", (d,)) == ("running",)
+    crashed = one(pg, "SELECT id, outcome FROM job_runs WHERE job = 'archive' ORDER BY id DESC "
+                      "LIMIT 1")
+    assert crashed[1] == "running"
 
     r = mcs_run("job", "run", "archive", env=s3_env)
     assert r.returncode == 0, r.stdout + r.stderr
+    # The dead run's row is closed by the next run of the job.
+    assert one(pg, "SELECT outcome FROM job_runs WHERE id = %s", (crashed[0],)) == ("abandoned",)
     assert gunzip_csv(s3.get(s3_env["R2_BUCKET"], archive_key(d))) == before
     assert one(pg, "SELECT status, row_count FROM archive_logs WHERE day = %s",
                (d,)) == ("archived", 700)
