@@ -19,7 +19,7 @@ target_link_libraries(mcsd PRIVATE mcs_jobs)
 target_sources(mcs PRIVATE src/tools/mcs_job.c)
 target_link_libraries(mcs PRIVATE mcs_jobs)
 
-foreach(t test_sched test_s3sig)
+foreach(t test_sched test_sink)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE mcs_jobs)
   endif()

@@ -458,3 +458,29 @@ out:
     free(days);
     return o;
 }
+
+int archive_download(const struct mcs_config *cfg, PGconn *pg, int64_t day,
+                     int (*cb)(void *arg, const void *p, size_t n), void *arg, char *err,
+                     size_t errn)
+{
+    char days[16], key[600];
+    struct mcs_sink *k = NULL;
+    mcs_day_iso(day, days, sizeof(days));
+    const char *p[1] = {days};
+    PGresult *r = q(pg, "SELECT file_name FROM archive_logs WHERE day = $1::date AND status = 'archived'",
+                    1, p, PGRES_TUPLES_OK, err, errn);
+    if(!r)
+        return MCS_EDB;
+    if(PQntuples(r) == 0) {
+        PQclear(r);
+        snprintf(err, errn, "no archived file for %s", days);
+        return MCS_ENOTFOUND;
+    }
+    snprintf(key, sizeof(key), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    int rc = sink_open(cfg, NULL, &k, err, errn);
+    if(!rc)
+        rc = k->ops->get(k, key, cb, arg, err, errn);
+    sink_free(k);
+    return rc;
+}

@@ -41,4 +41,12 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
 int archive_due_days(PGconn *pg, const struct mcs_config *cfg, int64_t now, int64_t *days,
                      int max, char *err, size_t errn);
 
+/* Streams the stored archive file of local day `day` (as archive_logs
+ * records it: status 'archived') to cb, for the API's download endpoint (a
+ * streamed proxy) and `mcs archive get`. Opens the configured sink itself.
+ * Returns 0, MCS_ENOTFOUND (no archived file for that day) or an error. */
+int archive_download(const struct mcs_config *cfg, PGconn *pg, int64_t day,
+                     int (*cb)(void *arg, const void *p, size_t n), void *arg, char *err,
+                     size_t errn);
+
 #endif

@@ -161,6 +161,8 @@ static void usage(FILE *f)
           "  mcs hash-password             read a password (one line) on stdin, print its\n"
           "                                Argon2id hash for the broker plugin's\n"
           "                                plugin_opt_worker_hash/admin_hash\n"
+          "  mcs job|archive|backup|history  scheduled jobs, archives, backup restore,\n"
+          "                                history across hot and cold (docs/ARCHIVE.md)\n"
           "  mcs help                      this text\n"
           "\n"
           "SN: 1 to 32 of A-Z a-z 0-9 _ -. Device OPTIONS (--opt VALUE or --opt=VALUE):\n"

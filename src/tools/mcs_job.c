@@ -4,11 +4,13 @@
  * job_execute as the scheduler (same locks, same job_runs rows).
  * Owns its PostgreSQL connection. Thread: main. */
 #include "mcs_job.h"
+#include "archive.h"
 #include "backup.h"
 #include "conn.h"
 #include "err.h"
 #include "history.h"
 #include "jobs.h"
+#include "localday.h"
 #include "timeutil.h"
 
 #include <signal.h>
@@ -28,6 +30,7 @@ static int usage_err(const char *msg)
                     "  mcs job run NAME          run a scheduled job now (%s)\n"
                     "  mcs job list              jobs, schedules and last runs\n"
                     "  mcs archive list          archived days (archive_logs)\n"
+                    "  mcs archive get DAY       write the archive file of DAY (YYYY-MM-DD) to stdout\n"
                     "  mcs backup restore KEY|latest --dbname DB   load a backup into an empty DB\n"
                     "  mcs history SN START END  readings of SN across hot and archived days\n"
                     "                            (START/END: ISO 8601 or Unix seconds), CSV\n",
@@ -63,6 +66,11 @@ static int print_rows(PGconn *pg, const char *sql)
     }
     PQclear(r);
     return 0;
+}
+
+static int write_out(void *arg, const void *p, size_t n)
+{
+    return fwrite(p, 1, n, arg) == n ? 0 : 1;
 }
 
 static int job_run(const struct mcs_config *cfg, const char *name)
@@ -103,9 +111,22 @@ int mcs_job_cli(const struct mcs_config *cfg, int argc, char **argv)
         }
         return usage_err("`mcs job` needs: run NAME | list");
     }
+    if(!strcmp(argv[1], "archive") && argc == 4 && !strcmp(argv[2], "get")) {
+        char err[600];
+        int64_t day;
+        if(mcs_day_parse(argv[3], &day))
+            return usage_err("DAY is YYYY-MM-DD");
+        if(!(pg = connect_db(cfg)))
+            return MCS_EDB;
+        rc = archive_download(cfg, pg, day, write_out, stdout, err, sizeof(err));
+        PQfinish(pg);
+        if(rc)
+            fprintf(stderr, "mcs: archive get: %s\n", err);
+        return rc;
+    }
     if(!strcmp(argv[1], "archive")) {
         if(argc != 3 || strcmp(argv[2], "list"))
-            return usage_err("`mcs archive` needs: list");
+            return usage_err("`mcs archive` needs: list | get DAY");
         if(!(pg = connect_db(cfg)))
             return MCS_EDB;
         rc = print_rows(pg, "SELECT day, status, file_name, row_count, size_bytes, md5, sink,"

@@ -260,4 +260,5 @@ def mcs_run(bin_path, tmp_path):
     def run(*args, env, timeout=120):
         return subprocess.run([bin_path("mcs"), *args], env=env, cwd=str(cwd),
                               capture_output=True, text=True, timeout=timeout)
+    run.binary = bin_path("mcs")
     return run

@@ -53,6 +53,11 @@ def test_archive_several_days_verified_then_dropped(pg, s3, s3_env, mcs_run):
         assert log == ("archived", len(lines), len(blob), hashlib.md5(blob).hexdigest(),
                        archive_key(d), "s3")
         assert not table_exists(pg, partition(d)) and count_day(pg, d) == 0
+    # The API's streamed download (archive_download) as `mcs archive get`.
+    got = subprocess.run([mcs_run.binary, "archive", "get", str(old[0])], env=s3_env,
+                         capture_output=True, timeout=60)
+    assert got.returncode == 0 and got.stdout == s3.get(bucket, archive_key(old[0]))
+    assert mcs_run("archive", "get", str(hot), env=s3_env).returncode == 1
     # The hot day is untouched.
     assert count_day(pg, hot) == hot_rows
     assert one(pg, "SELECT count(*) FROM archive_logs WHERE day = %s", (hot,))[0] == 0
