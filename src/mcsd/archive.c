@@ -204,16 +204,25 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
             rc = MCS_EDB;
             break;
         }
-        if(!rc)
+        if(!rc) {
             rc = zs_add(zs, buf, (size_t)n, err, errn);
+            if(!rc && stop && atomic_load(stop) && !(lines & 1023)) {
+                snprintf(err, errn, "stopped");
+                rc = MCS_EAGAIN;
+            }
+            if(rc) {
+                /* The rest of the day is not wanted: cancel the COPY, then
+                 * read what is in flight so the connection is idle again. */
+                char cerr[128];
+                PGcancel *c = PQgetCancel(pg);
+                if(c) {
+                    PQcancel(c, cerr, sizeof(cerr));
+                    PQfreeCancel(c);
+                }
+            }
+        }
         PQfreemem(buf);
         lines++;
-        /* On error or stop the rest of the COPY is read and discarded:
-         * the connection must come back to idle. */
-        if(!rc && stop && atomic_load(stop) && !(lines & 1023)) {
-            snprintf(err, errn, "stopped");
-            rc = MCS_EAGAIN;
-        }
     }
     r = PQgetResult(pg);
     if(PQresultStatus(r) != PGRES_COMMAND_OK && !rc) {

@@ -11,7 +11,9 @@
 #include "log.h"
 #include "timeutil.h"
 
+#include <curl/curl.h>
 #include <inttypes.h>
+#include <libxml/parser.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -324,6 +326,9 @@ int sched_start(const struct mcs_config *cfg, struct mcs_sched **out)
     _Static_assert(sizeof(((struct mcs_sched *)0)->last_due) / sizeof(int64_t) >= 8,
                    "NJOBS_MAX below the job table");
     s->cfg = cfg;
+    /* Library set-up once, from the main thread, before any job uses them. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    xmlInitParser();
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

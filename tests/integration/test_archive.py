@@ -204,3 +204,21 @@ def test_directory_sink(pg, job_env, mcs_run):
         assert not table_exists(pg, partition(d))
     leftovers = [f for _, _, fs in os.walk(env["ARCHIVE_DIR"]) for f in fs if ".tmp." in f]
     assert leftovers == []
+
+
+def test_multipart_failure_midway_deletes_nothing(pg, s3, s3_env, mcs_run):
+    """The first part fails while COPY is still streaming: the export is
+    cancelled, the run is recorded as failed on the same connection, and the
+    day stays whole."""
+    d = local_day(6)
+    seed_day(pg, d, n=120000, random_values=True)
+    before = count_day(pg, d)
+    env = dict(s3_env, ARCHIVE_PART_MB="1", R2_SECRET_KEY="wrong-secret")
+    r = mcs_run("job", "run", "archive", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "SignatureDoesNotMatch" in r.stdout or "403" in r.stdout
+    assert count_day(pg, d) == before and table_exists(pg, partition(d))
+    assert one(pg, "SELECT status FROM archive_logs WHERE day = %s", (d,)) == ("failed",)
+    assert one(pg, "SELECT outcome FROM job_runs WHERE job = 'archive' ORDER BY id DESC "
+                   "LIMIT 1") == ("failed",)
+    assert not s3.exists(s3_env["R2_BUCKET"], archive_key(d))
