@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "config.h"
 #include "err.h"
 #include "localday.h"
 #include "s3.h"
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void zone(const char *tz)
 {
@@ -169,6 +171,28 @@ static void digests(void **state)
     assert_string_equal(h, "b1946ac92492d2347c6235b4d2611184");
 }
 
+static void config_checks(void **state)
+{
+    struct mcs_config cfg;
+    char err[256];
+    (void)state;
+    mcs_config_defaults(&cfg);
+    assert_string_equal(cfg.tz, "Asia/Shanghai");
+    assert_int_equal(mcs_config_validate(&cfg), 0);
+    assert_int_equal(mcs_config_set(&cfg, "ARCHIVE_SINK", "ftp", err, sizeof(err)), 0);
+    assert_int_equal(mcs_config_validate(&cfg), MCS_ECONFIG);
+    assert_int_equal(mcs_config_set(&cfg, "ARCHIVE_SINK", "dir", err, sizeof(err)), 0);
+    assert_int_equal(mcs_config_set(&cfg, "TZ", "Asia/Shang hai", err, sizeof(err)), 0);
+    assert_int_equal(mcs_config_validate(&cfg), MCS_ECONFIG);
+    if(access("/usr/share/zoneinfo/Asia/Shanghai", R_OK) == 0) {
+        assert_int_equal(mcs_config_set(&cfg, "TZ", "Mars/Olympus_Mons", err, sizeof(err)), 0);
+        assert_int_equal(mcs_config_validate(&cfg), MCS_ECONFIG);
+    }
+    assert_int_equal(mcs_config_set(&cfg, "TZ", "America/New_York", err, sizeof(err)), 0);
+    assert_int_equal(mcs_config_validate(&cfg), 0);
+    assert_int_equal(mcs_config_set(&cfg, "ARCHIVE_PART_MB", "0", err, sizeof(err)), MCS_ECONFIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +200,7 @@ int main(void)
         cmocka_unit_test(shanghai_days), cmocka_unit_test(dst_days),
         cmocka_unit_test(slots),         cmocka_unit_test(slots_dst),
         cmocka_unit_test(canonical_query), cmocka_unit_test(digests),
+        cmocka_unit_test(config_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
