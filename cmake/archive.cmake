@@ -16,7 +16,7 @@ target_link_libraries(mcs_jobs PUBLIC mcsd_core PkgConfig::CURL PkgConfig::XML2
                       PkgConfig::OPENSSL PkgConfig::ZLIB)
 
 target_link_libraries(mcsd PRIVATE mcs_jobs)
-target_sources(mcs PRIVATE src/tools/mcs_job.c)
+# src/tools/mcs_job.c is picked up by the mcs_*.c glob of the top level.
 target_link_libraries(mcs PRIVATE mcs_jobs)
 
 foreach(t test_sched test_sink)

@@ -3,6 +3,7 @@
 set(body "/* Generated from db/migrations by cmake/embed_sql.cmake. Do not edit. */\n#include <stddef.h>\n#include \"migrate.h\"\n")
 set(table "const struct mcs_migration mcs_migrations[] = {\n")
 set(i 0)
+string(REPLACE "," ";" FILES "${FILES}")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
   string(REGEX MATCH "^[0-9]+" ver ${name})

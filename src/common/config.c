@@ -31,8 +31,8 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"REDIS_PASS", MCS_CFG_STR, F(redis_pass), 0, 0, "", 1, "Redis password (AUTH)"},
     {"MQTT_HOST", MCS_CFG_STR, F(mqtt_host), 1, 0, "127.0.0.1", 0, "MQTT broker host (internal listener)"},
     {"MQTT_PORT", MCS_CFG_INT, F(mqtt_port), 1, 65535, "1883", 0, "MQTT broker port"},
-    {"MQTT_USER", MCS_CFG_STR, F(mqtt_user), 0, 0, "worker", 0, "MQTT user name of the worker"},
-    {"MQTT_PASS", MCS_CFG_STR, F(mqtt_pass), 0, 0, "", 1, "MQTT password of the worker"},
+    {"MQTT_USER", MCS_CFG_STR, F(mqtt_user), 0, 0, "mcsd", 0, "MQTT user name of mcsd (its own broker account, issue #6)"},
+    {"MQTT_PASS", MCS_CFG_STR, F(mqtt_pass), 0, 0, "", 1, "MQTT password of that account"},
     {"MQTT_TOPIC_PREFIX", MCS_CFG_STR, F(mqtt_prefix), 1, 0, "mcs", 0, "topic prefix (R-MQ-1)"},
     {"MQTT_SHARE_GROUP", MCS_CFG_STR, F(mqtt_share_group), 1, 0, "mcsd", 0, "shared-subscription group"},
     {"MQTT_KEEPALIVE", MCS_CFG_INT, F(mqtt_keepalive), 5, 3600, "60", 0, "keep-alive seconds"},
@@ -41,7 +41,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"LOG_LEVEL", MCS_CFG_STR, F(log_level), 1, 0, "INFO", 0, "ERROR, WARN, INFO or DEBUG"},
     {"TZ", MCS_CFG_STR, F(tz), 1, 0, "Asia/Shanghai", 0, "plant time zone"},
     {"DATA_RETENTION_DAYS", MCS_CFG_INT, F(data_retention_days), 1, 3650, "3", 0, "days of hot data (R-ST-3)"},
-    {"SPOOL_DIR", MCS_CFG_STR, F(spool_dir), 1, 0, "./spool", 0, "directory of the ingest journal (on-disk spool)"},
+    {"SPOOL_DIR", MCS_CFG_STR, F(spool_dir), 1, 0, "/var/lib/mcs/spool", 0, "directory of the ingest journal (on-disk spool)"},
     {"SPOOL_MAX_MB", MCS_CFG_INT, F(spool_max_mb), 1, 1048576, "1024", 0, "bound of unstored readings on disk"},
     {"BATCH_MAX_ROWS", MCS_CFG_INT, F(batch_max_rows), 1, 100000, "5000", 0, "rows per COPY batch at most"},
     {"BATCH_MAX_MS", MCS_CFG_INT, F(batch_max_ms), 1, 10000, "25", 0, "age of the oldest row before a batch is sent"},
@@ -50,6 +50,12 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"RANGE_MAX_DEFAULT", MCS_CFG_DBL, F(range_max_default), 1, 1e9, "50000", 0, "default sensor range maximum (ppm)"},
     {"METRICS_INTERVAL_MS", MCS_CFG_INT, F(metrics_interval_ms), 100, 60000, "1000", 0, "how often metrics are published to Redis"},
     {"DEVICE_FLUSH_S", MCS_CFG_INT, F(device_flush_s), 1, 3600, "10", 0, "how often per-device statistics are written to the database"},
+    {"JOURNAL_FSYNC", MCS_CFG_STR, F(journal_fsync), 1, 0, "interval", 0, "journal durability against power loss: off (page cache only), interval (fdatasync every JOURNAL_FSYNC_MS), always (before every acknowledgement)"},
+    {"JOURNAL_FSYNC_MS", MCS_CFG_INT, F(journal_fsync_ms), 10, 60000, "1000", 0, "fdatasync period of JOURNAL_FSYNC=interval"},
+    {"OFFLINE_AFTER_S", MCS_CFG_INT, F(offline_after_s), 2, 3600, "90", 0, "a device is offline after this many seconds without a message (R-PR-3)"},
+    {"REGISTRY_RELOAD_S", MCS_CFG_INT, F(registry_reload_s), 5, 86400, "300", 0, "full registry reload period, a safety net beside LISTEN/NOTIFY"},
+    {"DB_STATEMENT_TIMEOUT_MS", MCS_CFG_INT, F(db_statement_timeout_ms), 100, 600000, "15000", 0, "statement timeout of mcsd's database sessions"},
+    {"REDIS_TIMEOUT_MS", MCS_CFG_INT, F(redis_timeout_ms), 20, 10000, "200", 0, "Redis connect and reply timeout; past it the connection is dropped and retried with back-off"},
     {"VENDOR_SECRET", MCS_CFG_STR, F(vendor_secret), 0, 0, "", 1, "vendor secret of device passwords (R-MQ-6)"},
     /* issue #10: scheduler, archive, backup, history (docs/ARCHIVE.md) */
     {"SCHED_ENABLED", MCS_CFG_INT, F(sched_enabled), 0, 1, "1", 0, "run the scheduled jobs (leader-locked across instances)"},
@@ -338,6 +344,12 @@ int mcs_config_validate(const struct mcs_config *cfg)
     }
     if(strcmp(cfg->archive_sink, "s3") && strcmp(cfg->archive_sink, "dir")) {
         fprintf(stderr, "config: ARCHIVE_SINK: must be s3 or dir\n");
+        bad = 1;
+    }
+    if(strcmp(cfg->journal_fsync, "off") && strcmp(cfg->journal_fsync, "interval") &&
+       strcmp(cfg->journal_fsync, "always")) {
+        fprintf(stderr, "config: JOURNAL_FSYNC: '%s' is not one of off, interval, always\n",
+                cfg->journal_fsync);
         bad = 1;
     }
     if(cfg->mqtt_cafile[0] && access(cfg->mqtt_cafile, R_OK) != 0) {

@@ -345,16 +345,32 @@ int sched_start(const struct mcs_config *cfg, struct mcs_sched **out)
     return 0;
 }
 
-void sched_stop(struct mcs_sched *s)
+int sched_stop(struct mcs_sched *s, int64_t deadline_ms)
 {
+    struct timespec ts;
+    int64_t left;
     if(!s)
-        return;
+        return 0;
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->stop, 1);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->th, NULL);
+    left = deadline_ms - mcs_mono_ms();
+    if(left < 0)
+        left = 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(left / 1000);
+    ts.tv_nsec += (long)(left % 1000) * 1000000L;
+    if(ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    if(pthread_timedjoin_np(s->th, NULL, &ts)) {
+        LOG_W("sched", "scheduler thread still busy at the stop deadline");
+        return 1;
+    }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
+    return 0;
 }

@@ -41,8 +41,11 @@ struct mcs_sched;
  * MCS_EIO (thread). cfg is borrowed for the thread's lifetime. */
 int sched_start(const struct mcs_config *cfg, struct mcs_sched **out);
 
-/* Wakes the thread, asks a running job to stop at its next check, waits for
- * it and frees it. NULL is a no-op. */
-void sched_stop(struct mcs_sched *s);
+/* Wakes the thread, asks a running job to stop at its next check (a COPY is
+ * cancelled, a transfer aborted, pg_dump killed), waits for it until
+ * deadline_ms (mcs_mono_ms clock) and frees it. Returns 0, or 1 when the
+ * thread is still blocked at the deadline (then it is left running and not
+ * freed: the process is about to exit). NULL is a no-op returning 0. */
+int sched_stop(struct mcs_sched *s, int64_t deadline_ms);
 
 #endif

@@ -1,60 +1,28 @@
-/* mcs_job.c - `mcs job run NAME`, `mcs job list`, `mcs archive list`,
- * `mcs backup restore KEY|latest --dbname DB`, `mcs history SN START END`
- * (issue #10, docs/ARCHIVE.md). Runs jobs in this process through the same
- * job_execute as the scheduler (same locks, same job_runs rows).
- * Owns its PostgreSQL connection. Thread: main. */
-#include "mcs_job.h"
+/* mcs_job.c - the `mcs job|archive|backup|history` command groups (issue #10,
+ * docs/ARCHIVE.md): run a scheduled job now through the same job_execute as
+ * the scheduler (same locks, same job_runs rows), list jobs and archives,
+ * fetch an archive file, restore a backup, read history across hot and cold.
+ * Owns only the output it prints; the connection is the CLI's (struct cli).
+ * Thread: single-threaded. */
 #include "archive.h"
 #include "backup.h"
-#include "conn.h"
 #include "err.h"
 #include "history.h"
 #include "jobs.h"
 #include "localday.h"
+#include "mcs_util.h"
 #include "timeutil.h"
 
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-int mcs_job_cli_handles(const char *argv1)
+static int print_rows(struct cli *c, const char *sql)
 {
-    return !strcmp(argv1, "job") || !strcmp(argv1, "backup") || !strcmp(argv1, "archive") ||
-           !strcmp(argv1, "history");
-}
-
-static int usage_err(const char *msg)
-{
-    fprintf(stderr, "mcs: %s\n"
-                    "  mcs job run NAME          run a scheduled job now (%s)\n"
-                    "  mcs job list              jobs, schedules and last runs\n"
-                    "  mcs archive list          archived days (archive_logs)\n"
-                    "  mcs archive get DAY       write the archive file of DAY (YYYY-MM-DD) to stdout\n"
-                    "  mcs backup restore KEY|latest --dbname DB   load a backup into an empty DB\n"
-                    "  mcs history SN START END  readings of SN across hot and archived days\n"
-                    "                            (START/END: ISO 8601 or Unix seconds), CSV\n",
-            msg, "offline health stats archive license vacuum backup");
-    return MCS_EINVAL;
-}
-
-static PGconn *connect_db(const struct mcs_config *cfg)
-{
-    char err[512];
-    PGconn *pg = mcs_pg_connect(cfg, "mcs-job", err, sizeof(err));
-    if(!pg)
-        fprintf(stderr, "mcs: database: %s\n", err);
-    return pg;
-}
-
-static int print_rows(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "mcs: %s", PQresultErrorMessage(r));
-        PQclear(r);
-        return MCS_EDB;
-    }
+    PGresult *r = NULL;
+    int rc = cli_db_open(c);
+    if(rc || (rc = cli_pg_query(c, sql, 0, NULL, &r)))
+        return rc;
     int nf = PQnfields(r);
     for(int f = 0; f < nf; f++)
         printf("%s%s", f ? "\t" : "", PQfname(r, f));
@@ -68,87 +36,133 @@ static int print_rows(PGconn *pg, const char *sql)
     return 0;
 }
 
-static int write_out(void *arg, const void *p, size_t n)
+static int cmd_job_run(struct cli *c, const struct cli_args *a)
 {
-    return fwrite(p, 1, n, arg) == n ? 0 : 1;
-}
-
-static int job_run(const struct mcs_config *cfg, const char *name)
-{
-    const struct mcs_job *j = job_find(name);
-    PGconn *pg;
+    const struct mcs_job *j;
     long long id = 0;
-    if(!j)
-        return usage_err("unknown job");
-    if(!(pg = connect_db(cfg)))
-        return MCS_EDB;
-    struct mcs_jobctx jc = {.cfg = cfg, .pg = pg, .stop = NULL, .now = mcs_now_ms() / 1000};
+    char sb[48];
+    int rc;
+    if(a->argc != 1)
+        return cli_fail(MCS_EINVAL, "job run needs one job name");
+    if(!(j = job_find(a->argv[0])))
+        return cli_fail(MCS_EINVAL, "unknown job '%s' (offline health stats archive license "
+                                    "vacuum backup)", cli_shown(a->argv[0], sb, sizeof(sb)));
+    if((rc = cli_db_open(c)))
+        return rc;
+    /* A child (pg_dump, pg_restore) that ends early must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    struct mcs_jobctx jc = {.cfg = &c->cfg, .pg = c->pg, .stop = NULL, .now = mcs_now_ms() / 1000};
     enum mcs_job_outcome o = job_execute(j, &jc, 0, "manual", "mcs-cli", &id);
     printf("job %s run %lld: %s%s%s\n", j->name, id, job_outcome_name(o), jc.err[0] ? ": " : "",
            jc.err);
     if(jc.detail[0])
         printf("%s\n", jc.detail);
-    PQfinish(pg);
     return o == JOB_OK ? 0 : MCS_EIO;
 }
 
-int mcs_job_cli(const struct mcs_config *cfg, int argc, char **argv)
+static int cmd_job_list(struct cli *c, const struct cli_args *a)
 {
-    int rc;
-    PGconn *pg = NULL;
-    /* A child (pg_restore) that ends early must not kill us by SIGPIPE. */
-    signal(SIGPIPE, SIG_IGN);
-    if(!strcmp(argv[1], "job")) {
-        if(argc == 4 && !strcmp(argv[2], "run"))
-            return job_run(cfg, argv[3]);
-        if(argc == 3 && !strcmp(argv[2], "list")) {
-            if(!(pg = connect_db(cfg)))
-                return MCS_EDB;
-            rc = print_rows(pg, "SELECT job, outcome, trigger, instance, started_at, ended_at,"
-                                " error FROM job_last_runs ORDER BY job");
-            PQfinish(pg);
-            return rc;
-        }
-        return usage_err("`mcs job` needs: run NAME | list");
-    }
-    if(!strcmp(argv[1], "archive") && argc == 4 && !strcmp(argv[2], "get")) {
-        char err[600];
-        int64_t day;
-        if(mcs_day_parse(argv[3], &day))
-            return usage_err("DAY is YYYY-MM-DD");
-        if(!(pg = connect_db(cfg)))
-            return MCS_EDB;
-        rc = archive_download(cfg, pg, day, write_out, stdout, err, sizeof(err));
-        PQfinish(pg);
-        if(rc)
-            fprintf(stderr, "mcs: archive get: %s\n", err);
-        return rc;
-    }
-    if(!strcmp(argv[1], "archive")) {
-        if(argc != 3 || strcmp(argv[2], "list"))
-            return usage_err("`mcs archive` needs: list | get DAY");
-        if(!(pg = connect_db(cfg)))
-            return MCS_EDB;
-        rc = print_rows(pg, "SELECT day, status, file_name, row_count, size_bytes, md5, sink,"
-                            " error FROM archive_logs ORDER BY day");
-        PQfinish(pg);
-        return rc;
-    }
-    if(!strcmp(argv[1], "backup")) {
-        char err[600];
-        if(argc != 6 || strcmp(argv[2], "restore") || strcmp(argv[4], "--dbname"))
-            return usage_err("`mcs backup` needs: restore KEY|latest --dbname DB");
-        rc = backup_restore(cfg, argv[3], argv[5], err, sizeof(err));
-        if(rc)
-            fprintf(stderr, "mcs: restore failed: %s\n", err);
-        else
-            printf("restored %s into %s\n", argv[3], argv[5]);
-        return rc;
-    }
-    if(!strcmp(argv[1], "history")) {
-        if(argc != 5)
-            return usage_err("`mcs history` needs: SN START END");
-        return history_cli(cfg, argv[2], argv[3], argv[4]);
-    }
-    return usage_err("unknown command");
+    if(a->argc != 0)
+        return cli_fail(MCS_EINVAL, "job list takes no arguments");
+    return print_rows(c, "SELECT job, outcome, trigger, instance, started_at, ended_at, error"
+                         " FROM job_last_runs ORDER BY job");
 }
+
+static int cmd_archive_list(struct cli *c, const struct cli_args *a)
+{
+    if(a->argc != 0)
+        return cli_fail(MCS_EINVAL, "archive list takes no arguments");
+    return print_rows(c, "SELECT day, status, file_name, row_count, size_bytes, md5, sink, error"
+                         " FROM archive_logs ORDER BY day");
+}
+
+static int write_out(void *arg, const void *p, size_t n)
+{
+    return fwrite(p, 1, n, arg) == n ? 0 : 1;
+}
+
+static int cmd_archive_get(struct cli *c, const struct cli_args *a)
+{
+    char err[600];
+    int64_t day;
+    int rc;
+    if(a->argc != 1 || mcs_day_parse(a->argv[0], &day))
+        return cli_fail(MCS_EINVAL, "archive get needs a day YYYY-MM-DD");
+    if((rc = cli_db_open(c)))
+        return rc;
+    rc = archive_download(&c->cfg, c->pg, day, write_out, stdout, err, sizeof(err));
+    if(rc)
+        return cli_fail(rc == MCS_ENOTFOUND ? MCS_ENOTFOUND : rc, "archive get: %s", err);
+    return 0;
+}
+
+static int cmd_backup_restore(struct cli *c, const struct cli_args *a)
+{
+    char err[600];
+    if(a->argc != 3 || strcmp(a->argv[1], "--dbname"))
+        return cli_fail(MCS_EINVAL, "backup restore needs KEY|latest --dbname DB");
+    signal(SIGPIPE, SIG_IGN);
+    int rc = backup_restore(&c->cfg, a->argv[0], a->argv[2], err, sizeof(err));
+    if(rc)
+        return cli_fail(rc, "restore failed: %s", err);
+    printf("restored %s into %s\n", a->argv[0], a->argv[2]);
+    return 0;
+}
+
+static int cmd_history(struct cli *c, const struct cli_args *a)
+{
+    (void)c;
+    if(a->argc != 3)
+        return cli_fail(MCS_EINVAL, "history needs SN START END");
+    return history_cli(&c->cfg, a->argv[0], a->argv[1], a->argv[2]);
+}
+
+static const struct cli_cmd job_cmds[] = {
+    {"run", CLI_A_RAW, cmd_job_run},
+    {"list", CLI_A_RAW, cmd_job_list},
+};
+static const struct cli_cmd archive_cmds[] = {
+    {"list", CLI_A_RAW, cmd_archive_list},
+    {"get", CLI_A_RAW, cmd_archive_get},
+};
+static const struct cli_cmd backup_cmds[] = {
+    {"restore", CLI_A_RAW, cmd_backup_restore},
+};
+static const struct cli_cmd history_cmds[] = {
+    {NULL, CLI_A_RAW, cmd_history},
+};
+
+const struct cli_group mcs_group_job = {
+    .name = "job",
+    .cmds = job_cmds,
+    .ncmds = 2,
+    .nosub = "`mcs job` needs a subcommand: run NAME or list",
+    .usage = "Scheduled jobs, archive, backup (docs/ARCHIVE.md):\n"
+             "  mcs job run NAME              run a job now: offline health stats archive\n"
+             "                                license vacuum backup (exit 1 unless ok)\n"
+             "  mcs job list                  the last run of each job\n",
+};
+const struct cli_group mcs_group_archive = {
+    .name = "archive",
+    .cmds = archive_cmds,
+    .ncmds = 2,
+    .nosub = "`mcs archive` needs a subcommand: list or get DAY",
+    .usage = "  mcs archive list              archived days (archive_logs)\n"
+             "  mcs archive get DAY           the archive file of DAY (YYYY-MM-DD) on stdout\n",
+};
+const struct cli_group mcs_group_backup = {
+    .name = "backup",
+    .cmds = backup_cmds,
+    .ncmds = 1,
+    .nosub = "`mcs backup` needs a subcommand: restore KEY|latest --dbname DB",
+    .usage = "  mcs backup restore KEY|latest --dbname DB\n"
+             "                                load a backup into an empty database\n",
+};
+const struct cli_group mcs_group_history = {
+    .name = "history",
+    .cmds = history_cmds,
+    .ncmds = 1,
+    .usage = "  mcs history SN START END      readings of SN across hot and archived days\n"
+             "                                as CSV (START/END: 2026-11-24, ISO 8601 or\n"
+             "                                Unix seconds)\n",
+};
