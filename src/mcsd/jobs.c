@@ -90,12 +90,15 @@ int sysalarm_clear(PGconn *pg, const char *alarm_type)
 static enum mcs_job_outcome job_offline(struct mcs_jobctx *jc)
 {
     /* R-PR-3 across instances: a device whose last reading any instance
-     * stored is older than 90 s is offline, even when the instance that saw
+     * stored is older than OFFLINE_AFTER_S (90 s) is offline, even when the instance that saw
      * it last is gone. The alarms module hooks OFFLINE alarms here. */
+    char secs[16];
+    snprintf(secs, sizeof(secs), "%d", jc->cfg->offline_after_s);
+    const char *p[1] = {secs};
     PGresult *r = q(jc->pg,
                     "UPDATE devices SET status = 'offline' WHERE status = 'online' "
-                    "AND (last_seen IS NULL OR last_seen < now() - interval '90 seconds')",
-                    0, NULL, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
+                    "AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => $1::int))",
+                    1, p, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
     if(!r)
         return JOB_FAILED;
     snprintf(jc->detail, sizeof(jc->detail), "{\"marked_offline\":%s}", PQcmdTuples(r));
@@ -115,6 +118,13 @@ static enum mcs_job_outcome job_health(struct mcs_jobctx *jc)
         return JOB_FAILED;
     long conns = strtol(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    /* Jobs whose last run failed, for whoever reads the health record. */
+    r = q(jc->pg, "SELECT count(*) FROM job_last_runs WHERE outcome = 'failed'", 0, NULL,
+          PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
+    if(!r)
+        return JOB_FAILED;
+    long jobs_failed = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
     redisContext *rc = mcs_redis_connect(jc->cfg, rerr, sizeof(rerr));
     if(rc) {
         redisReply *rep = redisCommand(rc, "PING");
@@ -126,8 +136,9 @@ static enum mcs_job_outcome job_health(struct mcs_jobctx *jc)
     if(statvfs(jc->cfg->spool_dir, &vs) == 0 && vs.f_blocks > 0)
         free_pct = 100.0 * (double)vs.f_bavail / (double)vs.f_blocks;
     snprintf(jc->detail, sizeof(jc->detail),
-             "{\"db\":\"ok\",\"db_connections\":%ld,\"redis\":\"%s\",\"spool_free_pct\":%.1f}",
-             conns, redis_ok ? "ok" : "down", free_pct);
+             "{\"db\":\"ok\",\"db_connections\":%ld,\"redis\":\"%s\",\"spool_free_pct\":%.1f,"
+             "\"jobs_failed\":%ld}",
+             conns, redis_ok ? "ok" : "down", free_pct, jobs_failed);
     if(!redis_ok) {
         snprintf(jc->err, sizeof(jc->err), "redis unreachable: %s", rerr[0] ? rerr : "PING failed");
         return JOB_FAILED;

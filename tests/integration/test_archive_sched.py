@@ -193,3 +193,20 @@ def test_small_jobs_run_by_hand(pg, job_env, mcs_run, job):
     assert r.returncode == 0, r.stdout + r.stderr
     assert one(pg, "SELECT outcome, ended_at >= started_at FROM job_runs WHERE job = %s "
                    "ORDER BY id DESC LIMIT 1", (job,)) == ("ok", True)
+
+
+def test_offline_scan_across_instances(pg, job_env, mcs_run, add_device):
+    """The minute job marks offline what no instance heard from for
+    OFFLINE_AFTER_S, whichever instance saw it last (R-PR-3, R-OP-2)."""
+    stale, fresh = add_device(), add_device()
+    with pg.cursor() as cur:
+        cur.execute("UPDATE devices SET status = 'online', last_seen = now() - interval '5 min' "
+                    "WHERE sn = %s", (stale,))
+        cur.execute("UPDATE devices SET status = 'online', last_seen = now() WHERE sn = %s",
+                    (fresh,))
+    r = mcs_run("job", "run", "offline", env=job_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = dict(rows(pg, "SELECT sn, status FROM devices WHERE sn IN (%s, %s)", (stale, fresh)))
+    assert st == {stale: "offline", fresh: "online"}
+    health = mcs_run("job", "run", "health", env=job_env)
+    assert health.returncode == 0 and '"redis":"ok"' in health.stdout
