@@ -576,8 +576,14 @@ static int read_hot(PGconn *pg, const char *tz, const char *sn, int64_t from_s, 
     const char *p[3] = {sn, f, t};
     const char *tzp[1] = {tz};
     int rc = 0, stopped = 0;
-    PGresult *r = PQexecParams(pg, "SELECT set_config('TimeZone', $1, false)", 1, NULL, tzp,
-                               NULL, NULL, 0);
+    char oldtz[128] = "";
+    /* Times as the archive renders them (plant zone); the caller's session
+     * zone is put back afterwards (the API shares its connection). */
+    PGresult *r = PQexec(pg, "SELECT current_setting('TimeZone')");
+    if(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(oldtz, sizeof(oldtz), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = PQexecParams(pg, "SELECT set_config('TimeZone', $1, false)", 1, NULL, tzp, NULL, NULL, 0);
     PQclear(r);
     snprintf(f, sizeof(f), "%" PRId64, from_s);
     snprintf(t, sizeof(t), "%" PRId64, to_s);
@@ -610,6 +616,11 @@ static int read_hot(PGconn *pg, const char *tz, const char *sn, int64_t from_s, 
             rc = MCS_EDB;
         }
         PQclear(r);
+    }
+    if(oldtz[0]) {
+        const char *op[1] = {oldtz};
+        PQclear(PQexecParams(pg, "SELECT set_config('TimeZone', $1, false)", 1, NULL, op, NULL,
+                             NULL, 0));
     }
     return rc;
 }

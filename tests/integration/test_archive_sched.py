@@ -110,7 +110,10 @@ def test_leader_takeover_when_the_leader_is_killed(pg, mcsd, job_env):
     assert took < 60
     hb = leader(pg)[1]
     wait_until(lambda: leader(pg)[1] > hb, 15, 0.2, "new leader's heartbeat")
+    # Its waits end on stop: no sleeping out a poll period.
+    t0 = time.monotonic()
     b.stop()
+    assert time.monotonic() - t0 < 5
 
 
 def test_missed_archive_run_is_caught_up_at_start(pg, mcsd, job_env):
