@@ -58,7 +58,7 @@ int sysalarm_raise(PGconn *pg, const char *alarm_type, const char *message)
     const char *p[2] = {alarm_type, message};
     PGresult *r = q(pg,
                     "WITH u AS (UPDATE alarm_logs SET count = count + 1, message = $2 "
-                    " WHERE sn = 'SYSTEM' AND alarm_type = $1 AND state = 'active' RETURNING id) "
+                    " WHERE sn = 'SYSTEM' AND alarm_type = $1 AND cleared_at IS NULL RETURNING id) "
                     "INSERT INTO alarm_logs (sn, alarm_type, message) "
                     "SELECT 'SYSTEM', $1, $2 WHERE NOT EXISTS (SELECT 1 FROM u)",
                     2, p, PGRES_COMMAND_OK, err, sizeof(err));
@@ -77,7 +77,7 @@ int sysalarm_clear(PGconn *pg, const char *alarm_type)
     const char *p[1] = {alarm_type};
     PGresult *r = q(pg,
                     "UPDATE alarm_logs SET state = 'cleared', cleared_at = now() "
-                    "WHERE sn = 'SYSTEM' AND alarm_type = $1 AND state = 'active'",
+                    "WHERE sn = 'SYSTEM' AND alarm_type = $1 AND cleared_at IS NULL",
                     1, p, PGRES_COMMAND_OK, err, sizeof(err));
     if(!r)
         return MCS_EDB;

@@ -64,9 +64,11 @@ int job_reap_stale(PGconn *pg, const struct mcs_job *j);
 /* True when the run should end early (process stopping). */
 int job_should_stop(const struct mcs_jobctx *jc);
 
-/* Raises (or refreshes: count + 1, new message) the active system alarm of
- * alarm_type (sn 'SYSTEM'); clear marks it cleared. Returns 0 or MCS_EDB.
- * The alarms module may take these over; they only touch alarm_logs. */
+/* Raises (or refreshes: count + 1, new message) the open system alarm of
+ * alarm_type (sn 'SYSTEM', cleared_at NULL); clear sets cleared_at (and
+ * state, which the alarms schema's trigger derives itself). Returns 0 or
+ * MCS_EDB. The alarms module may take these over; they only touch
+ * alarm_logs. */
 int sysalarm_raise(PGconn *pg, const char *alarm_type, const char *message);
 int sysalarm_clear(PGconn *pg, const char *alarm_type);
 

@@ -159,7 +159,7 @@ def reset_archive_state(pg, retention=3):
                     "(ARRAY['ARC%%', 'HIST%%', 'BIG%%', 'LATE%%'])")
         cur.execute("DELETE FROM archive_logs")
         cur.execute("UPDATE alarm_logs SET state = 'cleared', cleared_at = now() "
-                    "WHERE sn = 'SYSTEM' AND state = 'active'")
+                    "WHERE sn = 'SYSTEM' AND cleared_at IS NULL")
 
 
 def seed_day(pg, d, n=500, sns=("ARC1", "ARC2", "ARC3"), start_seq=0, random_values=False):

@@ -25,7 +25,7 @@ def clean(pg):
 
 def active_alarms(pg, kind="ARCHIVE_FAILED"):
     return rows(pg, "SELECT message, count FROM alarm_logs WHERE sn = 'SYSTEM' "
-                    "AND alarm_type = %s AND state = 'active'", (kind,))
+                    "AND alarm_type = %s AND cleared_at IS NULL", (kind,))
 
 
 def test_archive_several_days_verified_then_dropped(pg, s3, s3_env, mcs_run):

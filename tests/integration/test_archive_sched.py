@@ -85,7 +85,7 @@ def test_backup_failure_raises_a_system_alarm(pg, s3_env, mcs_run):
     r = mcs_run("job", "run", "backup", env=env)
     assert r.returncode == 1
     assert one(pg, "SELECT count(*) FROM alarm_logs WHERE sn = 'SYSTEM' AND "
-                   "alarm_type = 'BACKUP_FAILED' AND state = 'active'")[0] == 1
+                   "alarm_type = 'BACKUP_FAILED' AND cleared_at IS NULL")[0] == 1
     assert one(pg, "SELECT status FROM backup_logs ORDER BY id DESC LIMIT 1") == ("failed",)
 
 
@@ -187,7 +187,7 @@ def test_license_job_reports_not_built(pg, job_env, mcs_run):
     assert one(pg, "SELECT outcome FROM job_runs WHERE job = 'license' ORDER BY id DESC "
                    "LIMIT 1") == ("not_built",)
     assert one(pg, "SELECT count(*) FROM alarm_logs WHERE alarm_type = 'LICENSE_FAILED' "
-                   "AND state = 'active'")[0] == 0
+                   "AND cleared_at IS NULL")[0] == 0
 
 
 @pytest.mark.parametrize("job", ["offline", "health", "vacuum"])
