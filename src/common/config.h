@@ -50,6 +50,22 @@ struct mcs_config {
     int redis_timeout_ms;
     /* Devices */
     char vendor_secret[256];
+    /* Scheduler, archive, backup, history (issue #10, docs/ARCHIVE.md) */
+    int sched_enabled;
+    char r2_endpoint[256];
+    char r2_access_key[128];
+    char r2_secret_key[256];
+    char r2_bucket[64];
+    char r2_region[32];
+    char archive_sink[8];
+    char archive_dir[512];
+    int archive_part_mb;
+    int archive_gzip_level;
+    int archive_verify_download;
+    int backup_keep;
+    char pg_bin_dir[256];
+    char history_cache_dir[512];
+    int history_cache_mb;
 };
 
 /* What a table entry holds. */

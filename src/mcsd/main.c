@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
+#include "scheduler.h" /* issue #10 */
 #include "store.h"
 #include "timeutil.h"
 
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
     struct mcs_ingest *in = NULL;
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
+    struct mcs_sched *sc = NULL; /* issue #10 */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
 
@@ -188,6 +190,8 @@ int main(int argc, char **argv)
         goto out;
     if(ingest_start(d, &in))
         goto out;
+    if(cfg.sched_enabled && sched_start(&cfg, &sc)) /* issue #10 */
+        goto out;
 
     {
         /* Decommissioning ends once the queued messages have stopped coming
@@ -223,6 +227,7 @@ out:
         int64_t deadline = mcs_mono_ms() + STOP_BUDGET_MS;
         int left = 0;
         atomic_store(&d->stopping, 1);
+        left |= sched_stop(sc, mcs_mono_ms() + 3000) != 0; /* issue #10 */
         left |= ingest_stop(in, decommission, mcs_mono_ms() + 3000) != 0;
         atomic_store(&d->ingest_done, 1);
         left |= store_join(st, deadline) != 0;

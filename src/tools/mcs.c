@@ -31,7 +31,8 @@
 #define MCS_GROUPS(X)                                                                              \
     X(device)                                                                                      \
     X(status)                                                                                      \
-    X(hash)
+    X(hash)                                                                                        \
+    X(job) X(archive) X(backup) X(history) /* issue #10: src/tools/mcs_job.c */
 
 #define MCS_GROUP_DECL(g) extern const struct cli_group mcs_group_##g;
 MCS_GROUPS(MCS_GROUP_DECL)
