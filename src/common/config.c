@@ -50,6 +50,11 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"METRICS_INTERVAL_MS", MCS_CFG_INT, F(metrics_interval_ms), 100, 60000, "1000", 0, "how often metrics are published to Redis"},
     {"DEVICE_FLUSH_S", MCS_CFG_INT, F(device_flush_s), 1, 3600, "10", 0, "how often per-device statistics are written to the database"},
     {"VENDOR_SECRET", MCS_CFG_STR, F(vendor_secret), 0, 0, "", 1, "vendor secret of device passwords (R-MQ-6)"},
+    {"ALARMS_ENABLED", MCS_CFG_INT, F(alarms_enabled), 0, 1, "1", 0, "alarm engine and notifier in this mcsd (docs/ALARMS.md)"},
+    {"NOTIFY_POLL_MS", MCS_CFG_INT, F(notify_poll_ms), 10, 10000, "100", 0, "how often each channel looks for due notifications"},
+    {"NOTIFY_TIMEOUT_MS", MCS_CFG_INT, F(notify_timeout_ms), 100, 120000, "10000", 0, "time limit of one notification request"},
+    {"MCS_SECRET_KEY", MCS_CFG_STR, F(secret_key), 0, 0, "", 1, "key of secrets at rest: 64 hex digits or base64 of 32 bytes"},
+    {"MCS_SECRET_KEY_FILE", MCS_CFG_STR, F(secret_key_file), 0, 0, "", 0, "file holding MCS_SECRET_KEY (text or 32 raw bytes)"},
     {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
 };
 #undef F

@@ -44,6 +44,12 @@ struct mcs_config {
     int device_flush_s;
     /* Devices */
     char vendor_secret[256];
+    /* Alarms and notifications (issue #7, docs/ALARMS.md) */
+    int alarms_enabled;
+    int notify_poll_ms;
+    int notify_timeout_ms;
+    char secret_key[128];
+    char secret_key_file[512];
 };
 
 /* What a table entry holds. */

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
+#include "notify.h" /* alarms (#7) */
 #include "store.h"
 #include "timeutil.h"
 
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
     struct mcs_ingest *in = NULL;
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
+    struct mcs_notify *nt = NULL; /* alarms (#7) */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
 
@@ -108,6 +110,8 @@ int main(int argc, char **argv)
         goto out;
     if(devsync_start(d, &ds))
         goto out;
+    if(notify_start(d, &nt)) /* alarms (#7): makes d->alarm, before the store */
+        goto out;
     if(store_start(d, &st))
         goto out;
     if(ingest_start(d, &in))
@@ -149,6 +153,7 @@ out:
         ingest_stop(in, decommission);
         atomic_store(&d->ingest_done, 1);
         store_join(st);
+        notify_stop(nt); /* alarms (#7): after the store, which uses d->alarm */
         devsync_stop(ds);
         if(d->journal.dir[0])
             journal_close(&d->journal);
