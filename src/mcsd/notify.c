@@ -213,7 +213,7 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
         /* The failure is an alarm of its own, visible on screens. */
         char sn[32], msg[256];
         snprintf(sn, sizeof(sn), "channel:%s", w->ch->name);
-        snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: %s", r->id, r->alarm_id,
+        snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: %.160s", r->id, r->alarm_id,
                  r->res.detail);
         const char *p3[2] = {sn, msg};
         res = qp(w->pg,

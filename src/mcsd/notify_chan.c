@@ -752,7 +752,7 @@ static void send_email(const cJSON *cfg, const struct mcs_secret_key *key,
                 *--q = '\0';
             if(*p) {
                 char addr[300];
-                snprintf(addr, sizeof(addr), "<%s>", p);
+                snprintf(addr, sizeof(addr), "<%.256s>", p);
                 rcpt = curl_slist_append(rcpt, addr);
                 size_t l = strlen(tolist);
                 snprintf(tolist + l, sizeof(tolist) - l, "%s%s", nrcpt ? ", " : "", p);
