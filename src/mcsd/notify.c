@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLAIM_MAX 50          /* outbox rows per transaction */
+#define CLAIM_MAX 2000        /* outbox rows per transaction: a storm goes in few digests */
 #define SEND_BUDGET_MS 5000   /* stop starting sends after this long in one transaction */
 #define RELAY_LOCK "7342010"  /* advisory lock: the one instance relaying events */
 #define MAX_CHANNELS 8
