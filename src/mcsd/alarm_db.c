@@ -547,7 +547,8 @@ static long long insert_alarm(struct alarm_engine *e, PGconn *pg, const char *in
           "INSERT INTO alarm_logs (sn, alarm_type, category, level, value, threshold,"
           " triggered_at, last_at, peak_value, last_value, message, instance)"
           " VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), to_timestamp($7), $5, $5, $8, $9)"
-          " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL DO NOTHING RETURNING id",
+          " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
+              " alarm_type <> 'UNKNOWN_DEVICE' DO NOTHING RETURNING id",
           9, p);
     if(!r)
         return MCS_EDB;
@@ -835,7 +836,8 @@ static int flush_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_c
               " msg, $9 FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[],"
               " $5::float8[], $6::float8[], $7::bigint[], $8::text[])"
               " AS x(sn, typ, cat, lvl, val, thr, ts, msg)"
-              " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL DO NOTHING"
+              " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
+              " alarm_type <> 'UNKNOWN_DEVICE' DO NOTHING"
               " RETURNING id, sn, alarm_type",
               9, p);
     }

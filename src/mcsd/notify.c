@@ -280,7 +280,8 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
         res = qp(w->pg,
                  "INSERT INTO alarm_logs (sn, alarm_type, category, level, message)"
                  " VALUES ($1, 'NOTIFY_FAILED', 'system', 1, $2)"
-                 " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL DO UPDATE"
+                 " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
+              " alarm_type <> 'UNKNOWN_DEVICE' DO UPDATE"
                  " SET count = alarm_logs.count + 1, message = EXCLUDED.message",
                  2, p3);
         if(!res)

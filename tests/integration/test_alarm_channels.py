@@ -261,7 +261,7 @@ def test_sms_daily_cap_and_flow_control(mcsd, pg, add_device, mqtt_pub, caps, wa
     sms = caps("sms", secret="testSecret")
     set_config(pg, "alarm.channel.sms", sms_config(sms, daily_cap=1,
                                                    phones="15300000001, 15300000002"))
-    a, b = add_device(high_limit=100), add_device(high_limit=100)
+    a, b, c = (add_device(high_limit=100) for _ in range(3))
     mcsd()
     send(mqtt_pub, a, 150, 1)
     wait_until(lambda: sms.count() == 1, 10, desc="first text")
@@ -277,7 +277,6 @@ def test_sms_daily_cap_and_flow_control(mcsd, pg, add_device, mqtt_pub, caps, wa
         cur.execute("DELETE FROM alarm_sms_daily")
     # isv.BUSINESS_LIMIT_CONTROL: flow control, kept pending and backed off
     sms.mode = "throttle"
-    c = add_device(high_limit=100)
     send(mqtt_pub, c, 150, 1)
     cid = wait_db("SELECT id FROM alarm_logs WHERE sn = %s", (c,), desc="third alarm")[0][0]
     rows = wait_db("SELECT status, last_error, due_at > now() + interval '30 seconds'"
