@@ -95,7 +95,7 @@ def main():
     hook = Capture({"ok": True})
     ding = Capture({"errcode": 0, "errmsg": "ok"})
     menv = dict(os.environ, **env, INSTANCE_ID=INSTANCE, SPOOL_DIR=str(run / "spool-alarm"),
-                MQTT_SHARE_GROUP="balarm", LOG_LEVEL="INFO", METRICS_INTERVAL_MS="500")
+                MQTT_SHARE_GROUP="balarm", LOG_LEVEL="WARN", METRICS_INTERVAL_MS="500")
     try:
         subprocess.run([str(build / "mcsd"), "--migrate"], env=menv, check=True,
                        capture_output=True, timeout=120)
