@@ -566,7 +566,50 @@ struct hk {
     redisContext *rds;
     int relay;        /* holds the relay lock and LISTENs */
     int64_t next_redis_ms;
+    char last_mirror[40]; /* alarm_notify_state mirrored up to this time */
 };
+
+static int ensure_redis(struct hk *h)
+{
+    if(!h->rds && mcs_mono_ms() >= h->next_redis_ms) {
+        char err[256];
+        h->rds = mcs_redis_connect(h->nt->d->cfg, err, sizeof(err));
+        if(!h->rds)
+            h->next_redis_ms = mcs_mono_ms() + 2000;
+    }
+    return h->rds != NULL;
+}
+
+/* The seed's debounce key alarm:last:{sn}:{type} (R-AL-2) as a mirror of
+ * alarm_notify_state, for operators and tools: the decision itself is made
+ * in PostgreSQL, in the alarm's transaction. Relay instance only. */
+static void mirror_last(struct hk *h, const struct alarm_cfg *ac)
+{
+    const char *p[1] = {h->last_mirror[0] ? h->last_mirror : "-infinity"};
+    if(!h->relay || !ensure_redis(h))
+        return;
+    PGresult *r = qp(h->pg,
+                     "SELECT sn, alarm_type, extract(epoch FROM last_notified_at)::bigint,"
+                     " last_notified_at::text FROM alarm_notify_state"
+                     " WHERE last_notified_at > $1::timestamptz ORDER BY last_notified_at LIMIT 5000",
+                     1, p);
+    if(!r)
+        return;
+    long long ex = (long long)ac->debounce_s + 1;
+    for(int i = 0; i < PQntuples(r); i++) {
+        redisReply *rep = redisCommand(h->rds, "SET alarm:last:%s:%s %s EX %lld",
+                                       PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                       PQgetvalue(r, i, 2), ex > 0 ? ex : 1);
+        if(!rep) {
+            redisFree(h->rds);
+            h->rds = NULL;
+            break;
+        }
+        freeReplyObject(rep);
+        snprintf(h->last_mirror, sizeof(h->last_mirror), "%s", PQgetvalue(r, i, 3));
+    }
+    PQclear(r);
+}
 
 static void relay_events(struct hk *h)
 {
@@ -575,13 +618,7 @@ static void relay_events(struct hk *h)
         return;
     PQconsumeInput(h->pg);
     while((n = PQnotifies(h->pg))) {
-        if(!h->rds && mcs_mono_ms() >= h->next_redis_ms) {
-            char err[256];
-            h->rds = mcs_redis_connect(h->nt->d->cfg, err, sizeof(err));
-            if(!h->rds)
-                h->next_redis_ms = mcs_mono_ms() + 2000;
-        }
-        if(h->rds) {
+        if(ensure_redis(h)) {
             redisReply *r = redisCommand(h->rds, "PUBLISH mcs:alarm %s", n->extra);
             if(!r) {
                 redisFree(h->rds);
@@ -733,6 +770,7 @@ static void *hk_main(void *arg)
             offline_scan(&h, &c);
             reminders(&h, &c);
             escalation(&h, &c);
+            mirror_last(&h, &c);
             next_scan = mcs_mono_ms() + 1000;
         }
         relay_events(&h);
