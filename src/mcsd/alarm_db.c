@@ -981,6 +981,65 @@ static int exec_simple(struct alarm_engine *e, PGconn *pg, const char *sql)
     return 0;
 }
 
+/* The repeats of every open alarm of the batch in one statement (a device
+ * that stays over its limit costs no round trip of its own). */
+static int flush_all_pending(struct alarm_engine *e, PGconn *pg)
+{
+    struct sbuf c[6] = {{0}};
+    int n = 0, rc = 0;
+
+    for(size_t i = 0; i < e->nbatch; i++) {
+        struct aldev *d = e->batch[i];
+        if(!d->interesting)
+            continue;
+        d->open_mask = 0;
+        for(int t = 0; t < AL_NTYPES; t++) {
+            if(d->pend_count[t] && d->id[t] > 0) {
+                char id[24], cnt[16], last[32], ts[24], peak[32], lv[8];
+                const char *pl, *pp;
+                snprintf(id, sizeof(id), "%lld", d->id[t]);
+                snprintf(cnt, sizeof(cnt), "%d", d->pend_count[t]);
+                snprintf(ts, sizeof(ts), "%" PRId64, d->pend_ts[t]);
+                snprintf(lv, sizeof(lv), "%d", d->st[t].level ? d->st[t].level : 1);
+                fmt_num(last, sizeof(last), d->pend_last[t], &pl);
+                fmt_num(peak, sizeof(peak), d->st[t].peak, &pp);
+                sb_elem(&c[0], id);
+                sb_elem(&c[1], cnt);
+                sb_elem(&c[2], pl);
+                sb_elem(&c[3], ts);
+                sb_elem(&c[4], pp);
+                sb_elem(&c[5], lv);
+                d->pend_count[t] = 0;
+                n++;
+            }
+            if(d->st[t].open)
+                d->open_mask |= (uint8_t)(1u << t);
+        }
+    }
+    for(int k = 0; k < 6; k++) {
+        sb_end(&c[k]);
+        if(c[k].oom)
+            rc = MCS_ENOMEM;
+    }
+    if(!rc && n) {
+        const char *p[6] = {c[0].p, c[1].p, c[2].p, c[3].p, c[4].p, c[5].p};
+        PGresult *r = q(e, pg,
+                        "UPDATE alarm_logs a SET count = a.count + x.cnt,"
+                        " last_value = COALESCE(x.last, a.last_value), last_at = to_timestamp(x.ts),"
+                        " peak_value = COALESCE(x.peak, a.peak_value),"
+                        " level = GREATEST(a.level, x.lvl) FROM unnest($1::bigint[], $2::int[],"
+                        " $3::float8[], $4::bigint[], $5::float8[], $6::smallint[])"
+                        " AS x(id, cnt, last, ts, peak, lvl) WHERE a.id = x.id",
+                        6, p);
+        if(!r)
+            rc = MCS_EDB;
+        PQclear(r);
+    }
+    for(int k = 0; k < 6; k++)
+        free(c[k].p);
+    return rc == MCS_ENOMEM ? MCS_EDB : rc;
+}
+
 /* Everything after the savepoint; MCS_EDB on any statement failure. */
 static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                       int need_load, int need_open)
@@ -1022,19 +1081,7 @@ static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec 
     }
     if(flush_raises(e, pg, &cfg))
         return MCS_EDB;
-    for(size_t i = 0; i < e->nbatch; i++) {
-        struct aldev *d = e->batch[i];
-        if(!d->interesting)
-            continue;
-        d->open_mask = 0;
-        for(int t = 0; t < AL_NTYPES; t++) {
-            if(flush_pending(e, pg, d, t))
-                return MCS_EDB;
-            if(d->st[t].open)
-                d->open_mask |= (uint8_t)(1u << t);
-        }
-    }
-    return 0;
+    return flush_all_pending(e, pg);
 }
 
 static void drain_notifies(struct alarm_engine *e, PGconn *pg, int *need_load)

@@ -183,3 +183,24 @@ def test_two_instances_one_alarm_one_message(mcsd, pg, add_device, mqtt_client, 
     for r in cap.snapshot():
         per[r["body"]["sn"]] = per.get(r["body"]["sn"], 0) + 1
     assert per == {sn: 1 for sn in sns}
+
+
+def test_limit_changes_apply_without_restart(mcsd, pg, add_device, mqtt_pub, wait_db, hook):
+    """A limit edited in the database (any writer; the devices trigger
+    notifies) applies to the next readings of the running engine."""
+    reset_alarm_config(pg)
+    sn = add_device(high_limit=100)
+    mcsd()
+    send(mqtt_pub, sn, 80, 1)
+    wait_db("SELECT count(*) FROM sensor_data WHERE sn = %s", (sn,),
+            pred=lambda r: r[0][0] == 1, desc="first reading stored")
+    assert alarms(pg, sn) == []
+    set_limits(pg, sn, high_limit=50, high_limit2=85)
+    time.sleep(0.5)
+    send(mqtt_pub, sn, 80, 2)
+    rows = wait_db("SELECT level, threshold FROM alarm_logs WHERE sn = %s", (sn,),
+                   desc="alarm at the new limit")
+    assert rows == [(1, 50)]
+    send(mqtt_pub, sn, 90, 3)
+    wait_db("SELECT level, threshold FROM alarm_logs WHERE sn = %s", (sn,),
+            pred=lambda r: r == [(2, 85)], desc="level 2 at the new level-2 limit")
