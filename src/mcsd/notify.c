@@ -210,6 +210,7 @@ static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *
         }
         m->recipients = phones;
     }
+    res->cancel = &w->nt->stop;
     w->ch->send(cfg, &w->nt->key, m, w->nt->d->cfg->notify_timeout_ms, res);
     if(sms && res->ok)
         sms_count(w, phones);
@@ -348,7 +349,9 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
     const char *p[3] = {w->ch->name, ac->tz, lim};
     int64_t t0 = mcs_mono_ms();
 
-    snprintf(lim, sizeof(lim), "%d", CLAIM_MAX);
+    /* A channel that must not resend blindly (SMS) takes one row at a time:
+     * see the 'unknown' mark below. */
+    snprintf(lim, sizeof(lim), "%d", w->ch->verify ? 1 : CLAIM_MAX);
     if(exec(w->pg, "BEGIN"))
         return MCS_EDB;
     res = qp(w->pg,
@@ -383,6 +386,28 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
     for(int i = 0; i < n; i++)
         fill_row(&rows[i], res, i);
     PQclear(res);
+    if(w->ch->verify) {
+        /* Committed as 'unknown' before the request leaves: a crash while
+         * sending leaves a row that is verified (QuerySendDetails) before
+         * any second text. Its due time keeps other instances away until
+         * this request has surely ended. */
+        char id[24], due[32];
+        double d = w->query_after_s;
+        double min_d = w->nt->d->cfg->notify_timeout_ms / 1000.0 + 5;
+        snprintf(id, sizeof(id), "%lld", rows[0].id);
+        snprintf(due, sizeof(due), "%.3f", d > min_d ? d : min_d);
+        const char *pm[2] = {id, due};
+        PGresult *m = qp(w->pg,
+                         "UPDATE alarm_outbox SET status = 'unknown', due_at = now() +"
+                         " make_interval(secs => $2::float8) WHERE id = $1::bigint",
+                         2, pm);
+        if(!m || exec(w->pg, "COMMIT") || exec(w->pg, "BEGIN")) {
+            PQclear(m);
+            rc = MCS_EDB;
+            goto fail;
+        }
+        PQclear(m);
+    }
 
     /* Level 2 (and tests, escalations) first and each on its own; level-1
      * alarms beyond the digest threshold go as one message. */
@@ -401,6 +426,8 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
         if(r->was_unknown && w->ch->verify) {
             /* Never a second text for one alarm: ask first. */
             int64_t v0 = mcs_mono_ms();
+            memset(&r->res, 0, sizeof(r->res));
+            r->res.cancel = &w->nt->stop;
             int found = w->ch->verify(cfg, &w->nt->key, &r->msg, w->nt->d->cfg->notify_timeout_ms,
                                       &r->res);
             memset(&r->res, 0, sizeof(r->res));

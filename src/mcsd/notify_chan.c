@@ -394,6 +394,26 @@ static void msg_text(const cJSON *cfg, const struct notify_msg *m, char *out, si
 
 /* ---- HTTP ---- */
 
+/* Aborts a transfer when the caller's cancel flag is raised. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    const _Atomic int *cancel = ud;
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    return cancel && atomic_load(cancel) ? 1 : 0;
+}
+
+static void set_cancel(CURL *c, const struct notify_result *res)
+{
+    if(!res->cancel)
+        return;
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)res->cancel);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+}
+
 /* POSTs body (or GETs when body is NULL) to url; fills res->http and the
  * answer. Returns the CURLcode. */
 static CURLcode http_req(const char *url, const char *body, struct curl_slist *hdr,
@@ -411,6 +431,7 @@ static CURLcode http_req(const char *url, const char *body, struct curl_slist *h
         h = curl_slist_append(h, "Content-Type: application/json; charset=utf-8");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    set_cancel(c, res);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -813,6 +834,7 @@ static void send_email(const cJSON *cfg, const struct mcs_secret_key *key,
     struct upload up = {mail, ml, 0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    set_cancel(c, res);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     if(!strcmp(sec, "starttls"))
@@ -929,7 +951,7 @@ static void send_sms(const cJSON *cfg, const struct mcs_secret_key *key,
     cc = http_req(url, NULL, NULL, timeout_ms, ans, res, &sent);
     if(cc != CURLE_OK) {
         set_result(res, 0, 1, "", curl_easy_strerror(cc));
-        if(sent && cc == CURLE_OPERATION_TIMEDOUT) {
+        if(sent && (cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_ABORTED_BY_CALLBACK)) {
             /* SendSms is not idempotent: a timeout after the request left
              * may have sent the texts. Never resent blindly. */
             res->retry = 0;

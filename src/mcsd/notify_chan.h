@@ -10,6 +10,7 @@
 #include "secret.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 /* What a message is about: one alarm event (the template variables). */
@@ -34,6 +35,9 @@ struct notify_result {
     long http;      /* HTTP status, SMTP reply code, or 0 */
     char detail[256];
     char provider_id[64]; /* e.g. Aliyun BizId */
+    /* In: when set and non-zero during the request, the transfer is
+     * aborted (mcsd stopping). Set by the caller after clearing the struct. */
+    const _Atomic int *cancel;
 };
 
 struct notify_channel {

@@ -283,3 +283,26 @@ def test_sms_daily_cap_and_flow_control(mcsd, pg, add_device, mqtt_pub, caps, wa
                    " FROM alarm_outbox WHERE alarm_id = %s", (cid,),
                    pred=lambda r: r and r[0][1], desc="throttled")
     assert rows[0][0] == "pending" and "BUSINESS_LIMIT_CONTROL" in rows[0][1] and rows[0][2]
+
+
+def test_sms_kill9_mid_send_never_two_texts(mcsd, pg, add_device, mqtt_pub, caps, wait_db):
+    """mcsd dies while SendSms is in flight (the platform got it): the row
+    was committed 'unknown' before the request left, so the restarted mcsd
+    asks QuerySendDetails and does not send a second text."""
+    reset_alarm_config(pg)
+    sms = caps("sms", secret="testSecret", mode="slow", delay=1.5)
+    set_config(pg, "alarm.channel.sms", sms_config(sms, query_after_s=1))
+    sn = add_device(high_limit=100)
+    iid = "it-smsk9-" + sn
+    m = mcsd(NOTIFY_TIMEOUT_MS=2000, INSTANCE_ID=iid)
+    send(mqtt_pub, sn, 150, 1)
+    wait_until(lambda: sms.count() == 1, 10, 0.02, desc="SendSms in flight")
+    m.kill()
+    aid = wait_db("SELECT id FROM alarm_logs WHERE sn = %s", (sn,), desc="alarm")[0][0]
+    assert [o["status"] for o in outbox(pg, aid)] == ["unknown"]
+    sms.mode = "ok"
+    mcsd(NOTIFY_TIMEOUT_MS=2000, INSTANCE_ID=iid)
+    wait_db("SELECT status FROM alarm_outbox WHERE alarm_id = %s", (aid,),
+            pred=lambda r: r == [("sent",)], timeout=15, desc="confirmed after restart")
+    acts = [r["query"]["Action"] for r in sms.snapshot()]
+    assert acts.count("SendSms") == 1 and acts.count("QuerySendDetails") >= 1
