@@ -204,3 +204,41 @@ def test_limit_changes_apply_without_restart(mcsd, pg, add_device, mqtt_pub, wai
     send(mqtt_pub, sn, 90, 3)
     wait_db("SELECT level, threshold FROM alarm_logs WHERE sn = %s", (sn,),
             pred=lambda r: r == [(2, 85)], desc="level 2 at the new level-2 limit")
+
+
+def test_spooled_readings_replayed_after_kill9_raise_once(mcsd, services, add_device, mqtt_pub,
+                                                          hook):
+    """Readings over the limit arrive while PostgreSQL is down (journaled
+    only), mcsd is killed, the database comes back, mcsd restarts and
+    replays the journal: one alarm counting every reading, one message."""
+    pg = services.pg_connect()
+    reset_alarm_config(pg)
+    cap = hook("webhook")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url})
+    sn = add_device(high_limit=100)
+    pg.close()
+    iid = "it-replay-" + sn
+    m = mcsd(INSTANCE_ID=iid)
+    stopped = False
+    try:
+        services.pg_stop()
+        stopped = True
+        for i in range(1, 6):
+            send(mqtt_pub, sn, 150 + i, i)
+        m.wait_metric("accepted", lambda v: v >= 5, timeout=10)
+        m.kill()
+    finally:
+        if stopped:
+            services.pg_start()
+    mcsd(INSTANCE_ID=iid)
+    pg = services.pg_connect()
+    try:
+        wait_until(lambda: (lambda r: r and r[0]["count"] == 5)(alarms(pg, sn)), 20,
+                   desc="replayed: one alarm counting 5 readings")
+        wait_until(lambda: cap.count() == 1, 10, desc="one message")
+        time.sleep(1.0)
+        rows = alarms(pg, sn)
+        assert len(rows) == 1 and rows[0]["peak_value"] == 155 and cap.count() == 1
+        assert [o["status"] for o in outbox(pg, rows[0]["id"])] == ["sent"]
+    finally:
+        pg.close()
