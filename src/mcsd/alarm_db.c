@@ -702,12 +702,13 @@ static void sb_end(struct sbuf *b)
 }
 
 /* Notifications of newly raised alarms (ids set in their devices), in one
- * statement per kind: held outside the schedule, else debounced. */
+ * statement per kind: held outside the schedule, else debounced (level 1)
+ * or at once (level 2: more severe, never held back by the window). */
 static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_cfg *cfg)
 {
-    struct sbuf a[4] = {{0}}, h[2] = {{0}};
+    struct sbuf a[2][4] = {{{0}}}, h[2] = {{0}};
     int64_t now_s = mcs_now_ms() / 1000;
-    int nallowed = 0, nheld = 0, rc = 0;
+    int nallowed[2] = {0, 0}, nheld = 0, rc = 0;
     char win[32];
     PGresult *r;
 
@@ -719,11 +720,12 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
         snprintf(id, sizeof(id), "%lld", pr->d->id[pr->t]);
         snprintf(lv, sizeof(lv), "%d", pr->level);
         if(alarm_may_send(&cfg->sched, cfg->level2_override, pr->level, now_s, cfg->tz_offset_s)) {
-            sb_elem(&a[0], id);
-            sb_elem(&a[1], pr->d->sn);
-            sb_elem(&a[2], alarm_type_name(pr->t));
-            sb_elem(&a[3], lv);
-            nallowed++;
+            int k = pr->level >= 2;
+            sb_elem(&a[k][0], id);
+            sb_elem(&a[k][1], pr->d->sn);
+            sb_elem(&a[k][2], alarm_type_name(pr->t));
+            sb_elem(&a[k][3], lv);
+            nallowed[k]++;
         }
         else {
             sb_elem(&h[0], id);
@@ -731,26 +733,32 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
             nheld++;
         }
     }
-    for(int k = 0; k < 4; k++)
-        sb_end(&a[k]);
-    for(int k = 0; k < 2; k++)
+    for(int k = 0; k < 2; k++) {
+        for(int j = 0; j < 4; j++) {
+            sb_end(&a[k][j]);
+            if(a[k][j].oom)
+                rc = MCS_ENOMEM;
+        }
         sb_end(&h[k]);
-    if(a[0].oom || a[1].oom || a[2].oom || a[3].oom || h[0].oom || h[1].oom) {
-        rc = MCS_ENOMEM;
-        goto out;
+        if(h[k].oom)
+            rc = MCS_ENOMEM;
     }
+    if(rc)
+        goto out;
     snprintf(win, sizeof(win), "%.3f", cfg->debounce_s);
-    if(nallowed) {
-        const char *p[5] = {a[0].p, a[1].p, a[2].p, a[3].p, win};
+    for(int k = 0; k < 2; k++) {
+        if(!nallowed[k])
+            continue;
+        const char *p[6] = {a[k][0].p, a[k][1].p, a[k][2].p, a[k][3].p, win, k ? "t" : "f"};
         r = q(e, pg,
               "WITH ev AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
               " $4::smallint[]) AS x(id, sn, typ, lvl)),"
               " s AS (INSERT INTO alarm_notify_state AS ns (sn, alarm_type, last_notified_at)"
               " SELECT sn, typ, now() FROM ev ON CONFLICT (sn, alarm_type) DO UPDATE SET"
-              " suppressed = CASE WHEN ns.last_notified_at <= now() - make_interval(secs =>"
-              "  $5::float8) THEN 0 ELSE ns.suppressed + 1 END,"
-              " last_notified_at = CASE WHEN ns.last_notified_at <= now() - make_interval(secs =>"
-              "  $5::float8) THEN now() ELSE ns.last_notified_at END"
+              " suppressed = CASE WHEN $6::bool OR ns.last_notified_at <= now() -"
+              "  make_interval(secs => $5::float8) THEN 0 ELSE ns.suppressed + 1 END,"
+              " last_notified_at = CASE WHEN $6::bool OR ns.last_notified_at <= now() -"
+              "  make_interval(secs => $5::float8) THEN now() ELSE ns.last_notified_at END"
               " RETURNING ns.sn, ns.alarm_type, (ns.suppressed = 0 AND ns.last_notified_at = now())"
               " AS go),"
               " o AS (INSERT INTO alarm_outbox (alarm_id, channel, event, level)"
@@ -758,7 +766,7 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
               " AND s.alarm_type = ev.typ, system_config c WHERE s.go AND c.key LIKE"
               " 'alarm.channel.%' AND c.value->>'enabled' = 'true' RETURNING alarm_id)"
               " SELECT (SELECT count(*) FROM s WHERE go), (SELECT count(*) FROM s WHERE NOT go)",
-              5, p);
+              6, p);
         if(!r) {
             rc = MCS_EDB;
             goto out;
@@ -784,10 +792,11 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
         PQclear(r);
     }
 out:
-    for(int k = 0; k < 4; k++)
-        free(a[k].p);
-    for(int k = 0; k < 2; k++)
+    for(int k = 0; k < 2; k++) {
+        for(int j = 0; j < 4; j++)
+            free(a[k][j].p);
         free(h[k].p);
+    }
     return rc;
 }
 
