@@ -4,6 +4,7 @@
  * (alarm_eval_batch); the settings are shared under a mutex. */
 #include "alarm_db.h"
 #include "err.h"
+#include "hmap.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -52,8 +53,7 @@ struct alarm_engine {
     char instance[64];
     pthread_mutex_t mu;
     struct alarm_cfg cfg; /* under mu */
-    struct aldev **tab;   /* open addressing by SN */
-    uint32_t cap, n;
+    struct hmap devs;     /* SN -> struct aldev * (entries live on the heap) */
     struct aldev **batch; /* devices of the current batch */
     size_t nbatch, batch_cap;
     PGconn *last_pg;
@@ -203,9 +203,8 @@ struct alarm_engine *alarm_engine_new(const char *instance_id)
     snprintf(e->instance, sizeof(e->instance), "%s", instance_id);
     pthread_mutex_init(&e->mu, NULL);
     alarm_cfg_defaults(&e->cfg);
-    e->cap = 1024;
-    e->tab = calloc(e->cap, sizeof(*e->tab));
-    if(!e->tab) {
+    if(hmap_init(&e->devs, sizeof(struct aldev *), 1024, 0)) {
+        pthread_mutex_destroy(&e->mu);
         free(e);
         return NULL;
     }
@@ -216,9 +215,11 @@ void alarm_engine_free(struct alarm_engine *e)
 {
     if(!e)
         return;
-    for(uint32_t i = 0; i < e->cap; i++)
-        free(e->tab[i]);
-    free(e->tab);
+    size_t pos = 0;
+    void *v;
+    while(hmap_next(&e->devs, &pos, NULL, NULL, &v))
+        free(*(struct aldev **)v);
+    hmap_cleanup(&e->devs);
     free(e->batch);
     free(e->praise);
     pthread_mutex_destroy(&e->mu);
@@ -246,56 +247,47 @@ void alarm_engine_stats(struct alarm_engine *e, struct alarm_stats *out)
     pthread_mutex_unlock(&e->mu);
 }
 
-static uint32_t hash_sn(const char *sn)
-{
-    uint32_t h = 2166136261u;
-    for(; *sn; sn++) {
-        h ^= (unsigned char)*sn;
-        h *= 16777619u;
-    }
-    return h;
-}
-
-static int grow(struct alarm_engine *e)
-{
-    uint32_t ncap = e->cap * 2;
-    struct aldev **nt = calloc(ncap, sizeof(*nt));
-    if(!nt)
-        return MCS_ENOMEM;
-    for(uint32_t i = 0; i < e->cap; i++) {
-        if(!e->tab[i])
-            continue;
-        uint32_t h = hash_sn(e->tab[i]->sn) & (ncap - 1);
-        while(nt[h])
-            h = (h + 1) & (ncap - 1);
-        nt[h] = e->tab[i];
-    }
-    free(e->tab);
-    e->tab = nt;
-    e->cap = ncap;
-    return 0;
-}
-
 /* Finds or (create) adds the device entry of sn; NULL on allocation failure. */
 static struct aldev *dev_get(struct alarm_engine *e, const char *sn, int create)
 {
-    if(create && 2 * (e->n + 1) > e->cap && grow(e))
-        return NULL;
-    uint32_t h = hash_sn(sn) & (e->cap - 1);
-    while(e->tab[h]) {
-        if(!strcmp(e->tab[h]->sn, sn))
-            return e->tab[h];
-        h = (h + 1) & (e->cap - 1);
+    size_t len = strlen(sn);
+    void *v;
+    int created = 0;
+    if(!create) {
+        v = hmap_find(&e->devs, sn, len);
+        return v ? *(struct aldev **)v : NULL;
     }
-    if(!create)
+    if(hmap_insert(&e->devs, sn, len, &v, &created))
         return NULL;
-    struct aldev *d = calloc(1, sizeof(*d));
-    if(!d)
-        return NULL;
-    snprintf(d->sn, sizeof(d->sn), "%s", sn);
-    e->tab[h] = d;
-    e->n++;
-    return d;
+    if(created) {
+        struct aldev *d = calloc(1, sizeof(*d));
+        if(!d) {
+            hmap_delete(&e->devs, sn, len, NULL);
+            return NULL;
+        }
+        snprintf(d->sn, sizeof(d->sn), "%s", sn);
+        *(struct aldev **)v = d;
+    }
+    return *(struct aldev **)v;
+}
+
+/* Calls fn on every device entry. */
+static void each_dev(struct alarm_engine *e, void (*fn)(struct aldev *))
+{
+    size_t pos = 0;
+    void *v;
+    while(hmap_next(&e->devs, &pos, NULL, NULL, &v))
+        fn(*(struct aldev **)v);
+}
+
+static void reset_open(struct aldev *d)
+{
+    d->open_mask = 0;
+}
+
+static void reset_loaded(struct aldev *d)
+{
+    d->loaded = 0;
 }
 
 static void fmt_num(char *buf, size_t n, double v, const char **param)
@@ -403,9 +395,7 @@ static int refresh_open(struct alarm_engine *e, PGconn *pg)
                     NULL);
     if(!r)
         return MCS_EDB;
-    for(uint32_t i = 0; i < e->cap; i++)
-        if(e->tab[i])
-            e->tab[i]->open_mask = 0;
+    each_dev(e, reset_open);
     for(int i = 0; i < PQntuples(r); i++) {
         int t = alarm_type_parse(PQgetvalue(r, i, 1));
         if(t < 0)
@@ -1119,9 +1109,7 @@ int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *
         /* A new connection: the LISTEN is gone and anything may have changed. */
         e->last_pg = pg;
         e->last_pid = PQbackendPID(pg);
-        for(uint32_t i = 0; i < e->cap; i++)
-            if(e->tab[i])
-                e->tab[i]->loaded = 0;
+        each_dev(e, reset_loaded);
         need_open = 1;
         fresh_conn = 1;
     }
