@@ -934,6 +934,8 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
             const char *p[2];
             if(d->id[t] < 0 && flush_raises(e, pg, cfg))
                 return MCS_EDB;
+            if(d->id[t] <= 0)
+                break; /* raced away by the other instance: nothing of ours */
             alarm_apply(t, &d->st[t], &dec);
             d->pend_count[t]++;
             d->pend_last[t] = dec.value;
