@@ -770,10 +770,14 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
     if(nheld) {
         const char *p[2] = {h[0].p, h[1].p};
         r = q(e, pg,
-              "INSERT INTO alarm_outbox (alarm_id, channel, event, level, status)"
+              "WITH o AS (INSERT INTO alarm_outbox (alarm_id, channel, event, level, status)"
               " SELECT x.id, substr(c.key, 15), 'raise', x.lvl, 'held'"
               " FROM unnest($1::bigint[], $2::smallint[]) AS x(id, lvl), system_config c"
-              " WHERE c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'",
+              " WHERE c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'"
+              " RETURNING alarm_id, channel)"
+              " UPDATE alarm_logs a SET channels = h.list FROM (SELECT alarm_id,"
+              " string_agg(channel || ':held', ',' ORDER BY channel) AS list FROM o"
+              " GROUP BY alarm_id) h WHERE a.id = h.alarm_id",
               2, p);
         if(!r) {
             rc = MCS_EDB;

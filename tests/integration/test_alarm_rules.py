@@ -121,6 +121,7 @@ def test_schedule_window_and_level2_override(mcsd, pg, add_device, mqtt_pub, hoo
     assert [r["body"]["sn"] for r in cap.snapshot()] == [b]
     assert [o["status"] for o in outbox(pg, alarms(pg, a)[0]["id"])] == ["held"]
     assert alarms(pg, a)[0]["state"] == "active_unack"  # recorded all the same
+    assert alarms(pg, a)[0]["channels"] == "webhook:held"
 
 
 def test_schedule_across_midnight(mcsd, pg, add_device, mqtt_pub, hook):
