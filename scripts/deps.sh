@@ -11,7 +11,8 @@ PKGS=(
   libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
   libcurl4-openssl-dev libxml2-dev curl
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
-  python3-requests
+  python3-requests python3-aiosmtpd
+  libcurl4-openssl-dev
   clang libclang-rt-14-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi
 )

@@ -73,6 +73,11 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"PG_BIN_DIR", MCS_CFG_STR, F(pg_bin_dir), 0, 0, "", 0, "directory of pg_dump/pg_restore (empty: PATH)"},
     {"HISTORY_CACHE_DIR", MCS_CFG_STR, F(history_cache_dir), 1, 0, "./history-cache", 0, "local cache of archived days read by history queries"},
     {"HISTORY_CACHE_MB", MCS_CFG_INT, F(history_cache_mb), 1, 1048576, "512", 0, "bound of the history cache"},
+    {"ALARMS_ENABLED", MCS_CFG_INT, F(alarms_enabled), 0, 1, "1", 0, "alarm engine and notifier in this mcsd (docs/ALARMS.md)"},
+    {"NOTIFY_POLL_MS", MCS_CFG_INT, F(notify_poll_ms), 10, 10000, "100", 0, "how often each channel looks for due notifications"},
+    {"NOTIFY_TIMEOUT_MS", MCS_CFG_INT, F(notify_timeout_ms), 100, 120000, "10000", 0, "time limit of one notification request"},
+    {"MCS_SECRET_KEY", MCS_CFG_STR, F(secret_key), 0, 0, "", 1, "key of secrets at rest: 64 hex digits or base64 of 32 bytes"},
+    {"MCS_SECRET_KEY_FILE", MCS_CFG_STR, F(secret_key_file), 0, 0, "", 0, "file holding MCS_SECRET_KEY (text or 32 raw bytes)"},
     {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
 };
 #undef F

@@ -66,6 +66,12 @@ struct mcs_config {
     char pg_bin_dir[256];
     char history_cache_dir[512];
     int history_cache_mb;
+    /* Alarms and notifications (issue #7, docs/ALARMS.md) */
+    int alarms_enabled;
+    int notify_poll_ms;
+    int notify_timeout_ms;
+    char secret_key[128];
+    char secret_key_file[512];
 };
 
 /* What a table entry holds. */

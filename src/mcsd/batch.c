@@ -1,6 +1,7 @@
 /* batch.c - one journal batch into PostgreSQL (see batch.h).
  * Owns the batch's transaction and the COPY buffer. Thread: the store thread. */
 #include "batch.h"
+#include "alarm_db.h" /* issue #7 */
 #include "conn.h"
 #include "err.h"
 #include "localday.h"
@@ -253,10 +254,14 @@ static enum mcs_pgfail try_batch(struct mcs_batchdb *b, const struct mcs_jrec *r
                     " FROM mcs_stage ON CONFLICT DO NOTHING",
                     0, NULL, &res->inserted);
     }
-    /* Alarm decisions of the batch belong here (issue #7): same
-     * transaction, so they are made exactly once like the rows. */
     if(!f)
         f = write_statuses(b, recs, n);
+    /* Alarm decisions of the batch (issue #7): same transaction, so they are
+     * made exactly once like the rows. Its own statement errors are kept
+     * inside its savepoint; only a lost connection fails the batch. */
+    if(!f && b->alarm &&
+       alarm_eval_batch(b->alarm, b->pg, recs, (size_t)n, b->err, sizeof(b->err)))
+        f = MCS_PGF_CONN;
     if(!f)
         f = write_checkpoint(b, next);
     if(!f)

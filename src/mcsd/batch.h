@@ -20,6 +20,8 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+struct alarm_engine; /* alarm_db.h (issue #7) */
+
 /* What a failed statement means for the batch (from its SQLSTATE). */
 enum mcs_pgfail {
     MCS_PGF_NONE = 0,
@@ -42,6 +44,7 @@ struct mcs_batchdb {
     struct mcs_copybuf copy;
     int64_t parts_lo, parts_hi; /* day numbers known to have partitions */
     char err[1024];           /* the last failure: SQLSTATE, then message */
+    struct alarm_engine *alarm; /* issue #7: alarm decisions in the batch's transaction */
 };
 
 /* Outcome of a committed batch. */

@@ -11,6 +11,7 @@
 #include "mcsd.h"
 #include "migrate.h"
 #include "scheduler.h" /* issue #10 */
+#include "notify.h" /* alarms (#7) */
 #include "store.h"
 #include "timeutil.h"
 
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
     struct mcs_sched *sc = NULL; /* issue #10 */
+    struct mcs_notify *nt = NULL; /* alarms (#7) */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
 
@@ -186,6 +188,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if(notify_start(d, &nt)) /* alarms (#7): makes d->alarm, before the store */
+        goto out;
     if(store_start(d, &st))
         goto out;
     if(ingest_start(d, &in))
@@ -231,6 +235,8 @@ out:
         left |= ingest_stop(in, decommission, mcs_mono_ms() + 3000) != 0;
         atomic_store(&d->ingest_done, 1);
         left |= store_join(st, deadline) != 0;
+        if(!left) /* alarms (#7): after the store, which uses d->alarm */
+            left |= notify_stop(nt, deadline) != 0;
         left |= devsync_stop(ds, deadline) != 0;
         if(left) {
             LOG_W("main", "stopped with a thread still blocked; exiting anyway");

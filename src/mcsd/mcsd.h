@@ -11,6 +11,8 @@
 
 #include <stdatomic.h>
 
+struct alarm_engine; /* alarm_db.h (#7) */
+
 struct mcsd {
     const struct mcs_config *cfg;
     struct mcs_registry reg;
@@ -21,6 +23,7 @@ struct mcsd {
     /* Rejection log lines, one limit per reason (so a flood of one kind of
      * bad input never hides the first line of another); ingest thread only. */
     struct mcs_ratelimit reject_rl[MCS_REJ_COUNT];
+    struct alarm_engine *alarm; /* alarms (#7): made by notify_start, used by store */
 };
 
 #endif

@@ -252,6 +252,7 @@ static void *store_main(void *arg)
     struct mcsd *d = s->d;
     int64_t drain_deadline = 0;
 
+    s->db.alarm = d->alarm; /* issue #7: alarm decisions inside batch_write */
     for(;;) {
         int64_t now = mcs_mono_ms();
         int64_t wpos = atomic_load(&d->journal.wpos);

@@ -32,7 +32,9 @@
     X(device)                                                                                      \
     X(status)                                                                                      \
     X(hash)                                                                                        \
-    X(job) X(archive) X(backup) X(history) /* issue #10: src/tools/mcs_job.c */
+    X(job) X(archive) X(backup) X(history) /* issue #10: src/tools/mcs_job.c */                   \
+    X(alarm)  /* issue #7: mcs_alarm.c */                                                          \
+    X(config) /* issue #7: mcs_alarm.c (`mcs config alarm ...`) */
 
 #define MCS_GROUP_DECL(g) extern const struct cli_group mcs_group_##g;
 MCS_GROUPS(MCS_GROUP_DECL)

@@ -26,6 +26,10 @@ static const struct cli_opt devopts[] = {
     {"--low", "low_limit", 0, CLI_OPT_NUM, 0, 1, 0},
     {"--range-max", "range_max", 0, CLI_OPT_NUM, 0, 0, 1},
     {"--unit", "unit", 16, CLI_OPT_STR, 0, 0, 0},
+    /* issue #7: level-2 limits and the clearing band (docs/ALARMS.md) */
+    {"--high2", "high_limit2", 0, CLI_OPT_NUM, 0, 1, 0},
+    {"--low2", "low_limit2", 0, CLI_OPT_NUM, 0, 1, 0},
+    {"--hysteresis", "hysteresis", 0, CLI_OPT_NUM, 0, 1, 0},
 };
 #define NDEVOPTS (sizeof(devopts) / sizeof(devopts[0]))
 /* Indices of the two alarm limits in devopts, for their cross-check. */
@@ -570,7 +574,9 @@ const struct cli_group mcs_group_device = {
               "  --k NUM, --b NUM   ppm = k * v_raw + b + t_comp * (temp - t_ref)\n"
               "  --t-ref NUM        reference temperature in deg C (default 25)\n"
               "  --t-comp NUM       temperature coefficient (default 0)\n"
-              "  --high NUM|none    HIGH alarm above this value\n"
+              "  --high NUM|none    HIGH alarm above this value (level 1)\n"
+              "  --high2 NUM|none   level-2 HIGH limit; --low2 NUM|none level-2 LOW limit\n"
+              "  --hysteresis NUM|none  clearing band in the unit (default 2 % of the limit)\n"
               "  --low NUM|none     LOW alarm below this value; must be below --high\n"
               "  --range-max NUM    sensor range maximum, > 0 (default 50000)\n"
               "  --unit TEXT        unit (default ppm), at most 16 bytes\n",
