@@ -6,6 +6,7 @@
 #define MCS_API_H
 
 #include "config.h"
+#include "secret.h"
 
 #include <cJSON.h>
 #include <hiredis/hiredis.h>
@@ -129,6 +130,7 @@ struct api_ctx {
     struct api_mq *mq;     /* mqcmd.c: the broker connection for commands */
     struct api_ws *ws;     /* ws.c: dashboard clients */
     struct api_auth *auth; /* auth.c: login throttle, user cache */
+    struct mcs_secret_key skey; /* secrets at rest (MCS_SECRET_KEY), may be unset */
     volatile int stop;
 };
 

@@ -92,7 +92,8 @@ static void sb_str(struct sbuf *b, const char *s)
 
 struct devrow {
     char sn[33];
-    char level[17];
+    char type[25]; /* of the most severe alarm on screen, "" when none */
+    int level;
 };
 
 static void sleep_or_stop(struct api_feed *f, int64_t ms)
@@ -192,9 +193,12 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
         *dev_at = mcs_mono_ms();
     }
     for(int i = 0; i < *ndev; i++)
-        (*devs)[i].level[0] = '\0';
-    res = PQexec(pg, "SELECT DISTINCT ON (sn) sn, alarm_type FROM alarm_logs "
-                     "WHERE state = 'active' ORDER BY sn, triggered_at DESC");
+        (*devs)[i].type[0] = '\0';
+    /* Alarms shown on screens (docs/ALARMS.md): open, or latched gas alarms
+     * not acknowledged; the most severe per device. */
+    res = PQexec(pg, "SELECT DISTINCT ON (sn) sn, alarm_type, level FROM alarm_logs "
+                     "WHERE cleared_at IS NULL OR (category = 'gas' AND ack_at IS NULL) "
+                     "ORDER BY sn, level DESC, triggered_at DESC");
     if(PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return MCS_EDB;
@@ -203,7 +207,8 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
     for(int i = 0, j = 0; i < PQntuples(res) && j < *ndev;) {
         int c = strcmp(PQgetvalue(res, i, 0), (*devs)[j].sn);
         if(c == 0) {
-            snprintf((*devs)[j].level, sizeof((*devs)[j].level), "%s", PQgetvalue(res, i, 1));
+            snprintf((*devs)[j].type, sizeof((*devs)[j].type), "%s", PQgetvalue(res, i, 1));
+            (*devs)[j].level = (int)strtol(PQgetvalue(res, i, 2), NULL, 10);
             i++;
             j++;
         } else if(c < 0) {
@@ -263,7 +268,7 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
                     snprintf(ppm, sizeof(ppm), "%.10g", p->valuedouble);
                 cJSON_Delete(j);
             }
-            status = d->level[0] ? "alarm"
+            status = d->type[0] ? "alarm"
                      : on->element[i]->type == REDIS_REPLY_STRING ? "online"
                                                                  : "offline";
             if(base + i)
@@ -274,15 +279,15 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
             sb_str(&b, ppm);
             sb_str(&b, ",\"status\":\"");
             sb_str(&b, status);
-            sb_str(&b, "\",\"level\":");
-            if(d->level[0]) {
-                char esc[64];
-                mcs_json_escape(esc, sizeof(esc), d->level, 16);
-                sb_str(&b, "\"");
+            if(d->type[0]) {
+                char esc[64], lv[48];
+                mcs_json_escape(esc, sizeof(esc), d->type, 24);
+                snprintf(lv, sizeof(lv), "\",\"level\":%d,\"alarm_type\":\"", d->level);
+                sb_str(&b, lv);
                 sb_str(&b, esc);
                 sb_str(&b, "\"}");
             } else {
-                sb_str(&b, "null}");
+                sb_str(&b, "\",\"level\":null,\"alarm_type\":null}");
             }
         }
         freeReplyObject(rt);

@@ -107,7 +107,7 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         ctx->st.logins_failed++;
         auth_login_failed(ctx->auth, rq->ip, u->valuestring, now);
         LOG_I("auth", "login failed", LS("user", u->valuestring), LS("ip", rq->ip));
-        api_error(rs, 401, E_BAD_LOGIN, "");
+        api_error(rs, 401, E_BAD_LOGIN, "%s", "");
         goto out;
     }
     auth_login_ok(ctx->auth, u->valuestring);

@@ -18,18 +18,22 @@
 
 #define ISO(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define HISTORY_MAX_S (7 * 86400)
+/* An alarm shown on screens (docs/ALARMS.md): open, or a latched gas alarm
+ * not yet acknowledged. */
+#define ON_SCREEN "(a.cleared_at IS NULL OR (a.category = 'gas' AND a.ack_at IS NULL))"
 
 static const char DEV_COLS[] =
     "d.sn, d.name, d.location, "
     "CASE WHEN al.t IS NOT NULL THEN 'alarm' ELSE d.status END AS status, "
-    "al.t AS alarm_level, lp.ppm AS last_ppm, " ISO("d.last_seen") " AS last_seen, "
-    "d.high_limit, d.low_limit, d.pos_x, d.pos_y, d.calib_k, d.calib_b, d.calib_t_ref, "
+    "al.t AS alarm_type, al.lv AS alarm_level, lp.ppm AS last_ppm, " ISO("d.last_seen") " AS last_seen, "
+    "d.high_limit, d.low_limit, d.high_limit2, d.low_limit2, d.hysteresis, d.pos_x, d.pos_y, d.calib_k, d.calib_b, d.calib_t_ref, "
     "d.calib_t_comp, d.unit, d.range_max, d.enabled, d.fw_ver, d.last_err, d.bat, d.rssi, "
     "d.pkt_recv, d.pkt_lost, " ISO("d.created_at") " AS created_at, "
     ISO("d.updated_at") " AS updated_at";
 static const char DEV_FROM[] =
-    " FROM devices d LEFT JOIN LATERAL (SELECT a.alarm_type AS t FROM alarm_logs a "
-    "WHERE a.sn = d.sn AND a.state = 'active' ORDER BY a.triggered_at DESC LIMIT 1) al ON true "
+    " FROM devices d LEFT JOIN LATERAL (SELECT a.alarm_type AS t, a.level AS lv FROM "
+    "alarm_logs a WHERE a.sn = d.sn AND " ON_SCREEN " ORDER BY a.level DESC, "
+    "a.triggered_at DESC LIMIT 1) al ON true "
     "LEFT JOIN LATERAL (SELECT s.ppm FROM sensor_data s WHERE s.sn = d.sn "
     "ORDER BY s.time DESC LIMIT 1) lp ON true ";
 
@@ -171,7 +175,7 @@ int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM devices d LEFT JOIN LATERAL (SELECT a.alarm_type AS t "
-             "FROM alarm_logs a WHERE a.sn = d.sn AND a.state = 'active' LIMIT 1) al ON true%s%s",
+             "FROM alarm_logs a WHERE a.sn = d.sn AND " ON_SCREEN " LIMIT 1) al ON true%s%s",
              where[0] ? " WHERE " : "", where);
     r = api_query(ctx, rs, sql, nv, v);
     if(!r)
@@ -327,7 +331,9 @@ int h_dev_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         o += (size_t)snprintf(sql + o, sizeof(sql) - o, ", %s = $%d", dev_columns[cols[i]], i + 2);
     snprintf(sql + o, sizeof(sql) - o,
              " WHERE sn = $1 RETURNING (low_limit IS NOT NULL AND high_limit IS NOT NULL AND "
-             "low_limit >= high_limit)");
+             "low_limit >= high_limit) OR (high_limit2 IS NOT NULL AND high_limit IS NOT NULL "
+             "AND high_limit2 < high_limit) OR (low_limit2 IS NOT NULL AND low_limit IS NOT NULL "
+             "AND low_limit2 > low_limit)");
     if(tx(ctx, rs, "BEGIN"))
         return 0;
     before = dev_fetch(ctx, rs, sn, 1, &found);
@@ -340,7 +346,8 @@ int h_dev_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         goto fail;
     if(PQgetvalue(r, 0, 0)[0] == 't') {
         PQclear(r);
-        api_error(rs, 400, E_BAD_REQ, "low_limit must be below high_limit");
+        api_error(rs, 400, E_BAD_REQ,
+                  "limits must be ordered low_limit2 <= low_limit < high_limit <= high_limit2");
         goto fail;
     }
     PQclear(r);
@@ -456,7 +463,7 @@ static void iso(int64_t s, char *buf, size_t n)
 int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     const char *sn = rq->params[0], *ivs = rq_arg(rq, "interval");
-    char err[128], a[24], b[24], ivtxt[24], lim[24], off[24], sa[40], sb[40];
+    char err[128], a[24], b[24], ivtxt[40], lim[24], off[24], sa[40], sb[40];
     int64_t start = 0, end = 0;
     int hs, he;
     long page, size, iv;

@@ -146,12 +146,12 @@ static int serve_static(struct lws *wsi, struct http_pss *p, const char *path)
                   method_of(wsi) != API_GET ? E_METHOD : E_NOTFOUND, "static files: GET only");
         return respond(wsi, p);
     }
-    snprintf(full, sizeof(full), "%s%s%s", ctx->cfg.web_root, path,
-             path[strlen(path) - 1] == '/' ? "index.html" : "");
-    if(stat(full, &sb) || !S_ISREG(sb.st_mode)) {
+    n = snprintf(full, sizeof(full), "%s%s%s", ctx->cfg.web_root, path,
+                 path[strlen(path) - 1] == '/' ? "index.html" : "");
+    if(n < 0 || (size_t)n >= sizeof(full) || stat(full, &sb) || !S_ISREG(sb.st_mode)) {
         /* Client-side routes of the single-page app fall back to its index. */
-        snprintf(full, sizeof(full), "%s/index.html", ctx->cfg.web_root);
-        if(stat(full, &sb) || !S_ISREG(sb.st_mode)) {
+        n = snprintf(full, sizeof(full), "%s/index.html", ctx->cfg.web_root);
+        if(n < 0 || (size_t)n >= sizeof(full) || stat(full, &sb) || !S_ISREG(sb.st_mode)) {
             char *b = strdup(placeholder);
             if(!b)
                 return -1;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mqcmd.h"
 #include "route.h"
+#include "secret.h"
 #include "timeutil.h"
 #include "ws.h"
 
@@ -76,6 +77,15 @@ int main(int argc, char **argv)
     if(strlen(ctx.cfg.jwt_secret) < 32) {
         LOG_E("api", "JWT_SECRET must be at least 32 bytes: refusing to start");
         return 2;
+    }
+    {
+        int k = secret_key_from_env(&ctx.skey);
+        if(k && k != MCS_ENOTFOUND) {
+            LOG_E("api", "MCS_SECRET_KEY / MCS_SECRET_KEY_FILE unusable: refusing to start");
+            return 2;
+        }
+        if(k == MCS_ENOTFOUND)
+            LOG_W("api", "no MCS_SECRET_KEY: channel and storage secrets cannot be changed");
     }
     if(sodium_init() < 0) {
         LOG_E("api", "libsodium initialisation failed");

@@ -63,7 +63,7 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason,
 struct api_mq *mq_new(const struct mcs_config *cfg)
 {
     struct api_mq *mq = calloc(1, sizeof(*mq));
-    char id[64];
+    char id[96];
 
     if(!mq)
         return NULL;

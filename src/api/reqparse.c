@@ -280,7 +280,8 @@ int rq_known_fields(const cJSON *obj, const char *const *allowed, char *err, siz
 
 const char *const dev_columns[DF_COUNT] = {
     "name", "location", "pos_x", "pos_y", "calib_k", "calib_b", "calib_t_ref",
-    "calib_t_comp", "unit", "range_max", "high_limit", "low_limit", "enabled"};
+    "calib_t_comp", "unit", "range_max", "high_limit", "low_limit", "enabled", "high_limit2",
+    "low_limit2", "hysteresis"};
 
 enum ftype { FT_STR, FT_NUM, FT_BOOL };
 static const struct {
@@ -303,6 +304,9 @@ static const struct {
     [DF_HIGH] = {FT_NUM, 0, 1, -1e9, 1e9, 0},
     [DF_LOW] = {FT_NUM, 0, 1, -1e9, 1e9, 0},
     [DF_ENABLED] = {FT_BOOL, 0, 0, 0, 0, 0},
+    [DF_HIGH2] = {FT_NUM, 0, 1, -1e9, 1e9, 0},
+    [DF_LOW2] = {FT_NUM, 0, 1, -1e9, 1e9, 0},
+    [DF_HYST] = {FT_NUM, 0, 1, 0, 1e9, 0},
 };
 
 /* Counts UTF-8 characters (the schema's varchar(n) counts characters). */
@@ -320,7 +324,8 @@ int rq_device(const cJSON *obj, int create, struct dev_in *out, int *calib, char
 {
     static const char *const allowed_create[] = {
         "sn", "name", "location", "pos_x", "pos_y", "calib_k", "calib_b", "calib_t_ref",
-        "calib_t_comp", "unit", "range_max", "high_limit", "low_limit", "enabled", NULL};
+        "calib_t_comp", "unit", "range_max", "high_limit", "low_limit", "enabled",
+        "high_limit2", "low_limit2", "hysteresis", NULL};
     const char *const *allowed = create ? allowed_create : allowed_create + 1;
     int rc;
 

@@ -52,7 +52,8 @@ int rq_known_fields(const cJSON *obj, const char *const *allowed, char *err, siz
  * column is either absent, a value, or (nullable ones) null. */
 enum dev_field {
     DF_NAME, DF_LOCATION, DF_POS_X, DF_POS_Y, DF_CALIB_K, DF_CALIB_B, DF_CALIB_T_REF,
-    DF_CALIB_T_COMP, DF_UNIT, DF_RANGE_MAX, DF_HIGH, DF_LOW, DF_ENABLED, DF_COUNT
+    DF_CALIB_T_COMP, DF_UNIT, DF_RANGE_MAX, DF_HIGH, DF_LOW, DF_ENABLED, DF_HIGH2, DF_LOW2,
+    DF_HYST, DF_COUNT
 };
 struct dev_in {
     char sn[33];
