@@ -58,6 +58,7 @@ struct mcs_config {
     int login_max_fail_ip;
     int login_lock_s;
     int ws_max_clients;
+    char api_alarm_source[16];
 };
 
 /* What a table entry holds. */
