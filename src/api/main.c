@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         return 2;
     }
     {
-        int k = secret_key_from_env(&ctx.skey);
+        int k = secret_key_load(&ctx.skey, ctx.cfg.secret_key, ctx.cfg.secret_key_file);
         if(k && k != MCS_ENOTFOUND) {
             LOG_E("api", "MCS_SECRET_KEY / MCS_SECRET_KEY_FILE unusable: refusing to start");
             return 2;
