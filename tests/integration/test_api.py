@@ -441,9 +441,15 @@ def test_slow_clients_do_not_block_others(api):
 
 
 def test_api_killed_and_restarted_while_mcsd_ingests(api_launcher, mcsd, add_device,
-                                                      mqtt_client, services, db_count):
+                                                      mqtt_client, services, db_count, pg):
     mcsd()
     sn = add_device()
+    hot = add_device(high_limit=100)
+
+    def alarm_rows(s):
+        with pg.cursor() as cur:
+            cur.execute("SELECT alarm_type FROM alarm_logs WHERE sn = %s", (s,))
+            return cur.fetchall()
     a = api_launcher.start()
     add_user(a.env, "restart_adm", "restart-password")
     tok = a.login("restart_adm", "restart-password")
@@ -467,8 +473,13 @@ def test_api_killed_and_restarted_while_mcsd_ingests(api_launcher, mcsd, add_dev
         before = db_count(sn)
         time.sleep(1.5)
         assert db_count(sn) > before, "ingest stalled while mcs-api was down"
+        # ... and alarming: a reading over the limit raises its alarm meanwhile.
+        pub.reading(hot, seq=1, v_raw=5000, qos=1)
+        wait_until(lambda: alarm_rows(hot), 10, desc="HIGH alarm raised while mcs-api is down")
         b = api_launcher.start(API_PORT=a.port)
         assert b.get(f"/api/devices/{sn}", tok).status_code == 200  # same secret: token valid
+        j = b.get(f"/api/alarms?sn={hot}", tok).json()
+        assert j["total"] == 1 and j["data"][0]["type"] == "HIGH"
     finally:
         stop.set()
         t.join(5)
