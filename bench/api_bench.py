@@ -8,6 +8,14 @@
   history_p99_ms    GET /api/devices/{sn}/history last 24 h at 1m, 1,000
                     devices x 3 days at one reading a minute in the database
                     (target <= 50 ms), sequential keep-alive requests
+  ws_api_cpu_pct    mcs-api CPU (% of one core) with 200 dashboard clients
+                    (50 with --quick) and 10,000 devices at 1 frame/s
+  ws_frame_p99_ms   frame built (its ts_ms) -> received by a client, p99
+                    (target <= 200 ms)
+  alarm_ws_p99_ms   reading over the limit published -> `alarm` frame at a
+                    client, through mcsd's alarm engine (target <= 500 ms)
+  alarm_ws_api_p99_ms  mcs-api's share of it: alarm row committed (NOTIFY) ->
+                    `alarm` frame at a client
 
 Contract of bench/run.sh groups: `api_bench.py --build DIR --run DIR
 [--quick]`, the services of DIR/env up; prints `name: value` lines, stops
@@ -23,6 +31,7 @@ import sys
 import time
 import urllib.request
 import json
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -135,6 +144,7 @@ def main():
                 log(f"history points: {len(json.loads(body)['points'])}")
         lat.sort()
         print(f"history_p99_ms: {lat[int(len(lat) * 0.99) - 1]:.1f}")
+        ws_bench(env, run, build, base, port, token, api.pid, a.quick)
     finally:
         api.send_signal(signal.SIGTERM)
         try:
@@ -142,6 +152,130 @@ def main():
         except subprocess.TimeoutExpired:
             api.kill()
         psql(env, "DELETE FROM sensor_data WHERE sn LIKE 'BA%'; DELETE FROM devices WHERE sn LIKE 'BA%'")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return int(parts[11]) + int(parts[12])
+
+
+def ws_bench(env, run, build, base, port, token, api_pid, quick):
+    import websocket
+    import paho.mqtt.client as mqtt
+    nclients = 50 if quick else 200
+    secs = 6 if quick else 12
+    lats, stop = [], threading.Event()
+    lock = threading.Lock()
+
+    def client():
+        try:
+            # UTF-8 checks of 700 KB frames in pure Python would measure the client.
+            ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/dashboard", timeout=10,
+                                             skip_utf8_validation=True)
+            ws.send(json.dumps({"type": "auth", "token": token}))
+            while not stop.is_set():
+                msg = ws.recv()
+                now = time.time() * 1000
+                m = re.match(r'\{"type":"realtime","ts":\d+,"ts_ms":(\d+)', msg[:80])
+                if m:
+                    with lock:
+                        lats.append(now - int(m.group(1)))
+            ws.close()
+        except Exception as e:  # counted as missing frames
+            log(f"ws client: {e!r}")
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(nclients)]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    with lock:
+        lats.clear()
+    c0, t0 = cpu_ticks(api_pid), time.monotonic()
+    time.sleep(secs)
+    c1, t1 = cpu_ticks(api_pid), time.monotonic()
+    stop.set()
+    with lock:
+        got = sorted(lats)
+    hz = os.sysconf("SC_CLK_TCK")
+    print(f"ws_api_cpu_pct: {100.0 * (c1 - c0) / hz / (t1 - t0):.1f}")
+    if got:
+        print(f"ws_frame_p99_ms: {got[max(0, int(len(got) * 0.99) - 1)]:.1f}")
+        log(f"ws frames received: {len(got)} of ~{nclients * secs} expected")
+    else:
+        print("error: ws_frame_p99_ms: no frame received")
+    for t in threads:
+        t.join(15)
+    # Alarm latency through the engine: readings over the limit of 20 devices.
+    n = 10 if quick else 20
+    sns = [f"BA{9000 + i:05d}" for i in range(n)]
+    psql(env, "UPDATE devices SET high_limit = 100 WHERE sn = ANY(ARRAY[%s])" %
+         ",".join(f"'{s}'" for s in sns))
+    m = subprocess.Popen([str(build / "mcsd")], env=dict(env, INSTANCE_ID="bench-api-w",
+                         SPOOL_DIR=str(run / "spool-api-w"), MQTT_SHARE_GROUP="benchapiw"),
+                         cwd=str(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/dashboard", timeout=10)
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        pub = mqtt.Client(client_id="bench-api-pub", protocol=mqtt.MQTTv5)
+        pub.connect(env["MQTT_HOST"], int(env["MQTT_PORT"]))
+        pub.loop_start()
+        sent, seen = {}, {}
+        for i, sn in enumerate(sns):
+            sent[sn] = time.time() * 1000
+            pub.publish(f"mcs/{sn}/up", json.dumps({"ts": int(time.time()), "seq": i, "v_raw": 5000,
+                                                    "temp": 25, "bat": 90, "rssi": -60}), qos=1)
+            time.sleep(0.1)
+        deadline = time.monotonic() + 15
+        while len(seen) < n and time.monotonic() < deadline:
+            ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = ws.recv()
+            except Exception:
+                break
+            if msg.startswith('{"type":"alarm"'):
+                d = json.loads(msg)["data"]
+                if d.get("event") == "raised" and d.get("sn") in sent and d["sn"] not in seen:
+                    seen[d["sn"]] = time.time() * 1000 - sent[d["sn"]]
+        pub.loop_stop()
+        # mcs-api's share: a committed alarm row (its NOTIFY) -> the frame.
+        share = []
+        for i in range(n):
+            t0 = time.time()
+            psql(env, "INSERT INTO alarm_logs (sn, alarm_type, value, threshold) VALUES "
+                      f"('{sns[i]}', 'BENCH{i}', 1, 1)")
+            t1 = time.time()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                ws.settimeout(max(0.1, deadline - time.monotonic()))
+                msg = ws.recv()
+                if msg.startswith('{"type":"alarm"') and f'"BENCH{i}"' in msg:
+                    # psql's own start-up is not the server's time: count from its exit.
+                    share.append(max(0.0, (time.time() - t1) * 1000))
+                    break
+            del t0
+        ws.close()
+        if share:
+            share.sort()
+            print(f"alarm_ws_api_p99_ms: {share[max(0, int(len(share) * 0.99) - 1)]:.1f}")
+        if seen:
+            v = sorted(seen.values())
+            print(f"alarm_ws_p99_ms: {v[max(0, int(len(v) * 0.99) - 1)]:.1f}")
+            log(f"alarm frames: {len(seen)} of {n}")
+        else:
+            print("error: alarm_ws_p99_ms: no alarm frame received")
+    finally:
+        m.send_signal(signal.SIGTERM)
+        m.wait(60)
+        for sql in ["DELETE FROM alarm_attempts WHERE outbox_id IN (SELECT o.id FROM alarm_outbox o "
+                    "JOIN alarm_logs l ON l.id = o.alarm_id WHERE l.sn LIKE 'BA%')",
+                    "DELETE FROM alarm_outbox WHERE alarm_id IN (SELECT id FROM alarm_logs "
+                    "WHERE sn LIKE 'BA%')",
+                    "DELETE FROM alarm_logs WHERE sn LIKE 'BA%'"]:
+            try:
+                psql(env, sql)
+            except subprocess.CalledProcessError as e:
+                log(f"cleanup: {e.stderr.decode(errors='replace').strip()}")
 
 
 if __name__ == "__main__":

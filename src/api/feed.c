@@ -171,7 +171,7 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
 {
     struct sbuf b = {NULL, 0, 0, (size_t)64 << 20, 0};
     PGresult *res;
-    char num[64];
+    char num[128];
     int rc = MCS_EDB;
 
     /* The device list is reloaded when the devices trigger says it changed
@@ -232,8 +232,12 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
     }
     PQclear(res);
 
-    snprintf(num, sizeof(num), "{\"type\":\"realtime\",\"ts\":%lld,\"data\":[",
-             (long long)(mcs_now_ms() / 1000));
+    {
+        int64_t ms = mcs_now_ms();
+        /* ts_ms: when the frame was built, for clients' staleness checks. */
+        snprintf(num, sizeof(num), "{\"type\":\"realtime\",\"ts\":%lld,\"ts_ms\":%lld,\"data\":[",
+                 (long long)(ms / 1000), (long long)ms);
+    }
     sb_str(&b, num);
     for(int base = 0; base < *ndev; base += REDIS_CHUNK) {
         int n = *ndev - base < REDIS_CHUNK ? *ndev - base : REDIS_CHUNK;
