@@ -126,7 +126,7 @@ def test_subscribe_answers_the_last_hour_per_minute(api, mcsd, add_device, pg):
     with pg.cursor() as cur:
         cur.executemany("INSERT INTO sensor_data (time, sn, ppm, temp, seq) VALUES "
                         "(to_timestamp(%s), %s, %s, 25, %s)",
-                        [(now - 7200 + 30 * i, sn, float(i), i) for i in range(235)])
+                        [(now - 7200 + 30 * i, sn, float(i), i) for i in range(240)])
     ws = ws_open(api, api.viewer_token)
     try:
         ws.send(json.dumps({"type": "subscribe", "sn": sn}))
@@ -135,7 +135,7 @@ def test_subscribe_answers_the_last_hour_per_minute(api, mcsd, add_device, pg):
         ws.close()
     assert h["sn"] == sn and h["interval"] == "1m"
     # Readings of the last hour only, one point per minute (two readings each).
-    assert 58 <= len(h["points"]) <= 61
+    assert 59 <= len(h["points"]) <= 61
     ts = [p["ts"] for p in h["points"]]
     assert ts == sorted(ts) and all(t.endswith(":00Z") for t in ts)
     assert set(h["points"][0]) == {"ts", "ppm", "temp"}
@@ -206,3 +206,15 @@ def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
     finally:
         with pg.cursor() as cur:
             cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+
+
+def test_feed_stops_when_the_token_expires(api):
+    tok = forge_jwt({"sub": api.viewer, "role": "viewer", "iat": int(time.time()),
+                     "exp": int(time.time()) + 2})
+    ws = ws_open(api, tok)
+    recv_until(ws, lambda f: f["type"] == "realtime", 3)
+    ws.settimeout(6)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError,
+                        websocket.WebSocketTimeoutException)):
+        for _ in range(10):
+            ws.recv()
