@@ -19,6 +19,8 @@ struct lws_context;
 struct api_feed;
 struct api_mq;
 struct api_ws;
+struct api_job;
+struct api_jobs;
 
 enum api_method { API_GET = 1, API_POST, API_PUT, API_DELETE, API_OTHER };
 enum api_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_ADMIN = 2 };
@@ -98,6 +100,7 @@ struct api_resp {
     char hval[3][256];
     int code;        /* business code for metrics/logging, 0 on success */
     int close_after; /* close the connection once answered */
+    struct api_job *deferred; /* set by api_defer(): answered when the job is done */
 };
 
 /* Adds a header ("content-disposition:" with the colon) to a response. */
@@ -133,6 +136,7 @@ struct api_ctx {
     struct api_feed *feed; /* feed.c: threads that read Redis/PostgreSQL */
     struct api_mq *mq;     /* mqcmd.c: the broker connection for commands */
     struct api_ws *ws;     /* ws.c: dashboard clients */
+    struct api_jobs *jobs; /* jobs.c: the worker of slow requests */
     struct api_auth *auth; /* auth.c: login throttle, user cache */
     struct mcs_secret_key skey; /* secrets at rest (MCS_SECRET_KEY), may be unset */
     volatile int stop;

@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "err.h"
 #include "handlers.h"
+#include "jobs.h"
 #include "log.h"
 #include "reqparse.h"
 #include "timeutil.h"
@@ -53,19 +54,84 @@ static int valid_password(const char *p, char *err, size_t errn)
     return 1;
 }
 
+/* A login's password check runs on the job worker (Argon2id, ~80 ms):
+ * the loop serves other clients meanwhile. */
+struct login_job {
+    char user[65];
+    char ip[64];
+    char *hash;
+    char pw[257];
+    enum api_role role;
+    int found, good;
+};
+
+static void login_work(struct api_job *j)
+{
+    struct login_job *l = j->data;
+    if(l->found) {
+        l->good = auth_check_password(l->hash, l->pw);
+    } else {
+        /* The same work for an unknown user, so timing tells nothing. The
+         * worker is one thread: the static is its own. */
+        static char dummy[crypto_pwhash_STRBYTES];
+        if(!dummy[0])
+            auth_hash_password("not-a-password", dummy, sizeof(dummy));
+        auth_check_password(dummy, l->pw);
+        l->good = 0;
+    }
+    sodium_memzero(l->pw, sizeof(l->pw));
+}
+
+static void login_free(void *d)
+{
+    struct login_job *l = d;
+    if(!l)
+        return;
+    free(l->hash);
+    sodium_memzero(l, sizeof(*l));
+    free(l);
+}
+
+static void login_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *rs)
+{
+    struct login_job *l = j->data;
+    char *tok;
+    cJSON *out;
+
+    if(!l->good || l->role == ROLE_NONE) {
+        ctx->st.logins_failed++;
+        auth_login_failed(ctx->auth, l->ip, l->user, mcs_mono_ms());
+        LOG_I("auth", "login failed", LS("user", l->user), LS("ip", l->ip));
+        api_error(rs, 401, E_BAD_LOGIN, "%s", "");
+        return;
+    }
+    auth_login_ok(ctx->auth, l->user);
+    tok = auth_issue(&ctx->cfg, l->user, l->role, mcs_now_ms() / 1000);
+    if(!tok) {
+        api_error(rs, 500, E_INTERNAL, "cannot issue a token");
+        return;
+    }
+    ctx->st.logins_ok++;
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "access_token", tok);
+    cJSON_AddStringToObject(out, "token_type", "bearer");
+    cJSON_AddNumberToObject(out, "expires_in", (double)ctx->cfg.jwt_expire_hours * 3600);
+    api_json(rs, 200, out);
+    free(tok);
+    LOG_I("auth", "login", LS("user", l->user), LS("ip", l->ip));
+}
+
 int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     static const char *const ok[] = {"username", "password", NULL};
     char err[128];
-    cJSON *j = rq_json_object(rq->body, rq->body_len, err, sizeof(err)), *out;
+    cJSON *j = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
     const cJSON *u, *p;
     const char *v[1];
     PGresult *r = NULL;
     long retry;
-    int64_t now = mcs_mono_ms();
-    char *tok = NULL;
-    int good;
-    enum api_role role = ROLE_NONE;
+    struct api_job *job = NULL;
+    struct login_job *l = NULL;
 
     if(!j)
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
@@ -80,7 +146,7 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "username and password must be strings");
         goto out;
     }
-    if(auth_throttled(ctx->auth, rq->ip, u->valuestring, now, &retry)) {
+    if(auth_throttled(ctx->auth, rq->ip, u->valuestring, mcs_mono_ms(), &retry)) {
         ctx->st.logins_throttled++;
         api_header(rs, "retry-after:", "%ld", retry);
         api_error(rs, 429, E_TOOMANY, "too many failed logins; retry after %ld s", retry);
@@ -92,40 +158,37 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                   1, v);
     if(!r)
         goto out;
+    job = calloc(1, sizeof(*job));
+    l = calloc(1, sizeof(*l));
+    if(!job || !l) {
+        api_error(rs, 500, E_INTERNAL, "out of memory");
+        goto out;
+    }
+    snprintf(l->user, sizeof(l->user), "%s", u->valuestring);
+    snprintf(l->ip, sizeof(l->ip), "%s", rq->ip);
+    snprintf(l->pw, sizeof(l->pw), "%s", p->valuestring);
     if(PQntuples(r) == 1) {
-        good = auth_check_password(PQgetvalue(r, 0, 0), p->valuestring);
-        role = auth_role_parse(PQgetvalue(r, 0, 1));
-    } else {
-        /* The same work for an unknown user, so timing tells nothing. */
-        static char dummy[crypto_pwhash_STRBYTES];
-        if(!dummy[0])
-            auth_hash_password("not-a-password", dummy, sizeof(dummy));
-        auth_check_password(dummy, p->valuestring);
-        good = 0;
+        l->found = 1;
+        l->hash = strdup(PQgetvalue(r, 0, 0));
+        l->role = auth_role_parse(PQgetvalue(r, 0, 1));
+        if(!l->hash) {
+            api_error(rs, 500, E_INTERNAL, "out of memory");
+            goto out;
+        }
     }
-    if(!good || role == ROLE_NONE) {
-        ctx->st.logins_failed++;
-        auth_login_failed(ctx->auth, rq->ip, u->valuestring, now);
-        LOG_I("auth", "login failed", LS("user", u->valuestring), LS("ip", rq->ip));
-        api_error(rs, 401, E_BAD_LOGIN, "%s", "");
-        goto out;
-    }
-    auth_login_ok(ctx->auth, u->valuestring);
-    tok = auth_issue(&ctx->cfg, u->valuestring, role, mcs_now_ms() / 1000);
-    if(!tok) {
-        api_error(rs, 500, E_INTERNAL, "cannot issue a token");
-        goto out;
-    }
-    ctx->st.logins_ok++;
-    out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "access_token", tok);
-    cJSON_AddStringToObject(out, "token_type", "bearer");
-    cJSON_AddNumberToObject(out, "expires_in", (double)ctx->cfg.jwt_expire_hours * 3600);
-    api_json(rs, 200, out);
-    LOG_I("auth", "login", LS("user", u->valuestring), LS("ip", rq->ip));
+    job->work = login_work;
+    job->done = login_done;
+    job->free_data = login_free;
+    job->data = l;
+    api_defer(rs, job);
+    job = NULL;
+    l = NULL;
 out:
-    free(tok);
+    free(job);
+    login_free(l);
     PQclear(r);
+    if(cJSON_IsString(p = j ? cJSON_GetObjectItemCaseSensitive(j, "password") : NULL))
+        sodium_memzero(p->valuestring, strlen(p->valuestring));
     cJSON_Delete(j);
     return 0;
 }

@@ -3,6 +3,7 @@
  * thread; the api_ctx comes from the vhost's user pointer. */
 #include "http.h"
 #include "api.h"
+#include "jobs.h"
 #include "log.h"
 #include "reqparse.h"
 #include "route.h"
@@ -15,6 +16,7 @@
 #define CHUNK 16384
 
 struct http_pss {
+    struct api_job *job; /* a deferred answer being worked on (owned by jobs.c) */
     struct api_req *rq;
     struct api_resp rs;
     size_t sent;
@@ -39,6 +41,8 @@ static struct api_ctx *ctx_of(struct lws *wsi)
 
 static void pss_reset(struct http_pss *p)
 {
+    if(p->job)
+        p->job->wsi = NULL; /* nobody waits for its answer any more */
     if(p->rq) {
         free(p->rq->body);
         free(p->rq);
@@ -127,6 +131,8 @@ static int write_more(struct lws *wsi, struct http_pss *p)
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
+
+static int run(struct lws *wsi, struct http_pss *p);
 
 static int is_api(const char *path)
 {
@@ -230,8 +236,47 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
         p->reading = 1;
         return 0;
     }
-    api_dispatch(ctx, rq, &p->rs);
+    return run(wsi, p);
+}
+
+/* Runs the request; a handler that deferred its answer leaves the
+ * connection waiting for its job. */
+static int run(struct lws *wsi, struct http_pss *p)
+{
+    struct api_ctx *ctx = ctx_of(wsi);
+    api_dispatch(ctx, p->rq, &p->rs);
+    if(p->rs.deferred) {
+        struct api_job *j = p->rs.deferred;
+        p->rs.deferred = NULL;
+        j->wsi = wsi;
+        if(jobs_submit(ctx, j)) {
+            jobs_free(j);
+            api_error(&p->rs, 503, E_UNAVAIL, "too many slow requests waiting");
+            return respond(wsi, p);
+        }
+        p->job = j;
+        return 0;
+    }
     return respond(wsi, p);
+}
+
+/* Loop thread: answers the requests whose jobs finished. */
+static void finish_jobs(struct api_ctx *ctx)
+{
+    struct api_job *j;
+    while((j = jobs_take_done(ctx))) {
+        if(j->wsi) {
+            struct http_pss *p = lws_wsi_user(j->wsi);
+            struct lws *wsi = j->wsi;
+            p->job = NULL;
+            j->done(ctx, j, &p->rs);
+            if(!p->rs.status)
+                api_error(&p->rs, 500, E_INTERNAL, "job gave no answer");
+            if(respond(wsi, p))
+                lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+        jobs_free(j);
+    }
 }
 
 static int body_chunk(struct http_pss *p, const void *in, size_t len)
@@ -283,8 +328,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             p->rs.close_after = 1;
             return respond(wsi, p);
         }
-        api_dispatch(ctx_of(wsi), p->rq, &p->rs);
-        return respond(wsi, p);
+        return run(wsi, p);
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        finish_jobs(ctx_of(wsi));
+        return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if(!p || !p->responding)
             return 0;

@@ -7,6 +7,7 @@
 #include "err.h"
 #include "feed.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "mqcmd.h"
 #include "route.h"
@@ -126,6 +127,10 @@ int main(int argc, char **argv)
         LOG_E("api", "cannot listen", LS("bind", ctx.cfg.api_bind), LI("port", ctx.cfg.api_port));
         goto out;
     }
+    if(jobs_start(&ctx)) {
+        LOG_E("api", "cannot start the job worker");
+        goto out;
+    }
     if(feed_start(&ctx))
         LOG_W("api", "feed threads did not all start");
     api_pg(&ctx);
@@ -138,8 +143,10 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     feed_stop(&ctx);
+    jobs_halt(&ctx);
     if(ctx.lws)
         lws_context_destroy(ctx.lws);
+    jobs_stop(&ctx);
     mq_free(ctx.mq);
     ws_cleanup(&ctx);
     auth_free(ctx.auth);

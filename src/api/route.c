@@ -196,7 +196,7 @@ void api_dispatch(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         return;
     }
     r->fn(ctx, rq, rs);
-    if(!rs->status)
+    if(!rs->status && !rs->deferred)
         api_error(rs, 500, E_INTERNAL, "handler gave no answer");
 }
 

@@ -221,3 +221,37 @@ def test_alarm_list_detail_ack_stats_export(api, add_device, pg):
     strings = z.read("xl/sharedStrings.xml").decode()
     assert sheet.count("<row ") == 4  # header + 3 alarms
     assert sn in strings and "储罐A" in strings and "现场已处理" in strings
+
+
+class Slow(Capture):
+    def do_POST(self):
+        import time
+        time.sleep(2.5)
+        super().do_POST()
+
+
+def test_slow_channel_test_does_not_stall_other_requests(api):
+    import time
+    srv = HTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    tok = api.admin_token
+    try:
+        api.put("/api/config/alarm", tok, json={"webhook": {
+            "enabled": True, "platform": "custom",
+            "url": f"http://127.0.0.1:{srv.server_port}/slow"}})
+        Capture.status, Capture.bodies = 200, []
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            r=api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})))
+        t0 = time.monotonic()
+        t.start()
+        time.sleep(0.3)
+        for _ in range(5):
+            assert api.get("/api/devices?size=1", api.viewer_token).status_code == 200
+        assert time.monotonic() - t0 < 2.0, "the loop waited for the channel"
+        t.join(10)
+        assert result["r"].status_code == 200 and time.monotonic() - t0 >= 2.4
+    finally:
+        srv.shutdown()
+        api.put("/api/config/alarm", tok, json={"webhook": {"platform": "custom",
+                                                            "enabled": False}})
