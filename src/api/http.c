@@ -224,8 +224,13 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
                                                                 : ctx->cfg.api_body_max);
     if(lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
         clen = strtoll(cl, NULL, 10);
-    if((rq->method == API_POST || rq->method == API_PUT) &&
-       (clen > 0 || (clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)))) {
+    if(clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+        /* libwebsockets 4.1 does not read chunked request bodies. */
+        api_error(&p->rs, 411, E_BAD_REQ, "a body needs Content-Length (no chunked encoding)");
+        p->rs.close_after = 1;
+        return respond(wsi, p);
+    }
+    if((rq->method == API_POST || rq->method == API_PUT) && clen > 0) {
         if(clen > (long long)p->body_max) {
             ctx->st.bodies_too_large++;
             api_error(&p->rs, 413, E_TOOBIG, "body of %lld bytes, at most %zu allowed", clen,
