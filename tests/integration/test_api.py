@@ -484,3 +484,54 @@ def test_api_killed_and_restarted_while_mcsd_ingests(api_launcher, mcsd, add_dev
         stop.set()
         t.join(5)
     wait_until(lambda: db_count(sn) == len(sent), 15, desc="every reading stored")
+
+
+def test_users_api_and_own_password(api, pg):
+    tok = api.admin_token
+    name = "u_" + new_sn().lower()
+    r = api.post("/api/users", tok, json={"username": name, "password": "first-password",
+                                         "role": "viewer"})
+    assert r.status_code == 201 and r.json()["role"] == "viewer" and "password" not in r.text
+    assert api.post("/api/users", tok, json={"username": name, "password": "first-password",
+                                            "role": "viewer"}).status_code == 409
+    for bad in [{"username": "bad name", "password": "x" * 9, "role": "viewer"},
+                {"username": "ok1", "password": "short", "role": "viewer"},
+                {"username": "ok2", "password": "x" * 9, "role": "root"}]:
+        assert api.post("/api/users", tok, json=bad).status_code == 400, bad
+    users = {u["username"]: u for u in api.get("/api/users", tok).json()["data"]}
+    assert users[name]["role"] == "viewer" and "password_hash" not in users[name]
+    utok = api.login(name, "first-password")
+    r = api.put("/api/auth/password", utok, json={"old_password": "wrong-one",
+                                                 "new_password": "second-password"})
+    assert r.status_code == 401 and error_of(r)["code"] == 10001
+    r = api.put("/api/auth/password", utok, json={"old_password": "first-password",
+                                                 "new_password": "second-password"})
+    assert r.status_code == 200
+    assert api.post("/api/auth/login", json={"username": name,
+                                             "password": "first-password"}).status_code == 401
+    api.login(name, "second-password")
+    with pg.cursor() as cur:
+        cur.execute("SELECT password_hash FROM users WHERE username = %s", (name,))
+        assert cur.fetchone()[0].startswith("$argon2id$")
+        cur.execute("SELECT count(*) FROM audit_logs WHERE target = %s AND action IN "
+                    "('user.add', 'user.password')", (name,))
+        assert cur.fetchone()[0] == 2
+    # An admin can neither demote nor delete themself.
+    assert api.put(f"/api/users/{api.admin}", tok, json={"role": "viewer"}).status_code == 400
+    assert api.delete(f"/api/users/{api.admin}", tok).status_code == 400
+
+
+def test_cli_user_commands(base_env):
+    mcs = str(build_dir() / "mcs")
+    name = "cli_" + new_sn().lower()
+    run = lambda *a, inp=None: subprocess.run([mcs, "user", *a], input=inp, env=base_env,  # noqa: E731
+                                              capture_output=True, text=True, timeout=60)
+    assert run("add", name, "--role", "viewer", inp="cli-password\n").returncode == 0
+    assert run("add", name, inp="cli-password\n").returncode == 1  # exists
+    assert run("add", "bad name", inp="cli-password\n").returncode == 2
+    assert run("add", name + "x", inp="short\n").returncode == 2
+    listed = json.loads(run("list", "--json").stdout)
+    assert any(u["username"] == name and u["role"] == "viewer" for u in listed)
+    assert run("passwd", name, inp="new-cli-password\n").returncode == 0
+    assert run("del", name).returncode == 0
+    assert run("del", name).returncode == 1
