@@ -304,7 +304,9 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
                 sb_str(&b, esc);
                 sb_str(&b, "\"}");
             } else {
-                sb_str(&b, "\",\"level\":null,\"alarm_type\":null}");
+                /* level/alarm_type only with an alarm: a third of the bytes
+                 * of a 10,000-device frame. */
+                sb_str(&b, "\"}");
             }
         }
         freeReplyObject(rt);

@@ -64,8 +64,7 @@ def test_connected_realtime_ping_and_viewer_access(api, add_device, rds, pg):
         f2, _ = recv_until(ws, lambda f: f["type"] == "realtime", 3)
         assert 1 <= f2["ts"] - f1["ts"] <= 2
         by_sn = {d["sn"]: d for d in f2["data"]}
-        assert by_sn[sn_on] == {"sn": sn_on, "ppm": 45.2, "status": "online", "level": None,
-                                "alarm_type": None}
+        assert by_sn[sn_on] == {"sn": sn_on, "ppm": 45.2, "status": "online"}
         assert by_sn[sn_off]["status"] == "offline" and by_sn[sn_off]["ppm"] is None
         assert (by_sn[sn_al]["status"], by_sn[sn_al]["level"],
                 by_sn[sn_al]["alarm_type"]) == ("alarm", 2, "HIGH")
@@ -181,9 +180,16 @@ def test_alarm_frames_from_redis_channel(api_launcher, add_device, rds):
 def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
     prefix = new_sn("W")
     with pg.cursor() as cur:
-        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 4000) g",
+        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 10000) g",
                     (prefix,))
+
+    def skipped():
+        for line in api.get("/metrics").text.splitlines():
+            if line.startswith("mcs_api_ws_realtime_skipped_total "):
+                return int(line.split()[1])
+        return 0
     try:
+        before = skipped()
         # A client that completes the handshake and then never reads.
         slow = websocket.create_connection(f"ws://127.0.0.1:{api.port}/ws/dashboard",
                                            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
@@ -191,15 +197,14 @@ def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
         good = ws_open(api, api.viewer_token, timeout=10)
         try:
             stamps = []
-            t_end = time.monotonic() + 8
-            while time.monotonic() < t_end:
+            t_end = time.monotonic() + 20
+            while time.monotonic() < t_end and (len(stamps) < 8 or skipped() <= before):
                 f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
                 stamps.append(f["ts"])
-            assert len(stamps) >= 6 and len(f["data"]) >= 4000
-            m = api.get("/metrics").text
-            skipped = [line for line in m.splitlines()
-                       if line.startswith("mcs_api_ws_realtime_skipped_total ")]
-            assert skipped and int(skipped[0].split()[1]) > 0, m
+            assert len(f["data"]) >= 10000
+            # The good client got a frame about every second all along.
+            assert len(stamps) >= 8 and stamps[-1] - stamps[0] <= len(stamps) + 1
+            assert skipped() > before, "the slow reader was never skipped"
         finally:
             good.close()
             slow.close()
