@@ -272,9 +272,10 @@ class CmdSub:
 
 def test_commands_reach_the_device_at_qos1_and_are_audited(api, services, mcsd, add_device,
                                                            mqtt_pub, rds, pg):
-    mcsd()
+    # Devices first: a reading that beats the registry's NOTIFY is unknown.
     sn = add_device(high_limit=5000)
     off = add_device()
+    mcsd()
     mqtt_pub.reading(sn, seq=1, v_raw=10)
     wait_until(lambda: rds.exists(f"online:{sn}"), 10, desc="device online")
     sub = CmdSub(services, [f"mcs/{sn}/cmd", "mcs/broadcast/cmd"])
@@ -323,8 +324,8 @@ def test_commands_reach_the_device_at_qos1_and_are_audited(api, services, mcsd, 
 
 
 def test_realtime_and_positions(api, mcsd, add_device, mqtt_pub, rds, pg):
-    mcsd()
     sn, sn2 = add_device(), add_device()
+    mcsd()
     mqtt_pub.reading(sn, seq=3, v_raw=42)
     wait_until(lambda: rds.exists(f"realtime:{sn}"), 10, desc="realtime key")
     j = api.get(f"/api/devices/{sn}/realtime", api.viewer_token).json()
@@ -442,9 +443,9 @@ def test_slow_clients_do_not_block_others(api):
 
 def test_api_killed_and_restarted_while_mcsd_ingests(api_launcher, mcsd, add_device,
                                                       mqtt_client, services, db_count, pg):
-    mcsd()
     sn = add_device()
     hot = add_device(high_limit=100)
+    mcsd()
 
     def alarm_rows(s):
         with pg.cursor() as cur:

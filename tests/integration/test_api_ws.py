@@ -215,7 +215,7 @@ def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
 
 def test_feed_stops_when_the_token_expires(api):
     tok = forge_jwt({"sub": api.viewer, "role": "viewer", "iat": int(time.time()),
-                     "exp": int(time.time()) + 2})
+                     "exp": int(time.time()) + 4})
     ws = ws_open(api, tok)
     recv_until(ws, lambda f: f["type"] == "realtime", 3)
     ws.settimeout(6)
