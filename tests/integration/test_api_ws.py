@@ -223,3 +223,23 @@ def test_feed_stops_when_the_token_expires(api):
                         websocket.WebSocketTimeoutException)):
         for _ in range(10):
             ws.recv()
+
+
+def test_two_instances_both_push_every_alarm(api_launcher, add_device, pg):
+    from apihelpers import add_user
+    a, b = api_launcher.start(), api_launcher.start()
+    add_user(a.env, "twoinst", "twoinst-password", "viewer")
+    wa, wb = ws_open(a, a.login("twoinst", "twoinst-password")), \
+        ws_open(b, b.login("twoinst", "twoinst-password"))
+    sn = add_device()
+    try:
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO alarm_logs (sn, alarm_type, value, threshold) VALUES "
+                        "(%s, 'LOW', 1, 2) RETURNING id", (sn,))
+            aid = cur.fetchone()[0]
+        for ws in (wa, wb):
+            f, _ = recv_until(ws, lambda f: f["type"] == "alarm" and f["data"]["id"] == aid, 3)
+            assert f["data"]["event"] == "raised"
+    finally:
+        wa.close()
+        wb.close()
