@@ -5,6 +5,7 @@
 #               and integration tests against real services; prints
 #               "N passed, N failed"
 #   make bench  run every benchmark; prints `name: value` lines
+#               (ONLY=group[,group] runs only those: bench/README.md)
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (docs/FUZZING.md)
 JOBS ?= 2
 FUZZ_SECONDS ?= 300
@@ -43,7 +44,7 @@ demo-stop:
 	@bash scripts/demo.sh stop
 
 bench: build
-	@bash bench/run.sh
+	@ONLY='$(ONLY)' bash bench/run.sh
 
 lint:
 	@bash scripts/lint.sh

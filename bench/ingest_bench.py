@@ -1,18 +1,23 @@
 #!/usr/bin/python3
 """ingest_bench.py - the ingest benchmark of `make bench` (run by bench/run.sh).
 
-Owns the processes it starts (mcs-nullsub, mcs-loadgen, mcsd) and stops them
-before it returns; it does not start or stop the services (run.sh does, with
-scripts/svc.sh). Figures go to stdout as `name: value` lines, diagnostics to
-stderr. Phases, each bounded in time:
+Owns the processes it starts (mcs-nullsub, mcs-copysub, mcs-loadgen, mcsd, a
+plugin broker in RUN/tls-broker) and stops them before it returns; it does
+not start or stop the services of RUN (run.sh does, with scripts/svc.sh),
+except one PostgreSQL restart to turn on track_commit_timestamp. Figures go
+to stdout as `name: value` lines, diagnostics to stderr. Every rows-stored
+figure is counted in PostgreSQL by commit time (bench/README.md, "Ground
+truth"). Phases, each bounded in time:
 
-  1. broker   loadgen (QoS 0, rate 0) -> Mosquitto -> mcs-nullsub: broker_rate
-  2. e2e      loadgen -> Mosquitto -> mcsd -> PostgreSQL + Redis, 10k devices:
-              e2e_rate, e2e_ratio, rows_published, rows_stored, rss_mb, cpu_pct
-  3. latency  fresh mcsd, loadgen at broker_rate/2 with --trace:
-              commit_p50_ms, commit_p99_ms; then the same at e2e_rate/2
-              (commit_*_light)
-  4. rss100k  90k more devices, fresh mcsd, moderate load: rss_mb_100k
+  broker   loadgen (QoS 0, rate 0) -> Mosquitto -> mcs-nullsub: broker_rate
+  limit    the same load -> mcs-copysub -> binary COPY: pipeline_limit_rate
+  e2e      loadgen -> Mosquitto -> mcsd -> PostgreSQL + Redis, 10k devices:
+           e2e_rate, e2e_ratio, e2e_vs_limit, rows_*, rss_mb, cpu_pct
+  tls      devices on TLS with the mcs_auth plugin broker: e2e_rate_tls
+  latency  fresh mcsd, loadgen at broker_rate/2 with --trace-file:
+           commit_p50_ms, commit_p99_ms, lat_count vs lat_sent
+  light    the same at e2e_rate/2 (commit_*_light)
+  rss100k  90k more devices, fresh mcsd, moderate load: rss_mb_100k
 
 Usage: ingest_bench.py --build DIR --run DIR [--quick]
 Needs only the standard library and psql; Redis is read with the minimal
@@ -30,12 +35,16 @@ from pathlib import Path
 
 from benchlib import parse_env
 
+ROOT = Path(__file__).resolve().parents[1]
 INSTANCE = "bench-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+T0 = time.monotonic()
+
+
 def log(*a):
-    print("bench:", *a, file=sys.stderr, flush=True)
+    print(f"bench: [{time.monotonic() - T0:5.1f}s]", *a, file=sys.stderr, flush=True)
 
 
 def fig(name, value):
@@ -102,6 +111,7 @@ class Ctx:
         self.procs = []          # every child we started, to stop on exit
         self.mcsd = None
         self.mcsd_log = None
+        self.brokers = []        # run directories of extra brokers we started
 
     # -- clients -----------------------------------------------------------
     def redis_client(self):
@@ -115,14 +125,85 @@ class Ctx:
         out = client.cmd("HGETALL", f"mcs:metrics:{INSTANCE}") or []
         return dict(zip(out[0::2], out[1::2]))
 
-    def psql(self, sql, timeout=300):
+    def psql(self, sql, timeout=300, script=False):
+        """Runs sql (one statement with -c, or a script with psql
+        meta-commands such as \\copy on stdin); returns the output."""
         e = self.env
-        r = subprocess.run(["psql", "-h", e["DB_HOST"], "-p", e["DB_PORT"], "-U", e["DB_USER"],
-                            "-d", e["DB_NAME"], "-At", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        argv = ["psql", "-h", e["DB_HOST"], "-p", e["DB_PORT"], "-U", e["DB_USER"],
+                "-d", e["DB_NAME"], "-At", "-q", "-v", "ON_ERROR_STOP=1"]
+        r = subprocess.run(argv + ([] if script else ["-c", sql]), input=sql if script else None,
                            capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             raise BenchError(f"psql failed: {r.stderr.strip()[:300]}")
         return r.stdout.strip()
+
+    # -- ground truth from PostgreSQL ---------------------------------------
+    def enable_commit_ts(self):
+        """Every figure of rows stored comes from PostgreSQL itself: the
+        commit time of the transaction that inserted each row
+        (track_commit_timestamp, a server setting of this benchmark's own
+        cluster; the schema and mcsd are untouched). Needs a restart."""
+        if self.psql("SHOW track_commit_timestamp") == "on":
+            return
+        self.psql("ALTER SYSTEM SET track_commit_timestamp = on")
+        for cmd in ("pg-stop", "pg-start"):
+            self.svc(cmd, self.run)
+        if self.psql("SHOW track_commit_timestamp") != "on":
+            raise BenchError("track_commit_timestamp could not be enabled")
+
+    def xid(self):
+        """A transaction id: rows inserted after this call have a larger
+        xmin (a fresh cluster, so 32-bit xmin = 64-bit xid)."""
+        return int(self.psql("SELECT pg_current_xact_id()::text::bigint"))
+
+    def commits(self, since_xid):
+        """[(commit time, unix s; rows)] of every transaction after
+        since_xid that inserted into sensor_data, in commit order."""
+        out = self.psql("SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin)), count(*) "
+                        f"FROM sensor_data WHERE xmin::text::bigint > {int(since_xid)} "
+                        "GROUP BY xmin")
+        rows = []
+        for line in out.splitlines():
+            t, n = line.split("|")
+            if t:  # NULL: committed before track_commit_timestamp was on
+                rows.append((float(t), int(n)))
+        rows.sort()
+        return rows
+
+    def trace_latency(self, trace_csv):
+        """Publish -> commit latency of the readings loadgen sampled
+        (--trace-file: sn, ts, seq, publish time): each is looked up in
+        sensor_data by its unique key and its row's commit time taken.
+        Returns (samples, found, p50_ms, p99_ms, max_ms)."""
+        lat = ("(extract(epoch FROM pg_xact_commit_timestamp(d.xmin)) * 1e6 - t.pub_us) "
+               "/ 1000.0")
+        out = self.psql(
+            "CREATE TEMP TABLE tr (sn text, ts bigint, seq int, pub_us bigint);\n"
+            f"\\copy tr FROM '{trace_csv}' WITH (FORMAT csv)\n"
+            "SELECT count(*), count(d.sn), "
+            f"round(percentile_cont(0.5) WITHIN GROUP (ORDER BY {lat})::numeric, 1), "
+            f"round(percentile_cont(0.99) WITHIN GROUP (ORDER BY {lat})::numeric, 1), "
+            f"round(max({lat})::numeric, 1) "
+            "FROM tr t LEFT JOIN sensor_data d ON d.sn = t.sn AND d.time = to_timestamp(t.ts) "
+            "AND d.seq = t.seq;\n", script=True)
+        n, found, p50, p99, mx = out.splitlines()[-1].split("|")
+        return int(n), int(found), p50 or "n/a", p99 or "n/a", mx or "n/a"
+
+    def reset_data(self):
+        """Empties sensor_data (so that each throughput phase writes into the
+        same empty table and index) and makes sure the day partitions around
+        now exist, named and bounded as mcsd's native dialect makes them
+        (src/mcsd/dialect.c), so that a subscriber other than mcsd can COPY
+        into them; mcsd's own CREATE ... IF NOT EXISTS then finds them."""
+        sql = ["TRUNCATE sensor_data;"]
+        today = int(time.time()) // 86400
+        for d in range(today - 1, today + 3):
+            lo = time.strftime("%Y-%m-%d", time.gmtime(d * 86400))
+            hi = time.strftime("%Y-%m-%d", time.gmtime((d + 1) * 86400))
+            name = "sensor_data_" + lo.replace("-", "")
+            sql.append(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF sensor_data "
+                       f"FOR VALUES FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00');")
+        self.psql("\n".join(sql) + "\n", script=True)
 
     # -- child processes ---------------------------------------------------
     def spawn(self, argv, **kw):
@@ -145,32 +226,76 @@ class Ctx:
         self.stop_mcsd()
         for p in self.procs:
             self.stop(p, 5)
+        for d in self.brokers:
+            self.svc("mqtt-stop", d, check=False)
+        self.brokers = []
 
-    def loadgen(self, *args, timeout=120):
-        """Runs mcs-loadgen to completion; returns its `name: value` dict."""
+    def svc(self, cmd, d, env=None, check=True):
+        r = subprocess.run(["bash", str(ROOT / "scripts" / "svc.sh"), cmd, str(d)],
+                           env=env, capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise BenchError(f"svc.sh {cmd} {d} failed: {r.stderr.strip()[-300:]}")
+
+    def loadgen(self, *args, timeout=120, port=None, env=None, procs=1):
+        """Runs mcs-loadgen to completion; returns its `name: value` dict.
+        With procs > 1, that many run at once, each with its own share of
+        --devices (and --conns) from --sn-start on: one process has room for
+        ~6,000 TLS connections only (libmosquitto takes 3 descriptors per
+        client, the limit is 20,000). Their figures are summed, rates and
+        the publishing window taken over the span they all published."""
         e = self.env
-        argv = [str(self.build / "mcs-loadgen"), "--host", e["MQTT_HOST"], "--port",
-                e["MQTT_PORT"], "--quiet", *map(str, args)]
-        log("run", " ".join(argv[1:]))
-        p = self.spawn(argv, stdout=subprocess.PIPE, text=True)
+        args = [str(a) for a in args]
+        runs = [args]
+        if procs > 1:
+            opt = dict(zip(args[0::2], args[1::2]))
+            ndev, start = int(opt["--devices"]), int(opt.get("--sn-start", "0"))
+            runs = []
+            for i in range(procs):
+                part = dict(opt, **{"--devices": str(ndev // procs),
+                                    "--sn-start": str(start + i * (ndev // procs))})
+                if "--conns" in opt:
+                    part["--conns"] = str(int(opt["--conns"]) // procs)
+                if "--rate" in opt:
+                    part["--rate"] = str(float(opt["--rate"]) / procs)
+                runs.append([x for kvp in part.items() for x in kvp])
+        ps = []
+        for r in runs:
+            argv = [str(self.build / "mcs-loadgen"), "--host", e["MQTT_HOST"], "--port",
+                    str(port or e["MQTT_PORT"]), "--quiet", *r]
+            log("run", " ".join(argv[1:]))
+            ps.append(self.spawn(argv, stdout=subprocess.PIPE, text=True, env=env))
+        outs = []
         try:
-            out, _ = p.communicate(timeout=timeout)
+            for p in ps:
+                out, _ = p.communicate(timeout=timeout)
+                outs.append((p, kv(out)))
         except subprocess.TimeoutExpired:
-            self.stop(p)
+            for p in ps:
+                self.stop(p)
             raise BenchError("mcs-loadgen did not finish in time")
-        res = kv(out)
-        if p.returncode != 0 or "sent" not in res:
-            raise BenchError(f"mcs-loadgen failed (exit {p.returncode})")
+        for p, res in outs:
+            if p.returncode != 0 or "sent" not in res:
+                raise BenchError(f"mcs-loadgen failed (exit {p.returncode})")
+        res = outs[0][1]
+        if len(outs) > 1:
+            all_ = [r for _, r in outs]
+            res = {k: str(sum(int(r.get(k, "0")) for r in all_))
+                   for k in ("sent", "conns", "conn_failed")}
+            res["start_unix_ms"] = str(max(int(r["start_unix_ms"]) for r in all_))
+            res["end_unix_ms"] = str(min(int(r["end_unix_ms"]) for r in all_))
+            res["elapsed_s"] = max(r["elapsed_s"] for r in all_)
+            res["rate"] = f"{sum(float(r['rate']) for r in all_):.1f}"
         if int(res.get("conn_failed", "0")):
             log(f"loadgen: {res['conn_failed']} connections failed")
         return res
 
     # -- mcsd ----------------------------------------------------------------
-    def mcsd_env(self):
+    def mcsd_env(self, extra=None):
         env = dict(os.environ)
         env.update(self.env)
         env.update({"INSTANCE_ID": INSTANCE, "SPOOL_DIR": str(self.run / "spool"),
                     "LOG_LEVEL": "WARN"})
+        env.update(extra or {})
         env.pop("ENV_FILE", None)
         return env
 
@@ -185,16 +310,17 @@ class Ctx:
             raise BenchError(f"mcsd --migrate failed (exit {r.returncode}): "
                              f"{r.stderr.strip()[-300:]}")
 
-    def start_mcsd(self, tag):
+    def start_mcsd(self, tag, extra_env=None):
         """Starts a fresh mcsd (same instance id, so the broker session and
-        the metrics key carry over) and waits until it is subscribed."""
+        the metrics key carry over) and waits until it is subscribed.
+        extra_env overrides settings (another broker)."""
         self.stop_mcsd()
         self._redis = getattr(self, "_redis", None) or self.redis_client()
         self._redis.cmd("DEL", f"mcs:metrics:{INSTANCE}")
         logpath = self.run / f"mcsd-{tag}.log"
         self.mcsd_log = logpath
         f = open(logpath, "wb")
-        self.mcsd = self.spawn([str(self.build / "mcsd")], env=self.mcsd_env(),
+        self.mcsd = self.spawn([str(self.build / "mcsd")], env=self.mcsd_env(extra_env),
                                stdout=f, stderr=subprocess.STDOUT)
         f.close()
         (self.run / "mcsd.pid").write_text(str(self.mcsd.pid))
@@ -238,6 +364,12 @@ class Ctx:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
         return cpu, rss
+
+
+def free_port():
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
 
 
 def kv(text):
@@ -337,6 +469,24 @@ def interp(pts, t, col=1):
     return pts[-1][col]
 
 
+def window_rate(commits, t0, t1, middle=True):
+    """Rows/s committed in [t0, t1] (unix s), from PostgreSQL's commit times
+    (Ctx.commits); with middle, over the middle half of it: the steady state
+    without start-up and tail."""
+    a, b = t0, t1
+    if middle and (t1 - t0) * 0.5 >= 0.5:
+        a, b = t0 + (t1 - t0) * 0.25, t0 + (t1 - t0) * 0.75
+    if b <= a:
+        return 0.0
+    return sum(n for t, n in commits if a < t <= b) / (b - a)
+
+
+def pub_window(lg):
+    """Wall-clock span (unix s) in which loadgen published, after its
+    connections were up; falls back to the caller's clock."""
+    return int(lg["start_unix_ms"]) / 1000.0, int(lg["end_unix_ms"]) / 1000.0
+
+
 # -- phases -------------------------------------------------------------------
 def phase_broker(ctx, secs):
     e = ctx.env
@@ -369,43 +519,170 @@ def phase_broker(ctx, secs):
     return rate
 
 
+def phase_limit(ctx, secs):
+    """The pipeline limit: the same load as the e2e phase through the same
+    broker into the same empty table and index, stored by mcs-copysub
+    (subscribe, parse, binary COPY; no validation, journal or Redis)."""
+    e = ctx.env
+    ctx.reset_data()
+    x0 = ctx.xid()
+    ready = ctx.run / "copysub.ready"
+    conninfo = (f"host={e['DB_HOST']} port={e['DB_PORT']} user={e['DB_USER']} "
+                f"dbname={e['DB_NAME']}" + (f" password={e['DB_PASS']}" if e.get("DB_PASS") else ""))
+    # Its own share group, subscribed at QoS 1 as mcsd's (deliveries are QoS 0,
+    # as published); the same devices' calibration (register_devices).
+    argv = [str(ctx.build / "mcs-copysub"), "--host", e["MQTT_HOST"], "--port", e["MQTT_PORT"],
+            "--topic", "$share/limit/mcs/+/up", "--qos", "1", "--db", conninfo, "--k", "1.5",
+            "--b", "-10", "--idle", "3", "--duration", str(secs + 60), "--ready-file",
+            str(ready), "--quiet"]
+    cs = ctx.spawn(argv, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if cs.poll() is not None or time.monotonic() > deadline:
+            ctx.stop(cs)
+            raise BenchError("mcs-copysub could not start (database or subscription)")
+        time.sleep(0.05)
+    try:
+        lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", 0,
+                         "--duration", secs, timeout=secs + 60)
+        out, _ = cs.communicate(timeout=90)
+    finally:
+        ctx.stop(cs)
+    res = kv(out)
+    w0, w1 = pub_window(lg)
+    commits = ctx.commits(x0)
+    rows = sum(n for _, n in commits)
+    rate = window_rate(commits, w0, w1)
+    log(f"limit: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; copysub received "
+        f"{res.get('received')} stored {res.get('stored')} in {res.get('batches')} COPYs "
+        f"({res.get('copy_failed')} failed); {rows} rows committed")
+    fig("pipeline_limit_rate", f"{rate:.0f}")
+    # What the generator offered: when it is no higher than the rate, the
+    # generator (sharing the cores) was the limit, not the pipeline.
+    fig("limit_offered_rate", f"{float(lg['rate']):.0f}")
+    fig("limit_rows_published", lg["sent"])
+    fig("limit_rows_stored", rows)
+    return rate
+
+
+def start_plugin_broker(ctx):
+    """A second Mosquitto as in production (scripts/svc.sh plugin mode: the
+    mcs_auth plugin, TLS listener for devices, plain internal listener for
+    mcsd), sharing this run's PostgreSQL and Redis. Returns its env dict."""
+    d = ctx.run / "tls-broker"
+    (d / "mosquitto").mkdir(parents=True, exist_ok=True)
+    keep = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASS", "REDIS_HOST", "REDIS_PORT")
+    lines = [f"RUN_DIR={d}"] + [f"{k}={ctx.env.get(k, '')}" for k in keep]
+    lines += ["MQTT_HOST=127.0.0.1", f"MQTT_PORT={free_port()}", f"MQTT_TLS_PORT={free_port()}",
+              f"MQTT_CAFILE={d}/tls/ca.crt"]
+    (d / "env").write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, MCS_BROKER_AUTH="plugin",
+               MCS_AUTH_PLUGIN=str(ctx.build / "mcs_auth.so"), MCS_CLI=str(ctx.build / "mcs"))
+    for k in ("MCS_AUTH_PLUGIN_OPTS", "MCS_BROKER_PRELOAD"):
+        env.pop(k, None)
+    ctx.brokers.append(d)
+    ctx.svc("mqtt-start", d, env)
+    return parse_env(d / "env")
+
+
+def phase_tls(ctx, ndev, secs):
+    """e2e as in production: every device its own TLS connection to the
+    plugin broker, logged in as device_{sn} with its R-MQ-6 password; mcsd
+    on the internal listener as the worker."""
+    b = start_plugin_broker(ctx)
+    lenv = dict(os.environ, VENDOR_SECRET=b["VENDOR_SECRET"])
+    tls = ("--cafile", b["MQTT_CAFILE"], "--vendor-secret", "@env")
+    # The plugin loads the registry from PostgreSQL after it starts: wait
+    # until it accepts the last device.
+    deadline = time.monotonic() + 30
+    while True:
+        probe = ctx.loadgen("--devices", 1, "--conns", 1, "--sn-start", ndev - 1, "--count", 1,
+                            "--client-prefix", "probe-", *tls, port=b["MQTT_TLS_PORT"],
+                            env=lenv, timeout=30)
+        if probe.get("conn_failed") == "0":
+            break
+        if time.monotonic() > deadline:
+            raise BenchError("the plugin broker does not accept the bench devices")
+        time.sleep(0.5)
+    ctx.reset_data()
+    x0 = ctx.xid()
+    ctx.start_mcsd("tls", {"MQTT_PORT": b["MQTT_PORT"], "MQTT_USER": "worker",
+                           "MQTT_PASS": b["WORKER_PASS"]})
+    s = Sampler(ctx)
+    s.start()
+    try:
+        time.sleep(1.2)
+        t_conn = time.time()
+        lg = ctx.loadgen("--devices", ndev, "--conns", ndev, "--qos", 0, "--rate", 0,
+                         "--duration", secs, *tls, port=b["MQTT_TLS_PORT"], env=lenv,
+                         timeout=secs + 90, procs=(ndev + 4999) // 5000)
+        w0, w1 = pub_window(lg)
+        log(f"tls: connected in {w0 - t_conn:.1f} s, published until {w1 - t_conn:.1f} s, "
+            f"loadgen done at {time.time() - t_conn:.1f} s")
+        s.wait_drained(int(lg["sent"]))
+    finally:
+        s.halt.set()
+        s.join(5)
+        ctx.stop_mcsd()
+        # Idle brokers cost nothing much, but the later phases get the box
+        # as before this one.
+        for d in ctx.brokers:
+            ctx.svc("mqtt-stop", d, check=False)
+        ctx.brokers = []
+    w0, w1 = pub_window(lg)
+    commits = ctx.commits(x0)
+    rows = sum(n for _, n in commits)
+    rate = window_rate(commits, w0, w1)
+    log(f"tls: {lg['conns']} TLS device connections ({lg['conn_failed']} failed), loadgen "
+        f"{lg['rate']}/s for {lg['elapsed_s']} s; {rows} rows committed; mcsd received "
+        f"{s.last.get('received')}")
+    fig("e2e_rate_tls", f"{rate:.0f}")
+    fig("tls_devices", ndev)
+    fig("tls_rows_published", lg["sent"])
+    fig("tls_rows_stored", rows)
+    return rate
+
+
 def register_devices(ctx, first, last):
     ctx.psql("INSERT INTO devices (sn, calib_k, calib_b) "
              f"SELECT 'BENCH'||lpad(i::text,6,'0'), 1.5, -10 FROM generate_series({first},{last}) i "
              "ON CONFLICT (sn) DO NOTHING")
 
 
-def phase_e2e(ctx, broker_rate, secs):
-    ctx.migrate()
-    register_devices(ctx, 0, 9999)
+def phase_e2e(ctx, broker_rate, limit_rate, secs):
     ndev = ctx.psql("SELECT count(*) FROM devices")
-    rows_before = int(ctx.psql("SELECT count(*) FROM sensor_data"))
-    log(f"e2e: {ndev} devices registered, {rows_before} rows before")
+    ctx.reset_data()
+    x0 = ctx.xid()
+    log(f"e2e: {ndev} devices registered, sensor_data emptied")
     ctx.start_mcsd("e2e")
     s = Sampler(ctx)
     s.start()
     try:
         time.sleep(1.2)
-        p0, t0, w0 = ctx.proc_sample(), time.monotonic(), time.time()
+        p0, t0 = ctx.proc_sample(), time.monotonic()
         lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", 0,
                          "--duration", secs, timeout=secs + 60)
-        p1, t1, w1 = ctx.proc_sample(), time.monotonic(), time.time()
+        p1, t1 = ctx.proc_sample(), time.monotonic()
         sent = int(lg["sent"])
-        stored = s.wait_drained(sent)
-        drain_s = max(0.0, s.points[-1][0] - w1) if s.points else 0.0
+        # Only to know when mcsd is done; no figure comes from its counter.
+        s.wait_drained(sent)
     finally:
         s.halt.set()
         s.join(5)
-    # The sustained rate is what gets stored while the load is on; after it
-    # mcsd may still work off a backlog (drain_s) with the CPU to itself.
-    rate = s.rate(w0, w1, 1)
-    # How fast the backlog went once the publishers stopped: mcsd (and the
-    # broker feeding it) with the CPU no longer shared with loadgen.
-    drain_rate = s.rate(w1, w1 + drain_s, 1) if drain_s >= 4 else None
-    rows = int(ctx.psql("SELECT count(*) FROM sensor_data")) - rows_before
+    w0, w1 = pub_window(lg)
+    commits = ctx.commits(x0)
+    rows = sum(n for _, n in commits)
+    # The sustained rate is what gets committed while the load is on; after
+    # it mcsd may still work off a backlog (drain_s) with the CPU to itself.
+    rate = window_rate(commits, w0, w1)
+    last = commits[-1][0] if commits else w1
+    drain_s = max(0.0, last - w1)
+    drain_rate = window_rate(commits, w1, last) if drain_s >= 4 else None
     m = s.last
     fig("e2e_rate", f"{rate:.0f}")
     fig("e2e_ratio", f"{rate / broker_rate:.3f}" if broker_rate else "n/a")
+    fig("e2e_vs_limit", f"{rate / limit_rate:.3f}" if limit_rate else "n/a")
+    fig("e2e_offered_rate", f"{float(lg['rate']):.0f}")
     fig("e2e_received_rate", f"{s.rate(w0, w1, 2):.0f}")
     fig("e2e_drain_s", f"{drain_s:.1f}")
     if drain_rate is not None:
@@ -421,36 +698,48 @@ def phase_e2e(ctx, broker_rate, secs):
     if p0 and p1:
         fig("cpu_pct", f"{(p1[0] - p0[0]) / (t1 - t0) * 100:.0f}")
     fig("rss_mb", f"{s.rss_peak / 1024:.1f}")
-    log(f"e2e: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; metrics stored={stored} "
-        f"received={m.get('received')} duplicates={m.get('duplicates')} "
-        f"batches={m.get('batches')} spool_bytes={m.get('spool_bytes')}; "
-        f"{len(s.points)} metric samples")
-    if rows != stored:
-        log(f"e2e: sensor_data grew by {rows} rows but metrics say stored={stored}")
+    log(f"e2e: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; {len(commits)} transactions "
+        f"committed {rows} rows; mcsd's own counters: stored={m.get('stored')} "
+        f"(rate {s.rate(w0, w1, 1):.0f}/s by them) received={m.get('received')} "
+        f"duplicates={m.get('duplicates')} batches={m.get('batches')} "
+        f"spool_bytes={m.get('spool_bytes')}")
+    if m.get("stored", "").isdigit() and rows != int(m["stored"]):
+        log(f"e2e: sensor_data has {rows} new rows but mcsd's counter says stored={m['stored']}")
     return rate
 
 
 def phase_latency(ctx, rate, secs, suffix=""):
     ctx.start_mcsd("latency" + suffix)
+    trace = ctx.run / f"trace{suffix}.csv"
+    # About 20,000 sampled readings, whatever the rate.
+    every = max(1, int(rate * secs / 20000))
     s = Sampler(ctx)
     s.start()
     try:
         time.sleep(1.2)
         lg = ctx.loadgen("--devices", 10000, "--conns", 100, "--qos", 0, "--rate", int(rate),
-                         "--trace", "--duration", secs, timeout=secs + 60)
+                         "--trace", "--trace-file", trace, "--trace-every", every,
+                         "--duration", secs, timeout=secs + 60)
         s.wait_drained(int(lg["sent"]), limit_s=60)
         time.sleep(1.5)  # one more metrics refresh after the last commit
         m = ctx.metrics()
     finally:
         s.halt.set()
         s.join(5)
-    if "lat_p50_ms" not in m:
-        raise BenchError("mcsd published no latency figures")
-    log(f"latency{suffix}: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; lat_count="
-        f"{m.get('lat_count')} stored={m.get('stored')} of {lg['sent']}")
+    n, found, p50, p99, mx = ctx.trace_latency(trace)
+    log(f"latency{suffix}: loadgen {lg['rate']}/s for {lg['elapsed_s']} s; {found} of {n} "
+        f"sampled readings in sensor_data: p50 {p50} ms, p99 {p99} ms, max {mx} ms; mcsd's "
+        f"own histogram: lat_count={m.get('lat_count')} p50 {m.get('lat_p50_ms')} ms "
+        f"p99 {m.get('lat_p99_ms')} ms; stored={m.get('stored')} of {lg['sent']}")
     fig(f"commit_load_rate{suffix}", f"{float(lg['rate']):.0f}")
-    fig(f"commit_p50_ms{suffix}", m["lat_p50_ms"])
-    fig(f"commit_p99_ms{suffix}", m["lat_p99_ms"])
+    fig(f"commit_p50_ms{suffix}", p50)
+    fig(f"commit_p99_ms{suffix}", p99)
+    fig(f"commit_samples{suffix}", n)
+    fig(f"commit_samples_stored{suffix}", found)
+    # mcsd's own latency count against what was sent: every traced message
+    # should have been measured once.
+    fig(f"lat_sent{suffix}", lg["sent"])
+    fig(f"lat_count{suffix}", m.get("lat_count", "n/a"))
 
 
 def phase_rss100k(ctx, secs):
@@ -476,12 +765,21 @@ def phase_rss100k(ctx, secs):
     fig("rss_mb_100k", f"{s.rss_peak / 1024:.1f}")
 
 
+PHASES = ("broker", "limit", "e2e", "tls", "latency", "light", "rss100k")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--run", required=True)
     ap.add_argument("--quick", action="store_true", help="shorter phases (smoke test)")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated phases to leave out (while working on one): "
+                         + ",".join(PHASES))
     a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    if skip - set(PHASES):
+        ap.error(f"unknown phase in --skip: {','.join(sorted(skip - set(PHASES)))}")
     ctx = Ctx(a.build, a.run, a.quick)
 
     def on_term(sig, frame):
@@ -491,13 +789,25 @@ def main():
     k = 0.4 if a.quick else 1.0
     rc = 0
     try:
-        broker = phase_broker(ctx, int(16 * k))
-        e2e = phase_e2e(ctx, broker, int(25 * k))
-        phase_latency(ctx, broker / 2, int(15 * k))
-        # The same at a load mcsd sustains (half its e2e rate): latency
-        # without queueing, whatever the broker could do.
-        phase_latency(ctx, max(e2e / 2, 1000), int(10 * k), "_light")
-        phase_rss100k(ctx, int(10 * k))
+        ctx.enable_commit_ts()
+        ctx.migrate()
+        register_devices(ctx, 0, 9999)
+        ctx.reset_data()
+        # The later phases need the rates of the earlier ones; a skipped
+        # phase leaves 0 (then a default load is used).
+        broker = phase_broker(ctx, int(16 * k)) if "broker" not in skip else 0
+        limit = phase_limit(ctx, int(25 * k)) if "limit" not in skip else 0
+        e2e = phase_e2e(ctx, broker, limit, int(25 * k)) if "e2e" not in skip else 0
+        if "tls" not in skip:
+            phase_tls(ctx, int(os.environ.get("BENCH_TLS_DEVICES", "2000")), int(15 * k))
+        if "latency" not in skip:
+            phase_latency(ctx, broker / 2 if broker else 50000, int(15 * k))
+        if "light" not in skip:
+            # The same at a load mcsd sustains (half its e2e rate): latency
+            # without queueing, whatever the broker could do.
+            phase_latency(ctx, max(e2e / 2, 1000) if e2e else 20000, int(10 * k), "_light")
+        if "rss100k" not in skip:
+            phase_rss100k(ctx, int(10 * k))
     except BenchError as e:
         fig("error", str(e))
         rc = 1

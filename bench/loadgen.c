@@ -35,11 +35,13 @@
 #define SN_MAX 33
 #define TOPIC_MAX 160
 #define PAYLOAD_MAX 320
-#define BATCH 64 /* messages per connection per turn at full speed */
+#define BATCH 64      /* messages per connection per turn at full speed */
+#define TURN_MAX 8192 /* messages per turn at full speed, all connections */
 #define KEEPALIVE_S 60
 #define RECONNECT_MS 1000
 #define CONNECT_WAIT_MS 15000
 #define DRAIN_WAIT_MS 10000
+#define TRACE_MAX 1000000 /* --trace-file samples kept at most */
 
 /* The signal flag is the one piece of mutable global state here: a signal
  * handler has nowhere else to write. */
@@ -64,6 +66,8 @@ struct opts {
     int qos;
     long window; /* QoS 1: max in flight per connection */
     int trace;
+    const char *trace_file; /* every --trace-every'th message: sn,ts,seq,pub_us */
+    long trace_every;
     double interval; /* > 0: realistic per-device reporting mode */
     int lwt;
     unsigned seed;
@@ -85,6 +89,15 @@ struct dev {
     int drop_left; /* messages still to skip (dropout) */
     const char *net;
     const char *ver;
+};
+
+/* One publish remembered for --trace-file: the bench finds its row in
+ * PostgreSQL by (sn, ts, seq) and subtracts pub_us from the commit time. */
+struct trace_rec {
+    long dev;
+    int64_t ts_s;
+    int64_t pub_us;
+    uint16_t seq;
 };
 
 enum conn_state { CS_DOWN = 0, CS_CONNECTING, CS_UP, CS_FAILED };
@@ -115,10 +128,13 @@ struct lg {
     uint64_t sent, acked, nacked, pub_err, skipped, dropped_dev;
     uint64_t disconnects, reconnects;
     long conns_up, conns_ever_up;
-    int stopping;   /* our own DISCONNECTs: not counted as losses */
-    int fail_lines; /* connection-failure lines written so far */
-    int lost_lines; /* connection-lost lines written so far */
-    int64_t now_s;  /* cached wall-clock seconds for payloads */
+    int stopping;                     /* our own DISCONNECTs: not counted as losses */
+    int fail_lines;                   /* connection-failure lines written so far */
+    int lost_lines;                   /* connection-lost lines written so far */
+    int64_t now_s;                    /* cached wall-clock seconds for payloads */
+    int64_t pub_start_ms, pub_end_ms; /* wall clock of the publishing period */
+    struct trace_rec *trace;
+    size_t ntrace;
 };
 
 /* xorshift32: cheap, deterministic per-device randomness. */
@@ -168,6 +184,9 @@ static void usage(FILE *f)
                "  --qos 0|1           publish QoS (0); QoS 1 counts PUBACKs\n"
                "  --window N          QoS 1 messages in flight per connection (100)\n"
                "  --trace             add user property mcs-pt = publish time (us)\n"
+               "  --trace-file F      write sn,ts,seq,pub_us of every --trace-every'th\n"
+               "                      message to F at exit (CSV; up to 1,000,000)\n"
+               "  --trace-every N     sampling step of --trace-file (100)\n"
                "  --interval S        realistic mode: every device reports every S s\n"
                "  --lwt               Last Will on T/{first sn}/status per connection\n"
                "  --seed N            random seed (1)\n"
@@ -195,6 +214,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_QOS,
         O_WINDOW,
         O_TRACE,
+        O_TRACEFILE,
+        O_TRACEEVERY,
         O_INTERVAL,
         O_LWT,
         O_SEED,
@@ -220,6 +241,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"qos", required_argument, 0, O_QOS},
         {"window", required_argument, 0, O_WINDOW},
         {"trace", no_argument, 0, O_TRACE},
+        {"trace-file", required_argument, 0, O_TRACEFILE},
+        {"trace-every", required_argument, 0, O_TRACEEVERY},
         {"interval", required_argument, 0, O_INTERVAL},
         {"lwt", no_argument, 0, O_LWT},
         {"seed", required_argument, 0, O_SEED},
@@ -240,6 +263,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     o->conns = 10;
     o->window = 100;
     o->seed = 1;
+    o->trace_every = 100;
 
     while((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch(c) {
@@ -312,6 +336,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case O_TRACE:
             o->trace = 1;
+            break;
+        case O_TRACEFILE:
+            o->trace_file = optarg;
+            break;
+        case O_TRACEEVERY:
+            if(mcs_parse_long(optarg, 1, 100000000, &o->trace_every))
+                goto bad;
             break;
         case O_INTERVAL:
             if(mcs_parse_double(optarg, 0.01, 86400, &o->interval))
@@ -740,6 +771,13 @@ static int publish_one(struct lg *lg, struct conn *c, long di, int64_t now_ms)
         return -1;
     }
     lg->sent++;
+    if(lg->trace && lg->sent % (uint64_t)lg->o.trace_every == 0 && lg->ntrace < TRACE_MAX) {
+        struct trace_rec *t = &lg->trace[lg->ntrace++];
+        t->dev = di;
+        t->ts_s = lg->now_s;
+        t->seq = (uint16_t)(d->seq - 1); /* dev_payload advanced it */
+        t->pub_us = mcs_now_us();
+    }
     if(lg->o.qos == 1)
         c->inflight++;
     return 1;
@@ -779,6 +817,32 @@ static long publish_batch(struct lg *lg, long budget, long *cursor, int64_t now_
     return sent;
 }
 
+/* Writes the --trace-file samples as CSV (sn,ts,seq,pub_us). */
+static int write_trace(const struct lg *lg)
+{
+    FILE *f = fopen(lg->o.trace_file, "w");
+    size_t i;
+    int rc = -1;
+
+    if(!f) {
+        fprintf(stderr, "mcs-loadgen: cannot write %s: %s\n", lg->o.trace_file, strerror(errno));
+        return -1;
+    }
+    for(i = 0; i < lg->ntrace; i++) {
+        const struct trace_rec *t = &lg->trace[i];
+        if(fprintf(f, "%s,%" PRId64 ",%u,%" PRId64 "\n", lg->devs[t->dev].sn, t->ts_s,
+                   (unsigned)t->seq, t->pub_us) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if(fclose(f) != 0)
+        rc = -1;
+    if(rc)
+        fprintf(stderr, "mcs-loadgen: writing %s failed\n", lg->o.trace_file);
+    return rc;
+}
+
 static void print_figures(struct lg *lg, double elapsed)
 {
     long failed = 0, refused = 0, i;
@@ -797,6 +861,9 @@ static void print_figures(struct lg *lg, double elapsed)
     }
     printf("elapsed_s: %.3f\n", elapsed);
     printf("rate: %.1f\n", elapsed > 0 ? (double)lg->sent / elapsed : 0.0);
+    if(lg->pub_start_ms)
+        printf("start_unix_ms: %" PRId64 "\nend_unix_ms: %" PRId64 "\n", lg->pub_start_ms,
+               lg->pub_end_ms);
     printf("conns: %ld\n", lg->o.conns);
     printf("conn_failed: %ld\n", failed + refused);
     if(refused)
@@ -809,6 +876,8 @@ static void print_figures(struct lg *lg, double elapsed)
         printf("dropped_by_devices: %" PRIu64 "\n", lg->dropped_dev);
     if(lg->pub_err)
         printf("publish_errors: %" PRIu64 "\n", lg->pub_err);
+    if(lg->o.trace_file)
+        printf("traced: %zu\n", lg->ntrace);
     fflush(stdout);
 }
 
@@ -848,7 +917,9 @@ int main(int argc, char **argv)
     lg.devs = calloc((size_t)lg.o.devices, sizeof(*lg.devs));
     lg.conns = calloc((size_t)lg.o.conns, sizeof(*lg.conns));
     lg.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if(!lg.devs || !lg.conns || lg.epfd < 0) {
+    if(lg.o.trace_file)
+        lg.trace = calloc(TRACE_MAX, sizeof(*lg.trace));
+    if(!lg.devs || !lg.conns || lg.epfd < 0 || (lg.o.trace_file && !lg.trace)) {
         fprintf(stderr, "mcs-loadgen: out of memory\n");
         goto out;
     }
@@ -906,6 +977,7 @@ int main(int argc, char **argv)
                 lg.o.devices);
 
     t_start = mcs_mono_ms();
+    lg.pub_start_ms = mcs_now_ms();
     last_tick = t_start;
     next_misc = t_start + 1000;
     next_report = t_start + 5000;
@@ -958,7 +1030,9 @@ int main(int argc, char **argv)
                 budget = (long)tokens;
             }
             else {
-                budget = lg.o.conns * BATCH;
+                /* Bounded per turn, so that with thousands of (TLS)
+                 * connections the loop still checks the clock often. */
+                budget = lg.o.conns * BATCH < TURN_MAX ? lg.o.conns * BATCH : TURN_MAX;
             }
             if(lg.o.count > 0 && budget > lg.o.count - (long)lg.sent)
                 budget = lg.o.count - (long)lg.sent;
@@ -1014,6 +1088,7 @@ int main(int argc, char **argv)
         }
     }
     t_end = mcs_mono_ms();
+    lg.pub_end_ms = mcs_now_ms();
 
     /* Drain: flush queued output; with QoS 1 wait for the PUBACKs. */
     deadline = mcs_mono_ms() + DRAIN_WAIT_MS;
@@ -1046,6 +1121,8 @@ int main(int argc, char **argv)
                 lg.skipped);
     print_figures(&lg, (double)(t_end - t_start) / 1000.0);
     rc = lg.conns_ever_up > 0 ? 0 : 1;
+    if(lg.o.trace_file && write_trace(&lg))
+        rc = 1;
 out:
     if(lg.conns) {
         for(i = 0; i < lg.o.conns; i++) {
@@ -1056,6 +1133,7 @@ out:
     }
     free(lg.conns);
     free(lg.devs);
+    free(lg.trace);
     if(lg.epfd >= 0)
         close(lg.epfd);
     mosquitto_lib_cleanup();

@@ -39,7 +39,8 @@ stop_pid "$RUN/api.pid"
 stop_pid "$RUN/mcsd.pid"
 mkdir -p "$RUN"
 # The broker authenticates every client with the mcs_auth plugin (issue #3):
-# devices as device_{sn} over TLS, mcsd as worker on the loopback listener.
+# devices as device_{sn} over TLS, mcsd with its own account (user mcsd,
+# client id mcsd-*, issue #6) on the loopback listener.
 MCS_BROKER_AUTH=plugin bash scripts/svc.sh start "$RUN" >/dev/null
 # shellcheck disable=SC1091
 . "$RUN/env"
@@ -63,9 +64,9 @@ REDIS_HOST=$REDIS_HOST
 REDIS_PORT=$REDIS_PORT
 MQTT_HOST=$MQTT_HOST
 MQTT_PORT=$MQTT_PORT
-MQTT_USER=worker
-MQTT_PASS=$WORKER_PASS
-INSTANCE_ID=demo-1
+MQTT_USER=mcsd
+MQTT_PASS=$MCSD_PASS
+INSTANCE_ID=mcsd-demo-1
 SPOOL_DIR=$RUN/spool
 LOG_LEVEL=INFO
 VENDOR_SECRET=$VENDOR_SECRET

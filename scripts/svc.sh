@@ -21,11 +21,12 @@
 #       MCS_AUTH_PLUGIN_OPTS extra "name=value ..." plugin options
 #       MCS_BROKER_PRELOAD   LD_PRELOAD for the broker (an ASan-built plugin
 #                            needs the sanitizer runtimes loaded first)
-#     DIR/env gains MQTT_AUTH=plugin, WORKER_PASS, ADMIN_PASS and
+#     DIR/env gains MQTT_AUTH=plugin, WORKER_PASS, ADMIN_PASS, MCSD_PASS
+#     (mcsd's own account: MQTT_USER=mcsd, client id mcsd-*) and
 #     VENDOR_SECRET (random, generated once per DIR).
 #   MCS_BROKER_AUTH=passwd  the classic static files: password_file (hashed
 #     with mosquitto_passwd -U from DIR/mosquitto/passwd.plain "user:password"
-#     lines, if the caller wrote any, plus worker and admin) and an acl_file
+#     lines, if the caller wrote any, plus worker, admin and mcsd) and an acl_file
 #     with pattern rules (a device's client id is its serial number).
 set -euo pipefail
 
@@ -131,12 +132,13 @@ auth_env() {
   fi
   grep -q '^WORKER_PASS=' "$DIR/env" || echo "WORKER_PASS=$(openssl rand -hex 16)" >> "$DIR/env"
   grep -q '^ADMIN_PASS=' "$DIR/env" || echo "ADMIN_PASS=$(openssl rand -hex 16)" >> "$DIR/env"
+  grep -q '^MCSD_PASS=' "$DIR/env" || echo "MCSD_PASS=$(openssl rand -hex 16)" >> "$DIR/env"
   grep -q '^VENDOR_SECRET=' "$DIR/env" || echo "VENDOR_SECRET=$(openssl rand -hex 16)" >> "$DIR/env"
 }
 
 # Prints the mcs_auth lines of mosquitto.conf (plugin mode).
 plugin_conf() {
-  local plugin=${MCS_AUTH_PLUGIN:-$REPO/build/mcs_auth.so} cli kv wh ah
+  local plugin=${MCS_AUTH_PLUGIN:-$REPO/build/mcs_auth.so} cli kv wh ah mh
   cli=${MCS_CLI:-}
   [ -z "$cli" ] && [ -x "$(dirname "$plugin")/mcs" ] && cli=$(dirname "$plugin")/mcs
   [ -z "$cli" ] && cli=$REPO/build/mcs
@@ -145,13 +147,15 @@ plugin_conf() {
     return 1
   fi
   # Argon2id hashes, made once per DIR: only they reach mosquitto.conf.
-  if [ ! -s "$DIR/mosquitto/auth.hashes" ]; then
+  if ! grep -qs '^MH=' "$DIR/mosquitto/auth.hashes"; then
     wh=$(printf '%s\n' "$WORKER_PASS" | "$cli" hash-password)
     ah=$(printf '%s\n' "$ADMIN_PASS" | "$cli" hash-password)
-    printf 'WH=%s\nAH=%s\n' "$wh" "$ah" > "$DIR/mosquitto/auth.hashes"
+    mh=$(printf '%s\n' "$MCSD_PASS" | "$cli" hash-password)
+    printf 'WH=%s\nAH=%s\nMH=%s\n' "$wh" "$ah" "$mh" > "$DIR/mosquitto/auth.hashes"
   fi
   wh=$(sed -n 's/^WH=//p' "$DIR/mosquitto/auth.hashes")
   ah=$(sed -n 's/^AH=//p' "$DIR/mosquitto/auth.hashes")
+  mh=$(sed -n 's/^MH=//p' "$DIR/mosquitto/auth.hashes")
   cat <<CONF
 # Authentication and ACL: the mcs_auth plugin (docs/PLUGIN.md).
 allow_anonymous false
@@ -166,6 +170,7 @@ plugin_opt_vendor_secret $VENDOR_SECRET
 plugin_opt_prefix ${MQTT_TOPIC_PREFIX:-mcs}
 plugin_opt_worker_hash $wh
 plugin_opt_admin_hash $ah
+plugin_opt_mcsd_hash $mh
 plugin_opt_snapshot_file $DIR/mosquitto/mcs_auth.devtab
 CONF
   [ -n "${DB_PASS:-}" ] && echo "plugin_opt_db_pass $DB_PASS"
@@ -180,7 +185,8 @@ passwd_conf() {
   if [ ! -f "$d/passwd" ] || [ "$d/passwd.plain" -nt "$d/passwd" ] || [ "$DIR/env" -nt "$d/passwd" ]; then
     { [ -f "$d/passwd.plain" ] && cat "$d/passwd.plain"
       echo "worker:$WORKER_PASS"
-      echo "admin:$ADMIN_PASS"; } > "$d/passwd.tmp"
+      echo "admin:$ADMIN_PASS"
+      echo "mcsd:$MCSD_PASS"; } > "$d/passwd.tmp"
     mosquitto_passwd -U "$d/passwd.tmp"
     chmod 600 "$d/passwd.tmp"
     mv "$d/passwd.tmp" "$d/passwd"
@@ -198,6 +204,11 @@ topic write $p/+/cmd
 topic write $p/broadcast/cmd
 user admin
 topic readwrite $p/#
+user mcsd
+topic read $p/+/up
+topic read $p/+/status
+topic write $p/+/cmd
+topic write $p/broadcast/cmd
 ACL
   cat <<CONF
 # Authentication and ACL: static files (the baseline the plugin replaces).
@@ -242,8 +253,10 @@ max_inflight_messages 1000
 # Delivered at the subscription's QoS, every reading to mcsd is acknowledged
 # only after mcsd journaled it, and is queued for mcsd's persistent session
 # while mcsd is down (restart, upgrade, crash): nothing is lost (issue #6).
+# Not queue_qos0_messages: with it, Mosquitto 2.0.11 lost one or two QoS 1
+# messages in flight to a client that reconnected (tests/integration/
+# test_durability.py::test_spool_bound_with_database_down, 3 runs of 3).
 upgrade_outgoing_qos true
-queue_qos0_messages true
 set_tcp_nodelay true
 sys_interval 2
 # Internal plain listener: loopback only (R-MQ-6).

@@ -30,3 +30,6 @@ CREATE TABLE sensor_quarantine (
     reason    text NOT NULL
 );
 CREATE INDEX sensor_quarantine_at ON sensor_quarantine (at DESC);
+
+COMMENT ON COLUMN sensor_data.flags IS
+    'bit 0: over range (ppm clamped to range_max); bit 1: resent from the device''s offline cache (seq and time behind its latest reading)';

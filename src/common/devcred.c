@@ -6,9 +6,16 @@
 #include <sodium.h>
 #include <string.h>
 
+#define SN_BROADCAST "broadcast"
+
+int mcs_sn_reserved(const char *sn, size_t len)
+{
+    return len == sizeof(SN_BROADCAST) - 1 && !memcmp(sn, SN_BROADCAST, len);
+}
+
 int mcs_sn_valid(const char *sn, size_t len)
 {
-    if(len == 0 || len > 32)
+    if(len == 0 || len > 32 || mcs_sn_reserved(sn, len))
         return 0;
     for(size_t i = 0; i < len; i++) {
         char c = sn[i];

@@ -5,8 +5,13 @@
 
 #include <stddef.h>
 
-/* Returns 1 when sn is a valid serial number: 1..32 of [A-Za-z0-9_-]. */
+/* Returns 1 when sn is a valid serial number: 1..32 of [A-Za-z0-9_-], and
+ * not a reserved name (mcs_sn_reserved). */
 int mcs_sn_valid(const char *sn, size_t len);
+
+/* Returns 1 when sn (len bytes) is reserved: `broadcast`, whose command
+ * topic {prefix}/broadcast/cmd is the whole fleet's (R-MQ-1). */
+int mcs_sn_reserved(const char *sn, size_t len);
 
 /* Writes the 16 hex-digit password plus NUL into out (size >= 17).
  * Returns 0, or MCS_EINVAL for an invalid sn. */

@@ -8,6 +8,10 @@ struct mcs_calib {
 };
 
 #define MCS_FLAG_OVER_RANGE 1
+/* Set by ingest (registry_observe): the reading's seq and time are both
+ * behind the device's latest — a resend of its offline cache. Stored, but
+ * it never replaces the live value (realtime:{sn}). */
+#define MCS_FLAG_RESENT 2
 
 /* ppm = k·v_raw + b + t_comp·(temp − t_ref); temp NaN (not sent) means no
  * compensation. Below 0 → 0; above range_max → range_max with

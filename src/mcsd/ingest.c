@@ -41,9 +41,9 @@ static int reject_q(struct mcsd *d, int reason, const char *topic, const char *s
      * broker delivers it again. Only a QoS 0 one is lost. */
     if((reason == MCS_REJ_spool_full || reason == MCS_REJ_spool_error) && qos == 0)
         atomic_fetch_add(&d->metrics.spool_lost, 1);
-    /* One rate limit for all rejection lines: under a flood of bad input the
-     * log stays readable (R-MQ-3); the counters above stay exact. */
-    if(mcs_ratelimit_allow(&d->reject_rl, &suppressed)) {
+    /* Rejection lines are rate-limited per reason: under a flood of bad
+     * input the log stays readable (R-MQ-3); the counters above stay exact. */
+    if(mcs_ratelimit_allow(&d->reject_rl[reason], &suppressed)) {
         int lvl = reason >= MCS_REJ_spool_full ? MCS_LOG_ERROR : MCS_LOG_WARN;
         MCS_LOG(lvl, "ingest", "message rejected", LS("reason", mcs_reject_name(reason)),
                 LS("topic", topic), LS("sn", sn), LI("suppressed", (long long)suppressed));
@@ -107,7 +107,8 @@ int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int le
                                      (int64_t)cfg->data_retention_days * 86400};
     if((rc = mcs_payload_parse(payload, (size_t)len, &lim, &rd)) != MCS_REJ_NONE)
         return reject(d, rc, topic, rd.sn);
-    switch(registry_observe(&d->reg, &rd, &c)) {
+    int obs = registry_observe(&d->reg, &rd, &c);
+    switch(obs) {
     case MCS_REG_UNKNOWN:
         return reject(d, MCS_REJ_unknown_sn, topic, rd.sn);
     case MCS_REG_DISABLED:
@@ -117,6 +118,8 @@ int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int le
     }
     rec.type = MCS_JREC_READING;
     rec.ppm = mcs_calib_ppm(&c, rd.v_raw, rd.temp, &flags);
+    if(obs == MCS_REG_RESENT)
+        flags |= MCS_FLAG_RESENT;
     rec.flags = (uint16_t)flags;
     rec.err = (int16_t)rd.err;
     rec.seq = rd.seq;
@@ -366,9 +369,9 @@ static int client_new(struct mcs_ingest *in)
     if(!in->mosq)
         return MCS_EMQTT;
     mosquitto_int_option(in->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    /* The broker may have this many messages in flight to us: one read
-     * burst's worth, acknowledged together after one journal write. */
-    mosquitto_int_option(in->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 4096);
+    /* The broker may have this many messages in flight to us: read in one
+     * burst, acknowledged together after one journal write. */
+    mosquitto_int_option(in->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
     mosquitto_int_option(in->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     /* Our loop thread, not libmosquitto's: PUBACKs are queued and written by
      * the loop after on_message returns (threaded mode). */

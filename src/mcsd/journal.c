@@ -347,11 +347,9 @@ int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes)
             rc = (int)valid;
             goto out;
         }
-        if(bad) {
+        if(bad) /* counted when the reader skips them (if not stored before) */
             LOG_E("journal", "corrupt records in the journal; they will be skipped",
                   LS("segment", p), LI("records", (long long)bad));
-            atomic_fetch_add(&j->bad_records, bad);
-        }
         if(st.st_size != valid) {
             LOG_W("journal", "cutting a torn tail off a journal segment", LS("segment", p),
                   LI("valid", valid), LI("size", st.st_size));

@@ -161,7 +161,8 @@ int main(int argc, char **argv)
         goto out;
     d->cfg = &cfg;
     metrics_init(&d->metrics);
-    mcs_ratelimit_init(&d->reject_rl, 20, 1000);
+    for(int i = 0; i < MCS_REJ_COUNT; i++)
+        mcs_ratelimit_init(&d->reject_rl[i], 10, 1000);
     if(registry_init(&d->reg))
         goto out;
     if(journal_open(&d->journal, cfg.spool_dir, (int64_t)cfg.spool_max_mb << 20))

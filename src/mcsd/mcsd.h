@@ -20,7 +20,9 @@ struct mcsd {
     struct mcs_metrics metrics;
     _Atomic int stopping;   /* set by main on SIGTERM */
     _Atomic int ingest_done;/* set once no more journal appends can happen */
-    struct mcs_ratelimit reject_rl; /* rejection log lines; ingest thread only */
+    /* Rejection log lines, one limit per reason (so a flood of one kind of
+     * bad input never hides the first line of another); ingest thread only. */
+    struct mcs_ratelimit reject_rl[MCS_REJ_COUNT];
     struct alarm_engine *alarm; /* alarms (#7): made by notify_start, used by store */
 };
 

@@ -3,29 +3,20 @@
  * last_seen, and Redis realtime:{sn} (at most twice a second per device, the
  * newest always written last) and online:{sn} (refreshed every 15 s, TTL
  * OFFLINE_AFTER_S), DEL online:{sn} on a Last Will (R-PR-3, R-ST-7).
- * Owns the per-batch newest-reading index and the deferred realtime writes.
+ * Owns the per-batch newest-reading index and the deferred realtime writes
+ * (both hmap.h maps).
  * Thread: the store thread. */
 #ifndef MCS_MIRROR_H
 #define MCS_MIRROR_H
 
 #include "cache.h"
+#include "hmap.h"
 #include "mcsd.h"
 
-/* Newest readings whose realtime write waits for its window: one entry per
- * SN (a later reading replaces an earlier one), open-addressing index. */
-struct mcs_rt_pending {
-    struct mcs_jrec *items;
-    uint32_t n, cap;
-    uint32_t *idx;    /* 1 + item index, 0 = free */
-    uint32_t idx_cap; /* power of two, > 2 × n */
-};
-
 struct mcs_mirror {
-    struct mcs_rt_pending rt;
-    uint32_t *newest;    /* per batch: open-addressing sn → 1 + index of its last reading */
-    uint32_t newest_cap; /* power of two, >= 2 × max_rows */
-    uint32_t *used;      /* the slots of newest in use, so a batch costs its size */
-    uint32_t nused;
+    struct hmap newest;  /* per batch: sn → index of its last live reading (uint32_t) */
+    struct hmap pending; /* sn → newest reading whose realtime write waits for
+                          * its window (struct mcs_jrec) */
     unsigned cache_gen;  /* cache generation the registry's key times refer to */
 };
 

@@ -10,6 +10,7 @@
 #include "secret.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 /* What a message is about: one alarm event (the template variables). */
@@ -34,6 +35,9 @@ struct notify_result {
     long http;      /* HTTP status, SMTP reply code, or 0 */
     char detail[256];
     char provider_id[64]; /* e.g. Aliyun BizId */
+    /* In: when set and non-zero during the request, the transfer is
+     * aborted (mcsd stopping). Set by the caller after clearing the struct. */
+    const _Atomic int *cancel;
 };
 
 struct notify_channel {
@@ -44,6 +48,12 @@ struct notify_channel {
      * decrypted with key). timeout_ms bounds the whole request. */
     void (*send)(const cJSON *cfg, const struct mcs_secret_key *key,
                  const struct notify_msg *msg, long timeout_ms, struct notify_result *res);
+    /* For a send whose outcome is unknown (timeout after the request left):
+     * asks the platform whether msg was delivered to the first recipient.
+     * Returns 1 delivered, 0 not found, negative when it cannot tell. NULL
+     * for channels that may simply be retried. */
+    int (*verify)(const cJSON *cfg, const struct mcs_secret_key *key,
+                  const struct notify_msg *msg, long timeout_ms, struct notify_result *res);
 };
 
 /* The channel of that name or NULL. */

@@ -1,4 +1,4 @@
-/* registry.c - device table: an array of slots plus an open-addressing index.
+/* registry.c - device table: an array of slots plus an SN index (hmap.h).
  * Owns the table and its mutex. Thread: any (ingest, store, registry). */
 #include "registry.h"
 #include "err.h"
@@ -8,23 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t hash_sn(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for(; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 int registry_init(struct mcs_registry *r)
 {
+    int rc;
     memset(r, 0, sizeof(*r));
-    r->index_cap = 1024;
-    r->index = calloc(r->index_cap, sizeof(*r->index));
-    if(!r->index)
-        return MCS_ENOMEM;
+    if((rc = hmap_init(&r->index, sizeof(uint32_t), 1024, 0)))
+        return rc;
     pthread_mutex_init(&r->lock, NULL);
     return 0;
 }
@@ -32,7 +21,7 @@ int registry_init(struct mcs_registry *r)
 void registry_cleanup(struct mcs_registry *r)
 {
     free(r->dev);
-    free(r->index);
+    hmap_cleanup(&r->index);
     pthread_mutex_destroy(&r->lock);
     memset(r, 0, sizeof(*r));
 }
@@ -40,33 +29,8 @@ void registry_cleanup(struct mcs_registry *r)
 /* Lock held. Returns the slot or NULL. */
 static struct mcs_device *find(struct mcs_registry *r, const char *sn)
 {
-    uint32_t mask = r->index_cap - 1;
-    for(uint32_t i = hash_sn(sn) & mask;; i = (i + 1) & mask) {
-        uint32_t v = r->index[i];
-        if(!v)
-            return NULL;
-        if(!strcmp(r->dev[v - 1].sn, sn))
-            return &r->dev[v - 1];
-    }
-}
-
-/* Lock held. Grows the index to keep it at most half full. */
-static int grow_index(struct mcs_registry *r)
-{
-    uint32_t ncap = r->index_cap * 2, mask = ncap - 1;
-    uint32_t *ni = calloc(ncap, sizeof(*ni));
-    if(!ni)
-        return MCS_ENOMEM;
-    for(uint32_t s = 0; s < r->n; s++) {
-        uint32_t i = hash_sn(r->dev[s].sn) & mask;
-        while(ni[i])
-            i = (i + 1) & mask;
-        ni[i] = s + 1;
-    }
-    free(r->index);
-    r->index = ni;
-    r->index_cap = ncap;
-    return 0;
+    const uint32_t *slot = hmap_find(&r->index, sn, strnlen(sn, MCS_SN_MAX + 1));
+    return slot ? &r->dev[*slot] : NULL;
 }
 
 int registry_upsert(struct mcs_registry *r, const char *sn, const struct mcs_calib *c,
@@ -80,8 +44,6 @@ int registry_upsert(struct mcs_registry *r, const char *sn, const struct mcs_cal
     pthread_mutex_lock(&r->lock);
     d = find(r, sn);
     if(!d) {
-        if((r->n + 1) * 2 > r->index_cap && (rc = grow_index(r)))
-            goto out;
         if(r->n == r->cap) {
             uint32_t ncap = r->cap ? r->cap * 2 : 256;
             struct mcs_device *nd = realloc(r->dev, (size_t)ncap * sizeof(*nd));
@@ -96,10 +58,10 @@ int registry_upsert(struct mcs_registry *r, const char *sn, const struct mcs_cal
         memset(d, 0, sizeof(*d));
         memcpy(d->sn, sn, strlen(sn) + 1);
         d->bat = d->rssi = MCS_ABSENT_INT;
-        uint32_t mask = r->index_cap - 1, i = hash_sn(sn) & mask;
-        while(r->index[i])
-            i = (i + 1) & mask;
-        r->index[i] = ++r->n;
+        uint32_t *slot;
+        if((rc = hmap_insert(&r->index, sn, strlen(sn), (void **)&slot, NULL)))
+            goto out;
+        *slot = r->n++;
         r->live++;
     }
     else if(d->deleted) {
@@ -241,14 +203,22 @@ int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struc
     *c = d->calib;
     if(d->have_seq) {
         uint32_t gap = ((uint32_t)rd->seq - d->last_seq) & 0xffffu;
-        if(gap == 0)
-            goto out; /* a repeat: neither received nor lost */
-        if(gap >= 32768)
-            goto out; /* older than the last one: a resend from the device cache */
+        if(gap == 0 || gap >= 32768) {
+            /* seq behind (or equal): a repeat or a resend from the device's
+             * offline cache — unless its time moved on, which means the
+             * device restarted its count (a reboot): then it is live. */
+            if(rd->ts <= d->last_ts) {
+                rc = MCS_REG_RESENT; /* neither received nor lost */
+                goto out;
+            }
+            gap = 1;
+        }
         d->lost_delta += gap - 1;
     }
     d->have_seq = 1;
     d->last_seq = (uint16_t)rd->seq;
+    if(rd->ts > d->last_ts)
+        d->last_ts = rd->ts;
     d->recv_delta++;
     d->err = (int16_t)rd->err;
     if(rd->bat != MCS_ABSENT_INT)
@@ -264,7 +234,7 @@ out:
 }
 
 int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, int64_t now_ms,
-                       int refresh_s, int rt_window_ms)
+                       int refresh_s, int rt_window_ms, int live)
 {
     int out = 0;
     int64_t now_s = now_ms / 1000;
@@ -281,11 +251,11 @@ int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, i
         d->dirty = 1;
     if(recv_s > d->last_seen)
         d->last_seen = recv_s;
-    if(now_ms - d->rt_key_ms >= rt_window_ms) {
+    if(live && now_ms - d->rt_key_ms >= rt_window_ms) {
         out |= MCS_SEEN_NEWEST;
         d->rt_key_ms = now_ms;
     }
-    else
+    else if(live)
         out |= MCS_SEEN_DEFER;
     if(!d->online || now_s - d->online_key_s >= refresh_s) {
         out |= MCS_SEEN_ONLINE;

@@ -8,6 +8,7 @@
 #define MCS_REGISTRY_H
 
 #include "calib.h"
+#include "hmap.h"
 #include "payload.h"
 
 #include <libpq-fe.h>
@@ -22,6 +23,7 @@ struct mcs_device {
     uint8_t online;    /* set by the store thread in journal order */
     uint8_t have_seq;
     uint16_t last_seq;
+    int64_t last_ts;   /* device time of the latest live reading (ingest thread) */
     int16_t err;
     int32_t bat, rssi;
     char ver[17];
@@ -37,13 +39,12 @@ struct mcs_registry {
     pthread_mutex_t lock;
     struct mcs_device *dev; /* slots, never reused while the process runs */
     uint32_t n, cap;
-    uint32_t *index;        /* open addressing: slot+1, 0 = empty */
-    uint32_t index_cap;     /* power of two */
+    struct hmap index;      /* sn → slot (uint32_t) */
     uint32_t live;          /* registered and not deleted */
 };
 
 /* Outcome of registry_observe(). */
-enum { MCS_REG_OK = 0, MCS_REG_UNKNOWN = 1, MCS_REG_DISABLED = 2 };
+enum { MCS_REG_OK = 0, MCS_REG_UNKNOWN = 1, MCS_REG_DISABLED = 2, MCS_REG_RESENT = 3 };
 
 int registry_init(struct mcs_registry *r);
 void registry_cleanup(struct mcs_registry *r);
@@ -64,13 +65,18 @@ int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn);
  * calibration to *c, and accounts seq for packet loss (R-PR-4: a forward gap
  * of g>1 adds g-1 lost; gaps of 32768 or more are resends and count nothing;
  * a repeated seq counts nothing) and the device's ver/err/bat/rssi.
- * Returns MCS_REG_OK, MCS_REG_UNKNOWN or MCS_REG_DISABLED. */
+ * Returns MCS_REG_OK, MCS_REG_UNKNOWN, MCS_REG_DISABLED, or MCS_REG_RESENT
+ * (accepted; seq and time both behind the latest: a repeat or a cache
+ * resend, see MCS_FLAG_RESENT; a seq behind with a newer time is a device
+ * that restarted its count, and live). */
 int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struct mcs_calib *c);
 
 /* Store-thread entry, in journal order (= receive order): a stored reading
  * (online, last_seen = its receive time in Unix s) or a status message.
- * The last reading received is the newest: the device's own clock decides
- * nothing here (R-PR-3). registry_mark_seen returns a mask of:
+ * The last live reading received is the newest (live = not
+ * MCS_FLAG_RESENT; a resent one marks the device seen but not NEWEST): the
+ * device's own clock decides nothing here (R-PR-3). registry_mark_seen
+ * returns a mask of:
  *  MCS_SEEN_NEWEST  realtime:{sn} may show it now;
  *  MCS_SEEN_DEFER   realtime:{sn} was written less than rt_window_ms ago:
  *                   write it later (registry_rt_take);
@@ -79,7 +85,7 @@ int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struc
  * This bounds Redis writes per device however fast it reports. */
 enum { MCS_SEEN_NEWEST = 1, MCS_SEEN_ONLINE = 2, MCS_SEEN_DEFER = 4 };
 int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, int64_t now_ms,
-                       int refresh_s, int rt_window_ms);
+                       int refresh_s, int rt_window_ms, int live);
 
 /* For a deferred realtime write: returns 1 (and records now_ms) when
  * realtime:{sn} was last written rt_window_ms or more ago, 0 otherwise. */

@@ -24,9 +24,13 @@ struct opt_entry {
 static const struct opt_entry opt_table[] = {
     {"worker_hash", 0, F(worker_hash), 0, 0, ""},
     {"admin_hash", 0, F(admin_hash), 0, 0, ""},
+    {"mcsd_hash", 0, F(mcsd_hash), 0, 0, ""},
+    {"mcsd_clientid_prefix", 0, F(mcsd_clientid_prefix), 0, 0, "mcsd-"},
+    {"internal_addresses", 0, F(internal_addresses), 0, 0, "127.0.0.1,::1"},
     {"snapshot_file", 0, F(snapshot_file), 0, 0, ""},
     {"verify_cache_s", 1, F(verify_cache_s), 1, 86400, "3600"},
     {"verify_per_s", 1, F(verify_per_s), 1, 1000, "5"},
+    {"verify_per_addr_s", 1, F(verify_per_addr_s), 1, 1000, "2"},
     {"alarm_min_attempts", 1, F(alarm_min_attempts), 1, 1000000, "3"},
     {"alarm_window_s", 1, F(alarm_window_s), 1, 86400, "600"},
     {"alarm_max_per_min", 1, F(alarm_max_per_min), 1, 100000, "10"},
@@ -41,8 +45,9 @@ static const struct opt_entry opt_table[] = {
 
 /* Names of the project's configuration table that the plugin uses. */
 static const char *const cfg_names[] = {
-    "DB_HOST",    "DB_PORT",    "DB_NAME",       "DB_USER",           "DB_PASS", "REDIS_HOST",
-    "REDIS_PORT", "REDIS_PASS", "VENDOR_SECRET", "MQTT_TOPIC_PREFIX", NULL,
+    "DB_HOST",       "DB_PORT",           "DB_NAME",          "DB_USER",
+    "DB_PASS",       "REDIS_HOST",        "REDIS_PORT",       "REDIS_PASS",
+    "VENDOR_SECRET", "MQTT_TOPIC_PREFIX", "MQTT_SHARE_GROUP", NULL,
 };
 
 static int set_opt(struct mcs_auth_opts *o, const struct opt_entry *e, const char *v, char *err,
@@ -148,6 +153,20 @@ int authopt_parse(struct mcs_auth_opts *o, const struct authopt_kv *kv, int n, c
         snprintf(err, errn,
                  "plugin_opt_admin_hash: not an Argon2id hash (make one with "
                  "`mcs hash-password`)");
+        goto out;
+    }
+    if(o->mcsd_hash[0] && strncmp(o->mcsd_hash, "$argon2id$", 10) != 0) {
+        snprintf(err, errn,
+                 "plugin_opt_mcsd_hash: not an Argon2id hash (make one with "
+                 "`mcs hash-password`)");
+        goto out;
+    }
+    if(!o->mcsd_clientid_prefix[0] ||
+       !strncmp(o->mcsd_clientid_prefix, "device_", strlen(o->mcsd_clientid_prefix)) ||
+       !strncmp(o->mcsd_clientid_prefix, "device_", 7)) {
+        snprintf(err, errn,
+                 "plugin_opt_mcsd_clientid_prefix: must be non-empty and must not "
+                 "overlap the devices' device_ client ids");
         goto out;
     }
     rc = 0;

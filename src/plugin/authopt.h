@@ -17,13 +17,17 @@
 struct mcs_auth_opts {
     /* From the project's configuration table: db_host db_port db_name
      * db_user db_pass redis_host redis_port redis_pass vendor_secret
-     * mqtt_topic_prefix (alias: prefix). */
+     * mqtt_topic_prefix (alias: prefix) mqtt_share_group. */
     struct mcs_config cfg;
-    char worker_hash[256];   /* Argon2id string of the worker's password ("" = no login) */
-    char admin_hash[256];    /* same for admin */
-    char snapshot_file[512]; /* registry snapshot for starts without a database ("" = none) */
+    char worker_hash[256];         /* Argon2id string of the worker's password ("" = no login) */
+    char admin_hash[256];          /* same for admin */
+    char mcsd_hash[256];           /* same for mcsd (user `mcsd`, one password for all instances) */
+    char mcsd_clientid_prefix[32]; /* client ids of mcsd, reserved for it ("mcsd-") */
+    char internal_addresses[1024]; /* where worker/admin/mcsd may log in from */
+    char snapshot_file[512];       /* registry snapshot for starts without a database ("" = none) */
     int verify_cache_s;      /* a successful worker/admin verification is remembered this long */
-    int verify_per_s;        /* Argon2 verifications per second at most, per principal */
+    int verify_per_s;        /* Argon2 verifications per second at most, all addresses */
+    int verify_per_addr_s;   /* ... and per client address */
     int alarm_min_attempts;  /* unknown-SN attempts before an UNKNOWN_DEVICE alarm */
     int alarm_window_s;      /* one UNKNOWN_DEVICE alarm per SN per window */
     int alarm_max_per_min;   /* new UNKNOWN_DEVICE alarms per minute, all SNs */

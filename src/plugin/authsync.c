@@ -4,21 +4,23 @@
  * queues kicks of devices that became disabled or were deleted, writes the
  * rate-limited UNKNOWN_DEVICE alarms (R-MQ-7), publishes the counters to
  * Redis hash mcs:metrics:broker and keeps the registry snapshot file.
- * Owns its PostgreSQL and Redis connections, the alarm limiter and the
- * pending-kick list. Must not call any broker function (mosquitto_*): the
- * broker is not thread-safe; it talks to the broker's thread only through
- * the mailboxes of struct mcs_auth.
+ * Owns its PostgreSQL and Redis connections, the alarm limiter, the
+ * pending-kick list and its own counters. Must not call any broker function
+ * (mosquitto_*) nor anything of mcs_auth.c: the broker is not thread-safe;
+ * it talks to the broker's thread only through the mailboxes of struct
+ * authsync_link (authsync.h, items in authmsg.h).
  * Thread: its own (signals blocked), except authsync_start/stop. */
+#include "authsync.h"
 #include "conn.h"
 #include "devcred.h"
 #include "err.h"
-#include "mcs_auth.h"
 #include "timeutil.h"
 
 #include <mosquitto.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +35,21 @@
 #define SNAPSHOT_MAX_ENTRIES 10000000
 #define METRICS_KEY "mcs:metrics:broker"
 
+struct sync_counters {
+#define SYNC_CTR_FIELD(name) uint64_t name;
+    AUTH_SYNC_COUNTERS(SYNC_CTR_FIELD)
+#undef SYNC_CTR_FIELD
+};
+
 struct authsync {
-    struct mcs_auth *a;
+    struct authsync_link l;
     pthread_t th;
     int started;
+    atomic_int stopping; /* set by authsync_stop */
+    int db_up, redis_up;
+    int reload_requested;      /* from an auth_ctl message */
+    struct sync_counters ctr;  /* this thread's own */
+    struct auth_counters bctr; /* the broker's, as of its latest auth_ctl */
     PGconn *pg;
     redisContext *rds;
     int64_t next_db_try_ms, next_redis_try_ms, next_metrics_ms, next_full_ms, next_snap_ms;
@@ -51,7 +64,10 @@ struct authsync {
     int notified_overflow; /* more than BATCH_MAX: do a full reload instead */
 };
 
-void auth_log_queued(struct mcs_auth *a, int level, const char *fmt, ...)
+/* Queues a log line for the broker's thread; dropped (and counted by the
+ * mailbox as log_dropped) when it is full. */
+__attribute__((format(printf, 3, 4))) static void log_queued(struct authsync *s, int level,
+                                                             const char *fmt, ...)
 {
     struct auth_logline l;
     va_list ap;
@@ -61,7 +77,7 @@ void auth_log_queued(struct mcs_auth *a, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(l.text, sizeof(l.text), fmt, ap);
     va_end(ap);
-    mbox_put(&a->logs, &l);
+    mbox_put(s->l.logs, &l);
 }
 
 /* Length of the first line of a (libpq) message, at most 200 bytes. */
@@ -89,7 +105,7 @@ static void kick_add(struct authsync *s, const char *sn)
             if(!n) {
                 /* The ACL check refuses every publish and subscription of
                  * a disabled device anyway; the kick only hurries it out. */
-                auth_log_queued(s->a, MOSQ_LOG_WARNING, "mcs_auth: out of memory queueing a kick");
+                log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: out of memory queueing a kick");
                 return;
             }
             s->kq = n;
@@ -103,7 +119,7 @@ static void kick_add(struct authsync *s, const char *sn)
 
 static void kick_flush(struct authsync *s)
 {
-    while(s->kq_head < s->kq_n && mbox_put(&s->a->kicks, &s->kq[s->kq_head]) == 0)
+    while(s->kq_head < s->kq_n && mbox_put(s->l.kicks, &s->kq[s->kq_head]) == 0)
         s->kq_head++;
     if(s->kq_head == s->kq_n)
         s->kq_head = s->kq_n = 0;
@@ -127,22 +143,21 @@ static void diff_one(void *arg, const char *sn, enum devtab_state st)
 static void db_drop(struct authsync *s, const char *why)
 {
     if(s->pg) {
-        auth_log_queued(s->a, MOSQ_LOG_WARNING,
-                        "mcs_auth: database connection lost (%.*s); known devices keep working, "
-                        "unknown ones are refused until it is back",
-                        first_line(why), why);
+        log_queued(s, MOSQ_LOG_WARNING,
+                   "mcs_auth: database connection lost (%.*s); known devices keep working, "
+                   "unknown ones are refused until it is back",
+                   first_line(why), why);
         PQfinish(s->pg);
         s->pg = NULL;
         s->db_logged_down = 1;
     }
-    atomic_store(&s->a->db_up, 0);
+    s->db_up = 0;
     s->next_db_try_ms = mcs_mono_ms() + DB_RETRY_MS;
 }
 
 /* Reads every device into a new table and installs it. Returns 0 or MCS_EDB. */
 static int full_load(struct authsync *s)
 {
-    struct mcs_auth *a = s->a;
     PGresult *r = PQexec(s->pg, "SELECT sn, enabled FROM devices");
     struct devtab_map *m = NULL, *old;
     struct diff_ctx d;
@@ -152,8 +167,8 @@ static int full_load(struct authsync *s)
         /* Once per outage: a database without the schema yet would
          * otherwise write this line every retry. */
         if(!s->db_logged_down)
-            auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: registry load failed: %.*s",
-                            first_line(PQresultErrorMessage(r)), PQresultErrorMessage(r));
+            log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: registry load failed: %.*s",
+                       first_line(PQresultErrorMessage(r)), PQresultErrorMessage(r));
         s->db_logged_down = 1;
         goto out;
     }
@@ -171,8 +186,8 @@ static int full_load(struct authsync *s)
             goto out;
         }
     }
-    loaded_before = devtab_loaded(&a->devs);
-    old = devtab_replace(&a->devs, m, 1);
+    loaded_before = devtab_loaded(s->l.devs);
+    old = devtab_replace(s->l.devs, m, 1);
     if(loaded_before) {
         d.s = s;
         d.now = m;
@@ -180,11 +195,11 @@ static int full_load(struct authsync *s)
     }
     m = NULL;
     devtab_map_free(old);
-    atomic_fetch_add(&a->ctr.registry_full_loads, 1);
+    s->ctr.registry_full_loads++;
     s->snap_dirty = 1;
     s->next_snap_ms = 0; /* a full load is worth saving at once */
-    s->next_full_ms = mcs_mono_ms() + (int64_t)a->opt.full_reload_s * 1000;
-    auth_log_queued(a, MOSQ_LOG_NOTICE, "mcs_auth: registry loaded: %d devices", n);
+    s->next_full_ms = mcs_mono_ms() + (int64_t)s->l.opt->full_reload_s * 1000;
+    log_queued(s, MOSQ_LOG_NOTICE, "mcs_auth: registry loaded: %d devices", n);
     rc = 0;
 out:
     devtab_map_free(m);
@@ -197,13 +212,12 @@ out:
 static int db_open(struct authsync *s)
 {
     char err[512];
-    struct mcs_auth *a = s->a;
 
-    s->pg = mcs_pg_connect(&a->opt.cfg, "mcs_auth", err, sizeof(err));
+    s->pg = mcs_pg_connect(&s->l.opt->cfg, "mcs_auth", err, sizeof(err));
     if(!s->pg) {
         if(!s->db_logged_down)
-            auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: database unavailable: %.*s",
-                            first_line(err), err);
+            log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: database unavailable: %.*s", first_line(err),
+                       err);
         s->db_logged_down = 1;
         s->next_db_try_ms = mcs_mono_ms() + DB_RETRY_MS;
         return MCS_EDB;
@@ -220,9 +234,9 @@ static int db_open(struct authsync *s)
     s->nn = 0;
     s->notified_overflow = 0;
     if(s->db_logged_down)
-        auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: database connection restored");
+        log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: database connection restored");
     s->db_logged_down = 0;
-    atomic_store(&a->db_up, 1);
+    s->db_up = 1;
     return 0;
 }
 
@@ -247,7 +261,6 @@ static void collect_notifies(struct authsync *s)
 /* Re-reads the notified SNs with one query and applies the changes. */
 static int reload_notified(struct authsync *s)
 {
-    struct mcs_auth *a = s->a;
     char arr[BATCH_MAX * (DEVTAB_SN_MAX + 1) + 3];
     const char *params[1] = {arr};
     size_t o = 0;
@@ -278,7 +291,7 @@ static int reload_notified(struct authsync *s)
         for(size_t i = 0; i < s->nn; i++)
             if(!strcmp(s->notified[i], sn))
                 seen[i] = 1;
-        if(devtab_set(&a->devs, sn, st, &prev) == 0 && prev == DEVTAB_ENABLED &&
+        if(devtab_set(s->l.devs, sn, st, &prev) == 0 && prev == DEVTAB_ENABLED &&
            st != DEVTAB_ENABLED)
             kick_add(s, sn);
     }
@@ -286,11 +299,11 @@ static int reload_notified(struct authsync *s)
         enum devtab_state prev;
         if(seen[i])
             continue; /* deleted (or renamed away) */
-        if(devtab_set(&a->devs, s->notified[i], DEVTAB_UNKNOWN, &prev) == 0 &&
+        if(devtab_set(s->l.devs, s->notified[i], DEVTAB_UNKNOWN, &prev) == 0 &&
            prev == DEVTAB_ENABLED)
             kick_add(s, s->notified[i]);
     }
-    atomic_fetch_add(&a->ctr.registry_updates, s->nn);
+    s->ctr.registry_updates += s->nn;
     s->snap_dirty = 1;
     rc = 0;
 out:
@@ -314,7 +327,6 @@ static const char *const RAISE_SQL =
 /* Performs one alarm write; returns the alarm id or 0 on failure. */
 static int64_t alarm_write(struct authsync *s, const struct alarmlim_work *w)
 {
-    struct mcs_auth *a = s->a;
     char count[16], window[16], id[24], msg[256];
     const char *p[4];
     PGresult *r;
@@ -322,7 +334,7 @@ static int64_t alarm_write(struct authsync *s, const struct alarmlim_work *w)
 
     snprintf(count, sizeof(count), "%u", w->count);
     if(w->action == ALARMLIM_RAISE) {
-        snprintf(window, sizeof(window), "%d", a->opt.alarm_window_s);
+        snprintf(window, sizeof(window), "%d", s->l.opt->alarm_window_s);
         snprintf(msg, sizeof(msg),
                  "unknown device %s: %u connection attempts with a valid device password "
                  "(last from %s); it is not in the device registry",
@@ -335,11 +347,10 @@ static int64_t alarm_write(struct authsync *s, const struct alarmlim_work *w)
         if(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
             if(PQgetvalue(r, 0, 1)[0] == '1') {
-                atomic_fetch_add(&a->ctr.alarms_raised, 1);
-                auth_log_queued(
-                    a, MOSQ_LOG_WARNING,
-                    "mcs_auth: UNKNOWN_DEVICE alarm %lld raised for sn %s (%u attempts)",
-                    (long long)out, w->sn, w->count);
+                s->ctr.alarms_raised++;
+                log_queued(s, MOSQ_LOG_WARNING,
+                           "mcs_auth: UNKNOWN_DEVICE alarm %lld raised for sn %s (%u attempts)",
+                           (long long)out, w->sn, w->count);
             }
         }
     }
@@ -354,8 +365,8 @@ static int64_t alarm_write(struct authsync *s, const struct alarmlim_work *w)
             out = w->alarm_id;
     }
     if(!out)
-        auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: alarm write failed: %.*s",
-                        first_line(PQresultErrorMessage(r)), PQresultErrorMessage(r));
+        log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: alarm write failed: %.*s",
+                   first_line(PQresultErrorMessage(r)), PQresultErrorMessage(r));
     PQclear(r);
     return out;
 }
@@ -365,7 +376,7 @@ static void alarms_run(struct authsync *s, int64_t now)
     struct auth_unknown u;
     struct alarmlim_work w;
 
-    while(mbox_take(&s->a->unknown, &u))
+    while(mbox_take(s->l.unknown, &u))
         alarmlim_note(&s->lim, u.sn, u.addr, now);
     for(int i = 0; i < ALARM_WRITES_PER_LOOP && s->pg; i++) {
         int64_t id;
@@ -376,15 +387,14 @@ static void alarms_run(struct authsync *s, int64_t now)
         if(!id && PQstatus(s->pg) != CONNECTION_OK)
             db_drop(s, "alarm write");
     }
-    atomic_store(&s->a->ctr.alarms_suppressed, s->lim.suppressed);
+    s->ctr.alarms_suppressed = s->lim.suppressed;
 }
 
 /* --- metrics ------------------------------------------------------------------ */
 
 static void metrics_publish(struct authsync *s)
 {
-    struct mcs_auth *a = s->a;
-    enum { NF = AUTHZ_R_COUNT + 32 };
+    enum { NF = AUTHZ_R_COUNT + 48 }; /* every counter and gauge below, with room */
     const char *argv[2 + 2 * NF];
     size_t argl[2 + 2 * NF];
     char names[NF][48], vals[NF][24];
@@ -395,34 +405,38 @@ static void metrics_publish(struct authsync *s)
     if(!s->rds) {
         if(mcs_mono_ms() < s->next_redis_try_ms)
             return;
-        s->rds = mcs_redis_connect(&a->opt.cfg, err, sizeof(err));
+        s->rds = mcs_redis_connect(&s->l.opt->cfg, err, sizeof(err));
         if(!s->rds) {
-            if(atomic_exchange(&a->redis_up, 0) || !s->next_redis_try_ms)
-                auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: redis unavailable: %.200s", err);
+            if(s->redis_up || !s->next_redis_try_ms)
+                log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: redis unavailable: %.200s", err);
+            s->redis_up = 0;
             s->next_redis_try_ms = mcs_mono_ms() + REDIS_RETRY_MS;
             return;
         }
     }
-    atomic_store(&a->ctr.alarm_queue_dropped, mbox_dropped(&a->unknown));
-    atomic_store(&a->ctr.log_dropped, mbox_dropped(&a->logs));
+    s->ctr.alarm_queue_dropped = mbox_dropped(s->l.unknown);
+    s->ctr.log_dropped = mbox_dropped(s->l.logs);
 #define PUT(name, val)                                                                             \
     do {                                                                                           \
         snprintf(names[k], sizeof(names[k]), "%s", (name));                                        \
         snprintf(vals[k], sizeof(vals[k]), "%llu", (unsigned long long)(val));                     \
         k++;                                                                                       \
     } while(0)
-    PUT("auth_ok", atomic_load(&a->ctr.auth[AUTHZ_R_OK]));
+    PUT("auth_ok", s->bctr.auth[AUTHZ_R_OK]);
     for(int r = 1; r < AUTHZ_R_COUNT; r++) {
         char n[48];
         snprintf(n, sizeof(n), "auth_%s", authz_reason_name((enum authz_reason)r));
-        PUT(n, atomic_load(&a->ctr.auth[r]));
+        PUT(n, s->bctr.auth[r]);
     }
-#define AUTH_CTR_PUT(name) PUT(#name, atomic_load(&a->ctr.name));
-    AUTH_EXTRA_COUNTERS(AUTH_CTR_PUT)
+#define AUTH_CTR_PUT(name) PUT(#name, s->bctr.name);
+    AUTH_BROKER_COUNTERS(AUTH_CTR_PUT)
 #undef AUTH_CTR_PUT
-    PUT("devices", devtab_count(&a->devs));
-    PUT("registry_loaded", devtab_loaded(&a->devs));
-    PUT("db_up", atomic_load(&a->db_up));
+#define SYNC_CTR_PUT(name) PUT(#name, s->ctr.name);
+    AUTH_SYNC_COUNTERS(SYNC_CTR_PUT)
+#undef SYNC_CTR_PUT
+    PUT("devices", devtab_count(s->l.devs));
+    PUT("registry_loaded", devtab_loaded(s->l.devs));
+    PUT("db_up", s->db_up);
     PUT("redis_up", 1);
     PUT("kick_backlog", s->kq_n - s->kq_head);
     PUT("updated_ms", mcs_now_ms());
@@ -439,18 +453,29 @@ static void metrics_publish(struct authsync *s)
     }
     rep = redisCommandArgv(s->rds, argc, argv, argl);
     if(!rep || rep->type == REDIS_REPLY_ERROR) {
-        auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: redis write failed: %.200s",
-                        rep ? rep->str : s->rds->errstr);
+        log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: redis write failed: %.200s",
+                   rep ? rep->str : s->rds->errstr);
         if(rep)
             freeReplyObject(rep);
         redisFree(s->rds);
         s->rds = NULL;
-        atomic_store(&a->redis_up, 0);
+        s->redis_up = 0;
         s->next_redis_try_ms = mcs_mono_ms() + REDIS_RETRY_MS;
         return;
     }
     freeReplyObject(rep);
-    atomic_store(&a->redis_up, 1);
+    s->redis_up = 1;
+}
+
+/* Takes the broker's messages: the latest counters, reload requests. */
+static void ctl_drain(struct authsync *s)
+{
+    struct auth_ctl c;
+    while(mbox_take(s->l.ctl, &c)) {
+        s->bctr = c.ctr;
+        if(c.reload)
+            s->reload_requested = 1;
+    }
 }
 
 /* --- the loop ------------------------------------------------------------------ */
@@ -458,11 +483,11 @@ static void metrics_publish(struct authsync *s)
 static void *sync_main(void *arg)
 {
     struct authsync *s = arg;
-    struct mcs_auth *a = s->a;
 
-    while(!atomic_load(&a->stopping)) {
+    while(!atomic_load(&s->stopping)) {
         int64_t now = mcs_mono_ms();
 
+        ctl_drain(s);
         if(!s->pg && now >= s->next_db_try_ms)
             db_open(s);
         if(s->pg) {
@@ -473,10 +498,11 @@ static void *sync_main(void *arg)
             }
             else {
                 collect_notifies(s);
-                if(atomic_exchange(&a->reload_requested, 0) || s->notified_overflow ||
+                if(s->reload_requested || s->notified_overflow ||
                    mcs_mono_ms() >= s->next_full_ms) {
                     s->nn = 0;
                     s->notified_overflow = 0;
+                    s->reload_requested = 0;
                     if(full_load(s))
                         db_drop(s, "full reload");
                 }
@@ -498,13 +524,14 @@ static void *sync_main(void *arg)
             alarms_run(s, now);
         }
         if(now >= s->next_metrics_ms) {
-            s->next_metrics_ms = now + a->opt.metrics_interval_ms;
+            s->next_metrics_ms = now + s->l.opt->metrics_interval_ms;
+            ctl_drain(s); /* the broker's latest counters */
             metrics_publish(s);
         }
-        if(s->snap_dirty && a->opt.snapshot_file[0] && now >= s->next_snap_ms) {
-            if(devtab_snapshot_save(&a->devs, a->opt.snapshot_file))
-                auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: cannot write snapshot %.200s",
-                                a->opt.snapshot_file);
+        if(s->snap_dirty && s->l.opt->snapshot_file[0] && now >= s->next_snap_ms) {
+            if(devtab_snapshot_save(s->l.devs, s->l.opt->snapshot_file))
+                log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: cannot write snapshot %.200s",
+                           s->l.opt->snapshot_file);
             s->snap_dirty = 0;
             s->next_snap_ms = now + SNAPSHOT_DEBOUNCE_MS;
         }
@@ -512,41 +539,42 @@ static void *sync_main(void *arg)
     return NULL;
 }
 
-int authsync_start(struct mcs_auth *a)
+int authsync_start(const struct authsync_link *link, struct authsync **out)
 {
     struct authsync *s = calloc(1, sizeof(*s));
     struct alarmlim_cfg lc;
     sigset_t all, old;
     int rc = MCS_ENOMEM;
 
+    *out = NULL;
     if(!s)
         goto out;
-    s->a = a;
-    lc.min_attempts = (uint32_t)a->opt.alarm_min_attempts;
-    lc.window_ms = (int64_t)a->opt.alarm_window_s * 1000;
-    lc.max_per_min = (uint32_t)a->opt.alarm_max_per_min;
+    s->l = *link;
+    lc.min_attempts = (uint32_t)s->l.opt->alarm_min_attempts;
+    lc.window_ms = (int64_t)s->l.opt->alarm_window_s * 1000;
+    lc.max_per_min = (uint32_t)s->l.opt->alarm_max_per_min;
     lc.max_tracked = 1024;
     if(alarmlim_init(&s->lim, &lc))
         goto out;
-    if(a->opt.snapshot_file[0]) {
+    if(s->l.opt->snapshot_file[0]) {
         struct devtab_map *m = NULL;
-        int lrc = devtab_snapshot_load(a->opt.snapshot_file, SNAPSHOT_MAX_ENTRIES, &m);
+        int lrc = devtab_snapshot_load(s->l.opt->snapshot_file, SNAPSHOT_MAX_ENTRIES, &m);
         if(lrc == 0) {
-            size_t n = m->n;
-            devtab_map_free(devtab_replace(&a->devs, m, 2));
-            auth_log_queued(a, MOSQ_LOG_NOTICE,
-                            "mcs_auth: %zu devices from snapshot %.200s; refreshing from the "
-                            "database",
-                            n, a->opt.snapshot_file);
+            size_t n = devtab_map_count(m);
+            devtab_map_free(devtab_replace(s->l.devs, m, 2));
+            log_queued(s, MOSQ_LOG_NOTICE,
+                       "mcs_auth: %zu devices from snapshot %.200s; refreshing from the "
+                       "database",
+                       n, s->l.opt->snapshot_file);
         }
         else if(lrc != MCS_ENOTFOUND) {
-            auth_log_queued(a, MOSQ_LOG_WARNING, "mcs_auth: snapshot %.200s unusable: %s",
-                            a->opt.snapshot_file, mcs_strerror(lrc));
+            log_queued(s, MOSQ_LOG_WARNING, "mcs_auth: snapshot %.200s unusable: %s",
+                       s->l.opt->snapshot_file, mcs_strerror(lrc));
         }
     }
     /* Without a snapshot, load now: a broker that accepted connections
      * with an empty table would refuse every device as unknown. */
-    if(!devtab_loaded(&a->devs))
+    if(!devtab_loaded(s->l.devs))
         db_open(s);
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -555,7 +583,7 @@ int authsync_start(struct mcs_auth *a)
     if(rc)
         goto out;
     s->started = 1;
-    a->sync = s;
+    *out = s;
     s = NULL;
 out:
     if(s) {
@@ -567,17 +595,15 @@ out:
     return rc;
 }
 
-void authsync_stop(struct mcs_auth *a)
+void authsync_stop(struct authsync *s)
 {
-    struct authsync *s = a->sync;
-
     if(!s)
         return;
-    atomic_store(&a->stopping, 1);
+    atomic_store(&s->stopping, 1);
     if(s->started)
         pthread_join(s->th, NULL);
-    if(s->snap_dirty && a->opt.snapshot_file[0])
-        devtab_snapshot_save(&a->devs, a->opt.snapshot_file);
+    if(s->snap_dirty && s->l.opt->snapshot_file[0])
+        devtab_snapshot_save(s->l.devs, s->l.opt->snapshot_file);
     if(s->pg)
         PQfinish(s->pg);
     if(s->rds)
@@ -585,5 +611,4 @@ void authsync_stop(struct mcs_auth *a)
     alarmlim_cleanup(&s->lim);
     free(s->kq);
     free(s);
-    a->sync = NULL;
 }

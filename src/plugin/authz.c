@@ -73,7 +73,9 @@ enum authz_reason authz_identify(const struct authz_limits *lim, const char *use
                                  const char *password, const char *clientid, enum authz_role *role,
                                  char sn[AUTHZ_SN_MAX + 1])
 {
-    size_t ulen, plen, clen;
+    size_t ulen, plen, clen, mplen;
+    const char *mp;
+    int is_mcsd_id;
 
     *role = AUTHZ_NONE;
     sn[0] = '\0';
@@ -106,10 +108,16 @@ enum authz_reason authz_identify(const struct authz_limits *lim, const char *use
         *role = AUTHZ_WORKER;
     else if(!strcmp(username, AUTHZ_ADMIN_USER))
         *role = AUTHZ_ADMIN;
+    else if(!strcmp(username, AUTHZ_MCSD_USER))
+        *role = AUTHZ_MCSD;
     else
         return AUTHZ_R_UNKNOWN_USER;
+    mp = lim->mcsd_prefix ? lim->mcsd_prefix : AUTHZ_MCSD_CLIENTID_PREFIX;
+    mplen = strlen(mp);
+    is_mcsd_id = clientid && mplen && !strncmp(clientid, mp, mplen);
     if(!clientid || !clientid[0] ||
-       !strncmp(clientid, AUTHZ_DEVICE_USER_PREFIX, DEVICE_PREFIX_LEN)) {
+       !strncmp(clientid, AUTHZ_DEVICE_USER_PREFIX, DEVICE_PREFIX_LEN) ||
+       (*role == AUTHZ_MCSD ? !is_mcsd_id || clen <= mplen : is_mcsd_id)) {
         *role = AUTHZ_NONE;
         return AUTHZ_R_CLIENTID;
     }
@@ -135,6 +143,8 @@ enum authz_role authz_role_of(const char *username, const char **sn, size_t *snl
         return AUTHZ_WORKER;
     if(!strcmp(username, AUTHZ_ADMIN_USER))
         return AUTHZ_ADMIN;
+    if(!strcmp(username, AUTHZ_MCSD_USER))
+        return AUTHZ_MCSD;
     return AUTHZ_NONE;
 }
 
@@ -157,7 +167,25 @@ int authz_rules_init(struct authz_rules *r, const char *prefix)
     w |= snprintf(r->admin_all, sizeof(r->admin_all), "%s/#", prefix) < 0;
     w |= snprintf(r->broadcast_cmd, sizeof(r->broadcast_cmd), "%s/broadcast/cmd", prefix) < 0;
     memcpy(r->sys_all, "$SYS/#", sizeof("$SYS/#"));
+    memcpy(r->mcsd_group, AUTHZ_MCSD_GROUP, sizeof(AUTHZ_MCSD_GROUP));
     return w ? MCS_EINVAL : 0;
+}
+
+int authz_rules_set_group(struct authz_rules *r, const char *group)
+{
+    size_t n = group ? strlen(group) : 0;
+
+    if(n == 0 || n >= sizeof(r->mcsd_group) || strpbrk(group, "/+#") || !authz_utf8_ok(group, n))
+        return MCS_EINVAL;
+    memcpy(r->mcsd_group, group, n + 1);
+    return 0;
+}
+
+/* Whether sub is `$share/{mcsd_group}/...`. */
+static int in_mcsd_group(const struct authz_rules *r, const char *sub)
+{
+    size_t n = strlen(r->mcsd_group);
+    return !strncmp(sub, "$share/", 7) && !strncmp(sub + 7, r->mcsd_group, n) && sub[7 + n] == '/';
 }
 
 const char *authz_unshare(const char *sub)
@@ -280,6 +308,9 @@ int authz_acl(const struct authz_rules *r, enum authz_role role, const char *sn,
     case AUTHZ_DEVICE:
         return device_acl(r, sn, snlen, t, access);
     case AUTHZ_WORKER:
+    case AUTHZ_MCSD:
+        if(role == AUTHZ_WORKER && access == AUTHZ_SUBSCRIBE && in_mcsd_group(r, topic))
+            return 0;
         if(access == AUTHZ_WRITE)
             return authz_filter_within(t, r->worker_write[0]) ||
                    authz_filter_within(t, r->worker_write[1]);

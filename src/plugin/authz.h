@@ -12,12 +12,16 @@
 #define AUTHZ_DEVICE_USER_PREFIX "device_"
 #define AUTHZ_WORKER_USER "worker"
 #define AUTHZ_ADMIN_USER "admin"
+#define AUTHZ_MCSD_USER "mcsd"
+#define AUTHZ_MCSD_CLIENTID_PREFIX "mcsd-" /* default of authz_limits.mcsd_prefix */
+#define AUTHZ_MCSD_GROUP "mcsd"            /* default share group of mcsd */
 
 enum authz_role {
     AUTHZ_NONE = 0,
     AUTHZ_DEVICE,
     AUTHZ_WORKER,
     AUTHZ_ADMIN,
+    AUTHZ_MCSD, /* the mcsd instances: the worker's rights plus their share group */
 };
 
 /* The access kinds of an ACL check (values as Mosquitto's MOSQ_ACL_*). */
@@ -42,7 +46,9 @@ enum authz_access {
  *   no_registry     the registry was never loaded (database down at start
  *                   and no snapshot)
  *   rate_limited    too many slow (Argon2) password checks right now
- *   not_configured  worker/admin login while no hash is configured */
+ *   not_configured  worker/admin/mcsd login while no hash is configured
+ *   not_internal    worker/admin/mcsd login from an address that is not in
+ *                   internal_addresses (e.g. over the public listener) */
 #define AUTHZ_REASONS(X)                                                                           \
     X(OK, "ok")                                                                                    \
     X(NO_CREDENTIALS, "no_credentials")                                                            \
@@ -54,7 +60,8 @@ enum authz_access {
     X(DISABLED, "disabled")                                                                        \
     X(NO_REGISTRY, "no_registry")                                                                  \
     X(RATE_LIMITED, "rate_limited")                                                                \
-    X(NOT_CONFIGURED, "not_configured")
+    X(NOT_CONFIGURED, "not_configured")                                                            \
+    X(NOT_INTERNAL, "not_internal")
 
 enum authz_reason {
 #define AUTHZ_R_ENUM(name, str) AUTHZ_R_##name,
@@ -72,6 +79,7 @@ struct authz_limits {
     size_t max_username;
     size_t max_password;
     size_t max_clientid;
+    const char *mcsd_prefix; /* client-id prefix of mcsd; NULL: "mcsd-" */
 };
 
 /* Checks the shape of a CONNECT's credentials and classifies the user.
@@ -80,7 +88,11 @@ struct authz_limits {
  * Client id rules (one device must not pose as another, or take over
  * another's session): a device's client id must equal its username
  * `device_{sn}` exactly; client ids starting with `device_` are reserved for
- * devices, so worker and admin may not use them.
+ * devices, so worker, admin and mcsd may not use them. User `mcsd` must use
+ * a client id of lim->mcsd_prefix and at least one more byte (its
+ * INSTANCE_ID, e.g. `mcsd-1`), and that prefix is reserved for it: the
+ * worker password alone cannot take an instance's persistent session.
+ * The SN `broadcast` is not a device (mcs_sn_valid): bad_input.
  * Returns NO_CREDENTIALS, BAD_INPUT, UNKNOWN_USER, CLIENTID or OK. */
 enum authz_reason authz_identify(const struct authz_limits *lim, const char *username,
                                  const char *password, const char *clientid, enum authz_role *role,
@@ -103,11 +115,16 @@ struct authz_rules {
     char admin_all[96];       /* {p}/# */
     char sys_all[8];          /* $SYS/# */
     char broadcast_cmd[96];   /* {p}/broadcast/cmd */
+    char mcsd_group[64];      /* share group only mcsd may subscribe in */
 };
 
 /* Prepares the rules for prefix (1..63 bytes, no wildcards, no leading or
- * trailing '/'). Returns 0 or MCS_EINVAL. */
+ * trailing '/'), with mcsd's share group "mcsd". Returns 0 or MCS_EINVAL. */
 int authz_rules_init(struct authz_rules *r, const char *prefix);
+
+/* Sets mcsd's share group (MQTT_SHARE_GROUP: 1..63 bytes, no '/', '+',
+ * '#'). Returns 0 or MCS_EINVAL. */
+int authz_rules_set_group(struct authz_rules *r, const char *group);
 
 /* Decides one ACL check. For AUTHZ_DEVICE, sn[0..snlen) is the device's serial.
  * topic is the message topic (READ/WRITE) or the subscription filter, which
@@ -115,9 +132,12 @@ int authz_rules_init(struct authz_rules *r, const char *prefix);
  *  - device: WRITE {p}/{sn}/up and {p}/{sn}/status; SUBSCRIBE/READ
  *    {p}/{sn}/cmd and {p}/broadcast/cmd; nothing else (no wildcards).
  *  - worker: READ/SUBSCRIBE within {p}/+/up and {p}/+/status; WRITE
- *    {p}/+/cmd and {p}/broadcast/cmd.
+ *    {p}/+/cmd and {p}/broadcast/cmd; but never SUBSCRIBE in mcsd's share
+ *    group ($share/{mcsd_group}/...), which would take a share of the
+ *    readings away from the instances.
+ *  - mcsd: as the worker, and its share group too.
  *  - admin: everything within {p}/#.
- *  - worker and admin also READ/SUBSCRIBE within $SYS/# (the broker's own
+ *  - worker, mcsd and admin also READ/SUBSCRIBE within $SYS/# (the broker's own
  *    statistics, no device data): mcsd reports the broker's connected
  *    clients and dropped messages in its health (R-API-8). Never WRITE.
  * UNSUBSCRIBE is always allowed. Returns 1 allow, 0 deny. */

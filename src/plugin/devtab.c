@@ -12,151 +12,75 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SLOT_EMPTY 0
-#define SLOT_DELETED 3
 #define SNAP_HEADER "mcs_auth-devtab 1"
-
-static uint64_t hash_sn(const char *sn, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for(size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)sn[i];
-        h *= 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
-}
 
 struct devtab_map *devtab_map_new(size_t expected)
 {
-    size_t cap = 64;
-    struct devtab_map *m;
+    struct devtab_map *m = malloc(sizeof(*m));
 
-    while(cap < expected * 2 && cap < ((size_t)1 << 40))
-        cap <<= 1;
-    m = calloc(1, sizeof(*m) + cap * sizeof(struct devtab_slot));
     if(!m)
         return NULL;
-    m->cap = cap;
+    if(hmap_init(&m->h, 1, expected, 0)) {
+        free(m);
+        return NULL;
+    }
     return m;
 }
 
 void devtab_map_free(struct devtab_map *m)
 {
+    if(!m)
+        return;
+    hmap_cleanup(&m->h);
     free(m);
 }
 
-/* Returns the slot holding sn, or NULL. */
-static const struct devtab_slot *find(const struct devtab_map *m, const char *sn, size_t len)
+size_t devtab_map_count(const struct devtab_map *m)
 {
-    size_t mask = m->cap - 1, i = (size_t)hash_sn(sn, len) & mask;
-
-    for(size_t probes = 0; probes < m->cap; probes++, i = (i + 1) & mask) {
-        const struct devtab_slot *s = &m->slot[i];
-        if(s->state == SLOT_EMPTY)
-            return NULL;
-        if(s->state != SLOT_DELETED && !strncmp(s->sn, sn, len) && s->sn[len] == '\0')
-            return s;
-    }
-    return NULL;
+    return hmap_count(&m->h);
 }
 
 enum devtab_state devtab_map_get(const struct devtab_map *m, const char *sn, size_t len)
 {
-    const struct devtab_slot *s;
-    if(len == 0 || len > DEVTAB_SN_MAX)
-        return DEVTAB_UNKNOWN;
-    s = find(m, sn, len);
-    return s ? (enum devtab_state)s->state : DEVTAB_UNKNOWN;
-}
-
-/* Rebuilds m into a map of twice the live size (drops tombstones). */
-static struct devtab_map *rehash(const struct devtab_map *m)
-{
-    struct devtab_map *n = devtab_map_new(m->n * 2 + 16);
-    if(!n)
-        return NULL;
-    for(size_t i = 0; i < m->cap; i++) {
-        const struct devtab_slot *s = &m->slot[i];
-        if(s->state == SLOT_EMPTY || s->state == SLOT_DELETED)
-            continue;
-        size_t mask = n->cap - 1, j = (size_t)hash_sn(s->sn, strlen(s->sn)) & mask;
-        while(n->slot[j].state != SLOT_EMPTY)
-            j = (j + 1) & mask;
-        n->slot[j] = *s;
-        n->n++;
-        n->used++;
-    }
-    return n;
+    const uint8_t *v = hmap_find(&m->h, sn, len);
+    return v ? (enum devtab_state) * v : DEVTAB_UNKNOWN;
 }
 
 int devtab_map_put(struct devtab_map **mp, const char *sn, enum devtab_state st,
                    enum devtab_state *prev)
 {
     struct devtab_map *m = *mp;
-    size_t len = sn ? strlen(sn) : 0, mask, i, tomb = SIZE_MAX;
-    struct devtab_slot *hit = NULL;
+    size_t len = sn ? strlen(sn) : 0;
+    uint8_t *v, old = DEVTAB_UNKNOWN;
+    int rc;
 
     if(prev)
         *prev = DEVTAB_UNKNOWN;
     if(!sn || !mcs_sn_valid(sn, len))
         return MCS_EINVAL;
-    /* Keep the load (live + tombstones) under 70 %, so probes stay short
-     * and an empty slot always ends a probe. */
-    if((m->used + 1) * 10 > m->cap * 7) {
-        struct devtab_map *n = rehash(m);
-        if(!n)
-            return MCS_ENOMEM;
-        free(m);
-        *mp = m = n;
-    }
-    mask = m->cap - 1;
-    i = (size_t)hash_sn(sn, len) & mask;
-    for(;; i = (i + 1) & mask) {
-        struct devtab_slot *s = &m->slot[i];
-        if(s->state == SLOT_EMPTY)
-            break;
-        if(s->state == SLOT_DELETED) {
-            if(tomb == SIZE_MAX)
-                tomb = i;
-            continue;
-        }
-        if(!strcmp(s->sn, sn)) {
-            hit = s;
-            break;
-        }
-    }
-    if(hit) {
-        if(prev)
-            *prev = (enum devtab_state)hit->state;
-        if(st == DEVTAB_UNKNOWN) {
-            hit->state = SLOT_DELETED;
-            m->n--;
-        }
-        else {
-            hit->state = (uint8_t)st;
-        }
+    if(st == DEVTAB_UNKNOWN) {
+        if(hmap_delete(&m->h, sn, len, &old) == 0 && prev)
+            *prev = (enum devtab_state)old;
         return 0;
     }
-    if(st == DEVTAB_UNKNOWN)
-        return 0;
-    if(tomb != SIZE_MAX)
-        i = tomb;
-    else
-        m->used++;
-    memcpy(m->slot[i].sn, sn, len + 1);
-    m->slot[i].state = (uint8_t)st;
-    m->n++;
+    rc = hmap_insert(&m->h, sn, len, (void **)&v, NULL);
+    if(rc)
+        return rc == MCS_EFULL ? MCS_ENOMEM : rc;
+    if(prev)
+        *prev = (enum devtab_state) * v; /* 0 = DEVTAB_UNKNOWN for a new entry */
+    *v = (uint8_t)st;
     return 0;
 }
 
 void devtab_map_each(const struct devtab_map *m,
                      void (*fn)(void *arg, const char *sn, enum devtab_state st), void *arg)
 {
-    for(size_t i = 0; i < m->cap; i++) {
-        const struct devtab_slot *s = &m->slot[i];
-        if(s->state == DEVTAB_ENABLED || s->state == DEVTAB_DISABLED)
-            fn(arg, s->sn, (enum devtab_state)s->state);
-    }
+    size_t pos = 0;
+    const char *sn;
+    void *v;
+
+    while(hmap_next(&m->h, &pos, &sn, NULL, &v))
+        fn(arg, sn, (enum devtab_state) * (const uint8_t *)v);
 }
 
 int devtab_init(struct devtab *t)
@@ -200,7 +124,7 @@ size_t devtab_count(struct devtab *t)
 {
     size_t n;
     pthread_mutex_lock(&t->lock);
-    n = t->map->n;
+    n = devtab_map_count(t->map);
     pthread_mutex_unlock(&t->lock);
     return n;
 }
@@ -219,7 +143,7 @@ struct devtab_map *devtab_replace(struct devtab *t, struct devtab_map *m, int lo
 int devtab_set(struct devtab *t, const char *sn, enum devtab_state st, enum devtab_state *prev)
 {
     int rc;
-    /* A growth reallocates the map, so the whole update is under the lock;
+    /* A growth reallocates the slot array, so the whole update is under the lock;
      * it is rare and short (one rehash of the live entries). */
     pthread_mutex_lock(&t->lock);
     rc = devtab_map_put(&t->map, sn, st, prev);

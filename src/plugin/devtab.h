@@ -1,5 +1,6 @@
 /* devtab.h - the plugin's in-memory device registry: serial number ->
- * enabled or disabled, an open-addressing hash table behind one mutex.
+ * enabled or disabled, a shared hash map (src/common/hmap.h) behind one
+ * mutex.
  * Owns the table and its snapshot file format. Touches no database.
  * Thread: the sync thread is the only writer (it may read its own table
  * without the lock); the broker's thread only reads, under the lock, via
@@ -7,11 +8,13 @@
 #ifndef MCS_DEVTAB_H
 #define MCS_DEVTAB_H
 
+#include "hmap.h"
+
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define DEVTAB_SN_MAX 32
+#define DEVTAB_SN_MAX HMAP_KEY_MAX
 
 enum devtab_state {
     DEVTAB_UNKNOWN = 0,
@@ -19,16 +22,10 @@ enum devtab_state {
     DEVTAB_ENABLED = 2,
 };
 
-struct devtab_slot {
-    char sn[DEVTAB_SN_MAX + 1];
-    uint8_t state; /* 0 empty, 1 disabled, 2 enabled, 3 deleted (tombstone) */
-};
-
-/* One generation of the table. Capacity is a power of two; `used` counts
- * live entries plus tombstones (what probing has to step over). */
+/* One generation of the table: SN -> one byte, DEVTAB_ENABLED or
+ * DEVTAB_DISABLED. */
 struct devtab_map {
-    size_t cap, n, used;
-    struct devtab_slot slot[];
+    struct hmap h;
 };
 
 struct devtab {
@@ -46,7 +43,10 @@ void devtab_map_free(struct devtab_map *m);
 /* Looks sn up in m (no locking). */
 enum devtab_state devtab_map_get(const struct devtab_map *m, const char *sn, size_t len);
 
-/* Inserts or updates sn in *m, growing (reallocating *m) when needed; st is
+/* Number of live entries of m. */
+size_t devtab_map_count(const struct devtab_map *m);
+
+/* Inserts or updates sn in *m, growing (its slot array) when needed; st is
  * DEVTAB_ENABLED or DEVTAB_DISABLED, or DEVTAB_UNKNOWN to delete. prev (may
  * be NULL) receives the former state. Returns 0, MCS_EINVAL for an invalid
  * sn, or MCS_ENOMEM (*m unchanged). No locking: for maps not yet shared. */

@@ -5,7 +5,10 @@
  * Owns the plugin's lifetime and its callbacks. Must not block: every
  * callback only reads memory (the device table under its mutex, the
  * mailboxes); the one slow operation, an Argon2 verification of a
- * worker/admin password, is remembered and rate-limited (pwverify.h).
+ * worker/admin/mcsd password, is done only for internal client addresses
+ * (addrset.h), remembered (pwverify.h) and budgeted per address
+ * (vbudget.h). It never calls the sync thread's code beyond start/stop:
+ * they talk through the mailboxes (authmsg.h).
  * Thread: the broker's (all callbacks, init and cleanup). */
 #include "mcs_auth.h"
 #include "devcred.h"
@@ -23,6 +26,9 @@
 #define KICK_BOX 4096
 #define LOG_BOX 256
 #define UNKNOWN_BOX 1024
+#define CTL_BOX 64
+#define CTL_EVERY_MS 20   /* counters copied to the sync thread at most this often */
+#define BUDGET_ADDRS 4096 /* client addresses with a verification budget of their own */
 #define LOGS_PER_TICK 64
 #define KICKS_PER_TICK 256
 #define REFUSAL_LOG_BURST 20     /* refusal lines at once at most ... */
@@ -86,16 +92,40 @@ static enum authz_reason check_device(struct mcs_auth *a, struct mosquitto *clie
     return st == DEVTAB_ENABLED ? AUTHZ_R_OK : AUTHZ_R_DISABLED;
 }
 
-static enum authz_reason check_principal(struct mcs_auth *a, struct pwverify *v,
-                                         const char *password)
+/* worker, admin, mcsd: only from internal addresses; the memory first,
+ * then an Argon2id verification within the address's and the total budget. */
+static enum authz_reason check_principal(struct mcs_auth *a, struct mosquitto *client,
+                                         struct pwverify *v, const char *password)
 {
-    uint64_t before = v->verifications;
-    enum pwv_result r = pwv_check(v, password, strlen(password), mcs_mono_ms());
+    const char *addr = mosquitto_client_address(client);
+    unsigned char key[16];
+    size_t len = strlen(password);
+    int64_t now = mcs_mono_ms();
+    enum pwv_result r;
 
-    if(v->verifications != before)
-        AUTH_INC(a, verify_argon2);
-    else if(r == PWV_OK || r == PWV_BAD)
+    if(addr_parse(addr, key) || !addrset_has(&a->internal, key))
+        return AUTHZ_R_NOT_INTERNAL;
+    r = pwv_recall(v, password, len, now);
+    if(r == PWV_OK || r == PWV_BAD)
         AUTH_INC(a, verify_cached);
+    if(r == PWV_UNKNOWN) {
+        switch(vbudget_take(&a->budget, key, now)) {
+        case VB_OK:
+            AUTH_INC(a, verify_argon2);
+            r = pwv_verify(v, password, len, now);
+            if(r == PWV_OK)
+                vbudget_refund(&a->budget, key);
+            break;
+        case VB_ADDR:
+            AUTH_INC(a, verify_limited_addr);
+            r = PWV_LIMITED;
+            break;
+        default:
+            AUTH_INC(a, verify_limited_total);
+            r = PWV_LIMITED;
+            break;
+        }
+    }
     switch(r) {
     case PWV_OK:
         return AUTHZ_R_OK;
@@ -123,14 +153,20 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
         if(role == AUTHZ_DEVICE)
             r = check_device(a, ev->client, sn, ev->password);
         else
-            r = check_principal(a, role == AUTHZ_WORKER ? &a->worker : &a->admin, ev->password);
+            r = check_principal(a, ev->client,
+                                role == AUTHZ_WORKER ? &a->worker
+                                : role == AUTHZ_MCSD ? &a->mcsd
+                                                     : &a->admin,
+                                ev->password);
     }
-    atomic_fetch_add_explicit(&a->ctr.auth[r], 1, memory_order_relaxed);
+    a->ctr.auth[r]++;
     if(r == AUTHZ_R_OK) {
         if(role == AUTHZ_DEVICE)
             AUTH_INC(a, auth_ok_device);
         else if(role == AUTHZ_WORKER)
             AUTH_INC(a, auth_ok_worker);
+        else if(role == AUTHZ_MCSD)
+            AUTH_INC(a, auth_ok_mcsd);
         else
             AUTH_INC(a, auth_ok_admin);
         return MOSQ_ERR_SUCCESS;
@@ -192,6 +228,28 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     return MOSQ_ERR_ACL_DENIED;
 }
 
+/* Hands the sync thread a copy of the counters (for Redis) and a pending
+ * reload request; a full box keeps the request for the next tick. */
+static void ctl_send(struct mcs_auth *a)
+{
+    struct auth_ctl c;
+    int64_t now = mcs_mono_ms();
+
+    /* At most one copy per CTL_EVERY_MS, so that the box (drained every
+     * 100 ms) never fills and its newest item is always the latest. */
+    if(!a->reload_pending &&
+       (now < a->next_ctl_ms || !memcmp(&a->ctr, &a->ctr_sent, sizeof(a->ctr))))
+        return;
+    memset(&c, 0, sizeof(c));
+    c.reload = a->reload_pending;
+    c.ctr = a->ctr;
+    if(mbox_put(&a->ctl, &c) == 0) {
+        a->ctr_sent = a->ctr;
+        a->reload_pending = 0;
+        a->next_ctl_ms = now + CTL_EVERY_MS;
+    }
+}
+
 /* Runs on the broker's thread about every 100 ms: performs what the sync
  * thread asked for. */
 static int on_tick(int event, void *event_data, void *userdata)
@@ -210,6 +268,7 @@ static int on_tick(int event, void *event_data, void *userdata)
         mosquitto_kick_client_by_username(k.username, false);
         AUTH_INC(a, kicks);
     }
+    ctl_send(a);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -219,7 +278,8 @@ static int on_reload(int event, void *event_data, void *userdata)
     (void)event;
     (void)event_data;
     /* SIGHUP: re-read the whole registry. Options need a restart. */
-    atomic_store(&a->reload_requested, 1);
+    a->reload_pending = 1;
+    ctl_send(a);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -243,16 +303,20 @@ static void auth_free(struct mcs_auth *a, int registered)
         return;
     for(size_t i = 0; i < NCALLBACKS && i < (size_t)registered; i++)
         mosquitto_callback_unregister(a->plugin_id, callbacks[i].event, callbacks[i].fn, NULL);
-    authsync_stop(a);
+    authsync_stop(a->sync);
+    a->sync = NULL;
     if(a->logs.buf)
         while(mbox_take(&a->logs, &l))
             mosquitto_log_printf(l.level, "%s", l.text);
     mbox_cleanup(&a->kicks);
     mbox_cleanup(&a->logs);
     mbox_cleanup(&a->unknown);
+    mbox_cleanup(&a->ctl);
+    vbudget_cleanup(&a->budget);
     devtab_cleanup(&a->devs);
     pwv_cleanup(&a->worker);
     pwv_cleanup(&a->admin);
+    pwv_cleanup(&a->mcsd);
     authopt_cleanup(&a->opt);
     free(a);
 }
@@ -270,6 +334,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 {
     struct mcs_auth *a = NULL;
     struct authopt_kv *kv = NULL;
+    struct authsync_link link;
     char err[512];
     int rc = MOSQ_ERR_NOMEM, registered = 0;
 
@@ -300,27 +365,47 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
     a->lim.max_username = (size_t)a->opt.max_username;
     a->lim.max_password = (size_t)a->opt.max_password;
     a->lim.max_clientid = (size_t)a->opt.max_clientid;
+    a->lim.mcsd_prefix = a->opt.mcsd_clientid_prefix;
+    if(authz_rules_set_group(&a->rules, a->opt.cfg.mqtt_share_group)) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "mcs_auth: invalid mqtt_share_group '%s'",
+                             a->opt.cfg.mqtt_share_group);
+        goto out;
+    }
+    if(addrset_parse(&a->internal, a->opt.internal_addresses, err, sizeof(err))) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "mcs_auth: %s", err);
+        goto out;
+    }
     if(pwv_init(&a->worker, a->opt.worker_hash, (int64_t)a->opt.verify_cache_s * 1000, 60000,
                 a->opt.verify_per_s) ||
        pwv_init(&a->admin, a->opt.admin_hash, (int64_t)a->opt.verify_cache_s * 1000, 60000,
+                a->opt.verify_per_s) ||
+       pwv_init(&a->mcsd, a->opt.mcsd_hash, (int64_t)a->opt.verify_cache_s * 1000, 60000,
                 a->opt.verify_per_s)) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "mcs_auth: worker_hash/admin_hash is not a valid "
-                                           "Argon2id string (make one with `mcs hash-password`)");
+        mosquitto_log_printf(MOSQ_LOG_ERR, "mcs_auth: worker_hash/admin_hash/mcsd_hash is not a "
+                                           "valid Argon2id string (make one with `mcs "
+                                           "hash-password`)");
         goto out;
     }
-    if(!a->worker.hash[0] || !a->admin.hash[0])
+    if(!a->worker.hash[0] || !a->admin.hash[0] || !a->mcsd.hash[0])
         mosquitto_log_printf(MOSQ_LOG_WARNING,
-                             "mcs_auth: %s%s%s has no hash configured: that "
-                             "login is refused",
-                             a->worker.hash[0] ? "" : "worker",
-                             !a->worker.hash[0] && !a->admin.hash[0] ? " and " : "",
-                             a->admin.hash[0] ? "" : "admin");
+                             "mcs_auth: no hash configured for:%s%s%s; that login is refused",
+                             a->worker.hash[0] ? "" : " worker", a->admin.hash[0] ? "" : " admin",
+                             a->mcsd.hash[0] ? "" : " mcsd");
+    if(vbudget_init(&a->budget, a->opt.verify_per_addr_s, a->opt.verify_per_s, BUDGET_ADDRS))
+        goto out;
     rc = MOSQ_ERR_NOMEM;
     if(devtab_init(&a->devs) || mbox_init(&a->kicks, sizeof(struct auth_kick), KICK_BOX) ||
        mbox_init(&a->logs, sizeof(struct auth_logline), LOG_BOX) ||
-       mbox_init(&a->unknown, sizeof(struct auth_unknown), UNKNOWN_BOX))
+       mbox_init(&a->unknown, sizeof(struct auth_unknown), UNKNOWN_BOX) ||
+       mbox_init(&a->ctl, sizeof(struct auth_ctl), CTL_BOX))
         goto out;
-    if(authsync_start(a))
+    link.opt = &a->opt;
+    link.devs = &a->devs;
+    link.kicks = &a->kicks;
+    link.logs = &a->logs;
+    link.unknown = &a->unknown;
+    link.ctl = &a->ctl;
+    if(authsync_start(&link, &a->sync))
         goto out;
     for(size_t i = 0; i < NCALLBACKS; i++) {
         rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].fn, NULL, a);
@@ -332,12 +417,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
         registered++;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "mcs_auth: ready: prefix '%s', %zu devices (%s), database %s",
+                         "mcs_auth: ready: prefix '%s', %zu devices (%s), internal addresses "
+                         "%s",
                          a->rules.prefix, devtab_count(&a->devs),
                          devtab_loaded(&a->devs) == 1   ? "from the database"
                          : devtab_loaded(&a->devs) == 2 ? "from the snapshot"
                                                         : "none loaded yet",
-                         atomic_load(&a->db_up) ? "up" : "down");
+                         a->opt.internal_addresses);
     *user_data = a;
     a = NULL;
     rc = MOSQ_ERR_SUCCESS;

@@ -58,7 +58,25 @@ static void memo_put(struct pwv_memo *m, size_t n, const unsigned char d[32], in
     m[pick].until_ms = until;
 }
 
-enum pwv_result pwv_check(struct pwverify *v, const char *password, size_t len, int64_t now_ms)
+enum pwv_result pwv_recall(struct pwverify *v, const char *password, size_t len, int64_t now_ms)
+{
+    unsigned char d[32];
+    enum pwv_result res = PWV_UNKNOWN;
+
+    if(!v->hash[0])
+        return PWV_NOT_CONFIG;
+    crypto_generichash(d, sizeof(d), (const unsigned char *)password, len, v->key, sizeof(v->key));
+    if(memo_find(v->good, PWV_GOOD_SLOTS, d, now_ms))
+        res = PWV_OK;
+    else if(memo_find(v->bad, PWV_BAD_SLOTS, d, now_ms))
+        res = PWV_BAD;
+    if(res != PWV_UNKNOWN)
+        v->cached++;
+    sodium_memzero(d, sizeof(d));
+    return res;
+}
+
+enum pwv_result pwv_verify(struct pwverify *v, const char *password, size_t len, int64_t now_ms)
 {
     unsigned char d[32];
     enum pwv_result res;
@@ -66,27 +84,6 @@ enum pwv_result pwv_check(struct pwverify *v, const char *password, size_t len, 
     if(!v->hash[0])
         return PWV_NOT_CONFIG;
     crypto_generichash(d, sizeof(d), (const unsigned char *)password, len, v->key, sizeof(v->key));
-    if(memo_find(v->good, PWV_GOOD_SLOTS, d, now_ms)) {
-        v->cached++;
-        res = PWV_OK;
-        goto out;
-    }
-    if(memo_find(v->bad, PWV_BAD_SLOTS, d, now_ms)) {
-        v->cached++;
-        res = PWV_BAD;
-        goto out;
-    }
-    if(now_ms > v->last_ms) {
-        v->tokens += v->per_s * (double)(now_ms - v->last_ms) / 1000.0;
-        if(v->tokens > v->per_s)
-            v->tokens = v->per_s;
-        v->last_ms = now_ms;
-    }
-    if(v->tokens < 1.0) {
-        res = PWV_LIMITED;
-        goto out;
-    }
-    v->tokens -= 1.0;
     v->verifications++;
     if(crypto_pwhash_str_verify(v->hash, password, (unsigned long long)len) == 0) {
         memo_put(v->good, PWV_GOOD_SLOTS, d, now_ms + v->good_ttl_ms);
@@ -96,7 +93,24 @@ enum pwv_result pwv_check(struct pwverify *v, const char *password, size_t len, 
         memo_put(v->bad, PWV_BAD_SLOTS, d, now_ms + v->bad_ttl_ms);
         res = PWV_BAD;
     }
-out:
     sodium_memzero(d, sizeof(d));
     return res;
+}
+
+enum pwv_result pwv_check(struct pwverify *v, const char *password, size_t len, int64_t now_ms)
+{
+    enum pwv_result res = pwv_recall(v, password, len, now_ms);
+
+    if(res != PWV_UNKNOWN)
+        return res;
+    if(now_ms > v->last_ms) {
+        v->tokens += v->per_s * (double)(now_ms - v->last_ms) / 1000.0;
+        if(v->tokens > v->per_s)
+            v->tokens = v->per_s;
+        v->last_ms = now_ms;
+    }
+    if(v->tokens < 1.0)
+        return PWV_LIMITED;
+    v->tokens -= 1.0;
+    return pwv_verify(v, password, len, now_ms);
 }

@@ -26,6 +26,7 @@ enum pwv_result {
     PWV_BAD,        /* wrong password */
     PWV_LIMITED,    /* not verified: too many verifications this second */
     PWV_NOT_CONFIG, /* no hash configured: this login is disabled */
+    PWV_UNKNOWN,    /* pwv_recall: not in the memory, needs a verification */
 };
 
 struct pwv_memo {
@@ -54,7 +55,17 @@ int pwv_init(struct pwverify *v, const char *hash, int64_t good_ttl_ms, int64_t 
 /* Wipes the hash, key and memory. */
 void pwv_cleanup(struct pwverify *v);
 
-/* Checks password (len bytes) at monotonic time now_ms. */
+/* Checks password (len bytes) at monotonic time now_ms: pwv_recall, then,
+ * within this principal's own per_s budget, pwv_verify. */
 enum pwv_result pwv_check(struct pwverify *v, const char *password, size_t len, int64_t now_ms);
+
+/* The memory only, no Argon2: PWV_OK or PWV_BAD when remembered,
+ * PWV_UNKNOWN when not, PWV_NOT_CONFIG. For callers that budget the
+ * verifications themselves (vbudget.h). */
+enum pwv_result pwv_recall(struct pwverify *v, const char *password, size_t len, int64_t now_ms);
+
+/* One Argon2id verification (no budget), remembered: PWV_OK, PWV_BAD or
+ * PWV_NOT_CONFIG. */
+enum pwv_result pwv_verify(struct pwverify *v, const char *password, size_t len, int64_t now_ms);
 
 #endif

@@ -8,9 +8,9 @@
  * encrypted with MCS_SECRET_KEY (src/common/secret.h) and never printed.
  * Owns its SQL; tells mcsd nothing directly (mcsd re-reads system_config).
  * Thread: single-threaded. */
-#include "mcs_alarm.h"
 #include "conn.h"
 #include "err.h"
+#include "mcs_util.h"
 #include "notify_chan.h"
 #include "secret.h"
 
@@ -203,7 +203,10 @@ static int cmd_ack(PGconn *pg, const char *id, const char *user, const char *not
     return rc;
 }
 
-int mcs_alarm_run(const struct mcs_config *cfg, int argc, char **argv)
+/* Runs `mcs config alarm WORDS...` (cfgmode) or `mcs alarm SUB WORDS...`
+ * (sub given). Returns 0 or a negative MCS_E code, message printed. */
+static int alarm_run(const struct mcs_config *cfg, int cfgmode, const char *sub, int argc,
+                     char **argv)
 {
     struct mcs_secret_key key;
     PGconn *pg = NULL;
@@ -212,9 +215,9 @@ int mcs_alarm_run(const struct mcs_config *cfg, int argc, char **argv)
     const char *pos[6] = {0};
     int npos = 0;
 
-    /* argv: mcs config alarm SUB ... | mcs alarm SUB ... */
-    int cfgmode = !strcmp(argv[1], "config");
-    for(int i = cfgmode ? 3 : 2; i < argc; i++) {
+    if(sub)
+        pos[npos++] = sub;
+    for(int i = 0; i < argc; i++) {
         if(!strcmp(argv[i], "--secret"))
             secret = 1;
         else if(!strcmp(argv[i], "--allow-plain"))
@@ -305,3 +308,47 @@ int mcs_alarm_run(const struct mcs_config *cfg, int argc, char **argv)
     PQfinish(pg);
     return rc;
 }
+
+static int cmd_config_alarm(struct cli *c, const struct cli_args *a)
+{
+    return alarm_run(&c->cfg, 1, NULL, a->argc, a->argv);
+}
+
+static int cmd_alarm_test(struct cli *c, const struct cli_args *a)
+{
+    return alarm_run(&c->cfg, 0, "test", a->argc, a->argv);
+}
+
+static int cmd_alarm_ack(struct cli *c, const struct cli_args *a)
+{
+    return alarm_run(&c->cfg, 0, "ack", a->argc, a->argv);
+}
+
+static const struct cli_cmd alarm_cmds[] = {
+    {"test", CLI_A_RAW, cmd_alarm_test},
+    {"ack", CLI_A_RAW, cmd_alarm_ack},
+};
+
+static const struct cli_cmd config_cmds[] = {
+    {"alarm", CLI_A_RAW, cmd_config_alarm},
+};
+
+const struct cli_group mcs_group_alarm = {
+    "alarm", alarm_cmds, sizeof(alarm_cmds) / sizeof(alarm_cmds[0]), NULL, 0, NULL,
+    "`mcs alarm` needs a subcommand: test or ack",
+    "Alarms (docs/ALARMS.md):\n"
+    "  mcs alarm test CHANNEL [--to R]   send a test message now (email, dingtalk,\n"
+    "                                feishu, wecom, webhook, sms)\n"
+    "  mcs alarm ack ID [--user U] [--note N]   acknowledge an alarm\n",
+    NULL};
+
+const struct cli_group mcs_group_config = {
+    "config", config_cmds, sizeof(config_cmds) / sizeof(config_cmds[0]), NULL, 0, NULL,
+    "`mcs config` needs a section: alarm",
+    "  mcs config alarm show         the alarm settings, secrets masked\n"
+    "  mcs config alarm set KEY JSON       KEY: general, email, dingtalk, feishu,\n"
+    "                                wecom, webhook or sms\n"
+    "  mcs config alarm set-field KEY FIELD VALUE [--secret]\n",
+    "Secrets (password, secret, access_key_secret, or --secret) are stored\n"
+    "encrypted with MCS_SECRET_KEY or MCS_SECRET_KEY_FILE (64 hex digits or\n"
+    "base64 of 32 bytes), the key mcsd and mcs-api read too.\n"};

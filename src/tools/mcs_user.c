@@ -4,6 +4,7 @@
 #include "mcs_user.h"
 #include "conn.h"
 #include "err.h"
+#include "mcs_util.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -199,3 +200,28 @@ int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
     sodium_memzero(hash, sizeof(hash));
     return rc;
 }
+
+/* `mcs user ...` as a command group of mcs.c: one raw command. */
+static int user_cmd(struct cli *c, const struct cli_args *a)
+{
+    char *argv[8] = {"user"};
+    int argc = 1;
+    for(int i = 0; i < a->argc && argc < 7; i++)
+        argv[argc++] = a->argv[i];
+    if(a->argc > 6)
+        return cli_fail(MCS_EINVAL, "too many arguments for `mcs user`");
+    return mcs_user_run(&c->cfg, argc, argv);
+}
+
+static const struct cli_cmd user_cmds[] = {{NULL, CLI_A_RAW, user_cmd}};
+
+const struct cli_group mcs_group_user = {
+    .name = "user",
+    .cmds = user_cmds,
+    .ncmds = 1,
+    .usage = "Accounts of mcs-api (issue #8; passwords on stdin, stored as Argon2id):\n"
+             "  mcs user add NAME [--role admin|viewer]\n"
+             "  mcs user passwd NAME          change the password\n"
+             "  mcs user list [--json]\n"
+             "  mcs user del NAME\n",
+};

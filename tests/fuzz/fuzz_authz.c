@@ -165,13 +165,13 @@ static void identify(struct fuzz_in *in)
     char *u = fuzz_str(in), *p = fuzz_str(in), *c = fuzz_str(in);
     const char *user = (flags & 1) ? NULL : u, *pass = (flags & 2) ? NULL : p;
     const char *cid = (flags & 4) ? NULL : c;
-    struct authz_limits lim = {64, 128, 128};
+    struct authz_limits lim = {64, 128, 128, NULL};
     enum authz_role role = (enum authz_role)77;
     char sn[AUTHZ_SN_MAX + 1 + 8];
     enum authz_reason r;
 
     if(flags & 8)
-        lim = (struct authz_limits){16, 16, 16};
+        lim = (struct authz_limits){16, 16, 16, NULL};
     memset(sn, 0x5a, sizeof(sn));
     r = authz_identify(&lim, user, pass, cid, &role, sn);
     FUZZ_CHECK(r == AUTHZ_R_OK || r == AUTHZ_R_NO_CREDENTIALS || r == AUTHZ_R_BAD_INPUT ||
@@ -203,6 +203,13 @@ static void identify(struct fuzz_in *in)
     case AUTHZ_ADMIN:
         FUZZ_CHECK(!strcmp(user, role == AUTHZ_WORKER ? AUTHZ_WORKER_USER : AUTHZ_ADMIN_USER));
         FUZZ_CHECK(!starts(cid, DEV)); /* device client ids are the devices' own */
+        FUZZ_CHECK(!starts(cid, AUTHZ_MCSD_CLIENTID_PREFIX)); /* ... and mcsd's */
+        FUZZ_CHECK(sn[0] == '\0');
+        break;
+    case AUTHZ_MCSD:
+        FUZZ_CHECK(!strcmp(user, AUTHZ_MCSD_USER));
+        FUZZ_CHECK(starts(cid, AUTHZ_MCSD_CLIENTID_PREFIX) &&
+                   strlen(cid) > strlen(AUTHZ_MCSD_CLIENTID_PREFIX));
         FUZZ_CHECK(sn[0] == '\0');
         break;
     default:
@@ -234,7 +241,7 @@ static void acl(struct fuzz_in *in)
     /* The four kinds, then values no broker sends. */
     static const int accesses[] = {AUTHZ_READ, AUTHZ_WRITE, AUTHZ_SUBSCRIBE, AUTHZ_UNSUBSCRIBE};
     static const int odd[] = {0, 3, 16};
-    enum authz_role role = (enum authz_role)(fuzz_byte(in) % 5);
+    enum authz_role role = (enum authz_role)(fuzz_byte(in) % 6);
     uint8_t ab = fuzz_byte(in) % 7;
     int access = ab < 4 ? accesses[ab] : odd[ab - 4];
     unsigned choice = fuzz_byte(in);
@@ -270,7 +277,7 @@ static void acl(struct fuzz_in *in)
         goto out;
     }
     t = access == AUTHZ_SUBSCRIBE ? authz_unshare(topic) : topic;
-    if(!t || role == AUTHZ_NONE || role > AUTHZ_ADMIN ||
+    if(!t || role == AUTHZ_NONE || role > AUTHZ_MCSD ||
        (access != AUTHZ_SUBSCRIBE && has_wild(topic))) {
         FUZZ_CHECK(ok == 0);
         goto out;
@@ -298,14 +305,16 @@ static void acl(struct fuzz_in *in)
     }
     if(ok && !has_wild(t))
         FUZZ_CHECK(in_tree(t, r.prefix));
-    if(access == AUTHZ_SUBSCRIBE && !has_wild(t))
+    if(access == AUTHZ_SUBSCRIBE && role == AUTHZ_WORKER && starts(topic, "$share/mcsd/"))
+        FUZZ_CHECK(ok == 0); /* mcsd's share group is mcsd's (issue #6) */
+    else if(access == AUTHZ_SUBSCRIBE && !has_wild(t))
         /* A literal subscription is granted exactly when its topic may be read. */
         FUZZ_CHECK(ok == authz_acl(&r, role, sn, snlen, t, AUTHZ_READ));
     if(access != AUTHZ_SUBSCRIBE) {
         /* A concrete topic: the answer is plain MQTT matching. */
-        if(role == AUTHZ_WORKER && access == AUTHZ_WRITE)
+        if((role == AUTHZ_WORKER || role == AUTHZ_MCSD) && access == AUTHZ_WRITE)
             want = ref_match(t, r.worker_write[0]) || ref_match(t, r.worker_write[1]);
-        else if(role == AUTHZ_WORKER)
+        else if(role == AUTHZ_WORKER || role == AUTHZ_MCSD)
             want = ref_match(t, r.worker_read[0]) || ref_match(t, r.worker_read[1]) ||
                    ref_match(t, "$SYS/#");
         else if(access == AUTHZ_WRITE)

@@ -6,6 +6,7 @@
  * Seed files start with '0' or '1'. Touches a memfd of its own, nothing else. */
 #include "fuzz_util.h"
 
+#include "addrset.h"
 #include "authopt.h"
 #include "config.h"
 #include "err.h"
@@ -130,6 +131,27 @@ static void plugin_opts(const uint8_t *data, size_t n)
         FUZZ_CHECK(ao.max_password >= 16 && ao.max_password <= 65535);
         FUZZ_CHECK(ao.max_clientid >= 16 && ao.max_clientid <= 65535);
         FUZZ_CHECK(ao.verify_per_s >= 1 && ao.full_reload_s >= 5);
+        FUZZ_CHECK(!ao.mcsd_hash[0] || !strncmp(ao.mcsd_hash, "$argon2id$", 10));
+        FUZZ_CHECK(ao.mcsd_clientid_prefix[0] && strncmp(ao.mcsd_clientid_prefix, "device_", 7));
+        FUZZ_CHECK(ao.verify_per_addr_s >= 1);
+        {
+            /* internal_addresses is parsed at init: accepted or a reason. */
+            struct addrset as;
+            char aerr[160];
+            unsigned char a[16];
+            memset(aerr, 0x5a, sizeof(aerr));
+            if(addrset_parse(&as, ao.internal_addresses, aerr, sizeof(aerr)) == 0) {
+                FUZZ_CHECK(as.n <= ADDRSET_MAX);
+                for(size_t i = 0; i < as.n; i++) {
+                    FUZZ_CHECK(as.net[i].bits <= 128);
+                    memcpy(a, as.net[i].a, 16);
+                    FUZZ_CHECK(addrset_has(&as, a)); /* a network holds its own address */
+                }
+            }
+            else {
+                FUZZ_CHECK(memchr(aerr, '\0', sizeof(aerr)) != NULL);
+            }
+        }
     }
     else {
         FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL);

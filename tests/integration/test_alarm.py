@@ -89,17 +89,17 @@ def test_level2_notifies_at_once_and_events(mcsd, pg, add_device, mqtt_pub, wait
     ps = rds.pubsub()
     ps.subscribe("mcs:alarm")
     events = []
+    stop = threading.Event()
 
     def listen():
-        try:
-            for m in ps.listen():
-                if m["type"] == "message":
-                    e = json.loads(m["data"])
-                    if e["sn"] == sn:
-                        events.append((time.monotonic(), e))
-        except Exception:
-            pass  # closed at the end of the test
-    threading.Thread(target=listen, daemon=True).start()
+        while not stop.is_set():
+            m = ps.get_message(timeout=0.2)
+            if m and m["type"] == "message":
+                e = json.loads(m["data"])
+                if e["sn"] == sn:
+                    events.append((time.monotonic(), e))
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
     mcsd()
     time.sleep(2.5)  # the relay takes the lock within its first round
     t0 = time.monotonic()
@@ -121,6 +121,8 @@ def test_level2_notifies_at_once_and_events(mcsd, pg, add_device, mqtt_pub, wait
     assert kinds[0] == "raised" and "updated" in kinds
     ev = next(e for _, e in events if e["event"] == "acked")
     assert ev["state"] == "active_ack" and ev["level"] == 2 and ev["alarm_type"] == "HIGH"
+    stop.set()
+    th.join(5)
     ps.close()
 
 
@@ -181,3 +183,62 @@ def test_two_instances_one_alarm_one_message(mcsd, pg, add_device, mqtt_client, 
     for r in cap.snapshot():
         per[r["body"]["sn"]] = per.get(r["body"]["sn"], 0) + 1
     assert per == {sn: 1 for sn in sns}
+
+
+def test_limit_changes_apply_without_restart(mcsd, pg, add_device, mqtt_pub, wait_db, hook):
+    """A limit edited in the database (any writer; the devices trigger
+    notifies) applies to the next readings of the running engine."""
+    reset_alarm_config(pg)
+    sn = add_device(high_limit=100)
+    mcsd()
+    send(mqtt_pub, sn, 80, 1)
+    wait_db("SELECT count(*) FROM sensor_data WHERE sn = %s", (sn,),
+            pred=lambda r: r[0][0] == 1, desc="first reading stored")
+    assert alarms(pg, sn) == []
+    set_limits(pg, sn, high_limit=50, high_limit2=85)
+    time.sleep(0.5)
+    send(mqtt_pub, sn, 80, 2)
+    rows = wait_db("SELECT level, threshold FROM alarm_logs WHERE sn = %s", (sn,),
+                   desc="alarm at the new limit")
+    assert rows == [(1, 50)]
+    send(mqtt_pub, sn, 90, 3)
+    wait_db("SELECT level, threshold FROM alarm_logs WHERE sn = %s", (sn,),
+            pred=lambda r: r == [(2, 85)], desc="level 2 at the new level-2 limit")
+
+
+def test_spooled_readings_replayed_after_kill9_raise_once(mcsd, services, add_device, mqtt_pub,
+                                                          hook):
+    """Readings over the limit arrive while PostgreSQL is down (journaled
+    only), mcsd is killed, the database comes back, mcsd restarts and
+    replays the journal: one alarm counting every reading, one message."""
+    pg = services.pg_connect()
+    reset_alarm_config(pg)
+    cap = hook("webhook")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url})
+    sn = add_device(high_limit=100)
+    pg.close()
+    iid = "it-replay-" + sn
+    m = mcsd(INSTANCE_ID=iid)
+    stopped = False
+    try:
+        services.pg_stop()
+        stopped = True
+        for i in range(1, 6):
+            send(mqtt_pub, sn, 150 + i, i)
+        m.wait_metric("accepted", lambda v: v >= 5, timeout=10)
+        m.kill()
+    finally:
+        if stopped:
+            services.pg_start()
+    mcsd(INSTANCE_ID=iid)
+    pg = services.pg_connect()
+    try:
+        wait_until(lambda: (lambda r: r and r[0]["count"] == 5)(alarms(pg, sn)), 20,
+                   desc="replayed: one alarm counting 5 readings")
+        wait_until(lambda: cap.count() == 1, 10, desc="one message")
+        time.sleep(1.0)
+        rows = alarms(pg, sn)
+        assert len(rows) == 1 and rows[0]["peak_value"] == 155 and cap.count() == 1
+        assert [o["status"] for o in outbox(pg, rows[0]["id"])] == ["sent"]
+    finally:
+        pg.close()

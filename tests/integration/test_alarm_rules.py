@@ -47,7 +47,7 @@ def zone_with_local_hour(hour):
     return name, local.isoweekday()
 
 
-def test_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db):
+def test_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db, rds):
     reset_alarm_config(pg, debounce_min=0.05)  # 3 s
     cap = hook()
     set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url})
@@ -71,6 +71,14 @@ def test_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db):
     rows = alarms(pg, sn)
     assert len(rows) == 3
     assert [len(outbox(pg, r["id"])) for r in rows] == [1, 0, 1]
+    # the seed's key, mirrored for operators (R-AL-2): last notification time
+    with pg.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM last_notified_at)::bigint FROM alarm_notify_state"
+                    " WHERE sn = %s AND alarm_type = 'HIGH'", (sn,))
+        last = cur.fetchone()[0]
+    wait_until(lambda: rds.get(f"alarm:last:{sn}:HIGH") == str(last), 5,
+               desc="alarm:last mirrored to Redis")
+    assert 0 < rds.ttl(f"alarm:last:{sn}:HIGH") <= 4
 
 
 def test_reminders_until_ack(mcsd, pg, add_device, mqtt_pub, hook):
@@ -241,3 +249,24 @@ def test_storm_digest(mcsd, pg, add_device, mqtt_client, hook, wait_db):
     lvl2 = [t for t in texts if sns[-1] in t]
     assert len(lvl2) == 1 and "二级报警" in lvl2[0] and "报警汇总" not in lvl2[0]
     assert any("报警汇总" in t for t in texts)
+
+
+def test_level2_raise_ignores_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db):
+    reset_alarm_config(pg)  # window 10 min
+    cap = hook()
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url,
+                                             "template": '{"l":{level},"id":{id}}'})
+    sn = add_device(high_limit=100)
+    set_limits(pg, sn, high_limit2=200)
+    mcsd()
+    send(mqtt_pub, sn, 150, 1)
+    wait_until(lambda: cap.count() == 1, 10, desc="level-1 message")
+    send(mqtt_pub, sn, 50, 2)
+    send(mqtt_pub, sn, 250, 3)   # a new alarm straight at level 2: at once
+    wait_until(lambda: cap.count() == 2, 10, desc="level-2 message inside the window")
+    send(mqtt_pub, sn, 50, 4)
+    send(mqtt_pub, sn, 150, 5)   # level 1 again inside the window: recorded only
+    wait_db("SELECT count(*) FROM alarm_logs WHERE sn = %s", (sn,),
+            pred=lambda r: r[0][0] == 3, desc="third episode")
+    time.sleep(1.0)
+    assert [r["body"]["l"] for r in cap.snapshot()] == [1, 2]

@@ -163,6 +163,8 @@ def check_counted(rig, reason, msgs):
     m = rig.m
     m.wait_metrics_refresh(1)
     before = m.metrics()
+    rows_before = rig.count(rig.sn)
+    log0 = len(m.log_lines())
     good = [rig.good()]
     for topic, payload in msgs:
         rig.pub.publish(topic, payload, qos=1)
@@ -180,6 +182,14 @@ def check_counted(rig, reason, msgs):
     assert deltas == {r: (len(msgs) if r == reason else 0) for r in REASONS}, \
         f"reject counters moved by {deltas}"
     assert after["rejected"] - before.get("rejected", 0) == len(msgs)
+    # Ground truth: only the good readings reached sensor_data (the bad ones
+    # of this device, e.g. out of range, are absent) ...
+    assert rig.count(rig.sn) - rows_before == len(good), "a rejected payload was stored"
+    # ... and the rejection was logged with its reason (rate-limited, but at
+    # least one line per class).
+    lines = [ln for ln in m.log_lines()[log0:]
+             if ln.get("msg") == "message rejected" and ln.get("reason") == reason]
+    assert lines, f"no log line for reason {reason}"
     assert m.alive()
 
 

@@ -498,3 +498,23 @@ def test_status_with_redis_down(mcs, pg):
         cur.execute("SELECT count(*) FROM devices")
         assert s["devices"]["total"] == cur.fetchone()[0]
     assert s["devices"]["online"] is None and s["instances"] is None
+
+
+# --- reserved serial number (issue #6) -----------------------------------------
+
+
+def test_broadcast_sn_is_reserved(mcs, pg):
+    """{prefix}/broadcast/cmd is the fleet's command topic: a device named
+    `broadcast` would take every broadcast as its own. The CLI refuses it and
+    so does the database (migration 009), whoever writes the row."""
+    one_line_error(mcs("device", "add", "broadcast"), 2, "broadcast", "reserved")
+    assert device(pg, "broadcast") is None
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO devices (sn) VALUES ('broadcast')")
+    pg.rollback() if not pg.autocommit else None
+    # Only the exact name: others containing it stay valid.
+    for sn in ("Broadcast", "broadcast1"):
+        r = ok(mcs("device", "add", sn))
+        assert device(pg, sn) is not None, r.stdout
+        ok(mcs("device", "del", sn))

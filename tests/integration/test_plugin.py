@@ -110,7 +110,11 @@ def psvc():
         "MCS_CLI": str(cli),
         # Quick metrics so that tests see counters within a fraction of a
         # second; three attempts make an unknown SN "repeated" (default).
-        "MCS_AUTH_PLUGIN_OPTS": "metrics_interval_ms=200 alarm_min_attempts=3",
+        "MCS_AUTH_PLUGIN_OPTS": "metrics_interval_ms=200 alarm_min_attempts=3 "
+                                # 127.0.0.3 is an internal address here (a
+                                # second local client host); 127.0.0.2 is not.
+                                "internal_addresses=127.0.0.1,127.0.0.3,::1 "
+                                "verify_per_addr_s=1",
     })
     preload = _sanitizer_preload(plugin)
     if preload:
@@ -230,7 +234,7 @@ class Client:
     kicked client must stay observable, and must not add attempts)."""
 
     def __init__(self, svc, user=None, password=None, client_id=None, will=None, tls=True,
-                 wait=True):
+                 wait=True, bind_address=""):
         self.client_id = client_id if client_id is not None else "t-" + secrets.token_hex(4)
         self.c = mqtt.Client(client_id=self.client_id, protocol=mqtt.MQTTv5)
         self.c.reconnect_delay_set(3600, 3600)
@@ -255,7 +259,10 @@ class Client:
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))
         self.c.on_subscribe = self._on_subscribe
-        self.c.connect("127.0.0.1", port, keepalive=60, clean_start=True)
+        # bind_address: the client's own (source) address, e.g. 127.0.0.2
+        # to be a stranger to the plugin's internal_addresses.
+        self.c.connect("127.0.0.1", port, keepalive=60, clean_start=True,
+                       bind_address=bind_address)
         self.c.loop_start()
         if wait:
             self.wait_connack()
@@ -368,6 +375,14 @@ def admin(clients, psvc, **kw):
     return clients("admin", psvc["ADMIN_PASS"], "a-" + secrets.token_hex(3), **kw)
 
 
+def mcsd_client(clients, psvc, **kw):
+    return clients("mcsd", psvc["MCSD_PASS"], "mcsd-" + secrets.token_hex(3), **kw)
+
+
+STRANGER = "127.0.0.2"  # not in internal_addresses
+INSIDER = "127.0.0.3"   # in internal_addresses, but not where mcsd runs
+
+
 def mpub(psvc, user, password, client_id, topic, msg="x", qos=1, tls=True, extra=()):
     """mosquitto_pub (MQTT v5); returns the CompletedProcess."""
     args = ["mosquitto_pub", "-V", "mqttv5", "-h", "127.0.0.1", "-q", str(qos), "-t", topic,
@@ -434,7 +449,7 @@ def test_unregistered_refused_and_one_alarm(psvc, db, clients, rds):
         assert not c.ok
         c.close()
     after = fresh_metrics(rds)
-    assert after["auth_unknown_sn"] - before["auth_unknown_sn"] == 8
+    assert after["auth_unknown_sn"] - before["auth_unknown_sn"] == 8, (before, after)
 
     def alarms():
         with db.cursor() as cur:
@@ -445,7 +460,8 @@ def test_unregistered_refused_and_one_alarm(psvc, db, clients, rds):
                       "one UNKNOWN_DEVICE alarm counting all 8 attempts",
                       lambda: f"rows: {alarms()}")
     assert len(rows) == 1
-    assert sn in rows[0][2] and rows[0][3] == "active"
+    # issue #7: states are active_unack / active_ack / cleared_unack / cleared_ack
+    assert sn in rows[0][2] and rows[0][3] == "active_unack"
     # More attempts inside the window: still one record, its count grows.
     for _ in range(3):
         c = clients(f"device_{sn}", dev_pass(sn, secret), f"device_{sn}")
@@ -757,6 +773,263 @@ def test_worker_reconnect_storm_verifies_password_once(psvc, rds):
 
 
 # --------------------------------------------------------------------------
+# Broker security (issue #6)
+
+
+def test_principals_only_from_internal_addresses(psvc, clients, rds):
+    """worker, admin and mcsd log in from internal addresses only, so a
+    stranger on the public TLS listener cannot even make the broker run an
+    Argon2id check. Mosquitto 2.0.11 tells a plugin the client's address but
+    not its listener: the internal listener is on loopback (see
+    test_internal_listener_bound_to_loopback), strangers come from elsewhere
+    (here 127.0.0.2, outside internal_addresses)."""
+    before = fresh_metrics(rds)
+    refused = [
+        clients("worker", psvc["WORKER_PASS"], "w-ext", bind_address=STRANGER),
+        clients("admin", psvc["ADMIN_PASS"], "a-ext", bind_address=STRANGER),
+        clients("mcsd", psvc["MCSD_PASS"], "mcsd-ext", bind_address=STRANGER),
+        # The internal port from a stranger's address: refused as well.
+        clients("worker", psvc["WORKER_PASS"], "w-ext2", tls=False, bind_address=STRANGER),
+    ]
+    for c in refused:
+        assert c.connack in (134, 135), (c.client_id, c.connack)
+    after = fresh_metrics(rds)
+    assert after["auth_not_internal"] - before["auth_not_internal"] == len(refused)
+    assert after["verify_argon2"] == before["verify_argon2"]  # no work spent on them
+    # The same credentials on the internal listener from loopback: accepted.
+    for c in (clients("worker", psvc["WORKER_PASS"], "w-int", tls=False),
+              clients("admin", psvc["ADMIN_PASS"], "a-int", tls=False),
+              mcsd_client(clients, psvc, tls=False),
+              clients("worker", psvc["WORKER_PASS"], "w-ins", tls=False, bind_address=INSIDER)):
+        assert c.ok, (c.client_id, c.connack)
+
+
+def test_devices_connect_from_any_address(psvc, clients, add_device):
+    sn = add_device()
+    assert device(clients, psvc, sn, bind_address=STRANGER).ok
+
+
+def test_mcsd_account_and_client_ids(psvc, clients, add_device):
+    """mcsd has its own account: the worker password cannot take an
+    instance's session (client id mcsd-*) nor subscribe in its share group."""
+    m = mcsd_client(clients, psvc, tls=False)
+    assert m.ok
+    assert m.subscribe(f"$share/mcsd/{PREFIX}/+/up") == [1]
+    assert m.subscribe(f"$SYS/broker/clients/connected") == [1]
+    assert m.subscribe(f"{PREFIX}/#") == [135]
+    # The worker password as user mcsd, a worker taking mcsd-1, mcsd with
+    # another client id: refused.
+    assert clients("mcsd", psvc["WORKER_PASS"], "mcsd-1", tls=False).connack in (134, 135)
+    assert clients("worker", psvc["WORKER_PASS"], "mcsd-1", tls=False).connack in (133, 135)
+    assert clients("admin", psvc["ADMIN_PASS"], "mcsd-1", tls=False).connack in (133, 135)
+    assert clients("mcsd", psvc["MCSD_PASS"], "api-1", tls=False).connack in (133, 135)
+    w = worker(clients, psvc, tls=False)
+    assert w.ok
+    assert w.subscribe(f"$share/mcsd/{PREFIX}/+/up") == [135]
+    assert w.subscribe(f"$share/mcsd/{PREFIX}/+/status") == [135]
+    assert w.subscribe(f"$share/api/{PREFIX}/+/up") == [1]
+
+
+def test_sn_broadcast_refused(psvc, db, clients, rds):
+    """`broadcast` is the fleet's command topic, never a device: the right
+    derived password does not get it in, and the database refuses the row
+    (migration 009)."""
+    before = fresh_metrics(rds)
+    c = device(clients, psvc, "broadcast")
+    assert c.connack in (133, 134, 135), c.connack
+    after = fresh_metrics(rds)
+    assert after["auth_bad_input"] - before["auth_bad_input"] == 1
+    assert after["auth_unknown_sn"] == before["auth_unknown_sn"]
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        with db.cursor() as cur:
+            cur.execute("INSERT INTO devices (sn) VALUES ('broadcast')")
+
+
+def _tls_context(max_version):
+    import ssl
+    import warnings
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = max_version
+    # OpenSSL 3's default security level would refuse TLS 1.1 in the client
+    # itself; level 0 leaves the refusal to the server under test.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+def _handshake(port, ctx):
+    """The TLS version negotiated with 127.0.0.1:port, or None if refused."""
+    import socket
+    import ssl
+    s = None
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with ctx.wrap_socket(s) as t:
+            return t.version()
+    except (ssl.SSLError, OSError):
+        return None
+    finally:
+        if s is not None:
+            s.close()
+
+
+def test_tls_listener_refuses_tls_below_1_2(psvc, tmp_path):
+    import socket
+    import ssl
+    old = _tls_context(ssl.TLSVersion.TLSv1_1)
+    # Control: this client does speak TLS 1.1 (to a server that allows it),
+    # so a refusal below is the broker's.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    crt, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert",
+                            str(crt), "-key", str(key), "-tls1_1", "-cipher",
+                            "DEFAULT:@SECLEVEL=0", "-quiet"],
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        got = wait_until(lambda: _handshake(port, old), 10, 0.1, "the TLS 1.1 control server")
+        assert got == "TLSv1.1"
+    finally:
+        srv.kill()
+        srv.wait(10)
+    tls_port = int(psvc["MQTT_TLS_PORT"])
+    assert _handshake(tls_port, old) is None
+    assert _handshake(tls_port, _tls_context(ssl.TLSVersion.TLSv1_2)) == "TLSv1.2"
+
+
+def _listening_addresses(pid, port):
+    """Local addresses (hex, as in /proc/net/tcp*) on which process pid has a
+    listening TCP socket on port."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                addr, lport = parts[1].split(":")
+                if parts[3] == "0A" and int(lport, 16) == port and parts[9] in inodes:
+                    found.append(addr)
+    return found
+
+
+def test_internal_listener_bound_to_loopback(psvc):
+    """The plain (unencrypted) listener must not be reachable from the
+    network (R-MQ-6): the broker's socket on MQTT_PORT is bound to
+    127.0.0.1, never to 0.0.0.0 or ::. The shipped configuration says the
+    same for 1883, and TLS 1.2 at least for the public listener."""
+    addrs = _listening_addresses(psvc.broker_pid(), int(psvc["MQTT_PORT"]))
+    assert addrs == ["0100007F"], addrs  # 127.0.0.1, little-endian hex
+    conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    listeners = [l.split() for l in conf.splitlines() if l.startswith("listener ")]
+    assert ["listener", "1883", "127.0.0.1"] in listeners, listeners
+    tls_section = conf.split("listener 8883", 1)[1].split("\nlistener ", 1)[0]
+    assert "\ntls_version tlsv1.2" in tls_section
+
+
+def _flood(port, tls, bind, users, stop, counts, cafile):
+    """Connects again and again with wrong passwords (new ones each time, so
+    that no memory absorbs them) until stop is set."""
+    i = 0
+    while not stop.is_set():
+        user = users[i % len(users)]
+        i += 1
+        c = mqtt.Client(client_id=f"flood-{secrets.token_hex(4)}", protocol=mqtt.MQTTv5)
+        c.username_pw_set(user, secrets.token_hex(8))
+        if tls:
+            c.tls_set(ca_certs=cafile)
+        done = []
+        c.on_connect = lambda *a, **k: done.append(1)
+        try:
+            c.connect("127.0.0.1", port, keepalive=10, bind_address=bind)
+            deadline = time.monotonic() + 5
+            while not done and time.monotonic() < deadline:
+                if c.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+            counts[bind] = counts.get(bind, 0) + 1
+        except OSError:
+            pass
+        finally:
+            try:
+                c.socket() and c.socket().close()
+            except Exception:
+                pass
+
+
+def test_wrong_password_flood_does_not_lock_out_good_logins(psvc, clients, rds):
+    """A flood of wrong worker/admin passwords, from a stranger and from an
+    internal address, must neither lock out nor delay a good
+    worker or mcsd login that needs a fresh Argon2id check: a restarted
+    broker remembers no password, which is when a single global bucket used
+    to lock mcsd out."""
+    psvc.svc("mqtt-stop")
+    psvc.svc("mqtt-start")
+    stop = threading.Event()
+    counts = {}
+    # The stranger mostly on the plain port: its connections cost the broker
+    # least, so the most wrong passwords per second reach the plugin (TLS
+    # handshakes would only measure the broker's TLS, ~1 ms each, and much
+    # more in the sanitizer build); one thread over TLS as a detector would.
+    threads = [threading.Thread(target=_flood, daemon=True,
+                                args=(int(psvc["MQTT_PORT"]), False, STRANGER, [user], stop,
+                                      counts, None))
+               for user in ("worker", "worker", "admin", "admin")]
+    threads.append(threading.Thread(target=_flood, daemon=True,
+                                    args=(int(psvc["MQTT_TLS_PORT"]), True, STRANGER,
+                                          ["worker"], stop, counts, psvc["MQTT_CAFILE"])))
+    threads += [threading.Thread(target=_flood, daemon=True,
+                                 args=(int(psvc["MQTT_PORT"]), False, INSIDER,
+                                       ["worker", "admin", "mcsd"], stop, counts, None))
+                for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)  # every bucket the flood can reach is empty by now
+        times = {}
+        for name, make in (("worker", lambda: worker(clients, psvc, tls=False)),
+                           ("mcsd", lambda: mcsd_client(clients, psvc, tls=False))):
+            t0 = time.monotonic()
+            c = make()
+            times[name] = time.monotonic() - t0
+            assert c.ok, (name, c.connack, counts)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    m = fresh_metrics(rds)
+    assert counts.get(STRANGER, 0) > 20 and counts.get(INSIDER, 0) > 20, counts
+    # Each good login costs one Argon2id check (~80 ms) plus what the flood
+    # may take of the broker's thread: one check a second from the insider
+    # (verify_per_addr_s=1), TLS handshakes from the stranger. Measured
+    # here: ~0.15-0.4 s (0.5 s in the sanitizer build on a busy box); before
+    # issue #6 (one bucket per account, no address check): 2.7-4.5 s, or
+    # refused as rate_limited.
+    assert max(times.values()) < 1.5, (times, counts)
+    assert m["auth_not_internal"] > 20, (m, counts)
+    print(f"good logins under the flood: {times}, attempts {counts}")
+    assert m["verify_limited_addr"] > 0, m
+    assert m["auth_ok_worker"] >= 1 and m["auth_ok_mcsd"] >= 1
+
+
+# --------------------------------------------------------------------------
 # mcsd through the plugin-mode broker
 
 
@@ -766,10 +1039,11 @@ def test_mcsd_ingests_through_plugin_broker(psvc, db, clients, tmp_path, add_dev
     env.pop("ENV_FILE", None)
     env.pop("MQTT_TLS_CAFILE", None)
     env.update(psvc)
-    env.update({"MQTT_USER": "worker", "MQTT_PASS": psvc["WORKER_PASS"], "LOG_LEVEL": "INFO"})
+    # mcsd's own broker account and client-id pattern (issue #6).
+    env.update({"MQTT_USER": "mcsd", "MQTT_PASS": psvc["MCSD_PASS"], "LOG_LEVEL": "INFO"})
     launcher = McsdLauncher(build_dir() / "mcsd", env, tmp_path, psvc.redis)
     try:
-        m = launcher.start()
+        m = launcher.start(INSTANCE_ID="mcsd-it-" + secrets.token_hex(3))
         d = device(clients, psvc, sn)
         d.publish(f"{PREFIX}/{sn}/up", __import__("json").dumps(telemetry(seq=7, v_raw=123.0)))
         def stored():

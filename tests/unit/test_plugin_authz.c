@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-static const struct authz_limits LIM = {64, 128, 128};
+static const struct authz_limits LIM = {64, 128, 128, NULL};
 
 static enum authz_reason ident(const char *u, const char *p, const char *c, enum authz_role *role,
                                char *sn)
@@ -31,8 +31,29 @@ static void identify_devices_and_principals(void **state)
                      AUTHZ_R_OK);
     assert_int_equal(role, AUTHZ_DEVICE);
     assert_string_equal(sn, "A001");
-    assert_int_equal(ident("worker", "pw", "mcsd-1", &role, sn), AUTHZ_R_OK);
+    assert_int_equal(ident("worker", "pw", "api-1", &role, sn), AUTHZ_R_OK);
     assert_int_equal(role, AUTHZ_WORKER);
+    /* mcsd's own account with its fixed client-id pattern (issue #6): the
+     * worker password alone cannot take an instance's session. */
+    assert_int_equal(ident("mcsd", "pw", "mcsd-1", &role, sn), AUTHZ_R_OK);
+    assert_int_equal(role, AUTHZ_MCSD);
+    assert_int_equal(ident("worker", "pw", "mcsd-1", &role, sn), AUTHZ_R_CLIENTID);
+    assert_int_equal(ident("admin", "pw", "mcsd-x", &role, sn), AUTHZ_R_CLIENTID);
+    assert_int_equal(ident("mcsd", "pw", "api-1", &role, sn), AUTHZ_R_CLIENTID);
+    assert_int_equal(ident("mcsd", "pw", "mcsd-", &role, sn), AUTHZ_R_CLIENTID);
+    assert_int_equal(ident("mcsd", "pw", "device_A1", &role, sn), AUTHZ_R_CLIENTID);
+    {
+        struct authz_limits l2 = LIM;
+        l2.mcsd_prefix = "plant-";
+        assert_int_equal(authz_identify(&l2, "mcsd", "pw", "plant-7", &role, sn), AUTHZ_R_OK);
+        assert_int_equal(authz_identify(&l2, "mcsd", "pw", "mcsd-1", &role, sn), AUTHZ_R_CLIENTID);
+        assert_int_equal(authz_identify(&l2, "worker", "pw", "mcsd-1", &role, sn), AUTHZ_R_OK);
+    }
+    /* SN broadcast is the fleet's command topic, never a device. */
+    assert_int_equal(ident("device_broadcast", "0123456789abcdef", "device_broadcast", &role, sn),
+                     AUTHZ_R_BAD_INPUT);
+    assert_int_equal(ident("device_Broadcast", "0123456789abcdef", "device_Broadcast", &role, sn),
+                     AUTHZ_R_OK);
     assert_int_equal(ident("admin", "pw", "ops", &role, sn), AUTHZ_R_OK);
     assert_int_equal(role, AUTHZ_ADMIN);
     /* Anything else is a stranger. */
@@ -215,8 +236,23 @@ static void acl_worker_admin(void **state)
     assert_int_equal(authz_rules_init(&R, "mcs"), 0);
     /* Worker reads up/status of every device, also through $share. */
     assert_true(acl(AUTHZ_WORKER, NULL, "mcs/+/up", AUTHZ_SUBSCRIBE));
+    assert_true(acl(AUTHZ_WORKER, NULL, "$share/api/mcs/+/up", AUTHZ_SUBSCRIBE));
+    assert_true(acl(AUTHZ_WORKER, NULL, "$share/mcsdx/mcs/+/status", AUTHZ_SUBSCRIBE));
+    /* ... but not in mcsd's share group (issue #6): mcsd only. */
+    assert_false(acl(AUTHZ_WORKER, NULL, "$share/mcsd/mcs/+/up", AUTHZ_SUBSCRIBE));
+    assert_false(acl(AUTHZ_WORKER, NULL, "$share/mcsd/mcs/+/status", AUTHZ_SUBSCRIBE));
+    assert_true(acl(AUTHZ_MCSD, NULL, "$share/mcsd/mcs/+/up", AUTHZ_SUBSCRIBE));
+    assert_true(acl(AUTHZ_MCSD, NULL, "$share/mcsd/mcs/+/status", AUTHZ_SUBSCRIBE));
+    assert_true(acl(AUTHZ_MCSD, NULL, "mcs/A1/up", AUTHZ_READ));
+    assert_true(acl(AUTHZ_MCSD, NULL, "$SYS/broker/clients/connected", AUTHZ_SUBSCRIBE));
+    assert_false(acl(AUTHZ_MCSD, NULL, "mcs/#", AUTHZ_SUBSCRIBE));
+    assert_false(acl(AUTHZ_MCSD, NULL, "mcs/A1/up", AUTHZ_WRITE));
+    assert_int_equal(authz_rules_set_group(&R, "plantA"), 0);
     assert_true(acl(AUTHZ_WORKER, NULL, "$share/mcsd/mcs/+/up", AUTHZ_SUBSCRIBE));
-    assert_true(acl(AUTHZ_WORKER, NULL, "$share/mcsd/mcs/+/status", AUTHZ_SUBSCRIBE));
+    assert_false(acl(AUTHZ_WORKER, NULL, "$share/plantA/mcs/+/up", AUTHZ_SUBSCRIBE));
+    assert_int_equal(authz_rules_set_group(&R, "a/b"), MCS_EINVAL);
+    assert_int_equal(authz_rules_set_group(&R, ""), MCS_EINVAL);
+    assert_int_equal(authz_rules_init(&R, "mcs"), 0);
     assert_true(acl(AUTHZ_WORKER, NULL, "mcs/A1/status", AUTHZ_SUBSCRIBE));
     assert_true(acl(AUTHZ_WORKER, NULL, "mcs/A1/up", AUTHZ_READ));
     assert_false(acl(AUTHZ_WORKER, NULL, "mcs/#", AUTHZ_SUBSCRIBE));

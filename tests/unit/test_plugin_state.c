@@ -9,12 +9,14 @@
 /* cmocka needs the three above first: a block of its own. */
 #include <cmocka.h>
 
+#include "addrset.h"
 #include "alarmlim.h"
 #include "authopt.h"
 #include "devtab.h"
 #include "err.h"
 #include "mbox.h"
 #include "pwverify.h"
+#include "vbudget.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -62,7 +64,7 @@ static void devtab_growth_and_churn(void **state)
         snprintf(sn, sizeof(sn), "S%06d", i);
         assert_int_equal(devtab_map_put(&m, sn, i % 3 ? DEVTAB_ENABLED : DEVTAB_DISABLED, NULL), 0);
     }
-    assert_int_equal(m->n, 50000);
+    assert_int_equal(devtab_map_count(m), 50000);
     /* Delete and re-add many: tombstones must not make the table fill up
      * or lose entries. */
     for(int round = 0; round < 5; round++)
@@ -77,7 +79,7 @@ static void devtab_growth_and_churn(void **state)
         assert_int_equal(devtab_map_get(m, sn, strlen(sn)), want);
     }
     assert_int_equal(devtab_map_get(m, "S050000", 7), DEVTAB_UNKNOWN);
-    assert_true(m->used * 10 <= m->cap * 7);
+    assert_true(m->h.used * 10 <= m->h.cap * 7);
     devtab_map_free(m);
 }
 
@@ -99,7 +101,7 @@ static void devtab_snapshot(void **state)
     devtab_set(&t, "C3", DEVTAB_UNKNOWN, NULL);
     assert_int_equal(devtab_snapshot_save(&t, path), 0);
     assert_int_equal(devtab_snapshot_load(path, 100, &m), 0);
-    assert_int_equal(m->n, 2);
+    assert_int_equal(devtab_map_count(m), 2);
     assert_int_equal(devtab_map_get(m, "A1", 2), DEVTAB_ENABLED);
     assert_int_equal(devtab_map_get(m, "B2", 2), DEVTAB_DISABLED);
     assert_int_equal(devtab_map_get(m, "C3", 2), DEVTAB_UNKNOWN);
@@ -112,10 +114,10 @@ static void devtab_snapshot(void **state)
     fputs("mcs_auth-devtab 1\nA1 1\nbad line\nx'; 1\nB2 0\nC3 7\n\nD4 1", f);
     fclose(f);
     assert_int_equal(devtab_snapshot_load(path, 100, &m), 0);
-    assert_int_equal(m->n, 2);
+    assert_int_equal(devtab_map_count(m), 2);
     devtab_map_free(m);
     assert_int_equal(devtab_snapshot_load(path, 1, &m), 0);
-    assert_int_equal(m->n, 1);
+    assert_int_equal(devtab_map_count(m), 1);
     devtab_map_free(m);
     f = fopen(path, "w");
     fputs("something else\nA1 1\n", f);
@@ -295,6 +297,100 @@ static void pwverify_memory_and_limit(void **state)
     pwv_cleanup(&v);
 }
 
+static void pwverify_recall_then_verify(void **state)
+{
+    struct pwverify v;
+    (void)state;
+
+    assert_int_equal(pwv_init(&v, HASH, 60000, 10000, 1), 0);
+    assert_int_equal(pwv_recall(&v, "s3cret", 6, 1000), PWV_UNKNOWN);
+    assert_int_equal(v.verifications, 0);
+    /* pwv_verify has no budget of its own: the caller's (vbudget) counts. */
+    assert_int_equal(pwv_verify(&v, "nope", 4, 1000), PWV_BAD);
+    assert_int_equal(pwv_verify(&v, "s3cret", 6, 1001), PWV_OK);
+    assert_int_equal(v.verifications, 2);
+    assert_int_equal(pwv_recall(&v, "s3cret", 6, 1002), PWV_OK);
+    assert_int_equal(pwv_recall(&v, "nope", 4, 1002), PWV_BAD);
+    assert_int_equal(pwv_recall(&v, "other", 5, 1002), PWV_UNKNOWN);
+    pwv_cleanup(&v);
+    assert_int_equal(pwv_init(&v, "", 1, 1, 1), 0);
+    assert_int_equal(pwv_recall(&v, "x", 1, 1), PWV_NOT_CONFIG);
+    assert_int_equal(pwv_verify(&v, "x", 1, 1), PWV_NOT_CONFIG);
+    pwv_cleanup(&v);
+}
+
+static void addrset_internal_addresses(void **state)
+{
+    struct addrset s;
+    unsigned char a[16];
+    char err[128];
+    (void)state;
+
+    assert_int_equal(addrset_parse(&s, "127.0.0.1, ::1 10.0.0.0/8,fd00::/8", err, sizeof(err)), 0);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(addr_parse("127.0.0.1", a), 0);
+    assert_true(addrset_has(&s, a));
+    /* A dual-stack listener reports IPv4 clients as mapped addresses. */
+    assert_int_equal(addr_parse("::ffff:127.0.0.1", a), 0);
+    assert_true(addrset_has(&s, a));
+    assert_int_equal(addr_parse("127.0.0.2", a), 0);
+    assert_false(addrset_has(&s, a));
+    assert_int_equal(addr_parse("10.200.3.4", a), 0);
+    assert_true(addrset_has(&s, a));
+    assert_int_equal(addr_parse("11.0.0.1", a), 0);
+    assert_false(addrset_has(&s, a));
+    assert_int_equal(addr_parse("::1", a), 0);
+    assert_true(addrset_has(&s, a));
+    assert_int_equal(addr_parse("fd12::5%eth0", a), 0);
+    assert_true(addrset_has(&s, a));
+    assert_int_equal(addr_parse("2001:db8::1", a), 0);
+    assert_false(addrset_has(&s, a));
+    assert_int_equal(addr_parse("not an address", a), MCS_EINVAL);
+    assert_int_equal(addr_parse(NULL, a), MCS_EINVAL);
+    assert_int_equal(addrset_parse(&s, "127.0.0.0/33", err, sizeof(err)), MCS_ECONFIG);
+    assert_int_equal(addrset_parse(&s, "localhost", err, sizeof(err)), MCS_ECONFIG);
+    assert_non_null(strstr(err, "localhost"));
+    assert_int_equal(addrset_parse(&s, "", err, sizeof(err)), 0);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(addr_parse("127.0.0.1", a), 0);
+    assert_false(addrset_has(&s, a));
+    assert_int_equal(addrset_parse(&s, "0.0.0.0/0", err, sizeof(err)), 0);
+    assert_true(addrset_has(&s, a));
+}
+
+static void vbudget_per_address(void **state)
+{
+    struct vbudget b;
+    unsigned char x[16], y[16], z[16];
+    (void)state;
+
+    assert_int_equal(vbudget_init(&b, 2, 5, 2), 0);
+    addr_parse("127.0.0.3", x);
+    addr_parse("127.0.0.1", y);
+    addr_parse("127.0.0.9", z);
+    /* A flood from x spends x's budget only ... */
+    assert_int_equal(vbudget_take(&b, x, 1000), VB_OK);
+    assert_int_equal(vbudget_take(&b, x, 1000), VB_OK);
+    for(int i = 0; i < 100; i++)
+        assert_int_equal(vbudget_take(&b, x, 1000 + i), VB_ADDR);
+    /* ... so y still gets its verifications. */
+    assert_int_equal(vbudget_take(&b, y, 1100), VB_OK);
+    assert_int_equal(vbudget_take(&b, y, 1100), VB_OK);
+    /* The total: 5 per second, 4 spent; the table holds 2 addresses, a
+     * third shares the overflow bucket. */
+    assert_int_equal(vbudget_take(&b, z, 1100), VB_OK);
+    assert_int_equal(vbudget_take(&b, z, 1100), VB_TOTAL);
+    /* Refilled after a second. */
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_OK);
+    /* A right password gives its verification back. */
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_OK);
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_ADDR);
+    vbudget_refund(&b, x);
+    assert_int_equal(vbudget_take(&b, x, 2200), VB_OK);
+    vbudget_cleanup(&b);
+    assert_int_equal(vbudget_init(&b, 0, 5, 2), MCS_EINVAL);
+}
+
 static void options(void **state)
 {
     struct mcs_auth_opts *o = malloc(sizeof(*o));
@@ -359,6 +455,9 @@ int main(void)
         cmocka_unit_test(alarmlim_global_cap_and_failures),
         cmocka_unit_test(alarmlim_bounded_tracking),
         cmocka_unit_test(pwverify_memory_and_limit),
+        cmocka_unit_test(pwverify_recall_then_verify),
+        cmocka_unit_test(addrset_internal_addresses),
+        cmocka_unit_test(vbudget_per_address),
         cmocka_unit_test(options),
     };
     return cmocka_run_group_tests(tests, make_hash, NULL);
