@@ -32,6 +32,7 @@ ingest  ingest_bench.py   480
 storm   connect_storm.py  240
 archive archive_bench.py  300
 alarm   alarm_bench.py    240
+api     api_bench.py      300
 "
 
 log() { echo "bench: $*" >&2; }
