@@ -33,6 +33,7 @@ storm   connect_storm.py  240
 archive archive_bench.py  300
 sim     sim_bench.py      240
 alarm   alarm_bench.py    240
+api     api_bench.py      300
 "
 
 log() { echo "bench: $*" >&2; }

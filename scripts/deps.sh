@@ -15,6 +15,7 @@ PKGS=(
   libcurl4-openssl-dev
   clang libclang-rt-14-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi
+  libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket python3-yaml wrk
 )
 
 # Node/npm for the S3 test server (tests/s3, issue #10) unless present.

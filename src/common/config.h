@@ -66,6 +66,21 @@ struct mcs_config {
     char pg_bin_dir[256];
     char history_cache_dir[512];
     int history_cache_mb;
+    /* mcs-api (src/api, issue #8) */
+    char api_bind[64];
+    int api_port;
+    char jwt_secret[256];
+    int jwt_expire_hours;
+    char web_root[512];
+    int api_body_max;
+    int api_upload_max;
+    char api_mqtt_user[64];
+    char api_mqtt_pass[256];
+    int login_max_fail_user;
+    int login_max_fail_ip;
+    int login_lock_s;
+    int ws_max_clients;
+    char api_alarm_source[16];
     /* Alarms and notifications (issue #7, docs/ALARMS.md) */
     int alarms_enabled;
     int notify_poll_ms;
