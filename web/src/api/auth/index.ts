@@ -1,0 +1,5 @@
+import { request } from '../request'
+import type { LoginRequest, LoginResponse } from './types'
+export * from './types'
+
+export const login = (body: LoginRequest) => request<LoginResponse>('/api/auth/login', { method: 'POST', body })

@@ -1,0 +1,48 @@
+// Who is signed in: the JWT (kept in localStorage so the wall screen
+// survives a reload), the user name and role read from its claims.
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import { login as apiLogin, type Role } from '@/api/auth'
+import { getToken, setToken } from '@/api/request'
+
+interface Claims { sub?: string; username?: string; role?: Role; exp?: number }
+
+export function decodeClaims(token: string | null): Claims {
+  if (!token) return {}
+  const part = token.split('.')[1]
+  if (!part) return {}
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/')
+    const bin = atob(b64 + '==='.slice((b64.length + 3) % 4))
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0))
+    return JSON.parse(new TextDecoder().decode(bytes)) as Claims
+  } catch {
+    return {}
+  }
+}
+
+export const useAuthStore = defineStore('auth', () => {
+  const token = ref<string | null>(getToken())
+  const claims = computed(() => decodeClaims(token.value))
+  const username = computed(() => claims.value.username ?? claims.value.sub ?? '')
+  const role = computed<Role>(() => (claims.value.role === 'admin' ? 'admin' : 'viewer'))
+  const isAdmin = computed(() => role.value === 'admin')
+  const loggedIn = computed(() => {
+    if (!token.value) return false
+    const exp = claims.value.exp
+    return !exp || exp * 1000 > Date.now()
+  })
+
+  async function login(user: string, password: string): Promise<void> {
+    const res = await apiLogin({ username: user, password })
+    token.value = res.access_token
+    setToken(res.access_token)
+  }
+
+  function logout(): void {
+    token.value = null
+    setToken(null)
+  }
+
+  return { token, username, role, isAdmin, loggedIn, login, logout }
+})

@@ -1,0 +1,37 @@
+import { defineConfig } from 'vite'
+import { fileURLToPath, URL } from 'node:url'
+import vue from '@vitejs/plugin-vue'
+
+// The API server (mcs-api) serves dist/ itself; during `npm run dev` the
+// proxy sends /api and /ws there (MCS_API_URL, default 127.0.0.1:8080).
+const api = process.env.MCS_API_URL || 'http://127.0.0.1:8080'
+
+export default defineConfig({
+  plugins: [vue()],
+  resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },
+  base: '/',
+  worker: { format: 'es' },
+  build: {
+    outDir: 'dist',
+    chunkSizeWarningLimit: 1500,
+    rollupOptions: {
+      output: {
+        manualChunks(id: string) {
+          if (id.includes('node_modules/echarts') || id.includes('node_modules/zrender')) return 'echarts'
+          if (id.includes('node_modules/element-plus')) return 'element-plus'
+          return undefined
+        },
+      },
+    },
+  },
+  server: {
+    proxy: {
+      '/api': api,
+      '/ws': { target: api.replace(/^http/, 'ws'), ws: true },
+    },
+  },
+  test: {
+    include: ['src/**/*.test.ts'],
+    environment: 'node',
+  },
+})
