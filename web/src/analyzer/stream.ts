@@ -12,7 +12,8 @@ export class CsvGzReader {
   private readonly dec: DecodeUTF8
   private carry = ''
   private line = 0
-  members = 0
+  /** gzip members read: fflate reports each member after the first. */
+  members = 1
   error: string | null = null
 
   constructor(private readonly agg: Aggregator, private readonly file: string) {

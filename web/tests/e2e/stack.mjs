@@ -1,0 +1,2 @@
+// Real-stack suite: placeholder until mcs-api is merged.
+export async function runStack() { return 0 }
