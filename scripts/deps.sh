@@ -12,6 +12,7 @@ PKGS=(
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
   python3-requests
   clang libclang-rt-14-dev
+  libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket wrk
   chromium fonts-wqy-microhei
 )
 
