@@ -51,6 +51,7 @@ interface Options {
   query?: Query
   body?: unknown
   form?: FormData
+  blob?: Blob // sent as the raw body with its own type (image uploads)
   raw?: boolean // return the Response (downloads)
   timeoutMs?: number
 }
@@ -61,6 +62,10 @@ export async function request<T>(url: string, opt: Options = {}): Promise<T> {
   if (tok) headers.Authorization = `Bearer ${tok}`
   let body: BodyInit | undefined
   if (opt.form) body = opt.form
+  else if (opt.blob) {
+    headers['Content-Type'] = opt.blob.type || 'application/octet-stream'
+    body = opt.blob
+  }
   else if (opt.body !== undefined) {
     headers['Content-Type'] = 'application/json'
     body = JSON.stringify(opt.body)

@@ -2,7 +2,7 @@
 // survives a reload), the user name and role read from its claims.
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { login as apiLogin, type Role } from '@/api/auth'
+import { login as apiLogin, me, type Role } from '@/api/auth'
 import { getToken, setToken } from '@/api/request'
 
 interface Claims { sub?: string; username?: string; role?: Role; exp?: number }
@@ -24,8 +24,11 @@ export function decodeClaims(token: string | null): Claims {
 export const useAuthStore = defineStore('auth', () => {
   const token = ref<string | null>(getToken())
   const claims = computed(() => decodeClaims(token.value))
-  const username = computed(() => claims.value.username ?? claims.value.sub ?? '')
-  const role = computed<Role>(() => (claims.value.role === 'admin' ? 'admin' : 'viewer'))
+  // /api/auth/me is the authority on the role; the token's claims are the
+  // fallback until it answers (and for a reload while the API is down).
+  const who = ref<{ username: string; role: Role } | null>(JSON.parse(localStorage.getItem('mcs.user') || 'null'))
+  const username = computed(() => who.value?.username ?? claims.value.username ?? claims.value.sub ?? '')
+  const role = computed<Role>(() => ((who.value?.role ?? claims.value.role) === 'admin' ? 'admin' : 'viewer'))
   const isAdmin = computed(() => role.value === 'admin')
   const loggedIn = computed(() => {
     if (!token.value) return false
@@ -37,10 +40,17 @@ export const useAuthStore = defineStore('auth', () => {
     const res = await apiLogin({ username: user, password })
     token.value = res.access_token
     setToken(res.access_token)
+    try {
+      const m = await me()
+      who.value = { username: m.username, role: m.role }
+      localStorage.setItem('mcs.user', JSON.stringify(who.value))
+    } catch { /* claims fallback */ }
   }
 
   function logout(): void {
     token.value = null
+    who.value = null
+    localStorage.removeItem('mcs.user')
     setToken(null)
   }
 

@@ -1,23 +1,27 @@
-// Alarm records (alarm_logs, R-AL-3); levels 1/2 for gas, faults have none.
-export type AlarmType = 'HIGH' | 'LOW' | 'OFFLINE' | 'LOW_BAT' | 'DEVICE' | 'OVER_RANGE' | 'UNKNOWN_DEVICE'
-export type AlarmState = 'active' | 'cleared'
+// alarm_logs rows (docs/api/openapi.yaml) and the live events of
+// docs/ALARMS.md: levels 1/2 for gas, category gas vs fault.
+import type { Schemas } from '../schema'
 
-export interface Alarm {
+export type AlarmType = 'HIGH' | 'LOW' | 'OFFLINE' | 'LOW_BAT' | 'DEVICE' | 'OVER_RANGE' | 'UNKNOWN_DEVICE' | 'NOTIFY_FAILED'
+export type Alarm = Schemas['Alarm'] & { level?: number | null; category?: string | null; name?: string | null }
+export type AlarmStats = Schemas['AlarmStats']
+
+/** `alarm` frame data on /ws/dashboard (Redis mcs:alarm, docs/ALARMS.md). */
+export interface AlarmEvent {
+  event: 'raised' | 'updated' | 'cleared' | 'acked'
   id: number
   sn: string
-  name?: string
-  type: AlarmType
-  level?: number | null
-  state: AlarmState
+  alarm_type?: string
+  type?: string
+  category?: string
+  level?: number
   value?: number | null
   peak?: number | null
   threshold?: number | null
+  state?: string
   count?: number
-  started_at: string
-  cleared_at?: string | null
-  ack_at?: string | null
   ack_by?: string | null
-  ack_note?: string | null
+  ts?: number
 }
 
 export interface AlarmQuery {
@@ -27,9 +31,6 @@ export interface AlarmQuery {
   sn?: string
   type?: string
   level?: number | string
-  acked?: string
   start?: string
   end?: string
 }
-
-export interface AlarmStats { active: number; today: number; total?: number }

@@ -1,3 +1,3 @@
-import type { Role } from '../auth/types'
-export interface User { id: number; username: string; role: Role; created_at?: string }
-export interface UserInput { username?: string; password?: string; role?: Role }
+import type { Schemas } from '../schema'
+export type User = Schemas['User']
+export interface UserInput { username?: string; password?: string; role?: 'admin' | 'viewer'; disabled?: boolean }
