@@ -43,3 +43,13 @@ describe('marker state', () => {
       .toEqual({ online: 2, offline: 1, alarm: 1 })
   })
 })
+
+import { toPercent } from './plan'
+describe('plan percentages', () => {
+  it('maps a drop point to percentages of the plan, clamped', () => {
+    const r = { left: 100, top: 50, width: 800, height: 400 }
+    expect(toPercent(500, 250, r)).toEqual({ x: 50, y: 50 })
+    expect(toPercent(100 + 800 / 3, 50, r)).toEqual({ x: 33.33, y: 0 })
+    expect(toPercent(2000, -10, r)).toEqual({ x: 100, y: 0 })
+  })
+})

@@ -12,7 +12,7 @@ export const getRealtime = (sn: string) => request<Realtime>(`/api/devices/${enc
 export const getHistory = (sn: string, q: { start: string; end: string; interval: string; page?: number; size?: number }) =>
   request<History>(`/api/devices/${enc(sn)}/history`, { query: q })
 export const sendCommand = (sn: string, body: Command) => request<CommandResult>(`/api/devices/${enc(sn)}/command`, { method: 'POST', body })
-export const savePositions = (body: Positions) => request<{ message?: string }>('/api/devices/positions', { method: 'POST', body })
+export const savePositions = (body: Positions) => request<{ message?: string; updated?: number }>('/api/devices/positions', { method: 'POST', body })
 
 /** All devices (the list pages at most 200 a request; the screens want every one). */
 export async function listAllDevices(): Promise<Device[]> {

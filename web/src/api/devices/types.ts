@@ -12,5 +12,6 @@ export type Command = Schemas['Command']
 export type CommandResult = Schemas['CommandResult']
 
 export interface Page<T> { total: number; page: number; size: number; data: T[] }
-export interface DeviceQuery { page?: number; size?: number; status?: string; q?: string }
-export type Positions = Record<string, { x: number; y: number }>
+export interface DeviceQuery { page?: number; size?: number; status?: string; search?: string }
+/** POST /api/devices/positions body: percentages of the plan (0–100), null = not placed. */
+export interface Positions { positions: { sn: string; pos_x: number | null; pos_y: number | null }[] }
