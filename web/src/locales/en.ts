@@ -48,7 +48,7 @@ export default {
     email: 'E-mail', webhook: 'Webhook robot', sms: 'SMS', smtpHost: 'SMTP host', smtpPort: 'Port',
     security: 'Security', ssl: 'SSL (465)', starttls: 'STARTTLS (587)', sender: 'Sender', smtpUser: 'Account',
     smtpPass: 'Password / auth code', recipients: 'Recipients (; separated)', platform: 'Platform', dingtalk: 'DingTalk', feishu: 'Feishu',
-    wecom: 'WeCom', custom: 'Custom', url: 'Webhook URL', secret: 'Signing secret', mobiles: '@mobiles (, separated)',
+    wecom: 'WeCom', custom: 'Custom', url: 'Webhook URL', secret: 'Signing secret', mobiles: "{'@'}mobiles (, separated)",
     template: 'Message template', accessKeyId: 'AccessKey ID', accessKeySecret: 'AccessKey secret', signName: 'Sign name',
     templateCode: 'Template code', phones: 'Phone numbers (, separated)', testSend: 'Test send', testOk: 'Test sent: {detail}',
     testFail: 'Test failed: {detail}', general: 'General', debounce: 'Debounce (minutes)', schedule: 'Notify on a schedule',

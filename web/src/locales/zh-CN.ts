@@ -48,7 +48,7 @@ export default {
     email: '邮件通知', webhook: 'Webhook 机器人', sms: '短信通知', smtpHost: 'SMTP 服务器', smtpPort: '端口',
     security: '加密方式', ssl: 'SSL (465)', starttls: 'STARTTLS (587)', sender: '发件人', smtpUser: '账号',
     smtpPass: '密码/授权码', recipients: '收件人（; 分隔）', platform: '平台', dingtalk: '钉钉', feishu: '飞书',
-    wecom: '企业微信', custom: '自定义', url: 'Webhook 地址', secret: '加签密钥', mobiles: '@手机号（, 分隔）',
+    wecom: '企业微信', custom: '自定义', url: 'Webhook 地址', secret: '加签密钥', mobiles: "{'@'}手机号（, 分隔）",
     template: '消息模板', accessKeyId: 'AccessKey ID', accessKeySecret: 'AccessKey Secret', signName: '短信签名',
     templateCode: '模板编码', phones: '手机号（, 分隔）', testSend: '测试发送', testOk: '测试发送成功：{detail}',
     testFail: '测试发送失败：{detail}', general: '通用设置', debounce: '防抖时间（分钟）', schedule: '按时段通知',

@@ -135,8 +135,11 @@ export const useDashboardStore = defineStore('dashboard', () => {
     alarms.value = m
   }
 
+  // Gas alarms first, level 2 before level 1, then faults; oldest first within each.
+  const rank = (a: ScreenAlarm) => (a.category === 'gas' ? (a.level >= 2 ? 0 : 1) : 2)
   const visibleAlarms = computed(() =>
-    [...alarms.value.values()].filter(alarmVisible).sort((x, y) => x.startedAt - y.startedAt))
+    [...alarms.value.values()].filter(alarmVisible).sort((x, y) => rank(x) - rank(y) || x.startedAt - y.startedAt))
+  const firstAlarm = computed(() => visibleAlarms.value.reduce<ScreenAlarm | null>((f, a) => (!f || a.startedAt < f.startedAt ? a : f), null))
 
   /** The highest level of an open gas alarm per device. */
   const gasLevel = computed(() => {
@@ -173,5 +176,5 @@ export const useDashboardStore = defineStore('dashboard', () => {
     return { online, offline, alarm }
   })
 
-  return { devices, alarms, lastFrameAt, setDevices, applyRealtime, setAlarms, applyAlarmEvent, visibleAlarms, gasLevel, stateOf, counts }
+  return { devices, alarms, lastFrameAt, setDevices, applyRealtime, setAlarms, applyAlarmEvent, visibleAlarms, firstAlarm, gasLevel, stateOf, counts }
 })
