@@ -10,7 +10,8 @@ PKGS=(
   redis-server redis-tools libhiredis-dev
   libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
-  python3-requests
+  python3-requests python3-aiosmtpd
+  libcurl4-openssl-dev
   clang libclang-rt-14-dev
   libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket wrk
   chromium fonts-wqy-microhei

@@ -50,6 +50,20 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"METRICS_INTERVAL_MS", MCS_CFG_INT, F(metrics_interval_ms), 100, 60000, "1000", 0, "how often metrics are published to Redis"},
     {"DEVICE_FLUSH_S", MCS_CFG_INT, F(device_flush_s), 1, 3600, "10", 0, "how often per-device statistics are written to the database"},
     {"VENDOR_SECRET", MCS_CFG_STR, F(vendor_secret), 0, 0, "", 1, "vendor secret of device passwords (R-MQ-6)"},
+    /* mcs-api (src/api, issue #8); mcsd ignores these. */
+    {"API_BIND", MCS_CFG_STR, F(api_bind), 1, 0, "127.0.0.1", 0, "mcs-api: address to listen on"},
+    {"API_PORT", MCS_CFG_INT, F(api_port), 1, 65535, "8080", 0, "mcs-api: HTTP port"},
+    {"JWT_SECRET", MCS_CFG_STR, F(jwt_secret), 0, 0, "", 1, "mcs-api: HS256 key, at least 32 bytes (R-API-1)"},
+    {"JWT_EXPIRE_HOURS", MCS_CFG_INT, F(jwt_expire_hours), 1, 720, "24", 0, "mcs-api: token lifetime"},
+    {"WEB_ROOT", MCS_CFG_STR, F(web_root), 0, 0, "web/dist", 0, "mcs-api: directory of the built web app"},
+    {"API_BODY_MAX", MCS_CFG_INT, F(api_body_max), 1024, 16777216, "65536", 0, "mcs-api: largest JSON request body"},
+    {"API_UPLOAD_MAX", MCS_CFG_INT, F(api_upload_max), 1024, 67108864, "8388608", 0, "mcs-api: largest floor-plan upload"},
+    {"API_MQTT_USER", MCS_CFG_STR, F(api_mqtt_user), 0, 0, "admin", 0, "mcs-api: broker account for device commands"},
+    {"API_MQTT_PASS", MCS_CFG_STR, F(api_mqtt_pass), 0, 0, "", 1, "mcs-api: its password"},
+    {"LOGIN_MAX_FAIL_USER", MCS_CFG_INT, F(login_max_fail_user), 1, 1000, "5", 0, "mcs-api: failed logins of one user before 429"},
+    {"LOGIN_MAX_FAIL_IP", MCS_CFG_INT, F(login_max_fail_ip), 1, 100000, "20", 0, "mcs-api: failed logins from one address before 429"},
+    {"LOGIN_LOCK_S", MCS_CFG_INT, F(login_lock_s), 1, 86400, "30", 0, "mcs-api: first back-off after too many failures (doubles, at most 15 min)"},
+    {"WS_MAX_CLIENTS", MCS_CFG_INT, F(ws_max_clients), 1, 100000, "1000", 0, "mcs-api: dashboard WebSocket clients at most"},
     {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
 };
 #undef F

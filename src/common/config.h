@@ -44,6 +44,20 @@ struct mcs_config {
     int device_flush_s;
     /* Devices */
     char vendor_secret[256];
+    /* mcs-api (src/api, issue #8) */
+    char api_bind[64];
+    int api_port;
+    char jwt_secret[256];
+    int jwt_expire_hours;
+    char web_root[512];
+    int api_body_max;
+    int api_upload_max;
+    char api_mqtt_user[64];
+    char api_mqtt_pass[256];
+    int login_max_fail_user;
+    int login_max_fail_ip;
+    int login_lock_s;
+    int ws_max_clients;
 };
 
 /* What a table entry holds. */

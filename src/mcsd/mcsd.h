@@ -11,6 +11,8 @@
 
 #include <stdatomic.h>
 
+struct alarm_engine; /* alarm_db.h (#7) */
+
 struct mcsd {
     const struct mcs_config *cfg;
     struct mcs_registry reg;
@@ -19,6 +21,7 @@ struct mcsd {
     _Atomic int stopping;   /* set by main on SIGTERM */
     _Atomic int ingest_done;/* set once no more journal appends can happen */
     struct mcs_ratelimit reject_rl; /* rejection log lines; ingest thread only */
+    struct alarm_engine *alarm; /* alarms (#7): made by notify_start, used by store */
 };
 
 #endif

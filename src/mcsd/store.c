@@ -4,6 +4,7 @@
  * together with the journal position (exactly once across crashes), then
  * mirrored to Redis. Owns its PGconn and Redis context. Thread: its own. */
 #include "store.h"
+#include "alarm_db.h" /* alarms (#7): alarm_eval_batch in try_batch */
 #include "cache.h"
 #include "conn.h"
 #include "copybuf.h"
@@ -260,7 +261,10 @@ static int try_batch(struct mcs_store *s, int n, int64_t next, int staged, char 
             PQclear(r);
         }
     }
-    if(write_statuses(s, n, err, errn) || write_checkpoint(s, next, err, errn) ||
+    if(write_statuses(s, n, err, errn) ||
+       /* alarms (#7): decided in this transaction, in journal order */
+       alarm_eval_batch(s->d->alarm, s->pg, s->recs, (size_t)n, err, errn) ||
+       write_checkpoint(s, next, err, errn) ||
        exec_ok(s, "COMMIT", err, errn))
         goto fail;
     return inserted;

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "conn.h"
 #include "devcred.h"
+#include "mcs_user.h"
 #include "err.h"
 #include "timeutil.h"
 
@@ -1376,6 +1377,8 @@ static int run(struct cli *c, int argc, char **argv)
         rc = parse_args(argc, argv, 2, A_JSON, "status", &a);
         return rc ? rc : cmd_status(c, &a);
     }
+    if(!strcmp(argv[1], "user")) /* src/tools/mcs_user.c (issue #8) */
+        return mcs_user_run(&c->cfg, argc - 1, argv + 1);
     if(strcmp(argv[1], "device") != 0)
         return fail(MCS_EINVAL, "unknown command '%s' (see `mcs --help`)",
                     shown(argv[1], sb, sizeof(sb)));

@@ -1,0 +1,927 @@
+/* alarm_db.c - the alarm engine inside the store batch transaction (see
+ * alarm_db.h). Owns the per-device cache of limits and open-alarm hints.
+ * Must not touch the journal or the store's own statements. Thread: store
+ * (alarm_eval_batch); the settings are shared under a mutex. */
+#include "alarm_db.h"
+#include "err.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPEN_REFRESH_MS 5000 /* re-read open alarms (other instances' raises) */
+#define STAT(e, f)                    \
+    do {                              \
+        pthread_mutex_lock(&(e)->mu); \
+        (e)->stats.f++;               \
+        pthread_mutex_unlock(&(e)->mu); \
+    } while(0)
+
+struct aldev {
+    char sn[MCS_SN_MAX + 1];
+    uint8_t loaded;    /* limits read from devices */
+    uint8_t known;     /* a row exists */
+    uint8_t open_mask; /* hint: types with an open alarm */
+    uint8_t in_batch;
+    uint8_t interesting;
+    struct alarm_limits lim;
+    /* truth for the current batch (interesting devices) */
+    struct alarm_open st[AL_NTYPES];
+    long long id[AL_NTYPES];
+    int pend_count[AL_NTYPES];
+    double pend_last[AL_NTYPES];
+    int64_t pend_ts[AL_NTYPES];
+};
+
+struct alarm_engine {
+    char instance[64];
+    pthread_mutex_t mu;
+    struct alarm_cfg cfg; /* under mu */
+    struct aldev **tab;   /* open addressing by SN */
+    uint32_t cap, n;
+    struct aldev **batch; /* devices of the current batch */
+    size_t nbatch, batch_cap;
+    PGconn *last_pg;
+    int last_pid;
+    int64_t next_open_ms;
+    int64_t sig_first, sig_last; /* the previous batch, to notice its retry */
+    size_t sig_n;
+    char err[512];
+    struct alarm_stats stats;
+};
+
+/* ---- settings ---- */
+
+void alarm_cfg_defaults(struct alarm_cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->debounce_s = 600;
+    c->hyst_pct = 2;
+    c->offline_s = 90;
+    c->reminders = 1;
+    c->level2_override = 1;
+    c->sched.enabled = 0;
+    c->sched.days = 0x7f;
+    c->sched.start_min = 0;
+    c->sched.end_min = 1440;
+    snprintf(c->tz, sizeof(c->tz), "Asia/Shanghai");
+    c->tz_offset_s = 8 * 3600;
+    c->escalation = 0;
+    c->escalate_after_s = 1800;
+    c->max_attempts = 6;
+    c->backoff_s = 2;
+    c->backoff_max_s = 300;
+    c->digest_threshold = 3;
+}
+
+static double jnum(const cJSON *o, const char *k, double def, double lo, double hi)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if(!cJSON_IsNumber(v) || isnan(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+        return def;
+    return v->valuedouble;
+}
+
+static int jbool(const cJSON *o, const char *k, int def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+int alarm_cfg_parse(struct alarm_cfg *c, const char *json)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *o;
+    if(!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return MCS_EPARSE;
+    }
+    c->debounce_s = jnum(root, "debounce_min", c->debounce_s / 60, 0, 1440) * 60;
+    c->hyst_pct = jnum(root, "hysteresis_pct", c->hyst_pct, 0, 50);
+    c->offline_s = jnum(root, "offline_s", c->offline_s, 1, 86400);
+    c->reminders = jbool(root, "reminders", c->reminders);
+    c->level2_override = jbool(root, "level2_ignores_schedule", c->level2_override);
+    o = cJSON_GetObjectItemCaseSensitive(root, "schedule");
+    if(cJSON_IsObject(o)) {
+        const cJSON *days = cJSON_GetObjectItemCaseSensitive(o, "days");
+        const cJSON *tz = cJSON_GetObjectItemCaseSensitive(o, "tz");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "start");
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(o, "end");
+        c->sched.enabled = jbool(o, "enabled", c->sched.enabled);
+        if(cJSON_IsArray(days)) {
+            const cJSON *d;
+            c->sched.days = 0;
+            cJSON_ArrayForEach(d, days)
+            {
+                if(cJSON_IsNumber(d) && d->valuedouble >= 1 && d->valuedouble <= 7)
+                    c->sched.days |= (uint8_t)(1u << ((int)d->valuedouble - 1));
+            }
+        }
+        if(cJSON_IsString(st) && alarm_hhmm_parse(st->valuestring) >= 0)
+            c->sched.start_min = alarm_hhmm_parse(st->valuestring);
+        if(cJSON_IsString(en) && alarm_hhmm_parse(en->valuestring) >= 0)
+            c->sched.end_min = alarm_hhmm_parse(en->valuestring);
+        if(c->sched.start_min == 0 && c->sched.end_min == 1440)
+            c->sched.end_min = 0; /* all day */
+        if(cJSON_IsString(tz) && strlen(tz->valuestring) < sizeof(c->tz))
+            snprintf(c->tz, sizeof(c->tz), "%s", tz->valuestring);
+    }
+    o = cJSON_GetObjectItemCaseSensitive(root, "escalation");
+    if(cJSON_IsObject(o)) {
+        c->escalation = jbool(o, "enabled", c->escalation);
+        c->escalate_after_s = jnum(o, "after_min", c->escalate_after_s / 60, 0, 100000) * 60;
+    }
+    o = cJSON_GetObjectItemCaseSensitive(root, "retry");
+    if(cJSON_IsObject(o)) {
+        c->max_attempts = (int)jnum(o, "max_attempts", c->max_attempts, 1, 100);
+        c->backoff_s = jnum(o, "backoff_s", c->backoff_s, 0, 3600);
+        c->backoff_max_s = jnum(o, "backoff_max_s", c->backoff_max_s, 0, 86400);
+    }
+    o = cJSON_GetObjectItemCaseSensitive(root, "digest");
+    if(cJSON_IsObject(o))
+        c->digest_threshold = (int)jnum(o, "threshold", c->digest_threshold, 1, 100000);
+    cJSON_Delete(root);
+    return 0;
+}
+
+int alarm_cfg_load(PGconn *pg, struct alarm_cfg *c)
+{
+    PGresult *r = PQexec(pg, "SELECT value::text FROM system_config WHERE key = 'alarm.general'");
+    int rc = 0;
+    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return MCS_EDB;
+    }
+    alarm_cfg_defaults(c);
+    if(PQntuples(r) == 1 && alarm_cfg_parse(c, PQgetvalue(r, 0, 0)))
+        LOG_W("alarm", "alarm.general is not a JSON object; defaults used");
+    PQclear(r);
+    {
+        /* The zone's offset now, from PostgreSQL's tz data (DST included). */
+        const char *p[1] = {c->tz};
+        r = PQexecParams(pg,
+                         "SELECT EXTRACT(EPOCH FROM (now() AT TIME ZONE $1) -"
+                         " (now() AT TIME ZONE 'UTC'))::int",
+                         1, NULL, p, NULL, NULL, 0);
+        if(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            c->tz_offset_s = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        else {
+            LOG_W("alarm", "unknown schedule time zone; Asia/Shanghai used", LS("tz", c->tz));
+            c->tz_offset_s = 8 * 3600;
+            rc = PQstatus(pg) == CONNECTION_BAD ? MCS_EDB : 0;
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* ---- engine ---- */
+
+struct alarm_engine *alarm_engine_new(const char *instance_id)
+{
+    struct alarm_engine *e = calloc(1, sizeof(*e));
+    if(!e)
+        return NULL;
+    snprintf(e->instance, sizeof(e->instance), "%s", instance_id);
+    pthread_mutex_init(&e->mu, NULL);
+    alarm_cfg_defaults(&e->cfg);
+    e->cap = 1024;
+    e->tab = calloc(e->cap, sizeof(*e->tab));
+    if(!e->tab) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void alarm_engine_free(struct alarm_engine *e)
+{
+    if(!e)
+        return;
+    for(uint32_t i = 0; i < e->cap; i++)
+        free(e->tab[i]);
+    free(e->tab);
+    free(e->batch);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+void alarm_engine_set_cfg(struct alarm_engine *e, const struct alarm_cfg *c)
+{
+    pthread_mutex_lock(&e->mu);
+    e->cfg = *c;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void alarm_engine_get_cfg(struct alarm_engine *e, struct alarm_cfg *c)
+{
+    pthread_mutex_lock(&e->mu);
+    *c = e->cfg;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void alarm_engine_stats(struct alarm_engine *e, struct alarm_stats *out)
+{
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static uint32_t hash_sn(const char *sn)
+{
+    uint32_t h = 2166136261u;
+    for(; *sn; sn++) {
+        h ^= (unsigned char)*sn;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int grow(struct alarm_engine *e)
+{
+    uint32_t ncap = e->cap * 2;
+    struct aldev **nt = calloc(ncap, sizeof(*nt));
+    if(!nt)
+        return MCS_ENOMEM;
+    for(uint32_t i = 0; i < e->cap; i++) {
+        if(!e->tab[i])
+            continue;
+        uint32_t h = hash_sn(e->tab[i]->sn) & (ncap - 1);
+        while(nt[h])
+            h = (h + 1) & (ncap - 1);
+        nt[h] = e->tab[i];
+    }
+    free(e->tab);
+    e->tab = nt;
+    e->cap = ncap;
+    return 0;
+}
+
+/* Finds or (create) adds the device entry of sn; NULL on allocation failure. */
+static struct aldev *dev_get(struct alarm_engine *e, const char *sn, int create)
+{
+    if(create && 2 * (e->n + 1) > e->cap && grow(e))
+        return NULL;
+    uint32_t h = hash_sn(sn) & (e->cap - 1);
+    while(e->tab[h]) {
+        if(!strcmp(e->tab[h]->sn, sn))
+            return e->tab[h];
+        h = (h + 1) & (e->cap - 1);
+    }
+    if(!create)
+        return NULL;
+    struct aldev *d = calloc(1, sizeof(*d));
+    if(!d)
+        return NULL;
+    snprintf(d->sn, sizeof(d->sn), "%s", sn);
+    e->tab[h] = d;
+    e->n++;
+    return d;
+}
+
+static void fmt_num(char *buf, size_t n, double v, const char **param)
+{
+    if(isnan(v)) {
+        *param = NULL;
+        return;
+    }
+    snprintf(buf, n, "%.17g", v);
+    *param = buf;
+}
+
+static double col_num(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+}
+
+/* Runs one statement; NULL on failure with the message in e->err. */
+static PGresult *q(struct alarm_engine *e, PGconn *pg, const char *sql, int np,
+                   const char *const *p)
+{
+    PGresult *r = PQexecParams(pg, sql, np, NULL, p, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    if(e) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(e->err, sizeof(e->err), "%s %s", code ? code : "", PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    return NULL;
+}
+
+/* Builds a PostgreSQL text array literal of the SNs (validated to
+ * [A-Za-z0-9_-], never needing quotes). Caller frees. */
+static char *sn_array(struct aldev **devs, size_t n, int (*want)(const struct aldev *))
+{
+    size_t cap = 3 + n * (MCS_SN_MAX + 1), len = 0;
+    char *a = malloc(cap);
+    if(!a)
+        return NULL;
+    a[len++] = '{';
+    for(size_t i = 0; i < n; i++) {
+        if(want && !want(devs[i]))
+            continue;
+        size_t l = strlen(devs[i]->sn);
+        if(len > 1)
+            a[len++] = ',';
+        memcpy(a + len, devs[i]->sn, l);
+        len += l;
+    }
+    a[len++] = '}';
+    a[len] = '\0';
+    return a;
+}
+
+static int want_unloaded(const struct aldev *d)
+{
+    return !d->loaded;
+}
+
+static int want_interesting(const struct aldev *d)
+{
+    return d->interesting;
+}
+
+static int load_limits(struct alarm_engine *e, PGconn *pg)
+{
+    char *arr = sn_array(e->batch, e->nbatch, want_unloaded);
+    const char *p[1] = {arr};
+    PGresult *r;
+    if(!arr)
+        return MCS_ENOMEM;
+    r = q(e, pg,
+          "SELECT sn, high_limit, high_limit2, low_limit, low_limit2, hysteresis, range_max"
+          " FROM devices WHERE sn = ANY($1::text[])",
+          1, p);
+    free(arr);
+    if(!r)
+        return MCS_EDB;
+    for(size_t i = 0; i < e->nbatch; i++)
+        if(!e->batch[i]->loaded) {
+            e->batch[i]->loaded = 1;
+            e->batch[i]->known = 0;
+        }
+    for(int i = 0; i < PQntuples(r); i++) {
+        struct aldev *d = dev_get(e, PQgetvalue(r, i, 0), 0);
+        if(!d)
+            continue;
+        d->known = 1;
+        d->lim.high1 = col_num(r, i, 1);
+        d->lim.high2 = col_num(r, i, 2);
+        d->lim.low1 = col_num(r, i, 3);
+        d->lim.low2 = col_num(r, i, 4);
+        d->lim.hysteresis = col_num(r, i, 5);
+        d->lim.range_max = col_num(r, i, 6);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int refresh_open(struct alarm_engine *e, PGconn *pg)
+{
+    PGresult *r = q(e, pg, "SELECT sn, alarm_type FROM alarm_logs WHERE cleared_at IS NULL", 0,
+                    NULL);
+    if(!r)
+        return MCS_EDB;
+    for(uint32_t i = 0; i < e->cap; i++)
+        if(e->tab[i])
+            e->tab[i]->open_mask = 0;
+    for(int i = 0; i < PQntuples(r); i++) {
+        int t = alarm_type_parse(PQgetvalue(r, i, 1));
+        if(t < 0)
+            continue;
+        struct aldev *d = dev_get(e, PQgetvalue(r, i, 0), 1);
+        if(d)
+            d->open_mask |= (uint8_t)(1u << t);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Reads the open alarms of the interesting devices and locks them. */
+static int lock_open(struct alarm_engine *e, PGconn *pg)
+{
+    char *arr = sn_array(e->batch, e->nbatch, want_interesting);
+    const char *p[1] = {arr};
+    PGresult *r;
+    if(!arr)
+        return MCS_ENOMEM;
+    r = q(e, pg,
+          "SELECT id, sn, alarm_type, level, peak_value FROM alarm_logs"
+          " WHERE cleared_at IS NULL AND sn = ANY($1::text[]) ORDER BY id FOR UPDATE",
+          1, p);
+    free(arr);
+    if(!r)
+        return MCS_EDB;
+    for(size_t i = 0; i < e->nbatch; i++) {
+        struct aldev *d = e->batch[i];
+        if(!d->interesting)
+            continue;
+        d->open_mask = 0;
+        for(int t = 0; t < AL_NTYPES; t++) {
+            d->st[t].open = 0;
+            d->st[t].level = 0;
+            d->st[t].peak = NAN;
+            d->id[t] = 0;
+            d->pend_count[t] = 0;
+        }
+    }
+    for(int i = 0; i < PQntuples(r); i++) {
+        struct aldev *d = dev_get(e, PQgetvalue(r, i, 1), 0);
+        int t = alarm_type_parse(PQgetvalue(r, i, 2));
+        if(!d || t < 0)
+            continue;
+        d->id[t] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        d->st[t].open = 1;
+        d->st[t].level = (int)strtol(PQgetvalue(r, i, 3), NULL, 10);
+        d->st[t].peak = col_num(r, i, 4);
+        d->open_mask |= (uint8_t)(1u << t);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int alarm_notify_event(PGconn *pg, const struct alarm_cfg *cfg, long long alarm_id,
+                       const char *sn, const char *type, const char *event, int level,
+                       int force)
+{
+    char id[24], lv[8], win[32];
+    PGresult *r;
+    int rows;
+    int64_t now_s = mcs_now_ms() / 1000;
+    int allowed = alarm_may_send(&cfg->sched, cfg->level2_override, level, now_s,
+                                 cfg->tz_offset_s);
+
+    snprintf(id, sizeof(id), "%lld", alarm_id);
+    snprintf(lv, sizeof(lv), "%d", level);
+    snprintf(win, sizeof(win), "%.3f", cfg->debounce_s);
+    if(!allowed) {
+        /* Outside the schedule: recorded as held, not sent (manual §4.4);
+         * the debounce window does not start. */
+        const char *p[3] = {id, event, lv};
+        r = q(NULL, pg,
+              "INSERT INTO alarm_outbox (alarm_id, channel, event, level, status)"
+              " SELECT $1, substr(key, 15), $2, $3, 'held' FROM system_config"
+              " WHERE key LIKE 'alarm.channel.%' AND value->>'enabled' = 'true'",
+              3, p);
+    }
+    else {
+        /* Debounce in one statement: the row of (sn, type) decides, under
+         * its lock, whether this event notifies (alarm_debounce_ok). */
+        const char *p[7] = {id, event, lv, sn, type, force ? "t" : "f", win};
+        r = q(NULL, pg,
+              "WITH s AS (INSERT INTO alarm_notify_state AS ns (sn, alarm_type, last_notified_at)"
+              " VALUES ($4, $5, now()) ON CONFLICT (sn, alarm_type) DO UPDATE SET"
+              " suppressed = CASE WHEN $6::bool OR ns.last_notified_at <="
+              "  now() - make_interval(secs => $7::float8) THEN 0 ELSE ns.suppressed + 1 END,"
+              " last_notified_at = CASE WHEN $6::bool OR ns.last_notified_at <="
+              "  now() - make_interval(secs => $7::float8) THEN now() ELSE ns.last_notified_at END"
+              " RETURNING (ns.suppressed = 0 AND ns.last_notified_at = now()) AS go)"
+              " INSERT INTO alarm_outbox (alarm_id, channel, event, level)"
+              " SELECT $1, substr(c.key, 15), $2, $3::smallint FROM system_config c, s"
+              " WHERE s.go AND c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'",
+              7, p);
+    }
+    if(!r)
+        return MCS_EDB;
+    rows = (int)strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return allowed ? rows : 0;
+}
+
+static void message_of(char *buf, size_t n, int type, int level, double v, double thr)
+{
+    if(isnan(v))
+        snprintf(buf, n, "%s L%d", alarm_type_name(type), level);
+    else if(isnan(thr))
+        snprintf(buf, n, "%s L%d value %.6g", alarm_type_name(type), level, v);
+    else
+        snprintf(buf, n, "%s L%d value %.6g threshold %.6g", alarm_type_name(type), level, v,
+                 thr);
+}
+
+/* INSERT of a new alarm; returns its id, 0 when (sn, type) is already open
+ * (another instance raised it), or MCS_EDB. */
+static long long insert_alarm(struct alarm_engine *e, PGconn *pg, const char *instance,
+                              const char *sn, int type, int level, double value, double thr,
+                              int64_t ts)
+{
+    char lv[8], vb[32], tb[32], tsb[24], msg[128];
+    const char *p[9];
+    PGresult *r;
+    long long id = 0;
+
+    snprintf(lv, sizeof(lv), "%d", level);
+    snprintf(tsb, sizeof(tsb), "%" PRId64, ts);
+    message_of(msg, sizeof(msg), type, level, value, thr);
+    p[0] = sn;
+    p[1] = alarm_type_name(type);
+    p[2] = alarm_category_name(alarm_type_category(type));
+    p[3] = lv;
+    fmt_num(vb, sizeof(vb), value, &p[4]);
+    fmt_num(tb, sizeof(tb), thr, &p[5]);
+    p[6] = tsb;
+    p[7] = msg;
+    p[8] = instance;
+    r = q(e, pg,
+          "INSERT INTO alarm_logs (sn, alarm_type, category, level, value, threshold,"
+          " triggered_at, last_at, peak_value, last_value, message, instance)"
+          " VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), to_timestamp($7), $5, $5, $8, $9)"
+          " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL DO NOTHING RETURNING id",
+          9, p);
+    if(!r)
+        return MCS_EDB;
+    if(PQntuples(r) == 1)
+        id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return id;
+}
+
+int alarm_raise_one(PGconn *pg, const struct alarm_cfg *cfg, const char *instance,
+                    const char *sn, int type, int level, double value, double threshold)
+{
+    long long id = insert_alarm(NULL, pg, instance, sn, type, level, value, threshold,
+                                mcs_now_ms() / 1000);
+    if(id < 0)
+        return MCS_EDB;
+    if(id == 0)
+        return 0;
+    if(alarm_notify_event(pg, cfg, id, sn, alarm_type_name(type), "raise", level, 0) < 0)
+        return MCS_EDB;
+    return 1;
+}
+
+/* Writes the repeats accumulated for (d, t) since the last write. */
+static int flush_pending(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t)
+{
+    char id[24], cnt[16], last[32], ts[24], peak[32], lv[8];
+    const char *p[6];
+    PGresult *r;
+
+    if(!d->pend_count[t] || !d->id[t])
+        return 0;
+    snprintf(id, sizeof(id), "%lld", d->id[t]);
+    snprintf(cnt, sizeof(cnt), "%d", d->pend_count[t]);
+    snprintf(ts, sizeof(ts), "%" PRId64, d->pend_ts[t]);
+    snprintf(lv, sizeof(lv), "%d", d->st[t].level ? d->st[t].level : 1);
+    p[0] = id;
+    p[1] = cnt;
+    fmt_num(last, sizeof(last), d->pend_last[t], &p[2]);
+    p[3] = ts;
+    fmt_num(peak, sizeof(peak), d->st[t].peak, &p[4]);
+    p[5] = lv;
+    r = q(e, pg,
+          "UPDATE alarm_logs SET count = count + $2, last_value = COALESCE($3, last_value),"
+          " last_at = to_timestamp($4), peak_value = COALESCE($5, peak_value),"
+          " level = GREATEST(level, $6::smallint) WHERE id = $1",
+          6, p);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    d->pend_count[t] = 0;
+    return 0;
+}
+
+static int do_clear(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t, double value,
+                    int64_t ts)
+{
+    char id[24], vb[32], tsb[24];
+    const char *p[3];
+    PGresult *r;
+
+    if(flush_pending(e, pg, d, t))
+        return MCS_EDB;
+    snprintf(id, sizeof(id), "%lld", d->id[t]);
+    snprintf(tsb, sizeof(tsb), "%" PRId64, ts);
+    p[0] = id;
+    fmt_num(vb, sizeof(vb), value, &p[1]);
+    p[2] = tsb;
+    r = q(e, pg,
+          "UPDATE alarm_logs SET cleared_at = GREATEST(to_timestamp($3), triggered_at),"
+          " last_value = COALESCE($2, last_value) WHERE id = $1 AND cleared_at IS NULL",
+          3, p);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    d->id[t] = 0;
+    STAT(e, cleared);
+    return 0;
+}
+
+/* Re-reads (and locks) the open alarm of (d, t) that another instance just
+ * raised, after our INSERT conflicted. */
+static int adopt_open(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t)
+{
+    const char *p[2] = {d->sn, alarm_type_name(t)};
+    PGresult *r = q(e, pg,
+                    "SELECT id, level, peak_value FROM alarm_logs WHERE sn = $1 AND"
+                    " alarm_type = $2 AND cleared_at IS NULL FOR UPDATE",
+                    2, p);
+    if(!r)
+        return MCS_EDB;
+    if(PQntuples(r) == 1) {
+        d->id[t] = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        d->st[t].open = 1;
+        d->st[t].level = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
+        d->st[t].peak = col_num(r, 0, 2);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static void sample_of(const struct mcs_jrec *r, struct alarm_sample *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->is_status = r->type == MCS_JREC_STATUS;
+    s->online = r->online;
+    s->ppm = r->ppm;
+    s->over_range = (r->flags & 1) != 0; /* MCS_FLAG_OVER_RANGE */
+    s->err = r->err;
+    s->bat = r->bat;
+}
+
+static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cfg *cfg,
+                       struct aldev *d, const struct mcs_jrec *rec)
+{
+    struct alarm_sample s;
+    sample_of(rec, &s);
+    for(int t = 0; t < AL_NTYPES; t++) {
+        struct alarm_decision dec;
+        alarm_decide(t, &d->lim, cfg->hyst_pct, &d->st[t], &s, &dec);
+        switch(dec.action) {
+        case AL_ACT_NONE:
+            break;
+        case AL_ACT_RAISE: {
+            long long id = insert_alarm(e, pg, e->instance, d->sn, t, dec.level, dec.value,
+                                        dec.threshold, rec->ts);
+            if(id < 0)
+                return MCS_EDB;
+            if(id == 0) {
+                /* Raised by the other instance meanwhile: it is ours to
+                 * update, not to raise or notify again. */
+                if(adopt_open(e, pg, d, t))
+                    return MCS_EDB;
+                dec.action = AL_ACT_UPDATE;
+                dec.level = d->st[t].level;
+                alarm_apply(t, &d->st[t], &dec);
+                d->pend_count[t]++;
+                d->pend_last[t] = dec.value;
+                d->pend_ts[t] = rec->ts;
+                break;
+            }
+            alarm_apply(t, &d->st[t], &dec);
+            d->id[t] = id;
+            STAT(e, raised);
+            int rows = alarm_notify_event(pg, cfg, id, d->sn, alarm_type_name(t), "raise",
+                                          dec.level, 0);
+            if(rows < 0) {
+                snprintf(e->err, sizeof(e->err), "%s", PQerrorMessage(pg));
+                return MCS_EDB;
+            }
+            if(rows > 0)
+                STAT(e, notified);
+            else
+                STAT(e, suppressed);
+            break;
+        }
+        case AL_ACT_UPDATE:
+            alarm_apply(t, &d->st[t], &dec);
+            d->pend_count[t]++;
+            d->pend_last[t] = dec.value;
+            d->pend_ts[t] = rec->ts;
+            break;
+        case AL_ACT_LEVEL2: {
+            char thr[32], id[24];
+            const char *p[2];
+            alarm_apply(t, &d->st[t], &dec);
+            d->pend_count[t]++;
+            d->pend_last[t] = dec.value;
+            d->pend_ts[t] = rec->ts;
+            if(flush_pending(e, pg, d, t))
+                return MCS_EDB;
+            snprintf(id, sizeof(id), "%lld", d->id[t]);
+            p[0] = id;
+            fmt_num(thr, sizeof(thr), dec.threshold, &p[1]);
+            PGresult *r = q(e, pg,
+                            "UPDATE alarm_logs SET threshold = COALESCE($2, threshold)"
+                            " WHERE id = $1",
+                            2, p);
+            if(!r)
+                return MCS_EDB;
+            PQclear(r);
+            /* Level 2 notifies at once, whatever the debounce window. */
+            if(alarm_notify_event(pg, cfg, d->id[t], d->sn, alarm_type_name(t), "level2", 2,
+                                  1) < 0) {
+                snprintf(e->err, sizeof(e->err), "%s", PQerrorMessage(pg));
+                return MCS_EDB;
+            }
+            STAT(e, notified);
+            break;
+        }
+        case AL_ACT_CLEAR:
+            if(do_clear(e, pg, d, t, dec.value, rec->ts))
+                return MCS_EDB;
+            alarm_apply(t, &d->st[t], &dec);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int exec_simple(struct alarm_engine *e, PGconn *pg, const char *sql)
+{
+    PGresult *r = q(e, pg, sql, 0, NULL);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    return 0;
+}
+
+/* Everything after the savepoint; MCS_EDB on any statement failure. */
+static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
+                      int need_load, int need_open)
+{
+    struct alarm_cfg cfg;
+    size_t ninteresting = 0;
+
+    alarm_engine_get_cfg(e, &cfg);
+    if(need_open) {
+        if(refresh_open(e, pg))
+            return MCS_EDB;
+        e->next_open_ms = mcs_mono_ms() + OPEN_REFRESH_MS;
+    }
+    if(need_load && load_limits(e, pg))
+        return MCS_EDB;
+    for(size_t i = 0; i < n; i++) {
+        char sn[MCS_SN_MAX + 1];
+        struct alarm_sample s;
+        jrec_sn(&recs[i], sn);
+        struct aldev *d = dev_get(e, sn, 0);
+        if(!d || !d->known || d->interesting)
+            continue;
+        sample_of(&recs[i], &s);
+        if(d->open_mask || alarm_any_condition(&d->lim, &s)) {
+            d->interesting = 1;
+            ninteresting++;
+        }
+    }
+    if(!ninteresting)
+        return 0;
+    if(lock_open(e, pg))
+        return MCS_EDB;
+    for(size_t i = 0; i < n; i++) {
+        char sn[MCS_SN_MAX + 1];
+        jrec_sn(&recs[i], sn);
+        struct aldev *d = dev_get(e, sn, 0);
+        if(d && d->interesting && eval_record(e, pg, &cfg, d, &recs[i]))
+            return MCS_EDB;
+    }
+    for(size_t i = 0; i < e->nbatch; i++) {
+        struct aldev *d = e->batch[i];
+        if(!d->interesting)
+            continue;
+        d->open_mask = 0;
+        for(int t = 0; t < AL_NTYPES; t++) {
+            if(flush_pending(e, pg, d, t))
+                return MCS_EDB;
+            if(d->st[t].open)
+                d->open_mask |= (uint8_t)(1u << t);
+        }
+    }
+    return 0;
+}
+
+static void drain_notifies(struct alarm_engine *e, PGconn *pg, int *need_load)
+{
+    PGnotify *nt;
+    PQconsumeInput(pg);
+    while((nt = PQnotifies(pg))) {
+        struct aldev *d = dev_get(e, nt->extra, 0);
+        if(d) {
+            d->loaded = 0;
+            if(d->in_batch)
+                *need_load = 1;
+        }
+        PQfreemem(nt);
+    }
+}
+
+int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
+                     char *err, size_t errn)
+{
+    int need_load = 0, need_open = 0, rc = 0, fresh_conn = 0;
+
+    if(!e || !n)
+        return 0;
+    if(pg != e->last_pg || PQbackendPID(pg) != e->last_pid) {
+        /* A new connection: the LISTEN is gone and anything may have changed. */
+        e->last_pg = pg;
+        e->last_pid = PQbackendPID(pg);
+        for(uint32_t i = 0; i < e->cap; i++)
+            if(e->tab[i])
+                e->tab[i]->loaded = 0;
+        need_open = 1;
+        fresh_conn = 1;
+    }
+    if(mcs_mono_ms() >= e->next_open_ms)
+        need_open = 1;
+    if(n == e->sig_n && recs[0].recv_us == e->sig_first && recs[n - 1].recv_us == e->sig_last) {
+        /* The store retries a batch whose transaction failed after our
+         * decisions: what we remember of it was rolled back too. */
+        need_open = 1;
+    }
+    e->sig_n = n;
+    e->sig_first = recs[0].recv_us;
+    e->sig_last = recs[n - 1].recv_us;
+    /* The devices of this batch, each once. */
+    e->nbatch = 0;
+    for(size_t i = 0; i < n; i++) {
+        char sn[MCS_SN_MAX + 1];
+        jrec_sn(&recs[i], sn);
+        struct aldev *d = dev_get(e, sn, 1);
+        if(!d)
+            goto out; /* out of memory: no alarms for this batch, readings kept */
+        if(d->in_batch)
+            continue;
+        if(e->nbatch == e->batch_cap) {
+            size_t nc = e->batch_cap ? e->batch_cap * 2 : 256;
+            struct aldev **nb = realloc(e->batch, nc * sizeof(*nb));
+            if(!nb)
+                goto out;
+            e->batch = nb;
+            e->batch_cap = nc;
+        }
+        d->in_batch = 1;
+        d->interesting = 0;
+        e->batch[e->nbatch++] = d;
+    }
+    drain_notifies(e, pg, &need_load);
+    for(size_t i = 0; i < e->nbatch; i++)
+        if(!e->batch[i]->loaded)
+            need_load = 1;
+    {
+        int any = need_load || need_open;
+        for(size_t i = 0; i < e->nbatch && !any; i++)
+            any = e->batch[i]->open_mask != 0;
+        if(!any) {
+            /* The common case: limits known, no open alarm: only conditions. */
+            for(size_t i = 0; i < n && !any; i++) {
+                char sn[MCS_SN_MAX + 1];
+                struct alarm_sample s;
+                jrec_sn(&recs[i], sn);
+                struct aldev *d = dev_get(e, sn, 0);
+                sample_of(&recs[i], &s);
+                any = d && d->known && alarm_any_condition(&d->lim, &s);
+            }
+        }
+        if(!any)
+            goto out;
+    }
+    if(exec_simple(e, pg, "SAVEPOINT mcs_alarm")) {
+        rc = MCS_EDB;
+        goto out;
+    }
+    if(fresh_conn || need_open) {
+        /* Limit changes of any device reach us as NOTIFY mcs_device on this
+         * connection (the devices trigger, 001/010). Renewed with the open
+         * set so that a rolled-back LISTEN is repaired within seconds. */
+        if(exec_simple(e, pg, "LISTEN mcs_device")) {
+            rc = MCS_EDB;
+            goto fail;
+        }
+    }
+    if(eval_inner(e, pg, recs, n, need_load, need_open))
+        goto fail;
+    if(exec_simple(e, pg, "RELEASE SAVEPOINT mcs_alarm"))
+        goto fail;
+    goto out;
+fail:
+    if(PQstatus(pg) == CONNECTION_BAD) {
+        rc = MCS_EDB;
+        goto out;
+    }
+    LOG_E("alarm", "alarm decisions of a batch failed; readings stored without them",
+          LS("error", e->err));
+    STAT(e, errors);
+    {
+        PGresult *r = PQexec(pg, "ROLLBACK TO SAVEPOINT mcs_alarm");
+        if(PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = MCS_EDB;
+        PQclear(r);
+    }
+    for(size_t i = 0; i < e->nbatch; i++)
+        e->batch[i]->loaded = 0;
+    e->next_open_ms = 0;
+out:
+    for(size_t i = 0; i < e->nbatch; i++)
+        e->batch[i]->in_batch = 0;
+    if(rc)
+        snprintf(err, errn, "alarm engine: %s", PQerrorMessage(pg));
+    return rc;
+}
