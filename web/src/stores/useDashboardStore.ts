@@ -16,7 +16,8 @@ export interface ScreenDevice {
   y: number | null
   ppm: number | null
   status: string
-  activeType: string | null // realtime `level`: the active alarm type
+  activeType: string | null // realtime `alarm_type`: the most severe alarm a screen shows
+  activeLevel: number | null
   bat: number | null
   err: number | null
   highLimit: number | null
@@ -40,7 +41,8 @@ export interface ScreenAlarm {
   count: number
 }
 
-export interface RealtimeItem { sn: string; ppm: number | null; status: string; level?: string | number | null; bat?: number | null; err?: number | null }
+/** One device in a `realtime` frame (src/api/feed.c): status is `alarm` while any alarm a screen shows is open or latched. */
+export interface RealtimeItem { sn: string; ppm: number | null; status: string; level?: string | number | null; alarm_type?: string | null; bat?: number | null; err?: number | null }
 
 const GAS = new Set(['HIGH', 'LOW', 'OVER_RANGE'])
 const FAULT = new Set(['OFFLINE', 'LOW_BAT', 'DEVICE'])
@@ -80,7 +82,7 @@ export const useDashboardStore = defineStore('dashboard', () => {
         sn: d.sn, name: d.name || d.sn, location: d.location || '',
         x: d.pos_x ?? null, y: d.pos_y ?? null,
         ppm: old?.ppm ?? d.last_ppm ?? null, status: old?.status ?? d.status ?? 'offline',
-        activeType: old?.activeType ?? d.alarm_level ?? null, bat: d.bat ?? null, err: d.last_err ?? null,
+        activeType: old?.activeType ?? d.alarm_level ?? null, activeLevel: old?.activeLevel ?? null, bat: d.bat ?? null, err: d.last_err ?? null,
         highLimit: d.high_limit ?? null, highLimit2: d.high_limit2 ?? null, unit: d.unit || 'ppm',
       })
     }
@@ -92,12 +94,13 @@ export const useDashboardStore = defineStore('dashboard', () => {
     for (const it of items) {
       let d = m.get(it.sn)
       if (!d) {
-        d = { sn: it.sn, name: it.sn, location: '', x: null, y: null, ppm: null, status: 'offline', activeType: null, bat: null, err: null, highLimit: null, highLimit2: null, unit: 'ppm' }
+        d = { sn: it.sn, name: it.sn, location: '', x: null, y: null, ppm: null, status: 'offline', activeType: null, activeLevel: null, bat: null, err: null, highLimit: null, highLimit2: null, unit: 'ppm' }
         m.set(it.sn, d)
       }
       d.ppm = it.ppm ?? null
       d.status = it.status
-      d.activeType = typeof it.level === 'string' ? it.level : null
+      d.activeType = it.alarm_type ?? (typeof it.level === 'string' ? it.level : null)
+      d.activeLevel = typeof it.level === 'number' ? it.level : null
       if (it.bat !== undefined) d.bat = it.bat
       if (it.err !== undefined) d.err = it.err
     }
@@ -154,21 +157,37 @@ export const useDashboardStore = defineStore('dashboard', () => {
     return s
   })
 
+  /** Visible (open or latched) alarms per device, from the alarm list. */
+  const latchedGas = computed(() => {
+    const m = new Set<string>()
+    for (const a of alarms.value.values()) if (a.category === 'gas' && a.clearedAt !== null && !a.acked) m.add(a.sn)
+    return m
+  })
+
+  function isOffline(d: ScreenDevice): boolean {
+    return d.status === 'offline' || d.activeType === 'OFFLINE'
+  }
+
+  /**
+   * Marker colour. Red only for an open gas alarm (from the alarm list, else
+   * from the frame's alarm_type when the list does not know the device); a
+   * cleared gas alarm that still waits for acknowledgement stays in the list
+   * but the marker shows the present condition.
+   */
   function stateOf(d: ScreenDevice): MarkerState {
+    const offline = isOffline(d)
     const lvl = gasLevel.value.get(d.sn)
-    if (lvl && d.status !== 'offline') return lvl >= 2 ? 'alarm2' : 'alarm1'
-    const gasActive = d.activeType ? GAS.has(d.activeType) : d.status === 'alarm'
+    if (lvl && !offline) return lvl >= 2 ? 'alarm2' : 'alarm1'
+    const frameGas = d.status === 'alarm' && d.activeType !== null && GAS.has(d.activeType) && !latchedGas.value.has(d.sn)
+    if (frameGas && !offline) return (d.activeLevel ?? (d.activeType === 'OVER_RANGE' ? 2 : 1)) >= 2 ? 'alarm2' : 'alarm1'
     const fault = faulty.value.has(d.sn) || (d.activeType !== null && FAULT.has(d.activeType) && d.activeType !== 'OFFLINE')
-    return markerState({
-      sn: d.sn, ppm: d.ppm, status: d.status === 'alarm' && !gasActive ? 'online' : d.status,
-      level: d.activeType === 'OVER_RANGE' ? 2 : 1, bat: d.bat, err: d.err, fault,
-    })
+    return markerState({ sn: d.sn, ppm: d.ppm, status: offline ? 'offline' : 'online', bat: d.bat, err: d.err, fault: fault && !offline })
   }
 
   const counts = computed(() => {
     let online = 0, offline = 0, alarm = 0
     for (const d of devices.value.values()) {
-      if (d.status === 'offline') offline++
+      if (isOffline(d)) offline++
       else online++
       const s = stateOf(d)
       if (s === 'alarm1' || s === 'alarm2') alarm++

@@ -22,7 +22,8 @@ export async function launch() {
 }
 
 const specs = []
-export function spec(name, fn) { specs.push({ name, fn }) }
+/** Registers a spec; `shot` names the page of the context to photograph after it. */
+export function spec(name, fn, { shot = 'page' } = {}) { specs.push({ name, fn, shot }) }
 
 export class Skip extends Error {}
 
@@ -60,9 +61,10 @@ export async function runAll(suite, ctx) {
       else { status = 'fail'; message = (e && e.stack) || String(e) }
     }
     const secs = (Date.now() - t0) / 1000
-    if (ctx.page && status !== 'skip') {
+    const shotPage = ctx[s.shot]
+    if (shotPage && status !== 'skip') {
       const file = join(SHOTS, s.name.replace(/[^A-Za-z0-9_-]+/g, '_') + (status === 'fail' ? '.FAILED' : '') + '.png')
-      await ctx.page.screenshot({ path: file }).catch(() => {})
+      await shotPage.screenshot({ path: file }).catch(() => {})
     }
     console.log(`e2e: ${status.toUpperCase()} ${s.name} (${secs.toFixed(1)} s)${status === 'pass' ? '' : '\n  ' + message.split('\n').slice(0, 4).join('\n  ')}`)
     results.push({ name: s.name, status, message, secs })
