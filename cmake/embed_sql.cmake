@@ -2,13 +2,8 @@
 # array, in file-name order, plus a table of (version, name, sql).
 set(body "/* Generated from db/migrations by cmake/embed_sql.cmake. Do not edit. */\n#include <stddef.h>\n#include \"migrate.h\"\n")
 set(table "const struct mcs_migration mcs_migrations[] = {\n")
-# DIR (all *.sql in it) is how CMakeLists.txt calls us: a FILES list of
-# several entries would be split by the shell at its semicolons.
-if(DIR)
-  file(GLOB FILES ${DIR}/*.sql)
-  list(SORT FILES)
-endif()
 set(i 0)
+string(REPLACE "," ";" FILES "${FILES}")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
   string(REGEX MATCH "^[0-9]+" ver ${name})

@@ -238,6 +238,12 @@ per_listener_settings false
 allow_anonymous true
 max_queued_messages 1000000
 max_inflight_messages 1000
+# Devices publish telemetry at QoS 0 (R-MQ-1); mcsd subscribes at QoS 1.
+# Delivered at the subscription's QoS, every reading to mcsd is acknowledged
+# only after mcsd journaled it, and is queued for mcsd's persistent session
+# while mcsd is down (restart, upgrade, crash): nothing is lost (issue #6).
+upgrade_outgoing_qos true
+queue_qos0_messages true
 set_tcp_nodelay true
 sys_interval 2
 # Internal plain listener: loopback only (R-MQ-6).

@@ -49,6 +49,12 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"RANGE_MAX_DEFAULT", MCS_CFG_DBL, F(range_max_default), 1, 1e9, "50000", 0, "default sensor range maximum (ppm)"},
     {"METRICS_INTERVAL_MS", MCS_CFG_INT, F(metrics_interval_ms), 100, 60000, "1000", 0, "how often metrics are published to Redis"},
     {"DEVICE_FLUSH_S", MCS_CFG_INT, F(device_flush_s), 1, 3600, "10", 0, "how often per-device statistics are written to the database"},
+    {"JOURNAL_FSYNC", MCS_CFG_STR, F(journal_fsync), 1, 0, "interval", 0, "journal durability against power loss: off (page cache only), interval (fdatasync every JOURNAL_FSYNC_MS), always (before every acknowledgement)"},
+    {"JOURNAL_FSYNC_MS", MCS_CFG_INT, F(journal_fsync_ms), 10, 60000, "1000", 0, "fdatasync period of JOURNAL_FSYNC=interval"},
+    {"OFFLINE_AFTER_S", MCS_CFG_INT, F(offline_after_s), 2, 3600, "90", 0, "a device is offline after this many seconds without a message (R-PR-3)"},
+    {"REGISTRY_RELOAD_S", MCS_CFG_INT, F(registry_reload_s), 5, 86400, "300", 0, "full registry reload period, a safety net beside LISTEN/NOTIFY"},
+    {"DB_STATEMENT_TIMEOUT_MS", MCS_CFG_INT, F(db_statement_timeout_ms), 100, 600000, "15000", 0, "statement timeout of mcsd's database sessions"},
+    {"REDIS_TIMEOUT_MS", MCS_CFG_INT, F(redis_timeout_ms), 20, 10000, "200", 0, "Redis connect and reply timeout; past it the connection is dropped and retried with back-off"},
     {"VENDOR_SECRET", MCS_CFG_STR, F(vendor_secret), 0, 0, "", 1, "vendor secret of device passwords (R-MQ-6)"},
     /* mcs-api (src/api, issue #8); mcsd ignores these. */
     {"API_BIND", MCS_CFG_STR, F(api_bind), 1, 0, "127.0.0.1", 0, "mcs-api: address to listen on"},
@@ -64,6 +70,11 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"LOGIN_MAX_FAIL_IP", MCS_CFG_INT, F(login_max_fail_ip), 1, 100000, "20", 0, "mcs-api: failed logins from one address before 429"},
     {"LOGIN_LOCK_S", MCS_CFG_INT, F(login_lock_s), 1, 86400, "30", 0, "mcs-api: first back-off after too many failures (doubles, at most 15 min)"},
     {"WS_MAX_CLIENTS", MCS_CFG_INT, F(ws_max_clients), 1, 100000, "1000", 0, "mcs-api: dashboard WebSocket clients at most"},
+    {"ALARMS_ENABLED", MCS_CFG_INT, F(alarms_enabled), 0, 1, "1", 0, "alarm engine and notifier in this mcsd (docs/ALARMS.md)"},
+    {"NOTIFY_POLL_MS", MCS_CFG_INT, F(notify_poll_ms), 10, 10000, "100", 0, "how often each channel looks for due notifications"},
+    {"NOTIFY_TIMEOUT_MS", MCS_CFG_INT, F(notify_timeout_ms), 100, 120000, "10000", 0, "time limit of one notification request"},
+    {"MCS_SECRET_KEY", MCS_CFG_STR, F(secret_key), 0, 0, "", 1, "key of secrets at rest: 64 hex digits or base64 of 32 bytes"},
+    {"MCS_SECRET_KEY_FILE", MCS_CFG_STR, F(secret_key_file), 0, 0, "", 0, "file holding MCS_SECRET_KEY (text or 32 raw bytes)"},
     {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
 };
 #undef F
@@ -314,6 +325,12 @@ int mcs_config_validate(const struct mcs_config *cfg)
             bad = 1;
             break;
         }
+    if(strcmp(cfg->journal_fsync, "off") && strcmp(cfg->journal_fsync, "interval") &&
+       strcmp(cfg->journal_fsync, "always")) {
+        fprintf(stderr, "config: JOURNAL_FSYNC: '%s' is not one of off, interval, always\n",
+                cfg->journal_fsync);
+        bad = 1;
+    }
     if(cfg->mqtt_cafile[0] && access(cfg->mqtt_cafile, R_OK) != 0) {
         fprintf(stderr, "config: MQTT_TLS_CAFILE: cannot read %s\n", cfg->mqtt_cafile);
         bad = 1;

@@ -42,6 +42,12 @@ struct mcs_config {
     double range_max_default;
     int metrics_interval_ms;
     int device_flush_s;
+    char journal_fsync[16];  /* off | interval | always (docs/OPERATIONS.md) */
+    int journal_fsync_ms;
+    int offline_after_s;     /* R-PR-3: online while reported within this */
+    int registry_reload_s;   /* full registry reload, besides NOTIFY */
+    int db_statement_timeout_ms;
+    int redis_timeout_ms;
     /* Devices */
     char vendor_secret[256];
     /* mcs-api (src/api, issue #8) */
@@ -58,6 +64,12 @@ struct mcs_config {
     int login_max_fail_ip;
     int login_lock_s;
     int ws_max_clients;
+    /* Alarms and notifications (issue #7, docs/ALARMS.md) */
+    int alarms_enabled;
+    int notify_poll_ms;
+    int notify_timeout_ms;
+    char secret_key[128];
+    char secret_key_file[512];
 };
 
 /* What a table entry holds. */

@@ -24,10 +24,15 @@ PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
                        size_t errn)
 {
     char port[16];
+    /* TCP keepalives and a user timeout: a database host that vanishes
+     * (power, network) is noticed within about a minute instead of the
+     * kernel's two hours, so no thread waits on a dead socket. */
     const char *keys[] = {"host", "port", "dbname", "user", "password",
-                          "application_name", "connect_timeout", NULL};
+                          "application_name", "connect_timeout", "keepalives",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", NULL};
     const char *vals[] = {cfg->db_host, port, cfg->db_name, cfg->db_user,
-                          cfg->db_pass, app, "5", NULL};
+                          cfg->db_pass, app, "5", "1", "20", "5", "4", "30000", NULL};
     PGconn *pg;
 
     snprintf(port, sizeof(port), "%d", cfg->db_port);
@@ -67,7 +72,8 @@ int mcs_pg_exec(PGconn *pg, const char *sql, char *err, size_t errn)
 
 redisContext *mcs_redis_connect(const struct mcs_config *cfg, char *err, size_t errn)
 {
-    struct timeval tv = {2, 0};
+    int ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : 2000;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     redisContext *r = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
     redisReply *rep;
 

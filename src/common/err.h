@@ -19,7 +19,8 @@
     X(MCS_EFULL, -11, "bounded queue or spool is full")                  \
     X(MCS_ECORRUPT, -12, "corrupt record")                               \
     X(MCS_EAGAIN, -13, "try again later")                                \
-    X(MCS_EDUP, -14, "duplicate")
+    X(MCS_EDUP, -14, "duplicate")                                        \
+    X(MCS_ETIMEDOUT, -15, "timed out")
 
 enum mcs_err {
 #define MCS_ERR_ENUM(name, value, msg) name = value,

@@ -42,8 +42,11 @@ int secret_key_parse(struct mcs_secret_key *key, const char *text)
 
 int secret_key_from_env(struct mcs_secret_key *key)
 {
-    const char *v = getenv("MCS_SECRET_KEY");
-    const char *path = getenv("MCS_SECRET_KEY_FILE");
+    return secret_key_load(key, getenv("MCS_SECRET_KEY"), getenv("MCS_SECRET_KEY_FILE"));
+}
+
+int secret_key_load(struct mcs_secret_key *key, const char *v, const char *path)
+{
     char buf[256];
     size_t n;
     FILE *f;

@@ -26,6 +26,9 @@ int secret_key_parse(struct mcs_secret_key *key, const char *text);
  * MCS_SECRET_KEY_FILE. Returns 0 (key->set 1), MCS_ENOTFOUND when neither is
  * set (key->set 0), MCS_EIO or MCS_EINVAL when given but unusable. */
 int secret_key_from_env(struct mcs_secret_key *key);
+/* The same from given values (MCS_SECRET_KEY / MCS_SECRET_KEY_FILE of the
+ * configuration table); either may be NULL or empty. */
+int secret_key_load(struct mcs_secret_key *key, const char *text, const char *path);
 
 /* Encrypts plain (NUL-terminated) into out as "enc:v1:...". out must hold
  * secret_enc_len(strlen(plain)) bytes. Returns 0, MCS_EINVAL (no key) or

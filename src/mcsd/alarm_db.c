@@ -172,6 +172,7 @@ int alarm_cfg_load(PGconn *pg, struct alarm_cfg *c)
             c->tz_offset_s = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
         else {
             LOG_W("alarm", "unknown schedule time zone; Asia/Shanghai used", LS("tz", c->tz));
+            snprintf(c->tz, sizeof(c->tz), "Asia/Shanghai");
             c->tz_offset_s = 8 * 3600;
             rc = PQstatus(pg) == CONNECTION_BAD ? MCS_EDB : 0;
         }

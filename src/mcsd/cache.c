@@ -14,6 +14,7 @@ void cache_init(struct mcs_cache *k, const struct mcs_config *cfg)
 {
     memset(k, 0, sizeof(*k));
     k->cfg = cfg;
+    k->backoff_ms = 1000;
 }
 
 void cache_cleanup(struct mcs_cache *k)
@@ -23,14 +24,23 @@ void cache_cleanup(struct mcs_cache *k)
     k->c = NULL;
 }
 
+/* Redis trouble must not slow storage: attempts are bounded by
+ * REDIS_TIMEOUT_MS and spaced 1 s, 2 s, 4 s ... up to 30 s apart. */
+static void backoff(struct mcs_cache *k)
+{
+    k->next_try_ms = mcs_mono_ms() + k->backoff_ms;
+    k->backoff_ms = k->backoff_ms < 15000 ? k->backoff_ms * 2 : 30000;
+}
+
 static void drop(struct mcs_cache *k, const char *why)
 {
     LOG_W("cache", "redis connection lost", LS("error", why));
     redisFree(k->c);
     k->c = NULL;
     k->pending = 0;
-    k->next_try_ms = mcs_mono_ms() + 2000;
+    backoff(k);
 }
+
 
 int cache_ready(struct mcs_cache *k)
 {
@@ -41,10 +51,11 @@ int cache_ready(struct mcs_cache *k)
         return 0;
     k->c = mcs_redis_connect(k->cfg, err, sizeof(err));
     if(!k->c) {
-        k->next_try_ms = mcs_mono_ms() + 2000;
-        LOG_W("cache", "redis unavailable", LS("error", err));
+        backoff(k);
+        LOG_W("cache", "redis unavailable", LS("error", err), LI("retry_ms", k->backoff_ms / 2));
         return 0;
     }
+    k->backoff_ms = 1000;
     k->generation++;
     LOG_I("cache", "redis connected");
     return 1;
@@ -132,11 +143,12 @@ void cache_put_reading(struct mcs_cache *k, const struct mcs_jrec *r, int realti
         return;
     jrec_sn(r, sn);
     if(online) {
-        char ts[24];
+        char ts[24], ttl[16];
         snprintf(key, sizeof(key), "online:%s", sn);
         snprintf(ts, sizeof(ts), "%lld", (long long)last_seen);
-        const char *a[] = {"SETEX", key, "90", ts};
-        size_t l[] = {5, strlen(key), 2, strlen(ts)};
+        snprintf(ttl, sizeof(ttl), "%d", k->cfg->offline_after_s); /* R-PR-3: 90 s */
+        const char *a[] = {"SETEX", key, ttl, ts};
+        size_t l[] = {5, strlen(key), strlen(ttl), strlen(ts)};
         append(k, 4, a, l);
     }
     if(realtime) {
@@ -184,7 +196,7 @@ void cache_put_invalidate(struct mcs_cache *k, const char *sn)
 void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
                        const struct mcs_metrics_extra *x)
 {
-    enum { NF = 24 + MCS_REJ_COUNT };
+    enum { NF = 40 + MCS_REJ_COUNT };
     char key[96], names[NF][32], vals[NF][32];
     const char *argv[2 + 2 * NF];
     size_t lens[2 + 2 * NF];
@@ -208,6 +220,11 @@ void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
     COUNTER(batches);
     COUNTER(store_failed);
     COUNTER(spool_lost);
+    COUNTER(unacked_drops);
+    COUNTER(store_retries);
+    COUNTER(quarantined);
+    COUNTER(journal_bad_records);
+    COUNTER(journal_gap_bytes);
     FIELD("db_up", "%d", atomic_load(&m->db_up));
     FIELD("redis_up", "%d", 1);
     FIELD("mqtt_connected", "%d", atomic_load(&m->mqtt_connected));

@@ -19,6 +19,7 @@ struct mcs_cache {
     redisContext *c;
     int pending;          /* replies owed by the server */
     int64_t next_try_ms;  /* earliest reconnect */
+    int backoff_ms;       /* next reconnect delay */
     unsigned generation;  /* incremented at every (re)connect */
 };
 

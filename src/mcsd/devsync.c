@@ -19,6 +19,9 @@ struct mcs_devsync {
     PGconn *pg;
     struct mcs_cache cache;
     int64_t next_refresh_ms;
+    int64_t next_reload_ms; /* periodic full reload: the safety net */
+    int need_reload;        /* a notified reload failed: reload everything */
+    _Atomic int done;
 };
 
 /* Connects, LISTENs and loads the registry. Returns 0 or MCS_EDB. */
@@ -41,7 +44,26 @@ static int connect_and_load(struct mcs_devsync *s)
     }
     LOG_I("devsync", "registry loaded", LI("devices", registry_count(&s->d->reg)));
     s->next_refresh_ms = 0;
+    s->next_reload_ms = mcs_mono_ms() + (int64_t)s->d->cfg->registry_reload_s * 1000;
+    s->need_reload = 0;
     return 0;
+}
+
+/* A full reload on the open connection (a missed or failed NOTIFY is
+ * caught up by it). A failure drops the connection: the next connect
+ * reloads. */
+static void full_reload(struct mcs_devsync *s, const char *why)
+{
+    if(registry_load(&s->d->reg, s->pg)) {
+        LOG_W("devsync", "registry reload failed; reconnecting", LS("reason", why));
+        PQfinish(s->pg);
+        s->pg = NULL;
+        return;
+    }
+    LOG_D("devsync", "registry reloaded", LS("reason", why),
+          LI("devices", registry_count(&s->d->reg)));
+    s->need_reload = 0;
+    s->next_reload_ms = mcs_mono_ms() + (int64_t)s->d->cfg->registry_reload_s * 1000;
 }
 
 /* Writes calib:{sn} for every device, pipelined in chunks. */
@@ -79,7 +101,9 @@ static void handle_notifies(struct mcs_devsync *s)
         snprintf(sn, sizeof(sn), "%s", n->extra);
         PQfreemem(n);
         if(registry_reload_one(&s->d->reg, s->pg, sn)) {
-            LOG_W("devsync", "device reload failed", LS("sn", sn));
+            /* The change is not lost: everything is reloaded below. */
+            LOG_W("devsync", "device reload failed; reloading all", LS("sn", sn));
+            s->need_reload = 1;
             continue;
         }
         LOG_I("devsync", "device changed", LS("sn", sn));
@@ -99,9 +123,15 @@ static void *devsync_main(void *arg)
     while(!atomic_load(&s->d->stopping)) {
         if(!s->pg) {
             if(connect_and_load(s)) {
-                mcs_sleep_ms(2000);
+                for(int i = 0; i < 40 && !atomic_load(&s->d->stopping); i++)
+                    mcs_sleep_ms(50);
                 continue;
             }
+        }
+        if(s->need_reload || mcs_mono_ms() >= s->next_reload_ms) {
+            full_reload(s, s->need_reload ? "failed notification" : "periodic");
+            if(!s->pg)
+                continue;
         }
         if(mcs_mono_ms() >= s->next_refresh_ms) {
             refresh_calib_keys(s);
@@ -119,6 +149,7 @@ static void *devsync_main(void *arg)
         }
         handle_notifies(s);
     }
+    atomic_store(&s->done, 1);
     return NULL;
 }
 
@@ -130,13 +161,12 @@ int devsync_start(struct mcsd *d, struct mcs_devsync **out)
     s->d = d;
     cache_init(&s->cache, d->cfg);
     /* The first load is synchronous: ingest must not start with an empty
-     * registry, or every device would be refused as unknown. */
-    while(connect_and_load(s)) {
-        if(atomic_load(&d->stopping)) {
-            free(s);
-            return MCS_EDB;
-        }
-        mcs_sleep_ms(2000);
+     * registry, or every device would be refused as unknown. The caller
+     * retries (and listens for a stop signal meanwhile). */
+    if(connect_and_load(s)) {
+        cache_cleanup(&s->cache);
+        free(s);
+        return MCS_EAGAIN;
     }
     if(pthread_create(&s->th, NULL, devsync_main, s)) {
         PQfinish(s->pg);
@@ -147,13 +177,18 @@ int devsync_start(struct mcsd *d, struct mcs_devsync **out)
     return 0;
 }
 
-void devsync_stop(struct mcs_devsync *s)
+int devsync_stop(struct mcs_devsync *s, int64_t deadline_ms)
 {
     if(!s)
-        return;
+        return 0;
+    while(!atomic_load(&s->done) && mcs_mono_ms() < deadline_ms)
+        mcs_sleep_ms(20);
+    if(!atomic_load(&s->done))
+        return MCS_ETIMEDOUT;
     pthread_join(s->th, NULL);
     if(s->pg)
         PQfinish(s->pg);
     cache_cleanup(&s->cache);
     free(s);
+    return 0;
 }

@@ -11,9 +11,14 @@
 
 struct mcs_devsync;
 
-/* Loads the registry once (blocking, retrying until the database answers or
- * d->stopping), then starts the thread. Returns 0 or a negative code. */
+/* Loads the registry once, then starts the thread. Returns 0, MCS_EAGAIN
+ * when the database cannot be reached (the caller waits and calls again),
+ * or another negative code. Besides NOTIFY, the thread reloads the whole
+ * registry every REGISTRY_RELOAD_S and after a failed single-device reload,
+ * so a change committed across a database hiccup still arrives. */
 int devsync_start(struct mcsd *d, struct mcs_devsync **out);
-void devsync_stop(struct mcs_devsync *s);
+/* Joins the thread (it ends on d->stopping) and frees. Returns
+ * MCS_ETIMEDOUT, leaving it, when it has not ended by deadline_ms. */
+int devsync_stop(struct mcs_devsync *s, int64_t deadline_ms);
 
 #endif

@@ -16,19 +16,23 @@ struct mcs_ingest;
 /* Creates the client and starts its thread (which connects and reconnects by
  * itself). Returns 0 or MCS_EMQTT/MCS_ENOMEM. */
 int ingest_start(struct mcsd *d, struct mcs_ingest **out);
-/* Disconnects cleanly, joins the thread and frees. After it returns no more
- * journal appends happen. With leave set the broker session is ended too
+/* Disconnects cleanly, joins the thread and frees. After it returns 0 no
+ * more journal appends happen. Returns MCS_ETIMEDOUT when the thread is
+ * still inside a blocking connect at deadline_ms (mcs_mono_ms clock): it is
+ * left running and not freed (the process is exiting). With leave set the broker session is ended too
  * (DISCONNECT with session expiry 0): the instance leaves the shared
  * subscription group for good, so the broker stops routing it a share of
  * the messages (decommissioning; a normal stop keeps the session so that
  * nothing is lost across a restart). */
-void ingest_stop(struct mcs_ingest *in, int leave);
+int ingest_stop(struct mcs_ingest *in, int leave, int64_t deadline_ms);
 
-/* The message path without the network, for tests: handles one message as
- * the callback would. trace_us as in struct mcs_jrec; qos of the delivered
- * message (> 0: the record is written before returning, since the PUBACK
- * follows). Returns MCS_REJ_NONE or the reject reason (already counted). */
+/* The message path without the network: handles one message as the
+ * callback does. qos of the delivered message (a refused QoS 0 one is
+ * counted as lost; a QoS 1 one is not, since it stays unacknowledged);
+ * sync: write the record before returning (else it waits in the journal's
+ * buffer for journal_flush); trace_us as in struct mcs_jrec. Returns
+ * MCS_REJ_NONE or the reject reason (already counted). */
 int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int len, int qos,
-                  int64_t trace_us);
+                  int sync, int64_t trace_us);
 
 #endif

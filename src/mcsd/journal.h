@@ -3,8 +3,14 @@
  * between ingest and store and the on-disk spool during a database outage.
  * A record is written (write(2)) before the MQTT callback returns, so before
  * the PUBACK leaves; the store thread reads it back from its checkpoint.
- * Positions are linear byte offsets; a segment file is named by the position
- * of its first byte ("j-%020llu.log"), so one number locates any record.
+ * Positions are linear byte offsets of record bytes; a segment file is named
+ * by the position of its first record byte ("j-%020llu.log"), so one number
+ * locates any record. Each segment file opens with a versioned header (format
+ * version, record size, its base position, the spool's identity); positions
+ * do not count header bytes. Segments written before headers existed
+ * (version 0) are read as they are. Invariants, asserted: a record never
+ * crosses a segment, positions inside a segment are base + k * record size,
+ * and a batch read never crosses a segment.
  * Owns the segment files. Thread: one writer (ingest) and one reader (store);
  * the shared positions are atomics, the wake-up a mutex/condvar. */
 #ifndef MCS_JOURNAL_H
@@ -43,8 +49,20 @@ static inline void jrec_sn(const struct mcs_jrec *r, char out[MCS_SN_MAX + 1])
     out[MCS_SN_MAX] = '\0';
 }
 
+/* Journal format version this build writes and reads (besides version 0,
+ * the headerless segments of the first release). A new record layout gets a
+ * new version; an older mcsd refuses a newer segment instead of cutting it. */
+#define MCS_JOURNAL_VERSION 1
+#define MCS_SPOOL_ID_LEN 32 /* hex characters */
+
+enum { MCS_FSYNC_OFF = 0, MCS_FSYNC_INTERVAL = 1, MCS_FSYNC_ALWAYS = 2 };
+
 struct mcs_journal {
     char dir[512];
+    char spool_id[MCS_SPOOL_ID_LEN + 1]; /* identity of this spool directory */
+    int fsync_mode, fsync_ms;
+    int64_t last_sync_ms;
+    int dirty;                /* written since the last fdatasync */
     int64_t max_bytes;        /* bound of unstored bytes (SPOOL_MAX_MB) */
     int64_t seg_bytes;        /* rotate after this many bytes */
     int wfd;                  /* current segment, writer side */
@@ -56,22 +74,36 @@ struct mcs_journal {
      * buffer, so that a batch costs one pread, not a directory scan. */
     int rfd;
     int64_t rbase;            /* first position of the segment rfd holds */
+    int64_t rhdr;             /* header bytes of that segment file */
     int64_t oldest;           /* oldest segment still on disk, as last seen */
     unsigned char *rbuf;
     size_t rbuf_cap;
     int64_t wseg;             /* base position of the writer's segment */
     _Atomic int64_t wpos;     /* end of the last complete record */
     _Atomic int64_t committed;/* everything before is stored (store thread) */
+    /* Damage found (reader side and at open): records skipped for a bad
+     * checksum, bytes of torn segment tails jumped over. */
+    _Atomic uint64_t bad_records, gap_bytes;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int waiting;
 };
 
-/* Opens (creating) dir, truncates a torn record at the end of the last
- * segment (a crash mid-write) and positions the writer after the last whole
- * record. committed starts at the oldest segment's base until the store
- * thread learns the real checkpoint. Returns 0 or MCS_EIO. */
+/* Opens (creating) dir and its identity file spool.id, checks every segment
+ * (a power loss can leave a short or corrupt record in any of them): torn
+ * tails are cut and counted, corrupt records inside are counted and skipped
+ * by the reader; positions the writer after the last whole record.
+ * committed starts at the oldest segment's base until the store thread
+ * learns the real checkpoint. Returns 0, MCS_EIO, or MCS_ECORRUPT for a
+ * segment of an unknown format version (nothing is changed then). */
 int journal_open(struct mcs_journal *j, const char *dir, int64_t max_bytes);
+
+/* Sets the power-loss policy (MCS_FSYNC_*): off, fdatasync at most every
+ * ms, or before journal_flush() returns. */
+void journal_set_fsync(struct mcs_journal *j, int mode, int ms);
+
+/* Records appended but not yet written (a failed flush loses them). */
+int journal_pending(const struct mcs_journal *j);
 void journal_close(struct mcs_journal *j);
 
 /* Appends one record. With sync set it is written to the file before the
@@ -87,9 +119,12 @@ int journal_append(struct mcs_journal *j, const struct mcs_jrec *rec, int sync);
  * Returns 0 or MCS_EIO. Writer thread only. */
 int journal_flush(struct mcs_journal *j);
 
-/* Reads whole records from pos into out (at most max), never past wpos.
- * Returns the count (0 when nothing is available) and sets *next to the
- * position after the last one read; MCS_ECORRUPT or MCS_EIO on failure.
+/* Reads whole records from pos into out (at most max), never past wpos and
+ * never across a segment. Returns the count and sets *next to the position
+ * after the last one read or skipped: records with a bad checksum and the
+ * torn end of a segment are skipped (counted in bad_records/gap_bytes), so
+ * the count may be 0 with *next > pos — the caller moves on to *next.
+ * 0 with *next == pos: nothing available. MCS_EIO on failure.
  * Reader thread only. */
 int journal_read(struct mcs_journal *j, int64_t pos, struct mcs_jrec *out, int max,
                  int64_t *next);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
+#include "notify.h" /* alarms (#7) */
 #include "store.h"
 #include "timeutil.h"
 
@@ -19,6 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STOP_BUDGET_MS 12000
 
 static void usage(void)
 {
@@ -30,9 +36,26 @@ static void usage(void)
             "  then end the broker session so the group no longer routes messages here.\n");
 }
 
+/* Waits up to ms for SIGTERM/SIGINT (blocked in every thread, taken here).
+ * Returns the signal, or 0 when the time passed. SIGHUP is ignored. */
+static int wait_signal(const sigset_t *set, int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    for(;;) {
+        int sig = sigtimedwait(set, NULL, &ts);
+        if(sig == SIGHUP) {
+            LOG_I("main", "SIGHUP ignored: restart to change configuration");
+            continue;
+        }
+        return sig > 0 ? sig : 0;
+    }
+}
+
 /* Connects and applies migrations, retrying while the database is not up
- * (containers start in any order) unless once is set. */
-static int run_migrations(const struct mcs_config *cfg, int once, volatile sig_atomic_t *stop)
+ * (containers start in any order) unless once is set; a stop signal ends
+ * the retries (*stopped set). */
+static int run_migrations(const struct mcs_config *cfg, int once, const sigset_t *set,
+                          int *stopped)
 {
     char err[512];
     for(;;) {
@@ -43,10 +66,35 @@ static int run_migrations(const struct mcs_config *cfg, int once, volatile sig_a
             return rc;
         }
         LOG_W("main", "database unavailable", LS("error", err));
-        if(once || (stop && *stop))
+        if(once || (set && wait_signal(set, 2000))) {
+            if(stopped)
+                *stopped = !once;
             return MCS_EDB;
-        mcs_sleep_ms(2000);
+        }
     }
+}
+
+/* mkdir -p of the spool directory, then its absolute path (a relative
+ * SPOOL_DIR would follow the working directory of whoever starts mcsd). */
+static int spool_path(const char *dir, char *out, size_t n)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for(char *p = tmp + 1; *p; p++)
+        if(*p == '/') {
+            *p = '\0';
+            if(mkdir(tmp, 0750) != 0 && errno != EEXIST)
+                return MCS_EIO;
+            *p = '/';
+        }
+    if(mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return MCS_EIO;
+    char *abs = realpath(tmp, NULL);
+    if(!abs)
+        return MCS_EIO;
+    snprintf(out, n, "%s", abs);
+    free(abs);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -56,6 +104,7 @@ int main(int argc, char **argv)
     struct mcs_ingest *in = NULL;
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
+    struct mcs_notify *nt = NULL; /* alarms (#7) */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
 
@@ -82,7 +131,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if(migrate_only)
-        return run_migrations(&cfg, 1, NULL) ? 1 : 0;
+        return run_migrations(&cfg, 1, NULL, NULL) ? 1 : 0;
 
     /* Signals are taken synchronously by sigwait in this thread only. */
     sigemptyset(&set);
@@ -92,9 +141,20 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    LOG_I("main", "starting", LS("instance", cfg.instance_id), LS("spool", cfg.spool_dir));
-    if(run_migrations(&cfg, 0, NULL))
+    if(spool_path(cfg.spool_dir, cfg.spool_dir, sizeof(cfg.spool_dir))) {
+        LOG_E("main", "cannot create the spool directory", LS("spool", cfg.spool_dir),
+              LS("error", strerror(errno)));
         return 1;
+    }
+    LOG_I("main", "starting", LS("instance", cfg.instance_id), LS("spool", cfg.spool_dir));
+    {
+        int stopped = 0;
+        if(run_migrations(&cfg, 0, &set, &stopped)) {
+            if(stopped)
+                LOG_I("main", "stopped before the database was reachable");
+            return stopped ? 0 : 1;
+        }
+    }
     mosquitto_lib_init();
     d = calloc(1, sizeof(*d));
     if(!d)
@@ -106,7 +166,26 @@ int main(int argc, char **argv)
         goto out;
     if(journal_open(&d->journal, cfg.spool_dir, (int64_t)cfg.spool_max_mb << 20))
         goto out;
-    if(devsync_start(d, &ds))
+    journal_set_fsync(&d->journal,
+                      !strcmp(cfg.journal_fsync, "always")     ? MCS_FSYNC_ALWAYS
+                      : !strcmp(cfg.journal_fsync, "interval") ? MCS_FSYNC_INTERVAL
+                                                               : MCS_FSYNC_OFF,
+                      cfg.journal_fsync_ms);
+    /* The first registry load is waited for here (ingest must not start
+     * with an empty registry), a stop signal ends the wait. */
+    for(;;) {
+        int drc = devsync_start(d, &ds);
+        if(drc == 0)
+            break;
+        if(drc != MCS_EAGAIN)
+            goto out;
+        if((sig = wait_signal(&set, 2000))) {
+            LOG_I("main", "stopped before the registry could be loaded");
+            rc = 0;
+            goto out;
+        }
+    }
+    if(notify_start(d, &nt)) /* alarms (#7): makes d->alarm, before the store */
         goto out;
     if(store_start(d, &st))
         goto out;
@@ -118,14 +197,8 @@ int main(int argc, char **argv)
          * (3 s without one after the subscription is up). */
         uint64_t last = 0;
         int64_t quiet_since = mcs_mono_ms();
-        struct timespec tick = {0, 500 * 1000000L};
         for(;;) {
-            sig = sigtimedwait(&set, NULL, &tick);
-            if(sig == SIGHUP) {
-                LOG_I("main", "SIGHUP ignored: restart to change configuration");
-                continue;
-            }
-            if(sig > 0)
+            if((sig = wait_signal(&set, 500)))
                 break;
             if(!decommission)
                 continue;
@@ -145,11 +218,25 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     if(d) {
+        /* Stopped within STOP_BUDGET_MS whatever the state (a service
+         * manager kills at 15 s): ingest first (no more appends), then the
+         * store drains what it can; a thread stuck in a blocking connect or
+         * statement is left behind and the process exits (the journal keeps
+         * every record; the database rolls back an unfinished batch). */
+        int64_t deadline = mcs_mono_ms() + STOP_BUDGET_MS;
+        int left = 0;
         atomic_store(&d->stopping, 1);
-        ingest_stop(in, decommission);
+        left |= ingest_stop(in, decommission, mcs_mono_ms() + 3000) != 0;
         atomic_store(&d->ingest_done, 1);
-        store_join(st);
-        devsync_stop(ds);
+        left |= store_join(st, deadline) != 0;
+        if(!left)
+            notify_stop(nt); /* alarms (#7): after the store, which uses d->alarm */
+        left |= devsync_stop(ds, deadline) != 0;
+        if(left) {
+            LOG_W("main", "stopped with a thread still blocked; exiting anyway");
+            fflush(NULL);
+            _exit(rc ? 1 : 0);
+        }
         if(d->journal.dir[0])
             journal_close(&d->journal);
         registry_cleanup(&d->reg);

@@ -22,6 +22,12 @@ struct mcs_metrics {
     _Atomic uint64_t rej[MCS_REJ_COUNT];
     _Atomic uint64_t stored, duplicates, batches, store_failed;
     _Atomic uint64_t spool_lost;
+    /* Hardening (issue #6): connections dropped so that refused QoS 1
+     * messages stay unacknowledged; batches retried after a transient
+     * database error; rows moved to sensor_quarantine; journal records
+     * skipped as corrupt and bytes lost in torn segments at open. */
+    _Atomic uint64_t unacked_drops, store_retries, quarantined;
+    _Atomic uint64_t journal_bad_records, journal_gap_bytes;
     _Atomic int db_up, redis_up, mqtt_connected;
     /* From the broker's $SYS tree (every sys_interval, default 10 s): its
      * count of dropped publishes (QoS 0 messages a slow subscriber could not

@@ -263,7 +263,7 @@ out:
     return rc;
 }
 
-int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_ms,
+int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, int64_t now_ms,
                        int refresh_s, int rt_window_ms)
 {
     int out = 0;
@@ -274,24 +274,20 @@ int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64
         out = MCS_SEEN_NEWEST; /* deleted meanwhile: harmless, the keys expire */
         goto done;
     }
-    if(!d->online || ts > d->last_seen)
+    /* Receive time and receive order, never the device's clock: a device
+     * whose clock is slow must not flap offline, one reading stamped ahead
+     * must not freeze realtime:{sn} or keep a dead device online (R-PR-3). */
+    if(!d->online || recv_s > d->last_seen)
         d->dirty = 1;
-    if(ts >= d->last_seen) {
-        d->last_seen = ts;
-        if(now_ms - d->rt_key_ms >= rt_window_ms) {
-            out |= MCS_SEEN_NEWEST;
-            d->rt_key_ms = now_ms;
-        }
-        else
-            out |= MCS_SEEN_DEFER;
-        if(!d->online || now_s - d->online_key_s >= refresh_s) {
-            out |= MCS_SEEN_ONLINE;
-            d->online_key_s = now_s;
-        }
+    if(recv_s > d->last_seen)
+        d->last_seen = recv_s;
+    if(now_ms - d->rt_key_ms >= rt_window_ms) {
+        out |= MCS_SEEN_NEWEST;
+        d->rt_key_ms = now_ms;
     }
-    else if(!d->online) {
-        /* Only old readings (a cache resend) after an offline spell: the
-         * device is connected, so it is online. */
+    else
+        out |= MCS_SEEN_DEFER;
+    if(!d->online || now_s - d->online_key_s >= refresh_s) {
         out |= MCS_SEEN_ONLINE;
         d->online_key_s = now_s;
     }

@@ -27,7 +27,7 @@ struct mcs_device {
     char ver[17];
     struct mcs_calib calib;
     double high_limit, low_limit; /* NaN when not set */
-    int64_t last_seen;            /* Unix seconds of the newest stored reading */
+    int64_t last_seen;            /* Unix seconds the newest stored reading was received */
     int64_t online_key_s;         /* when online:{sn} was last written (store thread) */
     int64_t rt_key_ms;            /* when realtime:{sn} was last written (store thread) */
     uint32_t recv_delta, lost_delta; /* since the last flush */
@@ -67,18 +67,18 @@ int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn);
  * Returns MCS_REG_OK, MCS_REG_UNKNOWN or MCS_REG_DISABLED. */
 int registry_observe(struct mcs_registry *r, const struct mcs_reading *rd, struct mcs_calib *c);
 
-/* Store-thread entry, in journal order: a stored reading (online, last_seen)
- * or a status message. registry_mark_seen returns a mask of:
- *  MCS_SEEN_NEWEST  the reading is not older than any stored before and
- *                   realtime:{sn} may show it now (a resend of the device's
- *                   offline cache must not replace a newer value);
- *  MCS_SEEN_DEFER   it is the newest, but realtime:{sn} was written less
- *                   than rt_window_ms ago: write it later (registry_rt_take);
+/* Store-thread entry, in journal order (= receive order): a stored reading
+ * (online, last_seen = its receive time in Unix s) or a status message.
+ * The last reading received is the newest: the device's own clock decides
+ * nothing here (R-PR-3). registry_mark_seen returns a mask of:
+ *  MCS_SEEN_NEWEST  realtime:{sn} may show it now;
+ *  MCS_SEEN_DEFER   realtime:{sn} was written less than rt_window_ms ago:
+ *                   write it later (registry_rt_take);
  *  MCS_SEEN_ONLINE  online:{sn} should be (re)written now: the device was
  *                   offline, or the key was written refresh_s or more ago.
  * This bounds Redis writes per device however fast it reports. */
 enum { MCS_SEEN_NEWEST = 1, MCS_SEEN_ONLINE = 2, MCS_SEEN_DEFER = 4 };
-int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t ts, int64_t now_ms,
+int registry_mark_seen(struct mcs_registry *r, const char *sn, int64_t recv_s, int64_t now_ms,
                        int refresh_s, int rt_window_ms);
 
 /* For a deferred realtime write: returns 1 (and records now_ms) when

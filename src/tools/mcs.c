@@ -9,6 +9,7 @@
 #include "devcred.h"
 #include "mcs_user.h"
 #include "err.h"
+#include "mcs_alarm.h" /* issue #7 */
 #include "timeutil.h"
 
 #include <cJSON.h>
@@ -161,6 +162,13 @@ static void usage(FILE *f)
           "  mcs hash-password             read a password (one line) on stdin, print its\n"
           "                                Argon2id hash for the broker plugin's\n"
           "                                plugin_opt_worker_hash/admin_hash\n"
+          "Alarms (docs/ALARMS.md; secrets stored encrypted with MCS_SECRET_KEY):\n"
+          "  mcs config alarm show         the alarm settings, secrets masked\n"
+          "  mcs config alarm set KEY JSON       KEY: general, email, dingtalk, feishu,\n"
+          "                                wecom, webhook or sms\n"
+          "  mcs config alarm set-field KEY FIELD VALUE [--secret]\n"
+          "  mcs alarm test CHANNEL [--to R]   send a test message now\n"
+          "  mcs alarm ack ID [--user U] [--note N]   acknowledge an alarm\n"
           "  mcs help                      this text\n"
           "\n"
           "SN: 1 to 32 of A-Z a-z 0-9 _ -. Device OPTIONS (--opt VALUE or --opt=VALUE):\n"
@@ -1373,6 +1381,9 @@ static int run(struct cli *c, int argc, char **argv)
             return fail(MCS_EINVAL, "hash-password takes no arguments (password on stdin)");
         return cmd_hash_password();
     }
+    if(!strcmp(argv[1], "alarm") || (argc > 2 && !strcmp(argv[1], "config") &&
+                                     !strcmp(argv[2], "alarm"))) /* issue #7 */
+        return mcs_alarm_run(&c->cfg, argc, argv);
     if(!strcmp(argv[1], "status")) {
         rc = parse_args(argc, argv, 2, A_JSON, "status", &a);
         return rc ? rc : cmd_status(c, &a);

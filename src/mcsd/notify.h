@@ -1,0 +1,27 @@
+/* notify.h - the notifier of mcsd (issue #7, R-AL-5, R-AL-6): one thread per
+ * channel delivering the durable outbox (claimed FOR UPDATE SKIP LOCKED and
+ * held while sending, so two instances never send one row and a crash
+ * before the outcome commits means a send after restart), retries with
+ * bounded backoff, per-platform rate limits and digests; and one
+ * housekeeping thread: alarm.general refresh for the engine, OFFLINE by
+ * silence, reminders, escalation, and the relay of NOTIFY mcs_alarm to
+ * Redis PUBLISH mcs:alarm.
+ * Owns the alarm engine (d->alarm) and its threads' connections.
+ * Thread: started and stopped by main. */
+#ifndef MCS_NOTIFY_H
+#define MCS_NOTIFY_H
+
+#include "mcsd.h"
+
+struct mcs_notify;
+
+/* Creates d->alarm and starts the threads (nothing when ALARMS_ENABLED=0).
+ * Call before store_start. Returns 0 or MCS_ENOMEM. */
+int notify_start(struct mcsd *d, struct mcs_notify **out);
+
+/* Stops the threads (each wakes within its poll interval or the running
+ * request's timeout) and frees d->alarm. Call after store_join. NULL is a
+ * no-op. */
+void notify_stop(struct mcs_notify *n);
+
+#endif

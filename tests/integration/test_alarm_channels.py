@@ -1,0 +1,225 @@
+"""Notification channels (issue #7, R-AL-5): e-mail over STARTTLS and SMTPS
+with AUTH against aiosmtpd (mailbox read, Chinese subject decoded,
+recipients split on ';'), DingTalk / Feishu / WeCom robots and Aliyun
+SendSms against capture servers that check the signatures themselves and
+answer with the platforms' error shapes, secrets stored encrypted by the CLI,
+`mcs alarm test`, retries ending in a NOTIFY_FAILED alarm, a dead and a slow
+endpoint that delay no other channel, throttling."""
+import subprocess
+import time
+
+import pytest
+
+from alarmhelpers import (TEST_KEY_HEX, Capture, Smtp, alarms, body_of, outbox,
+                          reset_alarm_config, set_config, subject_of, text_of, free_port)
+from mcshelpers import wait_until
+
+
+@pytest.fixture
+def caps():
+    made = []
+
+    def make(kind, **kw):
+        c = Capture(kind, **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def cli(bin_path, base_env):
+    def run(*args, check=True):
+        env = dict(base_env)
+        env["MCS_SECRET_KEY"] = TEST_KEY_HEX
+        r = subprocess.run([bin_path("mcs"), *args], env=env, capture_output=True, text=True,
+                           timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"mcs {args} -> {r.returncode}: {r.stderr}")
+        return r
+    return run
+
+
+def send(pub, sn, ppm, seq):
+    pub.reading(sn, qos=0, seq=seq, v_raw=float(ppm), temp=25.0)
+
+
+def secret_stored(pg, chan, field):
+    with pg.cursor() as cur:
+        cur.execute("SELECT value->>%s FROM system_config WHERE key = %s",
+                    (field, "alarm.channel." + chan))
+        return cur.fetchone()[0]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "smtps"])
+def test_email(mode, mcsd, pg, add_device, mqtt_pub, services, cli):
+    tls = services.run_dir / "tls"
+    smtp = Smtp(str(tls / "server.crt"), str(tls / "server.key"), mode=mode)
+    try:
+        reset_alarm_config(pg)
+        cli("config", "alarm", "set", "email", __import__("json").dumps({
+            "enabled": True, "host": "127.0.0.1", "port": smtp.port,
+            "security": "ssl" if mode == "smtps" else "starttls",
+            "from": "alarm@example.com", "user": "alarm@example.com", "password": "授权码123",
+            "to": "safety@factory.cn; boss@factory.cn ;", "cafile": str(tls / "ca.crt")}))
+        stored = secret_stored(pg, "email", "password")
+        assert stored.startswith("enc:v1:") and "授权码" not in stored
+        sn = add_device(name="二号车间探头", location="二车间东", high_limit=100)
+        mcsd(MCS_SECRET_KEY=TEST_KEY_HEX)
+        send(mqtt_pub, sn, 180.5, 1)
+        wait_until(lambda: len(smtp.messages) >= 1, 15, desc="mail received")
+        time.sleep(0.5)
+        assert len(smtp.messages) == 1
+        m = smtp.messages[0]
+        assert sorted(m.rcpt) == ["boss@factory.cn", "safety@factory.cn"]
+        subj = subject_of(m)
+        assert "一级报警" in subj and "二号车间探头" in subj and "浓度高报" in subj
+        body = body_of(m)
+        assert "180.5" in body and "二车间东" in body and sn in body
+        a = alarms(pg, sn)[0]
+        assert [o["status"] for o in outbox(pg, a["id"])] == ["sent"]
+    finally:
+        smtp.close()
+
+
+def test_email_wrong_password_fails_visibly(mcsd, pg, add_device, mqtt_pub, services, cli,
+                                            wait_db):
+    tls = services.run_dir / "tls"
+    smtp = Smtp(str(tls / "server.crt"), str(tls / "server.key"), mode="starttls")
+    try:
+        reset_alarm_config(pg)
+        cli("config", "alarm", "set", "email", __import__("json").dumps({
+            "enabled": True, "host": "127.0.0.1", "port": smtp.port, "security": "starttls",
+            "from": "alarm@example.com", "user": "alarm@example.com", "password": "wrong",
+            "to": "a@b.cn", "cafile": str(tls / "ca.crt")}))
+        r = cli("alarm", "test", "email", check=False)
+        assert r.returncode == 1 and "FAILED" in r.stdout
+        cli("config", "alarm", "set-field", "email", "password", "授权码123")
+        r = cli("alarm", "test", "email")
+        assert "sent" in r.stdout
+        wait_until(lambda: len(smtp.messages) == 1, 5, desc="test mail")
+        assert "[测试]" in subject_of(smtp.messages[0])
+    finally:
+        smtp.close()
+
+
+def test_signed_robots_and_sms(mcsd, pg, add_device, mqtt_pub, caps, cli):
+    """Each capture server recomputes the signature with its own secret:
+    a request that arrives with a good signature is counted ok."""
+    import json
+    reset_alarm_config(pg)
+    ding = caps("dingtalk", secret="SECdingtalk-秘钥")
+    fei = caps("feishu", secret="feishu-secret")
+    wec = caps("wecom")
+    sms = caps("sms", secret="testSecret")
+    cli("config", "alarm", "set", "dingtalk", json.dumps({
+        "enabled": True, "url": ding.url, "secret": ding.secret, "at_mobiles": "13800138000,13900139000",
+        "keyword": "报警"}))
+    cli("config", "alarm", "set", "feishu", json.dumps({"enabled": True, "url": fei.url,
+                                                        "secret": fei.secret}))
+    cli("config", "alarm", "set", "wecom", json.dumps({"enabled": True, "url": wec.url,
+                                                       "mentioned_mobiles": "13800138000"}))
+    cli("config", "alarm", "set", "sms", json.dumps({
+        "enabled": True, "endpoint": sms.url, "access_key_id": "testId",
+        "access_key_secret": "testSecret", "sign_name": "阿里云短信测试专用",
+        "template_code": "SMS_71390007", "phones": "15300000001,15300000002"}))
+    for ch, f in (("dingtalk", "secret"), ("feishu", "secret"), ("sms", "access_key_secret")):
+        assert secret_stored(pg, ch, f).startswith("enc:v1:")
+    sn = add_device(name="氧气探头", high_limit=100)
+    mcsd(MCS_SECRET_KEY=TEST_KEY_HEX)
+    send(mqtt_pub, sn, 155, 1)
+    for c in (ding, fei, wec, sms):
+        wait_until(lambda c=c: c.count() >= 1, 15, desc=f"{c.kind} request")
+    time.sleep(0.5)
+    for c in (ding, fei, wec, sms):
+        reqs = c.snapshot()
+        assert len(reqs) == 1 and reqs[0]["ok"], (c.kind, reqs)
+    d = ding.snapshot()[0]["body"]
+    assert d["msgtype"] == "text" and d["text"]["content"].startswith("报警 ")
+    assert d["at"]["atMobiles"] == ["13800138000", "13900139000"]
+    assert "氧气探头" in text_of(fei.snapshot()[0])
+    assert wec.snapshot()[0]["body"]["text"]["mentioned_mobile_list"] == ["13800138000"]
+    q = sms.snapshot()[0]["query"]
+    assert q["Action"] == "SendSms" and q["PhoneNumbers"] == "15300000001,15300000002"
+    assert json.loads(q["TemplateParam"])["sn"] == sn
+    a = alarms(pg, sn)[0]
+    ob = outbox(pg, a["id"])
+    assert sorted((o["channel"], o["status"]) for o in ob) == [
+        ("dingtalk", "sent"), ("feishu", "sent"), ("sms", "sent"), ("wecom", "sent")]
+    assert [o["provider_id"] for o in ob if o["channel"] == "sms"] == ["9006197469364984400^0"]
+
+
+def test_bad_signature_retries_then_notify_failed(mcsd, pg, add_device, mqtt_pub, caps, cli,
+                                                  wait_db):
+    """Feishu answers HTTP 200 with code 19021 to a wrong signature: that is a
+    failure (success is code 0 only); after max_attempts the notification is
+    failed and a NOTIFY_FAILED system alarm is raised. The webhook channel
+    is unaffected."""
+    import json
+    reset_alarm_config(pg)
+    fei = caps("feishu", secret="right")
+    hook = caps("webhook")
+    cli("config", "alarm", "set", "feishu", json.dumps({"enabled": True, "url": fei.url,
+                                                        "secret": "wrong"}))
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": hook.url})
+    sn = add_device(high_limit=100)
+    mcsd(MCS_SECRET_KEY=TEST_KEY_HEX)
+    send(mqtt_pub, sn, 155, 1)
+    wait_until(lambda: hook.count() == 1, 10, desc="webhook delivered")
+    a = alarms(pg, sn)[0]
+    wait_db("SELECT status, attempts FROM alarm_outbox WHERE alarm_id = %s AND channel = 'feishu'",
+            (a["id"],), pred=lambda r: r and r[0][0] == "failed", timeout=15, desc="feishu failed")
+    assert fei.count() == 3 and not any(r["ok"] for r in fei.snapshot())
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*), bool_and(NOT ok), min(detail) FROM alarm_attempts t"
+                    " JOIN alarm_outbox o ON o.id = t.outbox_id WHERE o.alarm_id = %s"
+                    " AND o.channel = 'feishu'", (a["id"],))
+        n, all_failed, detail = cur.fetchone()
+    assert n == 3 and all_failed and "19021" in detail
+    wait_db("SELECT category, state FROM alarm_logs WHERE sn = 'channel:feishu' AND"
+            " alarm_type = 'NOTIFY_FAILED'", pred=lambda r: r == [("system", "active_unack")],
+            desc="NOTIFY_FAILED alarm")
+    wait_db("SELECT channels FROM alarm_logs WHERE id = %s", (a["id"],),
+            pred=lambda r: r[0][0] == "feishu:failed,webhook:sent", desc="channels summary")
+
+
+def test_dead_and_slow_channels_delay_nothing_else(mcsd, pg, add_device, mqtt_pub, caps):
+    reset_alarm_config(pg)
+    slow = caps("dingtalk", mode="slow", delay=6)
+    fast = caps("webhook")
+    set_config(pg, "alarm.channel.dingtalk", {"enabled": True, "url": slow.url})
+    set_config(pg, "alarm.channel.wecom", {"enabled": True,
+                                            "url": f"http://127.0.0.1:{free_port()}/dead?key=k1"})
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": fast.url})
+    sns = [add_device(high_limit=100) for _ in range(3)]
+    mcsd()
+    t0 = time.monotonic()
+    for i, sn in enumerate(sns):
+        send(mqtt_pub, sn, 150, 1)
+        time.sleep(0.3)
+    wait_until(lambda: fast.count() == 3, 5, desc="webhook not held up")
+    assert time.monotonic() - t0 < 4
+    # readings keep being stored while dingtalk hangs
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM sensor_data WHERE sn = ANY(%s)", (sns,))
+        assert cur.fetchone()[0] == 3
+
+
+def test_throttled_robot_backs_off(mcsd, pg, add_device, mqtt_pub, caps, wait_db):
+    """DingTalk 130101 (20/min exceeded, throttled 10 min): the row stays
+    pending with a later due time; the robot is not hammered."""
+    reset_alarm_config(pg)
+    ding = caps("dingtalk", mode="throttle")
+    set_config(pg, "alarm.channel.dingtalk", {"enabled": True, "url": ding.url})
+    sns = [add_device(high_limit=100) for _ in range(2)]
+    mcsd()
+    send(mqtt_pub, sns[0], 150, 1)
+    wait_until(lambda: ding.count() >= 1, 10, desc="first attempt")
+    send(mqtt_pub, sns[1], 150, 1)
+    time.sleep(3)
+    assert ding.count() == 1
+    rows = wait_db("SELECT o.status, o.due_at > now() + interval '5 minutes', o.last_error"
+                   " FROM alarm_outbox o JOIN alarm_logs a ON a.id = o.alarm_id"
+                   " WHERE a.sn = %s", (sns[0],), desc="outbox row")
+    assert rows[0][0] == "pending" and rows[0][1] and "130101" in rows[0][2]
