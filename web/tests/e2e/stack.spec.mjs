@@ -52,10 +52,10 @@ export function stackSpecs(st) {
     await fill(page, 'add-sn', D1)
     await fill(page, 'add-name', '1号测试点')
     await fill(page, 'add-location', 'A区东侧')
-    await fill(page, 'add-high', 100)
+    await fill(page, 'add-high', 1000)
     await page.getByTestId('add-save').click()
     await waitFor(async () => (await page.getByTestId('dev-table').textContent()).includes(D1), { desc: 'device in the list' })
-    expect(st.sql(`SELECT name || '|' || location || '|' || high_limit FROM devices WHERE sn = '${D1}'`) === '1号测试点|A区东侧|100', 'row in devices')
+    expect(st.sql(`SELECT name || '|' || location || '|' || high_limit FROM devices WHERE sn = '${D1}'`) === '1号测试点|A区东侧|1000', 'row in devices')
   })
 
   spec('calibrate and see the next value change', async ({ page }) => {
@@ -111,7 +111,7 @@ export function stackSpecs(st) {
     live.set(D2, 20)
     await screen.goto(`${st.baseUrl}/dashboard`)
     const marker = `[data-testid="marker-${D1}"]`
-    await waitFor(async () => (await screen.locator(`${marker} [data-testid="marker-value"]`).textContent()) === '210', { timeout: 15000, desc: 'live value 210' })
+    await waitFor(async () => (await screen.locator(`${marker} [data-testid="marker-value"]`).textContent()) === '210.0', { timeout: 15000, desc: 'live value 210.0' })
     const c = await centrePct(screen, `${marker} .dot`, '[data-testid="plan"]')
     // the dot's centre is the saved point (the label hangs below it)
     expect(Math.abs(c.x - 25) < 1.5 && Math.abs(c.y - 20) < 3, `marker at ${c.x.toFixed(1)}, ${c.y.toFixed(1)}`)
@@ -167,7 +167,7 @@ export function stackSpecs(st) {
     await waitFor(async () => (await screen.getByTestId('stale-banner').count()) === 0, { timeout: 30000, desc: 'recovered' })
     const before = await screen.locator(`[data-testid="marker-${D1}"] [data-testid="marker-value"]`).textContent()
     live.set(D1, 201) // 412: the screen follows again
-    await waitFor(async () => (await screen.locator(`[data-testid="marker-${D1}"] [data-testid="marker-value"]`).textContent()) === '412', { timeout: 15000, desc: `live again (was ${before})` })
+    await waitFor(async () => (await screen.locator(`[data-testid="marker-${D1}"] [data-testid="marker-value"]`).textContent()) === '412.0', { timeout: 15000, desc: `live again (was ${before})` })
   }, { shot: 'screen' })
 
   spec('webhook channel test-send reaches a capture server', async ({ page }) => {
