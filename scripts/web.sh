@@ -4,7 +4,8 @@
 #   web.sh deps    npm ci when node_modules is missing or older than the lock
 #   web.sh build   deps, then types from docs/api/openapi.yaml and vite build → web/dist
 #   web.sh test    deps, vitest (junit → $OUT/vitest.xml)
-#   web.sh e2e     built app + real stack, Playwright with Debian Chromium (junit → $OUT/e2e.xml)
+#   web.sh e2e     built app + real stack, Playwright with Debian Chromium (junit → $OUT/e2e-*.xml)
+#   web.sh bench   the web figures (screen_*, alarm_screen_p99_ms, analyzer_day_s) as name: value
 set -euo pipefail
 cd "$(dirname "$0")/../web"
 OUT=${MCS_TEST_RESULTS:-$(pwd)/../build/test-results}
@@ -38,5 +39,10 @@ case "${1:-build}" in
     [ -f dist/index.html ] || { node scripts/gen-api.mjs >/dev/null; npx vite build --logLevel warn; }
     MCS_TEST_RESULTS="$OUT" node tests/e2e/run.mjs
     ;;
-  *) echo "usage: web.sh deps|build|test|e2e"; exit 2 ;;
+  bench)
+    deps
+    [ -f dist/.vite/manifest.json ] || { node scripts/gen-api.mjs >/dev/null; npx vite build --logLevel warn; }
+    node tests/bench/web_bench.mjs
+    ;;
+  *) echo "usage: web.sh deps|build|test|e2e|bench"; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ export default defineConfig({
   worker: { format: 'es' },
   build: {
     outDir: 'dist',
+    manifest: true, // dist/.vite/manifest.json: the bench sums the big screen's first load from it
     chunkSizeWarningLimit: 1500,
     rollupOptions: {
       output: {
