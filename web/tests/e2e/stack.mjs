@@ -59,7 +59,7 @@ export class Stack {
     writeFileSync(this.envFile, Object.entries(conf).map(([k, v]) => `${k}=${v}`).join('\n') + '\n')
     this.env = { ...env0, ...conf }
     for (const k of ['ENV_FILE', 'MQTT_CAFILE', 'MQTT_TLS_CAFILE']) delete this.env[k]
-    execFileSync(join(this.bin, 'mcsd'), ['--env-file', this.envFile, '--migrate'], { env: this.env, stdio: ['ignore', 'ignore', 'inherit'] })
+    execFileSync(join(this.bin, 'mcsd'), ['--env-file', this.envFile, '--migrate'], { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] })
     await this.startProc('mcsd', [])
     execFileSync(join(this.bin, 'mcs'), ['--env-file', this.envFile, 'user', 'add', 'admin', '--role', 'admin'], { env: this.env, input: this.password + '\n', stdio: ['pipe', 'ignore', 'inherit'] })
     execFileSync(join(this.bin, 'mcs'), ['--env-file', this.envFile, 'user', 'add', 'viewer', '--role', 'viewer'], { env: this.env, input: this.password + '\n', stdio: ['pipe', 'ignore', 'inherit'] })
