@@ -160,10 +160,13 @@ export function stackSpecs(st) {
 
   spec('mcs-api killed: stale warning, then recovery', async ({ screen }) => {
     await st.killApi()
-    await waitFor(async () => (await screen.getByTestId('stale-banner').count()) > 0, { timeout: 10000, desc: 'stale banner' })
-    await screen.waitForTimeout(6000)
-    await screen.screenshot({ path: `${st.shots}/stack_stale.png` })
-    await st.startApi()
+    try {
+      await waitFor(async () => (await screen.getByTestId('stale-banner').count()) > 0, { timeout: 10000, desc: 'stale banner' })
+      await screen.waitForTimeout(6000)
+      await screen.screenshot({ path: `${st.shots}/stack_stale.png` })
+    } finally {
+      await st.startApi() // the later specs need it whatever happened here
+    }
     await waitFor(async () => (await screen.getByTestId('stale-banner').count()) === 0, { timeout: 30000, desc: 'recovered' })
     const before = await screen.locator(`[data-testid="marker-${D1}"] [data-testid="marker-value"]`).textContent()
     live.set(D1, 201) // 412: the screen follows again
