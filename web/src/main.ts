@@ -1,7 +1,9 @@
 import { createApp } from 'vue'
 import { createPinia } from 'pinia'
-import ElementPlus from 'element-plus'
-import 'element-plus/dist/index.css'
+// Components come per template (unplugin-vue-components, vite.config.ts);
+// the function-style services need their styles here.
+import 'element-plus/es/components/message/style/css'
+import 'element-plus/es/components/message-box/style/css'
 import './styles/base.css'
 import App from './App.vue'
 import { router } from './router'
@@ -15,7 +17,6 @@ async function start(): Promise<void> {
   app.use(createPinia())
   app.use(i18n)
   app.use(router)
-  app.use(ElementPlus)
   setUnauthorizedHandler(() => {
     useAuthStore().logout()
     if (router.currentRoute.value.name !== 'login')

@@ -50,7 +50,7 @@ export default {
     smtpPass: 'Password / auth code', recipients: 'Recipients (; separated)', platform: 'Platform', dingtalk: 'DingTalk', feishu: 'Feishu',
     wecom: 'WeCom', custom: 'Custom', url: 'Webhook URL', secret: 'Signing secret', mobiles: "{'@'}mobiles (, separated)",
     template: 'Message template', accessKeyId: 'AccessKey ID', accessKeySecret: 'AccessKey secret', signName: 'Sign name',
-    templateCode: 'Template code', phones: 'Phone numbers (, separated)', testSend: 'Test send', testOk: 'Test sent: {detail}',
+    templateCode: 'Template code', phones: 'Phone numbers (, separated)', testSend: 'Test send', testOk: 'Test message sent',
     testFail: 'Test failed: {detail}', general: 'General', debounce: 'Debounce (minutes)', schedule: 'Notify on a schedule',
     scheduleDays: 'Days', window: 'Time window', level2Override: 'Level 2 ignores the schedule', escalation: 'Escalate unacknowledged',
     escalationMinutes: 'Escalate after (minutes)', masked: 'Stored (leave unchanged to keep)',

@@ -50,7 +50,7 @@ export default {
     smtpPass: '密码/授权码', recipients: '收件人（; 分隔）', platform: '平台', dingtalk: '钉钉', feishu: '飞书',
     wecom: '企业微信', custom: '自定义', url: 'Webhook 地址', secret: '加签密钥', mobiles: "{'@'}手机号（, 分隔）",
     template: '消息模板', accessKeyId: 'AccessKey ID', accessKeySecret: 'AccessKey Secret', signName: '短信签名',
-    templateCode: '模板编码', phones: '手机号（, 分隔）', testSend: '测试发送', testOk: '测试发送成功：{detail}',
+    templateCode: '模板编码', phones: '手机号（, 分隔）', testSend: '测试发送', testOk: '测试发送成功',
     testFail: '测试发送失败：{detail}', general: '通用设置', debounce: '防抖时间（分钟）', schedule: '按时段通知',
     scheduleDays: '通知日', window: '通知时段', level2Override: '二级报警不受时段限制', escalation: '未确认升级通知',
     escalationMinutes: '升级等待（分钟）', masked: '已保存（留空或不改即保持）',
