@@ -26,7 +26,7 @@ export default {
   },
   overview: {
     online: 'Online', offline: 'Offline', alarms: 'Active alarms', total: 'Devices', system: 'System', license: 'License',
-    shortcuts: 'Shortcuts', healthy: 'Healthy', degraded: 'Degraded', expires: 'Expires', msgPerMin: 'Messages/min', alarmsToday: 'Alarms today',
+    licenseNA: 'No license module in this build', shortcuts: 'Shortcuts', healthy: 'Healthy', degraded: 'Degraded', expires: 'Expires', msgPerMin: 'Messages/min', alarmsToday: 'Alarms today',
   },
   devices: {
     sn: 'SN', name: 'Name', location: 'Location', status: 'Status', ppm: 'Concentration (ppm)', lastSeen: 'Last seen', battery: 'Battery',

@@ -26,7 +26,7 @@ export default {
   },
   overview: {
     online: '在线设备', offline: '离线设备', alarms: '当前报警', total: '设备总数', system: '系统状态', license: '授权',
-    shortcuts: '快捷入口', healthy: '正常', degraded: '异常', expires: '到期', msgPerMin: '消息/分钟', alarmsToday: '今日报警',
+    licenseNA: '此版本未启用授权模块', shortcuts: '快捷入口', healthy: '正常', degraded: '异常', expires: '到期', msgPerMin: '消息/分钟', alarmsToday: '今日报警',
   },
   devices: {
     sn: 'SN', name: '名称', location: '位置', status: '状态', ppm: '浓度 (ppm)', lastSeen: '最后上报', battery: '电量',

@@ -44,6 +44,7 @@ export function stackSpecs(st) {
     await page.getByTestId('login-submit').click()
     await page.waitForURL(/\/admin\/overview/)
     await waitFor(async () => (await page.getByTestId('ov-total').textContent()).trim() !== '--', { desc: 'overview counts' })
+    await page.waitForTimeout(500) // el-tag zooms in: let it finish before the screenshot
   })
 
   spec('add a device', async ({ page }) => {
@@ -116,6 +117,12 @@ export function stackSpecs(st) {
     // the dot's centre is the saved point (the label hangs below it)
     expect(Math.abs(c.x - 25) < 1.5 && Math.abs(c.y - 20) < 3, `marker at ${c.x.toFixed(1)}, ${c.y.toFixed(1)}`)
     expect(await screen.locator(marker).getAttribute('data-state') === 'normal', 'green')
+    // click → side panel with the last hour's minute trend (subscribe → history frame)
+    await screen.locator(`${marker} .dot`).click()
+    await waitFor(async () => (await screen.getByTestId('device-panel').count()) > 0, { desc: 'side panel' })
+    await waitFor(async () => (await screen.locator('[data-testid="device-panel"] canvas').count()) > 0, { desc: 'trend chart' })
+    expect((await screen.getByTestId('device-panel').textContent()).includes('1号测试点'), 'panel names the device')
+    await screen.waitForTimeout(800)
   }, { shot: 'screen' })
 
   spec('over level 1 then level 2: colour, ripple, list entry, sound', async ({ screen }) => {
