@@ -217,6 +217,41 @@ export function stackSpecs(st) {
     expect(rows >= n + 1, `sheet rows ${rows} ≥ ${n} alarms + header`)
   })
 
+  spec('users: add a viewer', async ({ page }) => {
+    await page.goto(`${st.baseUrl}/admin/users`)
+    await page.getByTestId('user-add').click()
+    await fill(page, 'user-name', 'guard2')
+    await fill(page, 'user-pass', 'guard2-password')
+    await page.getByTestId('user-save').click()
+    await waitFor(async () => (await page.getByTestId('users-table').textContent()).includes('guard2'), { desc: 'user listed' })
+    expect(st.sql(`SELECT role FROM users WHERE username = 'guard2'`) === 'viewer', 'users row, role viewer')
+  })
+
+  spec('data query shows the trend of the last day', async ({ page }) => {
+    await page.goto(`${st.baseUrl}/admin/query`)
+    await waitFor(async () => (await page.locator('[data-testid="q-device"]').count()) > 0, { desc: 'query page' })
+    await page.getByTestId('q-run').click()
+    await waitFor(async () => /[1-9]/.test(await page.getByTestId('q-count').textContent()), { desc: 'points' })
+    const n = Number((await page.getByTestId('q-count').textContent()).replace(/\D/g, ''))
+    const db = Number(st.sql(`SELECT count(DISTINCT date_trunc('minute', time)) FROM sensor_data WHERE sn = (SELECT min(sn) FROM devices)`))
+    expect(n === db, `one point per minute: page ${n}, database ${db}`)
+  })
+
+  spec('operation log lists the admin changes', async ({ page }) => {
+    await page.goto(`${st.baseUrl}/admin/system`)
+    await page.getByRole('tab', { name: /操作日志|Operation log/ }).click()
+    await waitFor(async () => (await page.getByTestId('logs-table').textContent()).includes(D1), { desc: 'audit rows for the device' })
+  })
+
+  spec('admin in English', async ({ page }) => {
+    await page.goto(`${st.baseUrl}/admin/devices`)
+    await page.getByTestId('lang-switch').click()
+    await waitFor(async () => (await page.getByTestId('dev-add').textContent()).includes('Add device') && (await page.getByTestId('dev-table').textContent()).includes('Last seen'), { desc: 'English table' })
+    await page.getByTestId(`dev-edit-${D1}`).click()
+    await waitFor(async () => (await page.getByTestId('calib-preview').textContent()).includes('latest'), { desc: 'English editor' })
+    await page.waitForTimeout(500)
+  })
+
   spec('big screen in English', async ({ screen }) => {
     await screen.getByTestId('lang-switch').click()
     await waitFor(async () => (await screen.getByTestId('screen').textContent()).includes('Online'), { desc: 'English' })
