@@ -13,7 +13,7 @@ PKGS=(
   python3-requests python3-aiosmtpd
   libcurl4-openssl-dev
   clang libclang-rt-14-dev
-  libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket wrk
+  libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket python3-yaml wrk
   chromium fonts-wqy-microhei
 )
 

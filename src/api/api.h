@@ -126,6 +126,10 @@ struct api_ctx {
     redisContext *rds;
     int64_t rds_retry_ms;
     struct api_stats st;
+    /* Statements prepared on ctx->pg (planned once; partitioned tables make
+     * planning the larger part of a short query). Reset on reconnect. */
+    int nstmts;
+    uint64_t stmts[128];
     struct api_feed *feed; /* feed.c: threads that read Redis/PostgreSQL */
     struct api_mq *mq;     /* mqcmd.c: the broker connection for commands */
     struct api_ws *ws;     /* ws.c: dashboard clients */

@@ -46,6 +46,7 @@ PGconn *api_pg(struct api_ctx *ctx)
     /* A slow query must not hold the loop for long: every request is bounded. */
     if(mcs_pg_exec(ctx->pg, "SET statement_timeout = '5s'", err, sizeof(err)))
         LOG_W("api", "cannot set statement_timeout", LS("error", err));
+    ctx->nstmts = 0; /* a new session has no prepared statements */
     LOG_I("api", "database connected");
     return ctx->pg;
 }
@@ -102,7 +103,28 @@ PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, i
         api_error(rs, 503, E_UNAVAIL, "database unavailable");
         return NULL;
     }
-    r = PQexecParams(pg, sql, n, NULL, vals, NULL, NULL, 0);
+    r = NULL;
+    {
+        /* FNV-1a of the text names the prepared statement. */
+        uint64_t h = 1469598103934665603ULL;
+        char name[24];
+        int i;
+        for(const char *c = sql; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+        snprintf(name, sizeof(name), "s%016llx", (unsigned long long)h);
+        for(i = 0; i < ctx->nstmts && ctx->stmts[i] != h; i++) {
+        }
+        if(i == ctx->nstmts && ctx->nstmts < (int)(sizeof(ctx->stmts) / sizeof(ctx->stmts[0]))) {
+            PGresult *p = PQprepare(pg, name, sql, n, NULL);
+            if(PQresultStatus(p) == PGRES_COMMAND_OK)
+                ctx->stmts[ctx->nstmts++] = h;
+            PQclear(p);
+        }
+        if(i < ctx->nstmts)
+            r = PQexecPrepared(pg, name, n, vals, NULL, NULL, 0);
+        else
+            r = PQexecParams(pg, sql, n, NULL, vals, NULL, NULL, 0);
+    }
     st = PQresultStatus(r);
     if(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return r;

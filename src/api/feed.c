@@ -171,10 +171,23 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
 {
     struct sbuf b = {NULL, 0, 0, (size_t)64 << 20, 0};
     PGresult *res;
-    char num[64];
+    char num[128];
     int rc = MCS_EDB;
 
-    if(!*devs || mcs_mono_ms() - *dev_at > 5000) {
+    /* The device list is reloaded when the devices trigger says it changed
+     * (LISTEN mcs_device on this connection), and once a minute anyway. */
+    {
+        int changed = 0;
+        PGnotify *nt;
+        PQconsumeInput(pg);
+        while((nt = PQnotifies(pg))) {
+            changed = 1;
+            PQfreemem(nt);
+        }
+        if(changed)
+            *dev_at = 0;
+    }
+    if(!*devs || !*dev_at || mcs_mono_ms() - *dev_at > 60000) {
         res = PQexec(pg, "SELECT sn FROM devices WHERE enabled ORDER BY sn");
         if(PQresultStatus(res) != PGRES_TUPLES_OK) {
             PQclear(res);
@@ -219,8 +232,12 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
     }
     PQclear(res);
 
-    snprintf(num, sizeof(num), "{\"type\":\"realtime\",\"ts\":%lld,\"data\":[",
-             (long long)(mcs_now_ms() / 1000));
+    {
+        int64_t ms = mcs_now_ms();
+        /* ts_ms: when the frame was built, for clients' staleness checks. */
+        snprintf(num, sizeof(num), "{\"type\":\"realtime\",\"ts\":%lld,\"ts_ms\":%lld,\"data\":[",
+                 (long long)(ms / 1000), (long long)ms);
+    }
     sb_str(&b, num);
     for(int base = 0; base < *ndev; base += REDIS_CHUNK) {
         int n = *ndev - base < REDIS_CHUNK ? *ndev - base : REDIS_CHUNK;
@@ -344,8 +361,12 @@ static void *tick_main(void *arg)
             if(pg)
                 PQfinish(pg);
             pg = mcs_pg_connect(&f->ctx->cfg, "mcs-api-feed", err, sizeof(err));
-            if(pg)
-                mcs_pg_exec(pg, "SET statement_timeout = '2s'", err, sizeof(err));
+            if(pg && (mcs_pg_exec(pg, "SET statement_timeout = '2s'", err, sizeof(err)) ||
+                      mcs_pg_exec(pg, "LISTEN mcs_device", err, sizeof(err)))) {
+                PQfinish(pg);
+                pg = NULL;
+            }
+            dev_at = 0;
         }
         if(!r || r->err) {
             if(r)
@@ -417,6 +438,44 @@ static void handle_reply(struct api_feed *f, redisReply *rep)
         push_alarm(f, rep->element[2]->str, rep->element[2]->len);
 }
 
+/* Alarm events straight from the database: the trigger of migration 010
+ * sends NOTIFY mcs_alarm in the transaction of every change, so each mcs-api
+ * instance hears every committed event (API_ALARM_SOURCE=pg). */
+static void *listen_main(void *arg)
+{
+    struct api_feed *f = arg;
+    PGconn *pg = NULL;
+    char err[256];
+
+    while(!atomic_load(&f->stop)) {
+        struct pollfd pfd;
+        PGnotify *n;
+        if(!pg || PQstatus(pg) != CONNECTION_OK) {
+            if(pg)
+                PQfinish(pg);
+            pg = mcs_pg_connect(&f->ctx->cfg, "mcs-api-listen", err, sizeof(err));
+            if(!pg || mcs_pg_exec(pg, "LISTEN mcs_alarm", err, sizeof(err))) {
+                sleep_or_stop(f, 1000);
+                continue;
+            }
+        }
+        pfd.fd = PQsocket(pg);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if(poll(&pfd, 1, 200) <= 0)
+            continue;
+        if(!PQconsumeInput(pg))
+            continue;
+        while((n = PQnotifies(pg))) {
+            push_alarm(f, n->extra, strlen(n->extra));
+            PQfreemem(n);
+        }
+    }
+    if(pg)
+        PQfinish(pg);
+    return NULL;
+}
+
 static void *sub_main(void *arg)
 {
     struct api_feed *f = arg;
@@ -473,7 +532,9 @@ int feed_start(struct api_ctx *ctx)
     ctx->feed = f;
     if(pthread_create(&f->tick, NULL, tick_main, f) == 0)
         f->tick_started = 1;
-    if(pthread_create(&f->sub, NULL, sub_main, f) == 0)
+    if(pthread_create(&f->sub, NULL, strcmp(ctx->cfg.api_alarm_source, "redis") ? listen_main
+                                                                              : sub_main,
+                      f) == 0)
         f->sub_started = 1;
     return f->tick_started && f->sub_started ? 0 : MCS_ENOMEM;
 }

@@ -141,7 +141,7 @@ static void like_pattern(const char *s, char *out, size_t n)
 
 int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[128], where[256] = "", sql[4096], pat[200], lim[32], off[32];
+    char err[128], where[512] = "", sql[4096], pat[200], lim[32], off[32];
     long page, size;
     const char *status = rq_arg(rq, "status"), *search = rq_arg(rq, "search");
     const char *v[3];
@@ -161,10 +161,14 @@ int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     if(search && !rq_utf8_valid((const unsigned char *)search, strlen(search)))
         return api_error(rs, 400, E_BAD_REQ, "search is not valid UTF-8");
     if(status) {
+#define ALARMED "EXISTS (SELECT 1 FROM alarm_logs a WHERE a.sn = d.sn AND " ON_SCREEN ")"
+        /* Semi-joins against the few alarms on screen (partial indexes of
+         * migration 010), so that counting 10,000 devices stays cheap. */
         snprintf(where, sizeof(where), "%s",
-                 !strcmp(status, "alarm")    ? "al.t IS NOT NULL"
-                 : !strcmp(status, "online") ? "al.t IS NULL AND d.status = 'online'"
-                                             : "al.t IS NULL AND d.status <> 'online'");
+                 !strcmp(status, "alarm")    ? ALARMED
+                 : !strcmp(status, "online") ? "d.status = 'online' AND NOT " ALARMED
+                                             : "d.status <> 'online' AND NOT " ALARMED);
+#undef ALARMED
     }
     if(search && *search) {
         like_pattern(search, pat, sizeof(pat));
@@ -173,10 +177,8 @@ int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                  "%s(d.sn ILIKE $1 OR d.name ILIKE $1 OR d.location ILIKE $1)",
                  where[0] ? " AND " : "");
     }
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM devices d LEFT JOIN LATERAL (SELECT a.alarm_type AS t "
-             "FROM alarm_logs a WHERE a.sn = d.sn AND " ON_SCREEN " LIMIT 1) al ON true%s%s",
-             where[0] ? " WHERE " : "", where);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM devices d%s%s", where[0] ? " WHERE " : "",
+             where);
     r = api_query(ctx, rs, sql, nv, v);
     if(!r)
         return 0;

@@ -74,12 +74,16 @@ int main(int argc, char **argv)
                         "[--check-config] [--routes]\n");
         return 2;
     }
+    if(strcmp(ctx.cfg.api_alarm_source, "pg") && strcmp(ctx.cfg.api_alarm_source, "redis")) {
+        LOG_E("api", "API_ALARM_SOURCE must be pg or redis");
+        return 2;
+    }
     if(strlen(ctx.cfg.jwt_secret) < 32) {
         LOG_E("api", "JWT_SECRET must be at least 32 bytes: refusing to start");
         return 2;
     }
     {
-        int k = secret_key_from_env(&ctx.skey);
+        int k = secret_key_load(&ctx.skey, ctx.cfg.secret_key, ctx.cfg.secret_key_file);
         if(k && k != MCS_ENOTFOUND) {
             LOG_E("api", "MCS_SECRET_KEY / MCS_SECRET_KEY_FILE unusable: refusing to start");
             return 2;

@@ -182,6 +182,13 @@ void api_dispatch(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
             api_error(rs, 404, E_NOTFOUND, "no such route");
         return;
     }
+    /* A handler that left a transaction open would poison every later
+     * request on this connection: close it (and say so). */
+    if(ctx->pg && PQstatus(ctx->pg) == CONNECTION_OK &&
+       PQtransactionStatus(ctx->pg) != PQTRANS_IDLE) {
+        LOG_E("api", "transaction left open by a handler: rolled back");
+        PQclear(PQexec(ctx->pg, "ROLLBACK"));
+    }
     if(r->role != ROLE_NONE && authorise(ctx, rq, rs, r->role))
         return;
     if(rq->args_bad) {

@@ -23,6 +23,7 @@ struct ws_client {
     int authed, bad, closing;
     char user[65];
     enum api_role role;
+    long exp; /* the token's expiry: the feed stops with it */
     struct api_msg *q[WSQ];
     int qh, qn;
     struct api_msg *rt; /* newest realtime frame not yet written */
@@ -190,12 +191,11 @@ static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
     }
     if(!strcmp(type->valuestring, "auth")) {
         const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
-        long exp;
         if(c->authed) {
             send_error(ctx, c, E_BAD_REQ, "already authenticated");
         } else if(!cJSON_IsString(tok) ||
                   auth_verify(&ctx->cfg, tok->valuestring, mcs_now_ms() / 1000, c->user,
-                              &c->role, &exp, err, sizeof(err))) {
+                              &c->role, &c->exp, err, sizeof(err))) {
             ctx->st.auth_rejected++;
             cJSON_Delete(j);
             lws_close_reason(wsi, 4001, (unsigned char *)"unauthorized", 12);
@@ -260,6 +260,12 @@ static void fan_out(struct api_ctx *ctx)
     for(struct ws_client *c = ctx->ws->head; c; c = c->next) {
         if(!c->authed || c->closing)
             continue;
+        if(c->exp <= mcs_now_ms() / 1000) {
+            /* The token expired: the client must authenticate again. */
+            c->closing = 1;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
         if(c->rt) {
             ctx->ws->st.realtime_skipped++;
             msg_unref(c->rt);

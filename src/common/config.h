@@ -64,6 +64,7 @@ struct mcs_config {
     int login_max_fail_ip;
     int login_lock_s;
     int ws_max_clients;
+    char api_alarm_source[16];
     /* Alarms and notifications (issue #7, docs/ALARMS.md) */
     int alarms_enabled;
     int notify_poll_ms;

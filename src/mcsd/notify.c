@@ -684,6 +684,15 @@ int notify_start(struct mcsd *d, struct mcs_notify **out)
     if(rc && rc != MCS_ENOTFOUND)
         LOG_E("notify", "MCS_SECRET_KEY unusable: encrypted channel secrets cannot be read",
               LS("error", mcs_strerror(rc)));
+    {
+        /* The settings before the first batch is decided (the housekeeping
+         * thread refreshes them every 2 s from then on). */
+        PGconn *pg = connect_pg(nt, "mcsd-notify-init");
+        struct alarm_cfg c;
+        if(pg && alarm_cfg_load(pg, &c) == 0)
+            alarm_engine_set_cfg(nt->eng, &c);
+        PQfinish(pg);
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     d->alarm = nt->eng;
     if(pthread_create(&nt->hk, NULL, hk_main, nt) == 0)

@@ -275,6 +275,10 @@ def reset_alarm_config(pg, **general):
         # Rows an earlier test left pending must not reach this test's servers.
         cur.execute("UPDATE alarm_outbox SET status = 'dropped', last_error = 'test reset'"
                     " WHERE status = 'pending'")
+        # ... nor reminders/escalations of alarms earlier tests left open.
+        cur.execute("UPDATE alarm_logs SET ack_at = now(), ack_by = 'test-reset',"
+                    " escalated_at = COALESCE(escalated_at, now())"
+                    " WHERE ack_at IS NULL OR escalated_at IS NULL")
     set_config(pg, "alarm.general", g)
 
 
