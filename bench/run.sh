@@ -67,5 +67,6 @@ if [ "$rc" = 124 ]; then
   echo "error: benchmark timed out after ${BENCH_TIMEOUT_S:-420} s"
 fi
 timeout -s TERM -k 10 "${STORM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/connect_storm.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?  # issue 3: connect_storm_*
+timeout -s TERM -k 10 "${ALARM_TIMEOUT_S:-240}" "$PY" "$ROOT/bench/alarm_bench.py" --build "$BUILD" --run "$RUN" "${QUICK[@]}" || rc=$?  # issue 7: alarm_notify_*, storm_*
 bash "$ROOT/scripts/web.sh" bench || rc=$?  # issue 9: screen_load_kb, screen_busy_pct, screen_fps, alarm_screen_p99_ms, analyzer_day_s
 exit "$rc"

@@ -47,13 +47,24 @@ ALTER TABLE alarm_logs ADD CONSTRAINT alarm_logs_state_chk
     CHECK (state IN ('active_unack', 'active_ack', 'cleared_unack', 'cleared_ack'));
 
 -- One open alarm per device and type, whichever instance raises it: a second
--- INSERT waits for the first transaction and then conflicts.
-CREATE UNIQUE INDEX alarm_logs_open ON alarm_logs (sn, alarm_type) WHERE cleared_at IS NULL;
+-- INSERT waits for the first transaction and then conflicts. UNKNOWN_DEVICE
+-- is outside it: the broker plugin records it as rate-limited episodes (one
+-- row per window, docs/PLUGIN.md) that nobody clears. Every ON CONFLICT on
+-- this index repeats its predicate.
+CREATE UNIQUE INDEX alarm_logs_open ON alarm_logs (sn, alarm_type)
+    WHERE cleared_at IS NULL AND alarm_type <> 'UNKNOWN_DEVICE';
 -- Screens: everything not yet acknowledged (latched gas alarms included).
 CREATE INDEX alarm_logs_unack ON alarm_logs (triggered_at DESC) WHERE ack_at IS NULL;
 
 CREATE FUNCTION mcs_alarm_state() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- The category follows the type, whoever inserts (the plugin too).
+        NEW.category := CASE
+            WHEN NEW.alarm_type IN ('HIGH', 'LOW', 'OVER_RANGE') THEN 'gas'
+            WHEN NEW.alarm_type IN ('OFFLINE', 'DEVICE', 'LOW_BAT') THEN 'fault'
+            ELSE 'system' END;
+    END IF;
     NEW.state := CASE
         WHEN NEW.cleared_at IS NULL AND NEW.ack_at IS NULL THEN 'active_unack'
         WHEN NEW.cleared_at IS NULL THEN 'active_ack'

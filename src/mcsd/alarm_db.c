@@ -38,6 +38,16 @@ struct aldev {
     int64_t pend_ts[AL_NTYPES];
 };
 
+/* A raise decided but not yet written: raises are inserted together (one
+ * statement for the alarms, one for their notifications) so that a storm
+ * costs two round trips per batch, not two per alarm. */
+struct pend_raise {
+    struct aldev *d;
+    int t, level;
+    double value, thr;
+    int64_t ts;
+};
+
 struct alarm_engine {
     char instance[64];
     pthread_mutex_t mu;
@@ -50,6 +60,8 @@ struct alarm_engine {
     int last_pid;
     int64_t next_open_ms;
     int64_t sig_first, sig_last; /* the previous batch, to notice its retry */
+    struct pend_raise *praise;   /* raises of this batch not yet inserted */
+    size_t npraise, praise_cap;
     size_t sig_n;
     char err[512];
     struct alarm_stats stats;
@@ -208,6 +220,7 @@ void alarm_engine_free(struct alarm_engine *e)
         free(e->tab[i]);
     free(e->tab);
     free(e->batch);
+    free(e->praise);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -534,7 +547,8 @@ static long long insert_alarm(struct alarm_engine *e, PGconn *pg, const char *in
           "INSERT INTO alarm_logs (sn, alarm_type, category, level, value, threshold,"
           " triggered_at, last_at, peak_value, last_value, message, instance)"
           " VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), to_timestamp($7), $5, $5, $8, $9)"
-          " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL DO NOTHING RETURNING id",
+          " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
+              " alarm_type <> 'UNKNOWN_DEVICE' DO NOTHING RETURNING id",
           9, p);
     if(!r)
         return MCS_EDB;
@@ -565,7 +579,7 @@ static int flush_pending(struct alarm_engine *e, PGconn *pg, struct aldev *d, in
     const char *p[6];
     PGresult *r;
 
-    if(!d->pend_count[t] || !d->id[t])
+    if(!d->pend_count[t] || d->id[t] <= 0)
         return 0;
     snprintf(id, sizeof(id), "%lld", d->id[t]);
     snprintf(cnt, sizeof(cnt), "%d", d->pend_count[t]);
@@ -636,6 +650,236 @@ static int adopt_open(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t
     return 0;
 }
 
+
+/* Growable text for array literals. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if(b->oom)
+        return;
+    if(b->len + n + 1 > b->cap) {
+        size_t nc = (b->cap + n + 1) * 2;
+        char *np = realloc(b->p, nc);
+        if(!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* Appends one element of a PostgreSQL array literal: quoted text, or NULL. */
+static void sb_elem(struct sbuf *b, const char *v)
+{
+    sb_add(b, b->len ? "," : "{", 1);
+    if(!v) {
+        sb_add(b, "NULL", 4);
+        return;
+    }
+    sb_add(b, "\"", 1);
+    for(; *v; v++) {
+        if(*v == '"' || *v == '\\')
+            sb_add(b, "\\", 1);
+        sb_add(b, v, 1);
+    }
+    sb_add(b, "\"", 1);
+}
+
+static void sb_end(struct sbuf *b)
+{
+    if(!b->len)
+        sb_add(b, "{", 1);
+    sb_add(b, "}", 1);
+}
+
+/* Notifications of newly raised alarms (ids set in their devices), in one
+ * statement per kind: held outside the schedule, else debounced. */
+static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_cfg *cfg)
+{
+    struct sbuf a[4] = {{0}}, h[2] = {{0}};
+    int64_t now_s = mcs_now_ms() / 1000;
+    int nallowed = 0, nheld = 0, rc = 0;
+    char win[32];
+    PGresult *r;
+
+    for(size_t i = 0; i < e->npraise; i++) {
+        struct pend_raise *pr = &e->praise[i];
+        char id[24], lv[8];
+        if(pr->d->id[pr->t] <= 0 || pr->level == 0)
+            continue; /* adopted from the other instance: it notifies */
+        snprintf(id, sizeof(id), "%lld", pr->d->id[pr->t]);
+        snprintf(lv, sizeof(lv), "%d", pr->level);
+        if(alarm_may_send(&cfg->sched, cfg->level2_override, pr->level, now_s, cfg->tz_offset_s)) {
+            sb_elem(&a[0], id);
+            sb_elem(&a[1], pr->d->sn);
+            sb_elem(&a[2], alarm_type_name(pr->t));
+            sb_elem(&a[3], lv);
+            nallowed++;
+        }
+        else {
+            sb_elem(&h[0], id);
+            sb_elem(&h[1], lv);
+            nheld++;
+        }
+    }
+    for(int k = 0; k < 4; k++)
+        sb_end(&a[k]);
+    for(int k = 0; k < 2; k++)
+        sb_end(&h[k]);
+    if(a[0].oom || a[1].oom || a[2].oom || a[3].oom || h[0].oom || h[1].oom) {
+        rc = MCS_ENOMEM;
+        goto out;
+    }
+    snprintf(win, sizeof(win), "%.3f", cfg->debounce_s);
+    if(nallowed) {
+        const char *p[5] = {a[0].p, a[1].p, a[2].p, a[3].p, win};
+        r = q(e, pg,
+              "WITH ev AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+              " $4::smallint[]) AS x(id, sn, typ, lvl)),"
+              " s AS (INSERT INTO alarm_notify_state AS ns (sn, alarm_type, last_notified_at)"
+              " SELECT sn, typ, now() FROM ev ON CONFLICT (sn, alarm_type) DO UPDATE SET"
+              " suppressed = CASE WHEN ns.last_notified_at <= now() - make_interval(secs =>"
+              "  $5::float8) THEN 0 ELSE ns.suppressed + 1 END,"
+              " last_notified_at = CASE WHEN ns.last_notified_at <= now() - make_interval(secs =>"
+              "  $5::float8) THEN now() ELSE ns.last_notified_at END"
+              " RETURNING ns.sn, ns.alarm_type, (ns.suppressed = 0 AND ns.last_notified_at = now())"
+              " AS go),"
+              " o AS (INSERT INTO alarm_outbox (alarm_id, channel, event, level)"
+              " SELECT ev.id, substr(c.key, 15), 'raise', ev.lvl FROM ev JOIN s ON s.sn = ev.sn"
+              " AND s.alarm_type = ev.typ, system_config c WHERE s.go AND c.key LIKE"
+              " 'alarm.channel.%' AND c.value->>'enabled' = 'true' RETURNING alarm_id)"
+              " SELECT (SELECT count(*) FROM s WHERE go), (SELECT count(*) FROM s WHERE NOT go)",
+              5, p);
+        if(!r) {
+            rc = MCS_EDB;
+            goto out;
+        }
+        pthread_mutex_lock(&e->mu);
+        e->stats.notified += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        e->stats.suppressed += strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+        pthread_mutex_unlock(&e->mu);
+        PQclear(r);
+    }
+    if(nheld) {
+        const char *p[2] = {h[0].p, h[1].p};
+        r = q(e, pg,
+              "INSERT INTO alarm_outbox (alarm_id, channel, event, level, status)"
+              " SELECT x.id, substr(c.key, 15), 'raise', x.lvl, 'held'"
+              " FROM unnest($1::bigint[], $2::smallint[]) AS x(id, lvl), system_config c"
+              " WHERE c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'",
+              2, p);
+        if(!r) {
+            rc = MCS_EDB;
+            goto out;
+        }
+        PQclear(r);
+    }
+out:
+    for(int k = 0; k < 4; k++)
+        free(a[k].p);
+    for(int k = 0; k < 2; k++)
+        free(h[k].p);
+    return rc;
+}
+
+/* Inserts the raises of the batch so far in one statement, adopts the ones
+ * another instance raised meanwhile, then writes their notifications. */
+static int flush_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_cfg *cfg)
+{
+    struct sbuf c[8] = {{0}};
+    char ts[24], vb[32], tb[32], lv[8], msg[128];
+    PGresult *r = NULL;
+    int rc = 0;
+
+    if(!e->npraise)
+        return 0;
+    for(size_t i = 0; i < e->npraise; i++) {
+        struct pend_raise *pr = &e->praise[i];
+        const char *v, *th;
+        snprintf(ts, sizeof(ts), "%" PRId64, pr->ts);
+        snprintf(lv, sizeof(lv), "%d", pr->level);
+        fmt_num(vb, sizeof(vb), pr->value, &v);
+        fmt_num(tb, sizeof(tb), pr->thr, &th);
+        message_of(msg, sizeof(msg), pr->t, pr->level, pr->value, pr->thr);
+        sb_elem(&c[0], pr->d->sn);
+        sb_elem(&c[1], alarm_type_name(pr->t));
+        sb_elem(&c[2], alarm_category_name(alarm_type_category(pr->t)));
+        sb_elem(&c[3], lv);
+        sb_elem(&c[4], v);
+        sb_elem(&c[5], th);
+        sb_elem(&c[6], ts);
+        sb_elem(&c[7], msg);
+    }
+    for(int k = 0; k < 8; k++) {
+        sb_end(&c[k]);
+        if(c[k].oom)
+            rc = MCS_ENOMEM;
+    }
+    if(rc)
+        goto out;
+    {
+        const char *p[9] = {c[0].p, c[1].p, c[2].p, c[3].p, c[4].p,
+                            c[5].p, c[6].p, c[7].p, e->instance};
+        r = q(e, pg,
+              "INSERT INTO alarm_logs (sn, alarm_type, category, level, value, threshold,"
+              " triggered_at, last_at, peak_value, last_value, message, instance)"
+              " SELECT sn, typ, cat, lvl, val, thr, to_timestamp(ts), to_timestamp(ts), val, val,"
+              " msg, $9 FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[],"
+              " $5::float8[], $6::float8[], $7::bigint[], $8::text[])"
+              " AS x(sn, typ, cat, lvl, val, thr, ts, msg)"
+              " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
+              " alarm_type <> 'UNKNOWN_DEVICE' DO NOTHING"
+              " RETURNING id, sn, alarm_type",
+              9, p);
+    }
+    if(!r) {
+        rc = MCS_EDB;
+        goto out;
+    }
+    for(int i = 0; i < PQntuples(r); i++) {
+        struct aldev *d = dev_get(e, PQgetvalue(r, i, 1), 0);
+        int t = alarm_type_parse(PQgetvalue(r, i, 2));
+        if(d && t >= 0)
+            d->id[t] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    }
+    pthread_mutex_lock(&e->mu);
+    e->stats.raised += (unsigned long long)PQntuples(r);
+    pthread_mutex_unlock(&e->mu);
+    PQclear(r);
+    for(size_t i = 0; i < e->npraise; i++) {
+        struct pend_raise *pr = &e->praise[i];
+        struct aldev *d = pr->d;
+        if(d->id[pr->t] > 0)
+            continue;
+        /* Raised by the other instance meanwhile: ours to update, not to
+         * raise or notify again. The raising reading counts as a repeat. */
+        int cnt = d->pend_count[pr->t];
+        if(adopt_open(e, pg, d, pr->t)) {
+            rc = MCS_EDB;
+            goto out;
+        }
+        d->pend_count[pr->t] = cnt + 1;
+        d->pend_last[pr->t] = pr->value;
+        d->pend_ts[pr->t] = pr->ts;
+        pr->level = 0; /* no notification of ours */
+    }
+    rc = notify_raises(e, pg, cfg);
+out:
+    for(int k = 0; k < 8; k++)
+        free(c[k].p);
+    e->npraise = 0;
+    return rc;
+}
+
 static void sample_of(const struct mcs_jrec *r, struct alarm_sample *s)
 {
     memset(s, 0, sizeof(*s));
@@ -659,36 +903,25 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
         case AL_ACT_NONE:
             break;
         case AL_ACT_RAISE: {
-            long long id = insert_alarm(e, pg, e->instance, d->sn, t, dec.level, dec.value,
-                                        dec.threshold, rec->ts);
-            if(id < 0)
-                return MCS_EDB;
-            if(id == 0) {
-                /* Raised by the other instance meanwhile: it is ours to
-                 * update, not to raise or notify again. */
-                if(adopt_open(e, pg, d, t))
+            if(e->npraise == e->praise_cap) {
+                size_t nc = e->praise_cap ? e->praise_cap * 2 : 256;
+                struct pend_raise *np = realloc(e->praise, nc * sizeof(*np));
+                if(!np) {
+                    snprintf(e->err, sizeof(e->err), "out of memory");
                     return MCS_EDB;
-                dec.action = AL_ACT_UPDATE;
-                dec.level = d->st[t].level;
-                alarm_apply(t, &d->st[t], &dec);
-                d->pend_count[t]++;
-                d->pend_last[t] = dec.value;
-                d->pend_ts[t] = rec->ts;
-                break;
+                }
+                e->praise = np;
+                e->praise_cap = nc;
             }
+            struct pend_raise *pr = &e->praise[e->npraise++];
+            pr->d = d;
+            pr->t = t;
+            pr->level = dec.level;
+            pr->value = dec.value;
+            pr->thr = dec.threshold;
+            pr->ts = rec->ts;
             alarm_apply(t, &d->st[t], &dec);
-            d->id[t] = id;
-            STAT(e, raised);
-            int rows = alarm_notify_event(pg, cfg, id, d->sn, alarm_type_name(t), "raise",
-                                          dec.level, 0);
-            if(rows < 0) {
-                snprintf(e->err, sizeof(e->err), "%s", PQerrorMessage(pg));
-                return MCS_EDB;
-            }
-            if(rows > 0)
-                STAT(e, notified);
-            else
-                STAT(e, suppressed);
+            d->id[t] = -1; /* inserted by flush_raises */
             break;
         }
         case AL_ACT_UPDATE:
@@ -700,6 +933,8 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
         case AL_ACT_LEVEL2: {
             char thr[32], id[24];
             const char *p[2];
+            if(d->id[t] < 0 && flush_raises(e, pg, cfg))
+                return MCS_EDB;
             alarm_apply(t, &d->st[t], &dec);
             d->pend_count[t]++;
             d->pend_last[t] = dec.value;
@@ -726,7 +961,9 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
             break;
         }
         case AL_ACT_CLEAR:
-            if(do_clear(e, pg, d, t, dec.value, rec->ts))
+            if(d->id[t] < 0 && flush_raises(e, pg, cfg))
+                return MCS_EDB;
+            if(d->id[t] > 0 && do_clear(e, pg, d, t, dec.value, rec->ts))
                 return MCS_EDB;
             alarm_apply(t, &d->st[t], &dec);
             break;
@@ -783,6 +1020,8 @@ static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec 
         if(d && d->interesting && eval_record(e, pg, &cfg, d, &recs[i]))
             return MCS_EDB;
     }
+    if(flush_raises(e, pg, &cfg))
+        return MCS_EDB;
     for(size_t i = 0; i < e->nbatch; i++) {
         struct aldev *d = e->batch[i];
         if(!d->interesting)
@@ -842,6 +1081,7 @@ int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *
     e->sig_last = recs[n - 1].recv_us;
     /* The devices of this batch, each once. */
     e->nbatch = 0;
+    e->npraise = 0;
     for(size_t i = 0; i < n; i++) {
         char sn[MCS_SN_MAX + 1];
         jrec_sn(&recs[i], sn);

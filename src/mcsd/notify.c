@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLAIM_MAX 50          /* outbox rows per transaction */
+#define CLAIM_MAX 2000        /* outbox rows per transaction: a storm goes in few digests */
 #define SEND_BUDGET_MS 5000   /* stop starting sends after this long in one transaction */
 #define RELAY_LOCK "7342010"  /* advisory lock: the one instance relaying events */
 #define MAX_CHANNELS 8
@@ -37,6 +37,8 @@ struct chan_worker {
     int64_t sent_ms[128]; /* ring of recent send times, for the platform limits */
     unsigned sent_i;
     int64_t throttled_until_ms;
+    double query_after_s; /* sms: wait before QuerySendDetails */
+    int daily_cap;        /* sms: texts per number and day */
 };
 
 struct mcs_notify {
@@ -117,6 +119,7 @@ static void rate_note(struct chan_worker *w, int64_t now)
 struct row {
     long long id, alarm_id;
     int level, attempts;
+    int was_unknown; /* an earlier send timed out: ask the platform first */
     struct notify_msg msg;
     char recipients[512];
     /* outcome */
@@ -145,17 +148,72 @@ static void fill_row(struct row *r, PGresult *res, int i)
     snprintf(r->msg.threshold, sizeof(r->msg.threshold), "%s", PQgetvalue(res, i, 13));
     snprintf(r->msg.time, sizeof(r->msg.time), "%s", PQgetvalue(res, i, 14));
     r->msg.count = strtoll(PQgetvalue(res, i, 15), NULL, 10);
+    r->was_unknown = !strcmp(PQgetvalue(res, i, 16), "unknown");
     r->msg.level = r->level;
     r->msg.alarm_id = r->alarm_id;
     r->msg.recipients = r->recipients[0] ? r->recipients : NULL;
+}
+
+/* SMS: the configured (or escalation) numbers still under the daily cap
+ * (Aliyun: 50 notification texts per signature, template and number a day).
+ * Returns 0 with out set ("" when none is left) or MCS_EDB. */
+static int sms_under_cap(struct chan_worker *w, const cJSON *cfg, const struct notify_msg *m,
+                         char *out, size_t outn)
+{
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(cfg, "phones");
+    const char *phones = m->recipients ? m->recipients : cJSON_IsString(ph) ? ph->valuestring : "";
+    char cap[16];
+    const char *p[2] = {phones, cap};
+    snprintf(cap, sizeof(cap), "%d", w->daily_cap);
+    PGresult *r = qp(w->pg,
+                     "SELECT COALESCE(string_agg(p, ',' ORDER BY o), '') FROM unnest(string_to_array("
+                     " replace(replace($1, ' ', ''), ';', ','), ',')) WITH ORDINALITY AS x(p, o)"
+                     " WHERE p <> '' AND COALESCE((SELECT sent FROM alarm_sms_daily WHERE day ="
+                     " (now() AT TIME ZONE 'Asia/Shanghai')::date AND phone = p), 0) < $2::int",
+                     2, p);
+    if(!r)
+        return MCS_EDB;
+    snprintf(out, outn, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+static void sms_count(struct chan_worker *w, const char *phones)
+{
+    const char *p[1] = {phones};
+    PGresult *r = qp(w->pg,
+                     "INSERT INTO alarm_sms_daily (day, phone, sent) SELECT (now() AT TIME ZONE"
+                     " 'Asia/Shanghai')::date, p, 1 FROM unnest(string_to_array($1, ',')) p"
+                     " ON CONFLICT (day, phone) DO UPDATE SET sent = alarm_sms_daily.sent + 1",
+                     1, p);
+    PQclear(r);
 }
 
 static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *m,
                     struct notify_result *res, int *dur)
 {
     int64_t t0 = mcs_mono_ms();
+    char phones[512];
+    const char *given = m->recipients;
+    int sms = !strcmp(w->ch->name, "sms");
     memset(res, 0, sizeof(*res));
+    if(sms) {
+        if(sms_under_cap(w, cfg, m, phones, sizeof(phones))) {
+            snprintf(res->detail, sizeof(res->detail), "daily cap check failed");
+            res->retry = 1;
+            return;
+        }
+        if(!phones[0]) {
+            snprintf(res->detail, sizeof(res->detail), "daily cap of %d texts reached for every number",
+                     w->daily_cap);
+            return; /* not retried: tomorrow is too late for this alarm */
+        }
+        m->recipients = phones;
+    }
     w->ch->send(cfg, &w->nt->key, m, w->nt->d->cfg->notify_timeout_ms, res);
+    if(sms && res->ok)
+        sms_count(w, phones);
+    m->recipients = given; /* phones is about to go out of scope */
     *dur = (int)(mcs_mono_ms() - t0);
     rate_note(w, mcs_now_ms());
     if(res->throttled)
@@ -173,8 +231,11 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
     r->attempts++;
     if(r->res.ok)
         status = r->digest_id && r->digest_id != r->id ? "digested" : "sent";
-    else if(r->res.unknown)
+    else if(r->res.unknown) {
+        /* Not resent blindly: asked about (verify) after query_after_s. */
         status = "unknown";
+        backoff = r->attempts >= ac->max_attempts ? 1e9 : w->query_after_s;
+    }
     else if(r->res.throttled || (r->res.retry && r->attempts < ac->max_attempts)) {
         status = "pending";
         backoff = ac->backoff_s * pow(2, r->attempts - 1);
@@ -213,13 +274,14 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
         /* The failure is an alarm of its own, visible on screens. */
         char sn[32], msg[256];
         snprintf(sn, sizeof(sn), "channel:%s", w->ch->name);
-        snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: %s", r->id, r->alarm_id,
+        snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: %.160s", r->id, r->alarm_id,
                  r->res.detail);
         const char *p3[2] = {sn, msg};
         res = qp(w->pg,
                  "INSERT INTO alarm_logs (sn, alarm_type, category, level, message)"
                  " VALUES ($1, 'NOTIFY_FAILED', 'system', 1, $2)"
-                 " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL DO UPDATE"
+                 " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
+              " alarm_type <> 'UNKNOWN_DEVICE' DO UPDATE"
                  " SET count = alarm_logs.count + 1, message = EXCLUDED.message",
                  2, p3);
         if(!res)
@@ -297,10 +359,10 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
              "  a.last_value END)::numeric, 2))::text, ''),"
              " COALESCE(trim_scale(round(a.threshold::numeric, 2))::text, ''),"
              " to_char(COALESCE(a.triggered_at, now()) AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS'),"
-             " COALESCE(a.count, 0)"
+             " COALESCE(a.count, 0), o.status"
              " FROM alarm_outbox o LEFT JOIN alarm_logs a ON a.id = o.alarm_id"
              " LEFT JOIN devices d ON d.sn = a.sn"
-             " WHERE o.channel = $1 AND o.status = 'pending' AND o.due_at <= now()"
+             " WHERE o.channel = $1 AND o.status IN ('pending', 'unknown') AND o.due_at <= now()"
              " ORDER BY o.level DESC, o.id LIMIT $3::int FOR UPDATE OF o SKIP LOCKED",
              3, p);
     if(!res) {
@@ -326,16 +388,35 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
      * alarms beyond the digest threshold go as one message. */
     int n1 = 0;
     for(int i = 0; i < n; i++)
-        if(rows[i].level < 2 && !strcmp(rows[i].msg.event, "raise"))
+        if(rows[i].level < 2 && !strcmp(rows[i].msg.event, "raise") && !rows[i].was_unknown)
             n1++;
     int digest = n1 > ac->digest_threshold;
     for(int i = 0; i < n; i++) {
         struct row *r = &rows[i];
-        if(digest && r->level < 2 && !strcmp(r->msg.event, "raise"))
+        if(digest && r->level < 2 && !strcmp(r->msg.event, "raise") && !r->was_unknown)
             continue;
         if(mcs_mono_ms() - t0 > SEND_BUDGET_MS || !rate_ok(w, mcs_now_ms()) ||
            atomic_load(&w->nt->stop))
             break;
+        if(r->was_unknown && w->ch->verify) {
+            /* Never a second text for one alarm: ask first. */
+            int64_t v0 = mcs_mono_ms();
+            int found = w->ch->verify(cfg, &w->nt->key, &r->msg, w->nt->d->cfg->notify_timeout_ms,
+                                      &r->res);
+            memset(&r->res, 0, sizeof(r->res));
+            r->dur_ms = (int)(mcs_mono_ms() - v0);
+            r->done = 1;
+            if(found == 1) {
+                r->res.ok = 1;
+                snprintf(r->res.detail, sizeof(r->res.detail), "delivered (QuerySendDetails)");
+                continue;
+            }
+            if(found < 0) {
+                r->res.unknown = 1;
+                snprintf(r->res.detail, sizeof(r->res.detail), "QuerySendDetails failed");
+                continue;
+            }
+        }
         do_send(w, cfg, &r->msg, &r->res, &r->dur_ms);
         r->done = 1;
     }
@@ -349,7 +430,7 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
             for(int i = 0; i < n; i++) {
                 struct row *r = &rows[i];
                 char line[600];
-                if(r->level >= 2 || strcmp(r->msg.event, "raise"))
+                if(r->level >= 2 || strcmp(r->msg.event, "raise") || r->was_unknown)
                     continue;
                 notify_render("{type_text} {name}({sn}) {location} {val}{unit} / {threshold}{unit}"
                               " {time}\n",
@@ -376,7 +457,7 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
             do_send(w, cfg, &dm, &dres, &dur);
             for(int i = 0; i < n; i++) {
                 struct row *r = &rows[i];
-                if(r->level >= 2 || strcmp(r->msg.event, "raise"))
+                if(r->level >= 2 || strcmp(r->msg.event, "raise") || r->was_unknown)
                     continue;
                 r->res = dres;
                 r->dur_ms = dur;
@@ -443,7 +524,11 @@ static void *chan_main(void *arg)
                 cJSON_Delete(cfg);
                 cfg = c;
                 const cJSON *en = cJSON_GetObjectItemCaseSensitive(cfg, "enabled");
+                const cJSON *qa = cJSON_GetObjectItemCaseSensitive(cfg, "query_after_s");
+                const cJSON *dc = cJSON_GetObjectItemCaseSensitive(cfg, "daily_cap");
                 enabled = cJSON_IsTrue(en);
+                w->query_after_s = cJSON_IsNumber(qa) ? qa->valuedouble : 30;
+                w->daily_cap = cJSON_IsNumber(dc) ? (int)dc->valuedouble : 50;
                 if(!enabled) {
                     /* Rows written while it was on are not sent later by
                      * surprise: dropped, visibly. */
@@ -481,7 +566,50 @@ struct hk {
     redisContext *rds;
     int relay;        /* holds the relay lock and LISTENs */
     int64_t next_redis_ms;
+    char last_mirror[40]; /* alarm_notify_state mirrored up to this time */
 };
+
+static int ensure_redis(struct hk *h)
+{
+    if(!h->rds && mcs_mono_ms() >= h->next_redis_ms) {
+        char err[256];
+        h->rds = mcs_redis_connect(h->nt->d->cfg, err, sizeof(err));
+        if(!h->rds)
+            h->next_redis_ms = mcs_mono_ms() + 2000;
+    }
+    return h->rds != NULL;
+}
+
+/* The seed's debounce key alarm:last:{sn}:{type} (R-AL-2) as a mirror of
+ * alarm_notify_state, for operators and tools: the decision itself is made
+ * in PostgreSQL, in the alarm's transaction. Relay instance only. */
+static void mirror_last(struct hk *h, const struct alarm_cfg *ac)
+{
+    const char *p[1] = {h->last_mirror[0] ? h->last_mirror : "-infinity"};
+    if(!h->relay || !ensure_redis(h))
+        return;
+    PGresult *r = qp(h->pg,
+                     "SELECT sn, alarm_type, extract(epoch FROM last_notified_at)::bigint,"
+                     " last_notified_at::text FROM alarm_notify_state"
+                     " WHERE last_notified_at > $1::timestamptz ORDER BY last_notified_at LIMIT 5000",
+                     1, p);
+    if(!r)
+        return;
+    long long ex = (long long)ac->debounce_s + 1;
+    for(int i = 0; i < PQntuples(r); i++) {
+        redisReply *rep = redisCommand(h->rds, "SET alarm:last:%s:%s %s EX %lld",
+                                       PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                       PQgetvalue(r, i, 2), ex > 0 ? ex : 1);
+        if(!rep) {
+            redisFree(h->rds);
+            h->rds = NULL;
+            break;
+        }
+        freeReplyObject(rep);
+        snprintf(h->last_mirror, sizeof(h->last_mirror), "%s", PQgetvalue(r, i, 3));
+    }
+    PQclear(r);
+}
 
 static void relay_events(struct hk *h)
 {
@@ -490,13 +618,7 @@ static void relay_events(struct hk *h)
         return;
     PQconsumeInput(h->pg);
     while((n = PQnotifies(h->pg))) {
-        if(!h->rds && mcs_mono_ms() >= h->next_redis_ms) {
-            char err[256];
-            h->rds = mcs_redis_connect(h->nt->d->cfg, err, sizeof(err));
-            if(!h->rds)
-                h->next_redis_ms = mcs_mono_ms() + 2000;
-        }
-        if(h->rds) {
+        if(ensure_redis(h)) {
             redisReply *r = redisCommand(h->rds, "PUBLISH mcs:alarm %s", n->extra);
             if(!r) {
                 redisFree(h->rds);
@@ -648,6 +770,7 @@ static void *hk_main(void *arg)
             offline_scan(&h, &c);
             reminders(&h, &c);
             escalation(&h, &c);
+            mirror_last(&h, &c);
             next_scan = mcs_mono_ms() + 1000;
         }
         relay_events(&h);

@@ -752,7 +752,7 @@ static void send_email(const cJSON *cfg, const struct mcs_secret_key *key,
                 *--q = '\0';
             if(*p) {
                 char addr[300];
-                snprintf(addr, sizeof(addr), "<%s>", p);
+                snprintf(addr, sizeof(addr), "<%.256s>", p);
                 rcpt = curl_slist_append(rcpt, addr);
                 size_t l = strlen(tolist);
                 snprintf(tolist + l, sizeof(tolist) - l, "%s%s", nrcpt ? ", " : "", p);
@@ -970,11 +970,87 @@ out:
     free(ans);
 }
 
+/* QuerySendDetails (Dysmsapi 2017-05-25) for the first phone on the day of
+ * the send: delivered when a record carries our OutId. */
+static int verify_sms(const cJSON *cfg, const struct mcs_secret_key *key,
+                      const struct notify_msg *m, long timeout_ms, struct notify_result *res)
+{
+    const char *endpoint = cfg_str(cfg, "endpoint", "https://dysmsapi.aliyuncs.com/");
+    const char *akid = cfg_str(cfg, "access_key_id", "");
+    const char *phones = m->recipients ? m->recipients : cfg_str(cfg, "phones", "");
+    char secret[256], nonce[40], ts[32], day[16], outid[40], phone[32], sig[64];
+    char *query = NULL, *url = NULL;
+    struct rbuf *ans = NULL;
+    unsigned char rnd[16];
+    int found = -1;
+
+    snprintf(phone, sizeof(phone), "%.*s", (int)strcspn(phones, ",; "), phones);
+    if(!*akid || !*phone || cfg_secret(cfg, "access_key_secret", key, secret, sizeof(secret)))
+        return -1;
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(nonce, sizeof(nonce), rnd, sizeof(rnd));
+    {
+        time_t now = time(NULL);
+        struct tm tmv;
+        gmtime_r(&now, &tmv);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+        /* SendDate is the day in China time (UTC+8). */
+        now += 8 * 3600;
+        gmtime_r(&now, &tmv);
+        strftime(day, sizeof(day), "%Y%m%d", &tmv);
+    }
+    snprintf(outid, sizeof(outid), "mcs-%lld", m->alarm_id);
+    const char *params[] = {"AccessKeyId", akid, "Action", "QuerySendDetails", "CurrentPage", "1",
+                            "Format", "JSON", "PageSize", "50", "PhoneNumber", phone,
+                            "RegionId", "cn-hangzhou", "SendDate", day,
+                            "SignatureMethod", "HMAC-SHA1", "SignatureNonce", nonce,
+                            "SignatureVersion", "1.0", "Timestamp", ts, "Version", "2017-05-25"};
+    query = malloc(4096);
+    url = malloc(4096 + 512);
+    ans = malloc(sizeof(*ans));
+    if(!query || !url || !ans)
+        goto out;
+    if(notify_aliyun_sign(secret, params, sizeof(params) / sizeof(params[0]) / 2, sig,
+                          sizeof(sig), query, 4096))
+        goto out;
+    {
+        char *es = curl_easy_escape(NULL, sig, 0);
+        snprintf(url, 4096 + 512, "%s%sSignature=%s&%s", endpoint,
+                 strchr(endpoint, '?') ? "&" : "?", es ? es : "", query);
+        curl_free(es);
+    }
+    if(http_req(url, NULL, NULL, timeout_ms, ans, res, NULL) != CURLE_OK)
+        goto out;
+    {
+        cJSON *a = cJSON_Parse(ans->data);
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(a, "Code");
+        const cJSON *dtos = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(a, "SmsSendDetailDTOs"), "SmsSendDetailDTO");
+        const cJSON *d;
+        if(cJSON_IsString(code) && !strcmp(code->valuestring, "OK")) {
+            found = 0;
+            cJSON_ArrayForEach(d, dtos)
+            {
+                const cJSON *o = cJSON_GetObjectItemCaseSensitive(d, "OutId");
+                if(cJSON_IsString(o) && !strcmp(o->valuestring, outid))
+                    found = 1;
+            }
+        }
+        cJSON_Delete(a);
+    }
+out:
+    sodium_memzero(secret, sizeof(secret));
+    free(query);
+    free(url);
+    free(ans);
+    return found;
+}
+
 const struct notify_channel notify_channels[] = {
-    {"email", 0, 0, send_email},       {"dingtalk", 20, 0, send_dingtalk},
-    {"feishu", 100, 5, send_feishu},   {"wecom", 20, 0, send_wecom},
-    {"webhook", 0, 0, send_webhook},   {"sms", 0, 0, send_sms},
-    {NULL, 0, 0, NULL},
+    {"email", 0, 0, send_email, NULL},       {"dingtalk", 20, 0, send_dingtalk, NULL},
+    {"feishu", 100, 5, send_feishu, NULL},   {"wecom", 20, 0, send_wecom, NULL},
+    {"webhook", 0, 0, send_webhook, NULL},   {"sms", 0, 0, send_sms, verify_sms},
+    {NULL, 0, 0, NULL, NULL},
 };
 
 const struct notify_channel *notify_channel_find(const char *name)

@@ -44,6 +44,12 @@ struct notify_channel {
      * decrypted with key). timeout_ms bounds the whole request. */
     void (*send)(const cJSON *cfg, const struct mcs_secret_key *key,
                  const struct notify_msg *msg, long timeout_ms, struct notify_result *res);
+    /* For a send whose outcome is unknown (timeout after the request left):
+     * asks the platform whether msg was delivered to the first recipient.
+     * Returns 1 delivered, 0 not found, negative when it cannot tell. NULL
+     * for channels that may simply be retried. */
+    int (*verify)(const cJSON *cfg, const struct mcs_secret_key *key,
+                  const struct notify_msg *msg, long timeout_ms, struct notify_result *res);
 };
 
 /* The channel of that name or NULL. */

@@ -152,6 +152,14 @@ class Capture:
             ok = q.get("Signature") == aliyun_sign(self.secret, params)
             if not ok:
                 return 200, {"Code": "SignatureDoesNotMatch", "Message": "Specified signature is not matched with our calculation.", "RequestId": "r"}, False
+            if q.get("Action") == "QuerySendDetails":
+                with self.lock:
+                    dtos = [{"OutId": r["query"].get("OutId"), "PhoneNum": q["PhoneNumber"],
+                             "SendStatus": 3}
+                            for r in self.requests if r["query"].get("Action") == "SendSms"
+                            and q["PhoneNumber"] in r["query"].get("PhoneNumbers", "").split(",")]
+                return 200, {"Code": "OK", "Message": "OK", "TotalCount": len(dtos),
+                             "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}, "RequestId": "r"}, True
             if self.mode == "throttle":
                 return 200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控Permits:1", "RequestId": "r"}, True
             return 200, {"Code": "OK", "Message": "OK", "BizId": "9006197469364984400^0", "RequestId": "r"}, True

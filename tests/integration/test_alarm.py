@@ -89,17 +89,17 @@ def test_level2_notifies_at_once_and_events(mcsd, pg, add_device, mqtt_pub, wait
     ps = rds.pubsub()
     ps.subscribe("mcs:alarm")
     events = []
+    stop = threading.Event()
 
     def listen():
-        try:
-            for m in ps.listen():
-                if m["type"] == "message":
-                    e = json.loads(m["data"])
-                    if e["sn"] == sn:
-                        events.append((time.monotonic(), e))
-        except Exception:
-            pass  # closed at the end of the test
-    threading.Thread(target=listen, daemon=True).start()
+        while not stop.is_set():
+            m = ps.get_message(timeout=0.2)
+            if m and m["type"] == "message":
+                e = json.loads(m["data"])
+                if e["sn"] == sn:
+                    events.append((time.monotonic(), e))
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
     mcsd()
     time.sleep(2.5)  # the relay takes the lock within its first round
     t0 = time.monotonic()
@@ -121,6 +121,8 @@ def test_level2_notifies_at_once_and_events(mcsd, pg, add_device, mqtt_pub, wait
     assert kinds[0] == "raised" and "updated" in kinds
     ev = next(e for _, e in events if e["event"] == "acked")
     assert ev["state"] == "active_ack" and ev["level"] == 2 and ev["alarm_type"] == "HIGH"
+    stop.set()
+    th.join(5)
     ps.close()
 
 

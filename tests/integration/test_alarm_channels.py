@@ -223,3 +223,63 @@ def test_throttled_robot_backs_off(mcsd, pg, add_device, mqtt_pub, caps, wait_db
                    " FROM alarm_outbox o JOIN alarm_logs a ON a.id = o.alarm_id"
                    " WHERE a.sn = %s", (sns[0],), desc="outbox row")
     assert rows[0][0] == "pending" and rows[0][1] and "130101" in rows[0][2]
+
+
+def sms_config(sms, **kw):
+    c = {"enabled": True, "endpoint": sms.url, "access_key_id": "testId",
+         "access_key_secret": "testSecret", "sign_name": "测试", "template_code": "SMS_1",
+         "phones": "15300000001"}
+    c.update(kw)
+    return c
+
+
+def test_sms_timeout_is_checked_not_resent(mcsd, pg, add_device, mqtt_pub, caps, wait_db):
+    """SendSms is not idempotent: a send that timed out after the request
+    left is 'unknown'; later QuerySendDetails finds our OutId and the row is
+    sent — one text, never two."""
+    reset_alarm_config(pg)
+    sms = caps("sms", secret="testSecret", mode="slow", delay=2.5)
+    set_config(pg, "alarm.channel.sms", sms_config(sms, query_after_s=1))
+    sn = add_device(high_limit=100)
+    mcsd(NOTIFY_TIMEOUT_MS=1000)
+    send(mqtt_pub, sn, 150, 1)
+    aid = wait_db("SELECT id FROM alarm_logs WHERE sn = %s", (sn,), desc="alarm")[0][0]
+    wait_db("SELECT status FROM alarm_outbox WHERE alarm_id = %s", (aid,),
+            pred=lambda r: r == [("unknown",)], desc="timed out: unknown")
+    sms.mode = "ok"
+    wait_db("SELECT status, last_error FROM alarm_outbox WHERE alarm_id = %s", (aid,),
+            pred=lambda r: r[0][0] == "sent", timeout=10, desc="confirmed by QuerySendDetails")
+    acts = [r["query"]["Action"] for r in sms.snapshot()]
+    assert acts.count("SendSms") == 1 and "QuerySendDetails" in acts
+    assert sms.snapshot()[0]["query"]["OutId"] == f"mcs-{aid}"
+
+
+def test_sms_daily_cap_and_flow_control(mcsd, pg, add_device, mqtt_pub, caps, wait_db):
+    reset_alarm_config(pg)
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM alarm_sms_daily")
+    sms = caps("sms", secret="testSecret")
+    set_config(pg, "alarm.channel.sms", sms_config(sms, daily_cap=1,
+                                                   phones="15300000001, 15300000002"))
+    a, b, c = (add_device(high_limit=100) for _ in range(3))
+    mcsd()
+    send(mqtt_pub, a, 150, 1)
+    wait_until(lambda: sms.count() == 1, 10, desc="first text")
+    send(mqtt_pub, b, 150, 1)
+    bid = wait_db("SELECT id FROM alarm_logs WHERE sn = %s", (b,), desc="second alarm")[0][0]
+    rows = wait_db("SELECT status, last_error FROM alarm_outbox WHERE alarm_id = %s", (bid,),
+                   pred=lambda r: r and r[0][0] == "failed", desc="capped")
+    assert "daily cap" in rows[0][1]
+    assert sms.count() == 1
+    with pg.cursor() as cur:
+        cur.execute("SELECT phone, sent FROM alarm_sms_daily ORDER BY phone")
+        assert cur.fetchall() == [("15300000001", 1), ("15300000002", 1)]
+        cur.execute("DELETE FROM alarm_sms_daily")
+    # isv.BUSINESS_LIMIT_CONTROL: flow control, kept pending and backed off
+    sms.mode = "throttle"
+    send(mqtt_pub, c, 150, 1)
+    cid = wait_db("SELECT id FROM alarm_logs WHERE sn = %s", (c,), desc="third alarm")[0][0]
+    rows = wait_db("SELECT status, last_error, due_at > now() + interval '30 seconds'"
+                   " FROM alarm_outbox WHERE alarm_id = %s", (cid,),
+                   pred=lambda r: r and r[0][1], desc="throttled")
+    assert rows[0][0] == "pending" and "BUSINESS_LIMIT_CONTROL" in rows[0][1] and rows[0][2]

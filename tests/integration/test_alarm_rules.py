@@ -47,7 +47,7 @@ def zone_with_local_hour(hour):
     return name, local.isoweekday()
 
 
-def test_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db):
+def test_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db, rds):
     reset_alarm_config(pg, debounce_min=0.05)  # 3 s
     cap = hook()
     set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url})
@@ -71,6 +71,14 @@ def test_debounce(mcsd, pg, add_device, mqtt_pub, hook, wait_db):
     rows = alarms(pg, sn)
     assert len(rows) == 3
     assert [len(outbox(pg, r["id"])) for r in rows] == [1, 0, 1]
+    # the seed's key, mirrored for operators (R-AL-2): last notification time
+    with pg.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM last_notified_at)::bigint FROM alarm_notify_state"
+                    " WHERE sn = %s AND alarm_type = 'HIGH'", (sn,))
+        last = cur.fetchone()[0]
+    wait_until(lambda: rds.get(f"alarm:last:{sn}:HIGH") == str(last), 5,
+               desc="alarm:last mirrored to Redis")
+    assert 0 < rds.ttl(f"alarm:last:{sn}:HIGH") <= 4
 
 
 def test_reminders_until_ack(mcsd, pg, add_device, mqtt_pub, hook):

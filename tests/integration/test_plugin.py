@@ -445,7 +445,8 @@ def test_unregistered_refused_and_one_alarm(psvc, db, clients, rds):
                       "one UNKNOWN_DEVICE alarm counting all 8 attempts",
                       lambda: f"rows: {alarms()}")
     assert len(rows) == 1
-    assert sn in rows[0][2] and rows[0][3] == "active"
+    # issue #7: states are active_unack / active_ack / cleared_unack / cleared_ack
+    assert sn in rows[0][2] and rows[0][3] == "active_unack"
     # More attempts inside the window: still one record, its count grows.
     for _ in range(3):
         c = clients(f"device_{sn}", dev_pass(sn, secret), f"device_{sn}")

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "alarm.h"
+#include "alarm_db.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -231,13 +232,42 @@ static void schedule(void **state)
     assert_true(alarm_may_send(&day, 1, 1, 1734314400, 8 * 3600));
 }
 
+static void settings(void **state)
+{
+    struct alarm_cfg c;
+    (void)state;
+    alarm_cfg_defaults(&c);
+    assert_true(c.debounce_s == 600 && c.level2_override && !c.sched.enabled);
+    assert_int_equal(alarm_cfg_parse(&c, "{\"debounce_min\":0.05,\"reminders\":false,"
+                                         "\"schedule\":{\"enabled\":true,\"days\":[1,5,9],"
+                                         "\"start\":\"22:00\",\"end\":\"06:00\","
+                                         "\"tz\":\"Etc/GMT-3\"},"
+                                         "\"escalation\":{\"enabled\":true,\"after_min\":0.5},"
+                                         "\"retry\":{\"max_attempts\":0}}"),
+                     0);
+    assert_true(c.debounce_s > 2.999 && c.debounce_s < 3.001);
+    assert_false(c.reminders);
+    assert_int_equal(c.sched.days, 0x11); /* 9 ignored */
+    assert_int_equal(c.sched.start_min, 1320);
+    assert_int_equal(c.sched.end_min, 360);
+    assert_string_equal(c.tz, "Etc/GMT-3");
+    assert_true(c.escalation && c.escalate_after_s == 30);
+    assert_int_equal(c.max_attempts, 6); /* out of bounds: default kept */
+    /* bad values keep what was there; not an object is an error */
+    assert_int_equal(alarm_cfg_parse(&c, "{\"debounce_min\":-1,\"schedule\":{\"start\":\"25:00\"}}"), 0);
+    assert_true(c.debounce_s > 2.999 && c.debounce_s < 3.001);
+    assert_int_equal(c.sched.start_min, 1320);
+    assert_int_equal(alarm_cfg_parse(&c, "[1]"), -9);
+    assert_int_equal(alarm_cfg_parse(&c, "{"), -9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(high_two_levels),    cmocka_unit_test(hysteresis_no_flap),
         cmocka_unit_test(low_oxygen),         cmocka_unit_test(fault_types),
         cmocka_unit_test(offline),            cmocka_unit_test(debounce_and_reminders),
-        cmocka_unit_test(schedule),
+        cmocka_unit_test(schedule),           cmocka_unit_test(settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
