@@ -20,7 +20,12 @@ export interface FeedOptions {
   url?: string
   onLicense?: (code: number, message: string) => void
   onReconnect?: () => void
+  /** The server refused the token (close 4001, e.g. it expired): sign in again. */
+  onAuthFailed?: () => void
 }
+
+/** mcs-api closes with 4001 when the token is missing, bad or expired. */
+export const CLOSE_UNAUTHORIZED = 4001
 
 export function feedUrl(loc: Location = window.location): string {
   return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws/dashboard`
@@ -85,10 +90,14 @@ export function useDashboardFeed(opt: FeedOptions = {}) {
         }
       }
     }
-    sock.onclose = () => {
+    sock.onclose = (ev) => {
       if (ws === sock) ws = null
       connected.value = false
       if (stopped) return
+      if (ev.code === CLOSE_UNAUTHORIZED && opt.onAuthFailed) {
+        opt.onAuthFailed()
+        return
+      }
       backoff = nextBackoff(backoff)
       reconnectTimer = setTimeout(connect, backoff)
     }
