@@ -52,7 +52,11 @@ fi
 
 # Web app (docs/WEB.md): Vitest unit tests, then the Playwright end-to-end
 # specs in Debian's Chromium against the real stack; both write junit XML.
-MCS_TEST_RESULTS=$OUT bash scripts/web.sh build || fail=1
+MCS_TEST_RESULTS=$OUT bash scripts/web.sh build || {
+  fail=1
+  printf '<testsuite name="web"><testcase name="web build"><failure message="%s"/></testcase></testsuite>\n' \
+    "scripts/web.sh build failed" >"$OUT/web-build.xml"
+}
 MCS_TEST_RESULTS=$OUT bash scripts/web.sh test || fail=1
 MCS_BUILD_DIR=$ROOT/build MCS_TEST_RESULTS=$OUT bash scripts/web.sh e2e || fail=1
 

@@ -37,7 +37,15 @@ case "${1:-build}" in
     deps
     mkdir -p "$OUT"
     [ -f dist/index.html ] || { node scripts/gen-api.mjs >/dev/null; npx vite build --logLevel warn; }
-    MCS_TEST_RESULTS="$OUT" node tests/e2e/run.mjs
+    rm -f "$OUT"/e2e-*.xml
+    rc=0
+    MCS_TEST_RESULTS="$OUT" node tests/e2e/run.mjs || rc=$?
+    # A runner that died before writing its results still counts as a failure.
+    if [ $rc -ne 0 ] && ! ls "$OUT"/e2e-*.xml >/dev/null 2>&1; then
+      printf '<testsuite name="e2e"><testcase name="e2e runner"><failure message="exit %s"/></testcase></testsuite>\n' \
+        "$rc" >"$OUT/e2e-runner.xml"
+    fi
+    exit $rc
     ;;
   bench)
     deps

@@ -31,8 +31,14 @@ try {
       spec('real stack', () => { throw new Skip(`build/mcsd, build/mcs-api or build/mcs missing in ${st.bin}`) })
       await runAll('stack', {})
     } else {
-      await st.start()
-      try {
+      let startErr = null
+      try { await st.start() } catch (e) { startErr = e }
+      if (startErr) {
+        // Counted as a failure in the summary, with the reason.
+        spec('real stack starts', () => { throw startErr })
+        failed += await runAll('stack', {})
+        await st.stop()
+      } else try {
         const ctx = await browser.newContext({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true })
         const page = await ctx.newPage()
         const sctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } })
