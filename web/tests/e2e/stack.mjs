@@ -4,7 +4,7 @@
 // publishing R-MQ-2 readings with Debian's mosquitto_pub.
 import { execFileSync, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { waitFor } from './harness.mjs'
@@ -96,6 +96,9 @@ export class Stack {
       }
     }
     try { execFileSync('bash', [join(REPO, 'scripts/svc.sh'), 'stop', this.run], { stdio: 'ignore' }) } catch { /* best effort */ }
+    // Logs are kept with KEEP_RUN=1 (mcsd.log, mcs-api.log in the run directory).
+    if (process.env.KEEP_RUN !== '1') rmSync(this.run, { recursive: true, force: true })
+    else console.log(`e2e: run directory kept: ${this.run}`)
   }
 
   sql(query) {
