@@ -22,8 +22,12 @@ export function soundLevel(active: SoundingAlarm[], silenced: Set<string>): numb
   return lvl
 }
 
+const STORE_KEY = 'mcs.silenced'
+
 export function useAlarmSound(active: Ref<SoundingAlarm[]>) {
-  const silenced = ref(new Set<string>())
+  // Kept for the browser session: a reload of the wall screen does not undo 消音.
+  const silenced = ref(new Set<string>(JSON.parse(sessionStorage.getItem(STORE_KEY) || '[]') as string[]))
+  watch(silenced, (s) => sessionStorage.setItem(STORE_KEY, JSON.stringify([...s])))
   const ctxState = ref<'none' | 'suspended' | 'running'>('none')
   const silencedAt = ref<number | null>(null)
   let ctx: AudioContext | null = null

@@ -258,6 +258,13 @@ export function stackSpecs(st) {
     await screen.waitForTimeout(500)
   }, { shot: 'screen' })
 
+  spec('kiosk mode: no controls', async ({ screen }) => {
+    await screen.goto(`${st.baseUrl}/dashboard?kiosk=1`)
+    await waitFor(async () => (await screen.locator(`[data-testid="marker-${D1}"]`).count()) > 0, { desc: 'screen up' })
+    expect(await screen.getByTestId('lang-switch').count() === 0, 'no language button in kiosk mode')
+    await screen.waitForTimeout(1500)
+  }, { shot: 'screen' })
+
   spec('viewer sees the big screen only', async ({ browser }) => {
     const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 } })
     const p = await ctx.newPage()
