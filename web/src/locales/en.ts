@@ -5,7 +5,7 @@ export default {
     add: 'Add', delete: 'Delete', export: 'Export', loading: 'Loading…', actions: 'Actions', all: 'All', close: 'Close',
     noData: 'No data', saved: 'Saved', language: '中文', logout: 'Log out', preview: 'Preview', upload: 'Upload',
     download: 'Download', yes: 'Yes', no: 'No', minutes: 'min', seconds: 's', enabled: 'On', disabled: 'Off',
-    deleteConfirm: 'Delete {name}?', done: 'Done', unknown: 'Unknown', total: '{n} in total',
+    ppm: 'ppm', deleteConfirm: 'Delete {name}?', done: 'Done', unknown: 'Unknown', total: '{n} in total',
   },
   status: { online: 'Online', offline: 'Offline', alarm: 'Alarm', alarm1: 'Level 1 alarm', alarm2: 'Level 2 alarm', fault: 'Fault', normal: 'Normal' },
   nav: {

@@ -5,7 +5,7 @@ export default {
     add: '新增', delete: '删除', export: '导出', loading: '加载中…', actions: '操作', all: '全部', close: '关闭',
     noData: '暂无数据', saved: '已保存', language: 'English', logout: '退出登录', preview: '预览', upload: '上传',
     download: '下载', yes: '是', no: '否', minutes: '分钟', seconds: '秒', enabled: '启用', disabled: '停用',
-    deleteConfirm: '确定删除 {name}？', done: '操作成功', unknown: '未知', total: '共 {n} 条',
+    ppm: 'ppm', deleteConfirm: '确定删除 {name}？', done: '操作成功', unknown: '未知', total: '共 {n} 条',
   },
   status: { online: '在线', offline: '离线', alarm: '报警', alarm1: '一级报警', alarm2: '二级报警', fault: '故障', normal: '正常' },
   nav: {
