@@ -87,7 +87,7 @@ export default {
     kiosk: 'Full screen', noPlan: 'No floor plan uploaded yet', ack: 'Ack', acked: 'Acknowledged', close: 'Close',
   },
   analyzer: {
-    title: 'Archive analyzer', drop: 'Drop sensor_data_YYYYMMDD.csv.gz files here (several at once) or click to pick', reading: 'Decompressing and parsing…',
+    title: 'Archive analyzer', fromBucket: 'Pick from the archive bucket', analyze: 'Analyze', drop: 'Drop sensor_data_YYYYMMDD.csv.gz files here (several at once) or click to pick', reading: 'Decompressing and parsing…',
     files: 'Files', members: 'gzip members', rows: 'Good rows', bad: 'Bad lines', headers: 'Header lines', devices: 'Devices', seconds: '{s} s',
     range: 'Time range', trend: 'History trend', heatmap: 'Alarm distribution (device × hour)', health: 'Sensor health report', level1: 'Level 1',
     level2: 'Level 2', completeness: 'Completeness', loss: 'Packet loss', lost: 'Lost', resets: 'Seq resets', duplicates: 'Duplicates',

@@ -87,7 +87,7 @@ export default {
     kiosk: '全屏', noPlan: '尚未上传平面图', ack: '确认', acked: '已确认', close: '关闭',
   },
   analyzer: {
-    title: '归档数据分析', drop: '拖入 sensor_data_YYYYMMDD.csv.gz 文件（可多个），或点击选择', reading: '正在解压与解析…',
+    title: '归档数据分析', fromBucket: '从归档列表选择', analyze: '分析', drop: '拖入 sensor_data_YYYYMMDD.csv.gz 文件（可多个），或点击选择', reading: '正在解压与解析…',
     files: '文件', members: 'gzip 段', rows: '有效行', bad: '错误行', headers: '表头行', devices: '设备数', seconds: '耗时 {s} 秒',
     range: '时间范围', trend: '历史趋势', heatmap: '报警分布（设备 × 小时）', health: '传感器健康报告', level1: '一级阈值',
     level2: '二级阈值', completeness: '完整率', loss: '丢包率', lost: '丢包', resets: '序号重置', duplicates: '重复',

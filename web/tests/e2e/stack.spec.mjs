@@ -243,6 +243,16 @@ export function stackSpecs(st) {
     await waitFor(async () => (await page.getByTestId('logs-table').textContent()).includes(D1), { desc: 'audit rows for the device' })
   })
 
+  spec('analyzer lists the archive bucket for a signed-in user', async ({ page }) => {
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/api/system/archives')),
+      (async () => { await page.goto(`${st.baseUrl}/analyzer`); await page.getByTestId('bucket-open').click() })(),
+    ])
+    expect(resp.status() === 200, `archive list answered ${resp.status()}`)
+    await page.waitForTimeout(400)
+    await page.keyboard.press('Escape')
+  })
+
   spec('admin in English', async ({ page }) => {
     await page.goto(`${st.baseUrl}/admin/devices`)
     await page.getByTestId('lang-switch').click()

@@ -10,3 +10,8 @@ export const listLogs = (page = 1, size = 20) => request<Page<AuditLog>>('/api/s
 export const listArchives = (page = 1, size = 50) => request<Page<Archive>>('/api/system/archives', { query: { page, size } })
 export const downloadArchive = (date: string, name: string) =>
   download(`/api/system/archives/${encodeURIComponent(date)}/download`, name, { method: 'POST' })
+/** An archive's bytes as a File, for the analyzer (no save dialog). */
+export async function fetchArchive(date: string, name: string): Promise<File> {
+  const res = await request<Response>(`/api/system/archives/${encodeURIComponent(date)}/download`, { method: 'POST', raw: true, timeoutMs: 300000 })
+  return new File([await res.blob()], name, { type: 'application/gzip' })
+}
