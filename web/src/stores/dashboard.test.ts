@@ -23,6 +23,18 @@ describe('dashboard store', () => {
     expect(s.visibleAlarms.length).toBe(0)
   })
 
+  it('an open OFFLINE alarm makes the device grey even when the frame names its gas alarm', () => {
+    const s = useDashboardStore()
+    s.applyAlarmEvent({ event: 'raised', id: 20, sn: 'E', alarm_type: 'HIGH', category: 'gas', level: 1, state: 'active_unack' })
+    s.applyRealtime([{ sn: 'E', ppm: 150, status: 'alarm', level: 1, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('E')!)).toBe('alarm1')
+    const before = s.devices.get('E')
+    s.applyAlarmEvent({ event: 'raised', id: 21, sn: 'E', alarm_type: 'OFFLINE', category: 'fault', level: 1, state: 'active_unack' })
+    s.applyRealtime([{ sn: 'E', ppm: 150, status: 'alarm', level: 1, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('E')!)).toBe('offline')
+    expect(s.devices.get('E')).not.toBe(before) // a new object per frame
+  })
+
   it('a level-2 frame for a device the list does not know is level 2', () => {
     const s = useDashboardStore()
     s.applyRealtime([{ sn: 'C', ppm: 900, status: 'alarm', level: 2, alarm_type: 'HIGH' }])

@@ -89,6 +89,17 @@ export const useDashboardStore = defineStore('dashboard', () => {
     devices.value = m
   }
 
+  /** Fresh registry fields of one device (limits edited since the screen loaded). */
+  function mergeDevice(dv: Device): void {
+    const d = devices.value.get(dv.sn)
+    if (!d) return
+    devices.value.set(dv.sn, {
+      ...d, name: dv.name || dv.sn, location: dv.location || '', x: dv.pos_x ?? null, y: dv.pos_y ?? null,
+      highLimit: dv.high_limit ?? null, highLimit2: dv.high_limit2 ?? null, bat: dv.bat ?? d.bat, err: dv.last_err ?? d.err, unit: dv.unit || d.unit,
+    })
+    triggerRef(devices)
+  }
+
   function applyRealtime(items: RealtimeItem[], ts?: number): void {
     const m = devices.value
     for (const it of items) {
@@ -97,12 +108,16 @@ export const useDashboardStore = defineStore('dashboard', () => {
         d = { sn: it.sn, name: it.sn, location: '', x: null, y: null, ppm: null, status: 'offline', activeType: null, activeLevel: null, bat: null, err: null, highLimit: null, highLimit2: null, unit: 'ppm' }
         m.set(it.sn, d)
       }
-      d.ppm = it.ppm ?? null
-      d.status = it.status
-      d.activeType = it.alarm_type ?? (typeof it.level === 'string' ? it.level : null)
-      d.activeLevel = typeof it.level === 'number' ? it.level : null
-      if (it.bat !== undefined) d.bat = it.bat
-      if (it.err !== undefined) d.err = it.err
+      // A new object per frame: components holding a device (the side panel) see the change.
+      m.set(it.sn, {
+        ...d,
+        ppm: it.ppm ?? null,
+        status: it.status,
+        activeType: it.alarm_type ?? (typeof it.level === 'string' ? it.level : null),
+        activeLevel: typeof it.level === 'number' ? it.level : null,
+        bat: it.bat !== undefined ? it.bat : d.bat,
+        err: it.err !== undefined ? it.err : d.err,
+      })
     }
     lastFrameAt.value = ts ? Math.max(Date.now(), ts * 1000) : Date.now()
     triggerRef(devices)
@@ -164,8 +179,15 @@ export const useDashboardStore = defineStore('dashboard', () => {
     return m
   })
 
+  /** Devices with an open OFFLINE alarm (the frame names only one alarm type per device). */
+  const offlineAlarm = computed(() => {
+    const s = new Set<string>()
+    for (const a of alarms.value.values()) if (a.type === 'OFFLINE' && a.clearedAt === null) s.add(a.sn)
+    return s
+  })
+
   function isOffline(d: ScreenDevice): boolean {
-    return d.status === 'offline' || d.activeType === 'OFFLINE'
+    return d.status === 'offline' || d.activeType === 'OFFLINE' || offlineAlarm.value.has(d.sn)
   }
 
   /**
@@ -195,5 +217,5 @@ export const useDashboardStore = defineStore('dashboard', () => {
     return { online, offline, alarm }
   })
 
-  return { devices, alarms, lastFrameAt, setDevices, applyRealtime, setAlarms, applyAlarmEvent, visibleAlarms, firstAlarm, gasLevel, stateOf, counts }
+  return { devices, alarms, lastFrameAt, setDevices, mergeDevice, applyRealtime, setAlarms, applyAlarmEvent, visibleAlarms, firstAlarm, gasLevel, stateOf, counts }
 })
