@@ -235,6 +235,11 @@ export function stackSpecs(st) {
     const n = Number((await page.getByTestId('q-count').textContent()).replace(/\D/g, ''))
     const db = Number(st.sql(`SELECT count(DISTINCT date_trunc('minute', time)) FROM sensor_data WHERE sn = (SELECT min(sn) FROM devices)`))
     expect(n === db, `one point per minute: page ${n}, database ${db}`)
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('q-xlsx').click()])
+    const zip = unzipSync(new Uint8Array(readFileSync(await dl.path())))
+    const sheet = Object.entries(zip).find(([k]) => /xl\/worksheets\/sheet1\.xml$/.test(k))
+    const rows = sheet ? (strFromU8(sheet[1]).match(/<row[ >]/g) ?? []).length : 0
+    expect(rows === n + 1, `xlsx rows ${rows} = ${n} points + header`)
   })
 
   spec('operation log lists the admin changes', async ({ page }) => {
