@@ -20,6 +20,7 @@ deps:
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@MAKEFLAGS= cmake --build build -j $(JOBS)
+	@bash scripts/web.sh build
 
 build-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMCS_SANITIZE=ON >/dev/null

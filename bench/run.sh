@@ -34,6 +34,7 @@ archive archive_bench.py  300
 sim     sim_bench.py      240
 alarm   alarm_bench.py    240
 api     api_bench.py      300
+web     web_bench.sh      300
 "
 
 log() { echo "bench: $*" >&2; }

@@ -16,6 +16,7 @@ PKGS=(
   clang libclang-rt-14-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket python3-yaml wrk
+  chromium fonts-wqy-microhei
 )
 
 # Node/npm for the S3 test server (tests/s3, issue #10) unless present.

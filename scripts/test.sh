@@ -61,6 +61,16 @@ else
   fail=1
 fi
 
+# Web app (docs/WEB.md): Vitest unit tests, then the Playwright end-to-end
+# specs in Debian's Chromium against the real stack; both write junit XML.
+MCS_TEST_RESULTS=$OUT bash scripts/web.sh build || {
+  fail=1
+  printf '<testsuite name="web"><testcase name="web build"><failure message="%s"/></testcase></testsuite>\n' \
+    "scripts/web.sh build failed" >"$OUT/web-build.xml"
+}
+MCS_TEST_RESULTS=$OUT bash scripts/web.sh test || fail=1
+MCS_BUILD_DIR=$ROOT/build MCS_TEST_RESULTS=$OUT bash scripts/web.sh e2e || fail=1
+
 MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
   $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest.xml" tests/integration
 rc=$?
