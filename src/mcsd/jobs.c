@@ -2,6 +2,7 @@
  * and the small jobs: offline scan, health check, hourly statistics, license
  * (not built), VACUUM ANALYZE. Archive and backup live in archive.c and
  * backup.c. Owns nothing persistent. Thread: the caller's. */
+#include "pglocks.h"
 #include "jobs.h"
 #include "conn.h"
 #include "err.h"
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#define JOB_LOCK_KEY "7342011" /* pg_try_advisory_lock(JOB_LOCK_KEY, job index) */
+#define JOB_LOCK_KEY MCS_LOCK_JOB /* pg_try_advisory_lock(JOB_LOCK_KEY, job index) */
 
 const char *job_outcome_name(enum mcs_job_outcome o)
 {

@@ -1,5 +1,6 @@
 /* migrate.c - applies embedded migrations under pg_advisory_lock.
  * Owns schema_migrations. Thread: main, at start-up. */
+#include "pglocks.h"
 #include "migrate.h"
 #include "conn.h"
 #include "err.h"
@@ -8,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define MIGRATE_LOCK_KEY "7342001" /* any constant shared by all instances */
+#define MIGRATE_LOCK_KEY MCS_LOCK_MIGRATE
 
 int migrate_apply(PGconn *pg)
 {

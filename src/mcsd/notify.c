@@ -2,6 +2,7 @@
  * PostgreSQL connection per thread and the relay's Redis connection; must
  * not touch the journal or the store's connection. Threads: one per channel
  * plus one housekeeping thread. */
+#include "pglocks.h"
 #include "notify.h"
 #include "alarm_db.h"
 #include "conn.h"
@@ -24,7 +25,7 @@
 
 #define CLAIM_MAX 2000        /* outbox rows per transaction: a storm goes in few digests */
 #define SEND_BUDGET_MS 5000   /* stop starting sends after this long in one transaction */
-#define RELAY_LOCK "7342010"  /* advisory lock: the one instance relaying events */
+#define RELAY_LOCK MCS_LOCK_ALARM_RELAY /* the one instance relaying events */
 #define MAX_CHANNELS 8
 
 struct mcs_notify;

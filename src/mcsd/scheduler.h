@@ -6,6 +6,7 @@
 #ifndef MCS_SCHEDULER_H
 #define MCS_SCHEDULER_H
 
+#include "pglocks.h"
 #include "config.h"
 
 #include <stdint.h>
@@ -33,7 +34,7 @@ int64_t sched_next_due(const struct sched_spec *spec, int64_t now);
  * side has TCP keepalives (10 s idle, 5 s interval, 3 probes), so a leader
  * that dies or loses its network releases the lock within ~25 s; followers
  * try again every SCHED_POLL_S. */
-#define SCHED_LEADER_KEY "7342010"
+#define SCHED_LEADER_KEY MCS_LOCK_SCHED_LEADER
 
 struct mcs_sched;
 
