@@ -20,6 +20,7 @@ deps:
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@MAKEFLAGS= cmake --build build -j $(JOBS)
+	@bash scripts/web.sh build
 
 build-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMCS_SANITIZE=ON >/dev/null
@@ -50,7 +51,8 @@ lint:
 	@bash scripts/lint.sh
 
 format:
-	@clang-format -i src/*/*.c src/*/*.h bench/*.c tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h
+	@clang-format -i src/*/*.c src/*/*.h bench/*.c bench/*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h \
+	  firmware/*/*.c firmware/*/*.h
 
 clean:
 	rm -rf build build-asan build-fuzz

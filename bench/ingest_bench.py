@@ -36,7 +36,7 @@ from pathlib import Path
 from benchlib import parse_env
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTANCE = "bench-1"
+INSTANCE = "mcsd-bench-1"  # the plugin reserves mcsd-* client ids for user mcsd
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -606,8 +606,8 @@ def phase_tls(ctx, ndev, secs):
         time.sleep(0.5)
     ctx.reset_data()
     x0 = ctx.xid()
-    ctx.start_mcsd("tls", {"MQTT_PORT": b["MQTT_PORT"], "MQTT_USER": "worker",
-                           "MQTT_PASS": b["WORKER_PASS"]})
+    ctx.start_mcsd("tls", {"MQTT_PORT": b["MQTT_PORT"], "MQTT_USER": "mcsd",
+                           "MQTT_PASS": b["MCSD_PASS"]})
     s = Sampler(ctx)
     s.start()
     try:

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "devcred.h"
+#include "mqepoll.h"
 #include "numparse.h"
 #include "timeutil.h"
 
@@ -105,9 +106,8 @@ enum conn_state { CS_DOWN = 0, CS_CONNECTING, CS_UP, CS_FAILED };
 struct conn {
     struct lg *lg;
     struct mosquitto *mosq;
+    struct mqe mq; /* epoll registration (bench/mqepoll.c) */
     int idx;
-    int fd;
-    uint32_t events; /* mask currently registered with epoll */
     enum conn_state state;
     long *devs; /* device indexes carried by this connection */
     long ndevs;
@@ -505,45 +505,18 @@ static int dev_payload(struct lg *lg, struct dev *d, int64_t now_ms, char *buf, 
     return len;
 }
 
-/* Keeps the epoll registration of c in step with what libmosquitto wants:
- * always readable, writable only while it has queued output. */
+/* Keeps the epoll registration of c in step with what libmosquitto wants. */
 static void conn_sync(struct conn *c)
 {
-    struct epoll_event ev;
-    int fd;
-    uint32_t want;
-
     if(c->state == CS_DOWN || c->state == CS_FAILED)
         return;
-    fd = mosquitto_socket(c->mosq);
-    if(fd < 0)
-        return;
-    want = EPOLLIN | (mosquitto_want_write(c->mosq) ? EPOLLOUT : 0);
-    if(fd == c->fd && want == c->events)
-        return;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = want;
-    ev.data.ptr = c;
-    if(fd != c->fd) {
-        if(c->fd >= 0)
-            epoll_ctl(c->lg->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        if(epoll_ctl(c->lg->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            c->fd = fd;
-            c->events = want;
-        }
-    }
-    else if(epoll_ctl(c->lg->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
-        c->events = want;
-    }
+    mqe_sync(c->lg->epfd, &c->mq, c);
 }
 
 /* Forgets the socket before libmosquitto closes it. */
 static void conn_unregister(struct conn *c)
 {
-    if(c->fd >= 0)
-        epoll_ctl(c->lg->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    c->fd = -1;
-    c->events = 0;
+    mqe_forget(c->lg->epfd, &c->mq);
 }
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
@@ -652,6 +625,7 @@ static int conn_setup(struct lg *lg, struct conn *c)
         fprintf(stderr, "mcs-loadgen: mosquitto_new: %s\n", strerror(errno));
         goto out;
     }
+    mqe_init(&c->mq, c->mosq);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(c->mosq, MOSQ_OPT_SEND_MAXIMUM, (int)lg->o.window);
@@ -720,29 +694,24 @@ static void conn_start(struct lg *lg, struct conn *c)
         return;
     }
     c->state = CS_CONNECTING;
-    c->fd = -1;
+    mqe_closed(&c->mq);
     conn_sync(c);
+}
+
+static int conn_alive(void *obj)
+{
+    const struct conn *c = obj;
+    return c->state == CS_UP || c->state == CS_CONNECTING;
 }
 
 /* Runs libmosquitto's read/write for one ready connection. */
 static void conn_io(struct conn *c, uint32_t ev)
 {
-    int i, rc = MOSQ_ERR_SUCCESS;
+    int rc = mqe_io(&c->mq, ev, conn_alive, c);
 
-    if(ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        /* Each call reads one packet; drain what is there (bounded). */
-        for(i = 0; i < 1024 && (c->state == CS_UP || c->state == CS_CONNECTING); i++) {
-            errno = 0;
-            rc = mosquitto_loop_read(c->mosq, 1);
-            if(rc != MOSQ_ERR_SUCCESS || errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-        }
-    }
-    if((ev & EPOLLOUT) && (c->state == CS_UP || c->state == CS_CONNECTING))
-        rc = mosquitto_loop_write(c->mosq, 1);
-    if(c->state == CS_FAILED && c->fd >= 0)
+    if(c->state == CS_FAILED && c->mq.fd >= 0)
         conn_unregister(c);
-    if((c->state == CS_UP || c->state == CS_CONNECTING) && mosquitto_socket(c->mosq) < 0)
+    if(conn_alive(c) && mosquitto_socket(c->mosq) < 0)
         conn_lost(c, rc != MOSQ_ERR_SUCCESS ? rc : MOSQ_ERR_CONN_LOST);
     conn_sync(c);
 }
@@ -929,7 +898,7 @@ int main(int argc, char **argv)
         struct conn *c = &lg.conns[i];
         c->lg = &lg;
         c->idx = (int)i;
-        c->fd = -1;
+        mqe_init(&c->mq, NULL);
         c->ndevs = (lg.o.devices - i + lg.o.conns - 1) / lg.o.conns;
         c->devs = calloc((size_t)c->ndevs, sizeof(long));
         if(!c->devs)

@@ -31,7 +31,10 @@ BENCH_GROUPS="
 ingest  ingest_bench.py   480
 storm   connect_storm.py  240
 archive archive_bench.py  300
+sim     sim_bench.py      240
 alarm   alarm_bench.py    240
+api     api_bench.py      300
+web     web_bench.sh      300
 "
 
 log() { echo "bench: $*" >&2; }

@@ -9,11 +9,18 @@ PKGS=(
   postgresql-15 postgresql-client-15 libpq-dev
   redis-server redis-tools libhiredis-dev
   libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
+  libcurl4-openssl-dev libxml2-dev curl
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
   python3-requests python3-aiosmtpd
   libcurl4-openssl-dev
   clang libclang-rt-14-dev
+  gcc-arm-none-eabi libnewlib-arm-none-eabi
+  libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket python3-yaml wrk
+  chromium fonts-wqy-microhei
 )
+
+# Node/npm for the S3 test server (tests/s3, issue #10) unless present.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -29,4 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The S3-compatible test server of the archive tests (tests/s3/package-lock.json).
+S3T=$(cd "$(dirname "$0")/.." && pwd)/tests/s3
+if [ -f "$S3T/package-lock.json" ] && [ ! -d "$S3T/node_modules/@20minutes/s3rver" ]; then
+  (cd "$S3T" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -35,6 +35,17 @@ for b in build build-asan; do
   (cd "$b" && ctest -L unit --output-on-failure --output-junit "$OUT/ctest-$b.xml" -j 2) || fail=1
 done
 
+# The firmware core for Cortex-M4 (issue #11): compiles with -Werror and
+# fits the STM32L4 budget (64 KB flash, 16 KB RAM), one test case.
+if bash firmware/arm/build.sh >"$OUT/fw-arm.log" 2>&1; then
+  cat "$OUT/fw-arm.log"
+  printf '<testsuite name="fw-arm"><testcase name="fw_arm_build_size"/></testsuite>\n' >"$OUT/fw-arm.xml"
+else
+  cat "$OUT/fw-arm.log"; echo "test: firmware ARM build or size check failed"
+  printf '<testsuite name="fw-arm"><testcase name="fw_arm_build_size"><failure message="see fw-arm.log"/></testcase></testsuite>\n' >"$OUT/fw-arm.xml"
+  fail=1
+fi
+
 # Fuzzing (STYLE rule 15, docs/FUZZING.md): every tests/fuzz target for a
 # bounded time from its seeds and what earlier runs kept in build-fuzz/fuzz.
 # A crash fails the suite; run.sh prints the input that caused it.
@@ -49,6 +60,16 @@ else
     "build-fuzz failed to build" >"$OUT/ctest-fuzz.xml"
   fail=1
 fi
+
+# Web app (docs/WEB.md): Vitest unit tests, then the Playwright end-to-end
+# specs in Debian's Chromium against the real stack; both write junit XML.
+MCS_TEST_RESULTS=$OUT bash scripts/web.sh build || {
+  fail=1
+  printf '<testsuite name="web"><testcase name="web build"><failure message="%s"/></testcase></testsuite>\n' \
+    "scripts/web.sh build failed" >"$OUT/web-build.xml"
+}
+MCS_TEST_RESULTS=$OUT bash scripts/web.sh test || fail=1
+MCS_BUILD_DIR=$ROOT/build MCS_TEST_RESULTS=$OUT bash scripts/web.sh e2e || fail=1
 
 MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
   $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest.xml" tests/integration

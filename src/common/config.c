@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define F(field) offsetof(struct mcs_config, field), sizeof(((struct mcs_config *)0)->field)
@@ -56,6 +57,37 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"DB_STATEMENT_TIMEOUT_MS", MCS_CFG_INT, F(db_statement_timeout_ms), 100, 600000, "15000", 0, "statement timeout of mcsd's database sessions"},
     {"REDIS_TIMEOUT_MS", MCS_CFG_INT, F(redis_timeout_ms), 20, 10000, "200", 0, "Redis connect and reply timeout; past it the connection is dropped and retried with back-off"},
     {"VENDOR_SECRET", MCS_CFG_STR, F(vendor_secret), 0, 0, "", 1, "vendor secret of device passwords (R-MQ-6)"},
+    /* issue #10: scheduler, archive, backup, history (docs/ARCHIVE.md) */
+    {"SCHED_ENABLED", MCS_CFG_INT, F(sched_enabled), 0, 1, "1", 0, "run the scheduled jobs (leader-locked across instances)"},
+    {"R2_ENDPOINT", MCS_CFG_STR, F(r2_endpoint), 0, 0, "", 0, "S3/R2 endpoint URL, e.g. https://ACCOUNT.r2.cloudflarestorage.com"},
+    {"R2_ACCESS_KEY", MCS_CFG_STR, F(r2_access_key), 0, 0, "", 0, "S3/R2 access key id"},
+    {"R2_SECRET_KEY", MCS_CFG_STR, F(r2_secret_key), 0, 0, "", 1, "S3/R2 secret access key"},
+    {"R2_BUCKET", MCS_CFG_STR, F(r2_bucket), 0, 0, "mcs-archive", 0, "bucket of archives and backups"},
+    {"R2_REGION", MCS_CFG_STR, F(r2_region), 1, 0, "auto", 0, "SigV4 region (R2: auto)"},
+    {"ARCHIVE_SINK", MCS_CFG_STR, F(archive_sink), 1, 0, "s3", 0, "where archives and backups go: s3 or dir"},
+    {"ARCHIVE_DIR", MCS_CFG_STR, F(archive_dir), 1, 0, "./archive", 0, "root directory of the dir sink"},
+    {"ARCHIVE_PART_MB", MCS_CFG_INT, F(archive_part_mb), 1, 512, "8", 0, "multipart part size in MB (S3 and R2 need >= 5); also the memory bound of an upload"},
+    {"ARCHIVE_GZIP_LEVEL", MCS_CFG_INT, F(archive_gzip_level), 1, 9, "6", 0, "gzip level of archive files"},
+    {"ARCHIVE_VERIFY_DOWNLOAD", MCS_CFG_INT, F(archive_verify_download), 0, 1, "0", 0, "always download an archive back to verify it (else only when its ETag says nothing)"},
+    {"BACKUP_KEEP", MCS_CFG_INT, F(backup_keep), 1, 1000, "8", 0, "weekly backups kept"},
+    {"PG_BIN_DIR", MCS_CFG_STR, F(pg_bin_dir), 0, 0, "", 0, "directory of pg_dump/pg_restore (empty: PATH)"},
+    {"HISTORY_CACHE_DIR", MCS_CFG_STR, F(history_cache_dir), 1, 0, "./history-cache", 0, "local cache of archived days read by history queries"},
+    {"HISTORY_CACHE_MB", MCS_CFG_INT, F(history_cache_mb), 1, 1048576, "512", 0, "bound of the history cache"},
+    /* mcs-api (src/api, issue #8); mcsd ignores these. */
+    {"API_BIND", MCS_CFG_STR, F(api_bind), 1, 0, "127.0.0.1", 0, "mcs-api: address to listen on"},
+    {"API_PORT", MCS_CFG_INT, F(api_port), 1, 65535, "8080", 0, "mcs-api: HTTP port"},
+    {"JWT_SECRET", MCS_CFG_STR, F(jwt_secret), 0, 0, "", 1, "mcs-api: HS256 key, at least 32 bytes (R-API-1)"},
+    {"JWT_EXPIRE_HOURS", MCS_CFG_INT, F(jwt_expire_hours), 1, 720, "24", 0, "mcs-api: token lifetime"},
+    {"WEB_ROOT", MCS_CFG_STR, F(web_root), 0, 0, "web/dist", 0, "mcs-api: directory of the built web app"},
+    {"API_BODY_MAX", MCS_CFG_INT, F(api_body_max), 1024, 16777216, "65536", 0, "mcs-api: largest JSON request body"},
+    {"API_UPLOAD_MAX", MCS_CFG_INT, F(api_upload_max), 1024, 67108864, "8388608", 0, "mcs-api: largest floor-plan upload"},
+    {"API_MQTT_USER", MCS_CFG_STR, F(api_mqtt_user), 0, 0, "admin", 0, "mcs-api: broker account for device commands"},
+    {"API_MQTT_PASS", MCS_CFG_STR, F(api_mqtt_pass), 0, 0, "", 1, "mcs-api: its password"},
+    {"LOGIN_MAX_FAIL_USER", MCS_CFG_INT, F(login_max_fail_user), 1, 1000, "5", 0, "mcs-api: failed logins of one user before 429"},
+    {"LOGIN_MAX_FAIL_IP", MCS_CFG_INT, F(login_max_fail_ip), 1, 100000, "20", 0, "mcs-api: failed logins from one address before 429"},
+    {"LOGIN_LOCK_S", MCS_CFG_INT, F(login_lock_s), 1, 86400, "30", 0, "mcs-api: first back-off after too many failures (doubles, at most 15 min)"},
+    {"API_ALARM_SOURCE", MCS_CFG_STR, F(api_alarm_source), 1, 0, "pg", 0, "mcs-api: alarm events from PostgreSQL NOTIFY mcs_alarm (pg) or Redis mcs:alarm (redis)"},
+    {"WS_MAX_CLIENTS", MCS_CFG_INT, F(ws_max_clients), 1, 100000, "1000", 0, "mcs-api: dashboard WebSocket clients at most"},
     {"ALARMS_ENABLED", MCS_CFG_INT, F(alarms_enabled), 0, 1, "1", 0, "alarm engine and notifier in this mcsd (docs/ALARMS.md)"},
     {"NOTIFY_POLL_MS", MCS_CFG_INT, F(notify_poll_ms), 10, 10000, "100", 0, "how often each channel looks for due notifications"},
     {"NOTIFY_TIMEOUT_MS", MCS_CFG_INT, F(notify_timeout_ms), 100, 120000, "10000", 0, "time limit of one notification request"},
@@ -278,8 +310,12 @@ int mcs_config_load(struct mcs_config *cfg, int *argc, char **argv)
      * problem. */
     if(mcs_config_validate(cfg))
         bad = 1;
-    if(!bad)
+    if(!bad) {
         mcs_log_level = mcs_log_level_parse(cfg->log_level);
+        /* The plant's zone becomes libc's, for localday.h (issue #10). */
+        setenv("TZ", cfg->tz, 1);
+        tzset();
+    }
     return bad ? MCS_ECONFIG : 0;
 }
 
@@ -311,6 +347,25 @@ int mcs_config_validate(const struct mcs_config *cfg)
             bad = 1;
             break;
         }
+    /* issue #10: a zone libc does not know would silently be UTC. */
+    for(const char *p = cfg->tz; *p; p++)
+        if(!isalnum((unsigned char)*p) && !strchr("/_+-", *p)) {
+            fprintf(stderr, "config: TZ: '%s' is not a zone name like Asia/Shanghai\n", cfg->tz);
+            bad = 1;
+            break;
+        }
+    if(!bad && access("/usr/share/zoneinfo", F_OK) == 0) {
+        char zf[600];
+        snprintf(zf, sizeof(zf), "/usr/share/zoneinfo/%s", cfg->tz);
+        if(access(zf, R_OK) != 0) {
+            fprintf(stderr, "config: TZ: unknown zone '%s'\n", cfg->tz);
+            bad = 1;
+        }
+    }
+    if(strcmp(cfg->archive_sink, "s3") && strcmp(cfg->archive_sink, "dir")) {
+        fprintf(stderr, "config: ARCHIVE_SINK: must be s3 or dir\n");
+        bad = 1;
+    }
     if(strcmp(cfg->journal_fsync, "off") && strcmp(cfg->journal_fsync, "interval") &&
        strcmp(cfg->journal_fsync, "always")) {
         fprintf(stderr, "config: JOURNAL_FSYNC: '%s' is not one of off, interval, always\n",

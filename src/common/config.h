@@ -50,6 +50,37 @@ struct mcs_config {
     int redis_timeout_ms;
     /* Devices */
     char vendor_secret[256];
+    /* Scheduler, archive, backup, history (issue #10, docs/ARCHIVE.md) */
+    int sched_enabled;
+    char r2_endpoint[256];
+    char r2_access_key[128];
+    char r2_secret_key[256];
+    char r2_bucket[64];
+    char r2_region[32];
+    char archive_sink[8];
+    char archive_dir[512];
+    int archive_part_mb;
+    int archive_gzip_level;
+    int archive_verify_download;
+    int backup_keep;
+    char pg_bin_dir[256];
+    char history_cache_dir[512];
+    int history_cache_mb;
+    /* mcs-api (src/api, issue #8) */
+    char api_bind[64];
+    int api_port;
+    char jwt_secret[256];
+    int jwt_expire_hours;
+    char web_root[512];
+    int api_body_max;
+    int api_upload_max;
+    char api_mqtt_user[64];
+    char api_mqtt_pass[256];
+    int login_max_fail_user;
+    int login_max_fail_ip;
+    int login_lock_s;
+    int ws_max_clients;
+    char api_alarm_source[16];
     /* Alarms and notifications (issue #7, docs/ALARMS.md) */
     int alarms_enabled;
     int notify_poll_ms;

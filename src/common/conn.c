@@ -23,19 +23,22 @@ static void notice(void *arg, const char *message)
 PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
                        size_t errn)
 {
-    char port[16];
+    char port[16], opts[128];
     /* TCP keepalives and a user timeout: a database host that vanishes
      * (power, network) is noticed within about a minute instead of the
      * kernel's two hours, so no thread waits on a dead socket. */
     const char *keys[] = {"host", "port", "dbname", "user", "password",
                           "application_name", "connect_timeout", "keepalives",
                           "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          "tcp_user_timeout", NULL};
+                          "tcp_user_timeout", "options", NULL};
     const char *vals[] = {cfg->db_host, port, cfg->db_name, cfg->db_user,
-                          cfg->db_pass, app, "5", "1", "20", "5", "4", "30000", NULL};
+                          cfg->db_pass, app, "5", "1", "20", "5", "4", "30000", opts, NULL};
     PGconn *pg;
 
     snprintf(port, sizeof(port), "%d", cfg->db_port);
+    /* The plant's zone as mcs.tz for SQL that cuts local days (migration
+     * 030); TZ holds no spaces or backslashes (config.c checks). */
+    snprintf(opts, sizeof(opts), "-c mcs.tz=%s", cfg->tz);
     pg = PQconnectdbParams(keys, vals, 0);
     if(!pg) {
         snprintf(err, errn, "out of memory");

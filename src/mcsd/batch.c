@@ -4,6 +4,7 @@
 #include "alarm_db.h" /* issue #7 */
 #include "conn.h"
 #include "err.h"
+#include "localday.h"
 #include "log.h"
 
 #include <inttypes.h>
@@ -77,8 +78,9 @@ static enum mcs_pgfail run(struct mcs_batchdb *b, const char *sql, int np, const
 
 static void day_range(int64_t ts, int64_t *day)
 {
-    /* Partitions are whole days of the storage dialect (dialect.h). */
-    *day = ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400);
+    /* Partitions are whole days of the storage dialect (dialect.h): the
+     * plant's local days since issue #10. */
+    *day = mcs_local_day(ts);
 }
 
 int batch_cover(struct mcs_batchdb *b, int64_t min_ts, int64_t max_ts)

@@ -3,6 +3,7 @@
 #include "dialect.h"
 #include "conn.h"
 #include "err.h"
+#include "localday.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -16,12 +17,16 @@ void dialect_partition_name(int64_t day, char *out, size_t n)
     snprintf(out, n, "sensor_data_%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
+/* The instant local day `day` begins (plant TZ, localday.h), as a UTC
+ * timestamp literal "YYYY-MM-DD HH:MM:SS+00". Days are local calendar days
+ * since issue #10 (migration 030), so that the archive drops a day whole. */
 static void day_str(int64_t day, char *out, size_t n)
 {
-    time_t t = (time_t)(day * 86400);
+    time_t t = (time_t)mcs_local_midnight(day);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, n, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    snprintf(out, n, "%04d-%02d-%02d %02d:%02d:%02d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static int native_ensure(PGconn *pg, int64_t from_day, int64_t to_day)
@@ -35,7 +40,7 @@ static int native_ensure(PGconn *pg, int64_t from_day, int64_t to_day)
          * input, so formatting them into DDL is safe. */
         snprintf(sql, sizeof(sql),
                  "CREATE TABLE IF NOT EXISTS %s PARTITION OF sensor_data "
-                 "FOR VALUES FROM ('%s 00:00:00+00') TO ('%s 00:00:00+00')",
+                 "FOR VALUES FROM ('%s') TO ('%s')",
                  name, lo, hi);
         /* Two instances creating the same partition at once can collide on
          * the catalog even with IF NOT EXISTS: the second attempt sees it. */
@@ -69,9 +74,7 @@ static int ts_drop(PGconn *pg, int64_t day)
     day_str(day, lo, sizeof(lo));
     day_str(day + 1, hi, sizeof(hi));
     snprintf(sql, sizeof(sql),
-             "SELECT drop_chunks('sensor_data', older_than => '%s 00:00:00+00'::timestamptz,"
-             " newer_than => '%s 00:00:00+00'::timestamptz)",
-             hi, lo);
+             "DELETE FROM sensor_data WHERE time >= '%s' AND time < '%s'", lo, hi);
     return mcs_pg_exec(pg, sql, err, sizeof(err)) ? MCS_EDB : 0;
 }
 

@@ -9,10 +9,14 @@
 
 struct mcs_dialect {
     const char *name;
-    /* Makes sure the partitions for UTC days [from_day, to_day] exist (days
-     * as Unix day numbers). Returns 0 or MCS_EDB. */
+    /* Makes sure the partitions for local days [from_day, to_day] exist
+     * (day numbers of the plant's calendar, localday.h: each partition runs
+     * from that day's local midnight to the next). Returns 0 or MCS_EDB. */
     int (*ensure_days)(PGconn *pg, int64_t from_day, int64_t to_day);
-    /* Removes one UTC day of data wholesale (archive, later). */
+    /* Removes one local day of data wholesale (archive.c, after the day is
+     * verified in the archive; the caller holds the transaction). With
+     * TimescaleDB, whose 1-day chunks are UTC-aligned, the day's rows are
+     * deleted instead. */
     int (*drop_day)(PGconn *pg, int64_t day);
 };
 

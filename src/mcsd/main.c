@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
+#include "scheduler.h" /* issue #10 */
 #include "notify.h" /* alarms (#7) */
 #include "store.h"
 #include "timeutil.h"
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
     struct mcs_ingest *in = NULL;
     struct mcs_store *st = NULL;
     struct mcs_devsync *ds = NULL;
+    struct mcs_sched *sc = NULL; /* issue #10 */
     struct mcs_notify *nt = NULL; /* alarms (#7) */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
     sigset_t set;
@@ -192,6 +194,8 @@ int main(int argc, char **argv)
         goto out;
     if(ingest_start(d, &in))
         goto out;
+    if(cfg.sched_enabled && sched_start(&cfg, &sc)) /* issue #10 */
+        goto out;
 
     {
         /* Decommissioning ends once the queued messages have stopped coming
@@ -227,11 +231,12 @@ out:
         int64_t deadline = mcs_mono_ms() + STOP_BUDGET_MS;
         int left = 0;
         atomic_store(&d->stopping, 1);
+        left |= sched_stop(sc, mcs_mono_ms() + 3000) != 0; /* issue #10 */
         left |= ingest_stop(in, decommission, mcs_mono_ms() + 3000) != 0;
         atomic_store(&d->ingest_done, 1);
         left |= store_join(st, deadline) != 0;
-        if(!left)
-            notify_stop(nt); /* alarms (#7): after the store, which uses d->alarm */
+        if(!left) /* alarms (#7): after the store, which uses d->alarm */
+            left |= notify_stop(nt, deadline) != 0;
         left |= devsync_stop(ds, deadline) != 0;
         if(left) {
             LOG_W("main", "stopped with a thread still blocked; exiting anyway");

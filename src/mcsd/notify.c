@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CLAIM_MAX 2000        /* outbox rows per transaction: a storm goes in few digests */
 #define SEND_BUDGET_MS 5000   /* stop starting sends after this long in one transaction */
@@ -859,18 +860,44 @@ int notify_start(struct mcsd *d, struct mcs_notify **out)
     return 0;
 }
 
-void notify_stop(struct mcs_notify *nt)
+/* Joins th unless deadline_ms (mcs_mono_ms clock) passes first. */
+static int join_by(pthread_t th, int64_t deadline_ms)
 {
+    struct timespec ts;
+    int64_t left = deadline_ms - mcs_mono_ms();
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if(left < 0)
+        left = 0;
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (long)(left % 1000) * 1000000L;
+    if(ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_timedjoin_np(th, NULL, &ts) == 0 ? 0 : MCS_ETIMEDOUT;
+}
+
+int notify_stop(struct mcs_notify *nt, int64_t deadline_ms)
+{
+    int left = 0;
     if(!nt)
-        return;
+        return 0;
     atomic_store(&nt->stop, 1);
-    if(nt->hk_started)
-        pthread_join(nt->hk, NULL);
+    /* A channel request still running at the deadline (a slow endpoint) is
+     * left: its outbox row stays claimable, so it is sent or retried after
+     * the restart (R-AL-6). */
+    if(nt->hk_started && join_by(nt->hk, deadline_ms))
+        left = 1;
     for(int i = 0; i < nt->nw; i++)
-        if(nt->w[i].started)
-            pthread_join(nt->w[i].th, NULL);
+        if(nt->w[i].started && join_by(nt->w[i].th, deadline_ms))
+            left = 1;
+    if(left) {
+        LOG_W("notify", "a notification request still running at stop; left to finish or retry");
+        return MCS_ETIMEDOUT;
+    }
     nt->d->alarm = NULL;
     alarm_engine_free(nt->eng);
     curl_global_cleanup();
     free(nt);
+    return 0;
 }

@@ -22,6 +22,9 @@ int notify_start(struct mcsd *d, struct mcs_notify **out);
 /* Stops the threads (each wakes within its poll interval or the running
  * request's timeout) and frees d->alarm. Call after store_join. NULL is a
  * no-op. */
-void notify_stop(struct mcs_notify *n);
+/* Stops the notifier threads, waiting for them until deadline_ms
+ * (mcs_mono_ms clock). Returns 0 (freed), or MCS_ETIMEDOUT when a request
+ * was still running: then nothing is freed (the process is exiting). */
+int notify_stop(struct mcs_notify *n, int64_t deadline_ms);
 
 #endif

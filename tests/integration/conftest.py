@@ -87,6 +87,8 @@ def _base_env(services):
     env.update(services)  # its MQTT_CAFILE is for TLS clients; mcsd ignores it
     env["VENDOR_SECRET"] = "test-vendor-secret"
     env["LOG_LEVEL"] = "INFO"
+    # issue #10: the scheduler only where a test asks for it (test_archive_sched.py).
+    env["SCHED_ENABLED"] = "0"
     return env
 
 

@@ -403,3 +403,30 @@ def test_sigterm_while_database_hung(mcsd, services, add_device, mqtt_pub):
             except ProcessLookupError:
                 pass
     assert rc == 0, (rc, m.log_tail())
+
+
+def test_device_disabled_while_running_is_refused(mcsd, add_device, pg, mqtt_pub):
+    """A device disabled while mcsd runs (the admin's switch, via NOTIFY) is
+    refused by mcsd from then on, counted as `disabled`, nothing stored."""
+    sn = add_device()
+    m = mcsd()
+    now = int(time.time())
+    mqtt_pub.reading(sn, qos=0, ts=now - 30, seq=1)
+    wait_until(lambda: stored_seqs(pg, sn) == [1], 5, desc="stored while enabled")
+    with pg.cursor() as cur:
+        cur.execute("UPDATE devices SET enabled = false WHERE sn = %s", (sn,))
+    d0 = m.metric("rej_disabled")
+    seq = 1
+
+    def refused():
+        nonlocal seq
+        seq += 1
+        mqtt_pub.reading(sn, qos=0, ts=now - 30 + seq, seq=seq)
+        time.sleep(0.1)
+        return m.metric("rej_disabled") > d0
+    wait_until(refused, 5, interval=0, desc="readings refused as disabled")
+    kept = stored_seqs(pg, sn)
+    for s in range(seq + 1, seq + 6):
+        mqtt_pub.reading(sn, qos=0, ts=now - 30 + s, seq=s)
+    m.wait_metric("rej_disabled", lambda v: v >= d0 + 6, timeout=5)
+    assert stored_seqs(pg, sn) == kept

@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""api_bench.py - benchmark group `api` (issue #8): mcs-api under wrk.
+
+  api_list_rps      GET /api/devices?page=1&size=20 with 10,000 devices, req/s
+  api_ping_rps      GET /api/ping on the same server in the same run, req/s
+  api_list_p99_ms   p99 latency of the list (wrk --latency)
+  api_list_ratio    api_list_rps / api_ping_rps
+  history_p99_ms    GET /api/devices/{sn}/history last 24 h at 1m, 1,000
+                    devices x 3 days at one reading a minute in the database
+                    (target <= 50 ms), sequential keep-alive requests
+  ws_api_cpu_pct    mcs-api CPU (% of one core) with 200 dashboard clients
+                    (50 with --quick) and 10,000 devices at 1 frame/s
+  ws_frame_p99_ms   frame built (its ts_ms) -> received by a client, p99
+                    (target <= 200 ms)
+  alarm_ws_p99_ms   reading over the limit published -> `alarm` frame at a
+                    client, through mcsd's alarm engine (target <= 500 ms)
+  alarm_ws_api_p99_ms  mcs-api's share of it: alarm row committed (NOTIFY) ->
+                    `alarm` frame at a client
+
+Contract of bench/run.sh groups: `api_bench.py --build DIR --run DIR
+[--quick]`, the services of DIR/env up; prints `name: value` lines, stops
+what it started. Traffic only to 127.0.0.1; every loop bounded."""
+import argparse
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import json
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import parse_env  # noqa: E402
+
+
+def log(*a):
+    print("bench api:", *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def psql(env, sql):
+    subprocess.run(["psql", "-h", env["DB_HOST"], "-p", env["DB_PORT"], "-U", env["DB_USER"],
+                    "-d", env["DB_NAME"], "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                   check=True, capture_output=True, timeout=600)
+
+
+def wrk(url, token, secs, conns):
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--latency", "-H",
+                          f"Authorization: Bearer {token}", url],
+                         capture_output=True, text=True, timeout=secs + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        log(f"{url}: {errors.group(1)} non-2xx answers")
+    return rps, p99
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    build, run = Path(a.build).resolve(), Path(a.run).resolve()
+    env = dict(os.environ)
+    env.pop("ENV_FILE", None)
+    env.update(parse_env(run / "env"))
+    secs = 3 if a.quick else 8
+    subprocess.run([str(build / "mcsd"), "--migrate"], env=env, check=True,
+                   capture_output=True, timeout=120, cwd=str(run))
+    # Day partitions for the last days: mcsd makes them at start.
+    env_mcsd = dict(env, INSTANCE_ID="bench-api", SPOOL_DIR=str(run / "spool-api"),
+                    MQTT_SHARE_GROUP="benchapi")
+    m = subprocess.Popen([str(build / "mcsd")], env=env_mcsd, cwd=str(run),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(3)
+    m.send_signal(signal.SIGTERM)
+    m.wait(60)
+    log("10,000 devices; 1,000 of them with 3 days of readings (1/min)")
+    psql(env, "INSERT INTO devices (sn, name, location, high_limit) SELECT 'BA' || "
+              "lpad(g::text, 5, '0'), '探测器 ' || g, '区域 ' || (g % 7), 1000 "
+              "FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING")
+    days = 1 if a.quick else 3
+    ndev = 100 if a.quick else 1000
+    psql(env, f"INSERT INTO sensor_data (time, sn, v_raw, ppm, temp, seq) "
+              f"SELECT date_trunc('minute', now()) - m * interval '1 minute', 'BA' || "
+              f"lpad(d::text, 5, '0'), 100, 50 + (m % 17), 25, m % 65536 "
+              f"FROM generate_series(1, {ndev}) d, generate_series(0, {days * 1440 - 1}) m "
+              f"ON CONFLICT DO NOTHING")
+    psql(env, "ANALYZE devices; ANALYZE sensor_data")
+    user, pw = "bench_" + secrets.token_hex(3), secrets.token_hex(12)
+    subprocess.run([str(build / "mcs"), "user", "add", user], input=pw + "\n", text=True,
+                   env=env, check=True, capture_output=True, timeout=60)
+    port = free_port()
+    api_env = dict(env, API_PORT=str(port), JWT_SECRET=secrets.token_hex(32),
+                   LOG_LEVEL="WARN", INSTANCE_ID="bench-api")
+    api = subprocess.Popen([str(build / "mcs-api")], env=api_env, cwd=str(run),
+                           stdout=subprocess.DEVNULL, stderr=open(run / "mcs-api.log", "wb"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/api/ping", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        req = urllib.request.Request(base + "/api/auth/login", method="POST",
+                                     data=json.dumps({"username": user, "password": pw}).encode())
+        token = json.load(urllib.request.urlopen(req, timeout=10))["access_token"]
+        list_rps, list_p99 = wrk(base + "/api/devices?page=1&size=20", token, secs, 16)
+        ping_rps, _ = wrk(base + "/api/ping", token, secs, 16)
+        print(f"api_list_rps: {list_rps:.0f}")
+        print(f"api_ping_rps: {ping_rps:.0f}")
+        print(f"api_list_p99_ms: {list_p99:.2f}")
+        print(f"api_list_ratio: {list_rps / ping_rps:.3f}")
+        # History: one device, the last 24 h at 1-minute buckets (1440 points).
+        end = int(time.time())
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+        lat = []
+        n = 50 if a.quick else 200
+        for i in range(n):
+            sn = f"BA{(i % ndev) + 1:05d}"
+            url = (f"{base}/api/devices/{sn}/history?start={iso(end - 86400)}&end={iso(end)}"
+                   f"&interval=1m")
+            r = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            t0 = time.perf_counter()
+            body = urllib.request.urlopen(r, timeout=30).read()
+            lat.append((time.perf_counter() - t0) * 1000)
+            if i == 0:
+                log(f"history points: {len(json.loads(body)['points'])}")
+        lat.sort()
+        print(f"history_p99_ms: {lat[int(len(lat) * 0.99) - 1]:.1f}")
+        ws_bench(env, run, build, base, port, token, api.pid, a.quick)
+    finally:
+        api.send_signal(signal.SIGTERM)
+        try:
+            api.wait(30)
+        except subprocess.TimeoutExpired:
+            api.kill()
+        psql(env, "DELETE FROM sensor_data WHERE sn LIKE 'BA%'; DELETE FROM devices WHERE sn LIKE 'BA%'")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return int(parts[11]) + int(parts[12])
+
+
+def ws_clients_proc(port, token, nthreads, secs, out_q):
+    """One process of dashboard clients (threads), so that receiving 700 KB
+    frames is not all under one interpreter lock. Puts its latencies."""
+    import websocket
+    lats, stop = [], threading.Event()
+    lock = threading.Lock()
+
+    def client():
+        try:
+            # UTF-8 checks of 700 KB frames in pure Python would measure the client.
+            ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/dashboard", timeout=10,
+                                             skip_utf8_validation=True)
+            ws.send(json.dumps({"type": "auth", "token": token}))
+            while not stop.is_set():
+                msg = ws.recv()
+                now = time.time() * 1000
+                m = re.match(r'\{"type":"realtime","ts":\d+,"ts_ms":(\d+)', msg[:80])
+                if m and measuring.is_set():
+                    with lock:
+                        lats.append(now - int(m.group(1)))
+            ws.close()
+        except Exception as e:  # counted as missing frames
+            print(f"bench api: ws client: {e!r}", file=sys.stderr)
+    measuring = threading.Event()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(nthreads)]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    measuring.set()
+    time.sleep(secs)
+    measuring.clear()
+    stop.set()
+    for t in threads:
+        t.join(15)
+    out_q.put(lats)
+
+
+def ws_bench(env, run, build, base, port, token, api_pid, quick):
+    import multiprocessing
+    import websocket
+    import paho.mqtt.client as mqtt
+    nclients = 50 if quick else 200
+    nproc = 4
+    secs = 6 if quick else 12
+    q = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=ws_clients_proc,
+                                     args=(port, token, nclients // nproc, secs, q))
+             for _ in range(nproc)]
+    for p in procs:
+        p.start()
+    time.sleep(3)
+    c0, t0 = cpu_ticks(api_pid), time.monotonic()
+    time.sleep(secs)
+    c1, t1 = cpu_ticks(api_pid), time.monotonic()
+    got = []
+    for _ in procs:
+        got.extend(q.get(timeout=60))
+    for p in procs:
+        p.join(30)
+    got.sort()
+    hz = os.sysconf("SC_CLK_TCK")
+    print(f"ws_api_cpu_pct: {100.0 * (c1 - c0) / hz / (t1 - t0):.1f}")
+    if got:
+        print(f"ws_frame_p99_ms: {got[max(0, int(len(got) * 0.99) - 1)]:.1f}")
+        log(f"ws frames received: {len(got)} of ~{nclients * secs} expected "
+            f"({nclients} clients in {nproc} processes)")
+    else:
+        print("error: ws_frame_p99_ms: no frame received")
+    # Alarm latency through the engine: readings over the limit of 20 devices.
+    n = 10 if quick else 20
+    sns = [f"BA{9000 + i:05d}" for i in range(n)]
+    psql(env, "UPDATE devices SET high_limit = 100 WHERE sn = ANY(ARRAY[%s])" %
+         ",".join(f"'{s}'" for s in sns))
+    m = subprocess.Popen([str(build / "mcsd")], env=dict(env, INSTANCE_ID="bench-api-w",
+                         SPOOL_DIR=str(run / "spool-api-w"), MQTT_SHARE_GROUP="benchapiw"),
+                         cwd=str(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/dashboard", timeout=10)
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        pub = mqtt.Client(client_id="bench-api-pub", protocol=mqtt.MQTTv5)
+        pub.connect(env["MQTT_HOST"], int(env["MQTT_PORT"]))
+        pub.loop_start()
+        sent, seen = {}, {}
+        for i, sn in enumerate(sns):
+            sent[sn] = time.time() * 1000
+            pub.publish(f"mcs/{sn}/up", json.dumps({"ts": int(time.time()), "seq": i, "v_raw": 5000,
+                                                    "temp": 25, "bat": 90, "rssi": -60}), qos=1)
+            time.sleep(0.1)
+        deadline = time.monotonic() + 15
+        while len(seen) < n and time.monotonic() < deadline:
+            ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = ws.recv()
+            except Exception:
+                break
+            if msg.startswith('{"type":"alarm"'):
+                d = json.loads(msg)["data"]
+                if d.get("event") == "raised" and d.get("sn") in sent and d["sn"] not in seen:
+                    seen[d["sn"]] = time.time() * 1000 - sent[d["sn"]]
+        pub.loop_stop()
+        # mcs-api's share: a committed alarm row (its NOTIFY) -> the frame.
+        share = []
+        for i in range(n):
+            t0 = time.time()
+            psql(env, "INSERT INTO alarm_logs (sn, alarm_type, value, threshold) VALUES "
+                      f"('{sns[i]}', 'BENCH{i}', 1, 1)")
+            t1 = time.time()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                ws.settimeout(max(0.1, deadline - time.monotonic()))
+                msg = ws.recv()
+                if msg.startswith('{"type":"alarm"') and f'"BENCH{i}"' in msg:
+                    # psql's own start-up is not the server's time: count from its exit.
+                    share.append(max(0.0, (time.time() - t1) * 1000))
+                    break
+            del t0
+        ws.close()
+        if share:
+            share.sort()
+            print(f"alarm_ws_api_p99_ms: {share[max(0, int(len(share) * 0.99) - 1)]:.1f}")
+        if seen:
+            v = sorted(seen.values())
+            print(f"alarm_ws_p99_ms: {v[max(0, int(len(v) * 0.99) - 1)]:.1f}")
+            log(f"alarm frames: {len(seen)} of {n}")
+        else:
+            print("error: alarm_ws_p99_ms: no alarm frame received")
+    finally:
+        m.send_signal(signal.SIGTERM)
+        m.wait(60)
+        for sql in ["DELETE FROM alarm_attempts WHERE outbox_id IN (SELECT o.id FROM alarm_outbox o "
+                    "JOIN alarm_logs l ON l.id = o.alarm_id WHERE l.sn LIKE 'BA%')",
+                    "DELETE FROM alarm_outbox WHERE alarm_id IN (SELECT id FROM alarm_logs "
+                    "WHERE sn LIKE 'BA%')",
+                    "DELETE FROM alarm_logs WHERE sn LIKE 'BA%'"]:
+            try:
+                psql(env, sql)
+            except subprocess.CalledProcessError as e:
+                log(f"cleanup: {e.stderr.decode(errors='replace').strip()}")
+
+
+if __name__ == "__main__":
+    main()

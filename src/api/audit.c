@@ -1,0 +1,80 @@
+/* audit.c - writes audit_logs rows (see audit.h).
+ * Owns nothing. Thread: the lws loop thread. */
+#include "audit.h"
+#include "err.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int audit_is_secret(const char *name)
+{
+    static const char *const names[] = {"password",   "smtp_pass",  "secret",
+                                        "access_key_secret", "secret_key", "access_key",
+                                        "token",      "pass",       "password_hash",
+                                        NULL};
+    if(!name)
+        return 0;
+    for(const char *const *n = names; *n; n++)
+        if(!strcmp(name, *n))
+            return 1;
+    return 0;
+}
+
+static void mask_in_place(cJSON *j)
+{
+    for(cJSON *c = j ? j->child : NULL; c; c = c->next) {
+        if(cJSON_IsString(c) && audit_is_secret(c->string) && c->valuestring[0])
+            cJSON_SetValuestring(c, API_SECRET_MASK);
+        else if(cJSON_IsObject(c) || cJSON_IsArray(c))
+            mask_in_place(c);
+    }
+}
+
+cJSON *audit_masked(const cJSON *j)
+{
+    cJSON *d;
+    if(!j)
+        return NULL;
+    d = cJSON_Duplicate(j, 1);
+    mask_in_place(d);
+    return d;
+}
+
+static char *masked_text(const cJSON *j)
+{
+    cJSON *m = audit_masked(j);
+    char *s = m ? cJSON_PrintUnformatted(m) : NULL;
+    cJSON_Delete(m);
+    return s;
+}
+
+int audit_log(struct api_ctx *ctx, const struct api_req *rq, const char *action,
+              const char *target, const cJSON *before, const cJSON *after)
+{
+    PGconn *pg = api_pg(ctx);
+    char *b = masked_text(before), *a = masked_text(after);
+    const char *v[6] = {rq->user[0] ? rq->user : "-", action, target ? target : "", b, a,
+                        rq->ip};
+    int rc = MCS_EDB;
+
+    if(pg) {
+        PGresult *r = PQexecParams(pg,
+                                   "INSERT INTO audit_logs (username, action, target, before, "
+                                   "after, ip) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)",
+                                   6, NULL, v, NULL, NULL, 0);
+        if(PQresultStatus(r) == PGRES_COMMAND_OK)
+            rc = 0;
+        else
+            LOG_E("audit", "audit row not written", LS("action", action),
+                  LS("error", PQerrorMessage(pg)));
+        PQclear(r);
+    }
+    if(rc)
+        ctx->st.audit_failed++;
+    else
+        ctx->st.audit_rows++;
+    free(b);
+    free(a);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* audit.h - audit_logs rows for every admin change (R-API-7): user, action,
+ * target, before -> after with secrets masked (R-API-6), client address.
+ * Owns nothing. Thread: the lws loop thread (uses ctx->pg). */
+#ifndef MCS_AUDIT_H
+#define MCS_AUDIT_H
+
+#include "api.h"
+
+#define API_SECRET_MASK "******"
+
+/* A copy of j with every secret-named member ("password", "smtp_pass",
+ * "secret", "access_key_secret", "secret_key", ...) that is a non-empty
+ * string replaced by the mask. NULL in, NULL out. Caller frees. */
+cJSON *audit_masked(const cJSON *j);
+
+/* 1 when a member of this name holds a secret. */
+int audit_is_secret(const char *name);
+
+/* Inserts one row on ctx's connection (inside the caller's transaction when
+ * there is one). Returns 0 or MCS_EDB (logged and counted). */
+int audit_log(struct api_ctx *ctx, const struct api_req *rq, const char *action,
+              const char *target, const cJSON *before, const cJSON *after);
+
+#endif

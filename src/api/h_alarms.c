@@ -1,0 +1,430 @@
+/* h_alarms.c - alarm records (R-API-2, R-AL-3): list with filters, detail,
+ * acknowledge with a note (mcs_alarm_ack of migration 010, whose trigger
+ * tells every screen), statistics and an .xlsx export (libxlsxwriter).
+ * Owns nothing. Thread: the lws loop thread. */
+#include "audit.h"
+#include "err.h"
+#include "handlers.h"
+#include "log.h"
+#include "reqparse.h"
+#include "timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xlsxwriter.h>
+
+#define ISO(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define EXPORT_MAX 100000
+
+static const char ALARM_COLS[] =
+    "a.id, a.sn, a.alarm_type AS type, a.level, a.category, a.value, a.threshold, "
+    ISO("a.triggered_at") " AS triggered_at, " ISO("a.cleared_at") " AS cleared_at, "
+    "a.state, a.count, a.peak_value, a.last_value, a.message, a.notified, a.channels, "
+    ISO("a.ack_at") " AS ack_at, a.ack_by, a.ack_note, " ISO("a.last_at") " AS last_at, "
+    "COALESCE(d.name, '') AS name, COALESCE(d.location, '') AS location";
+static const char ALARM_FROM[] = " FROM alarm_logs a LEFT JOIN devices d ON d.sn = a.sn ";
+
+/* The WHERE clause of the list/export filters, with its parameters. */
+struct afilter {
+    char where[768];
+    const char *v[8];
+    char ts[2][24];
+    int nv;
+};
+
+static int filters(const struct api_req *rq, struct afilter *f, char *err, size_t errn)
+{
+    const char *sn = rq_arg(rq, "sn"), *type = rq_arg(rq, "type"), *state = rq_arg(rq, "state");
+    const char *cat = rq_arg(rq, "category");
+    int acked, hs, he;
+    long level;
+    int64_t start = 0, end = 0;
+    size_t o = 0;
+
+    memset(f, 0, sizeof(*f));
+    if(rq_bool(rq, "acked", &acked, err, errn) || rq_time(rq, "start", &start, &hs, err, errn) ||
+       rq_time(rq, "end", &end, &he, err, errn) ||
+       rq_int(rq, "level", 0, 2, 0, &level, err, errn))
+        return MCS_EINVAL;
+    if(hs && he && end <= start) {
+        snprintf(err, errn, "end must be after start");
+        return MCS_EINVAL;
+    }
+#define ADD(...) o += (size_t)snprintf(f->where + o, sizeof(f->where) - o, __VA_ARGS__)
+    ADD("WHERE true");
+    if(sn) {
+        if(!rq_sn_valid(sn)) {
+            snprintf(err, errn, "sn must match ^[A-Za-z0-9_-]{1,32}$");
+            return MCS_EINVAL;
+        }
+        f->v[f->nv++] = sn;
+        ADD(" AND a.sn = $%d", f->nv);
+    }
+    if(type) {
+        if(strlen(type) > 24 || strspn(type, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != strlen(type)) {
+            snprintf(err, errn, "type must be an alarm type such as HIGH");
+            return MCS_EINVAL;
+        }
+        f->v[f->nv++] = type;
+        ADD(" AND a.alarm_type = $%d", f->nv);
+    }
+    if(cat) {
+        if(strcmp(cat, "gas") && strcmp(cat, "fault") && strcmp(cat, "system")) {
+            snprintf(err, errn, "category must be gas, fault or system");
+            return MCS_EINVAL;
+        }
+        f->v[f->nv++] = cat;
+        ADD(" AND a.category = $%d", f->nv);
+    }
+    if(state) {
+        if(!strcmp(state, "active"))
+            ADD(" AND a.cleared_at IS NULL");
+        else if(!strcmp(state, "cleared"))
+            ADD(" AND a.cleared_at IS NOT NULL");
+        else if(!strcmp(state, "active_unack") || !strcmp(state, "active_ack") ||
+                !strcmp(state, "cleared_unack") || !strcmp(state, "cleared_ack")) {
+            f->v[f->nv++] = state;
+            ADD(" AND a.state = $%d", f->nv);
+        } else {
+            snprintf(err, errn, "state must be active, cleared, active_unack, active_ack, "
+                                "cleared_unack or cleared_ack");
+            return MCS_EINVAL;
+        }
+    }
+    if(acked >= 0)
+        ADD(acked ? " AND a.ack_at IS NOT NULL" : " AND a.ack_at IS NULL");
+    if(level)
+        ADD(" AND a.level = %ld", level);
+    if(hs) {
+        snprintf(f->ts[0], sizeof(f->ts[0]), "%lld", (long long)start);
+        f->v[f->nv++] = f->ts[0];
+        ADD(" AND a.triggered_at >= to_timestamp($%d)", f->nv);
+    }
+    if(he) {
+        snprintf(f->ts[1], sizeof(f->ts[1]), "%lld", (long long)end);
+        f->v[f->nv++] = f->ts[1];
+        ADD(" AND a.triggered_at < to_timestamp($%d)", f->nv);
+    }
+#undef ADD
+    return 0;
+}
+
+int h_alarm_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    char err[160], sql[2048], lim[24], off[24];
+    struct afilter f;
+    long page, size;
+    PGresult *r;
+    cJSON *o, *data;
+    long long total;
+
+    if(filters(rq, &f, err, sizeof(err)) ||
+       rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
+       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)))
+        return api_error(rs, 400, E_BAD_REQ, "%s", err);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM alarm_logs a %s", f.where);
+    r = api_query(ctx, rs, sql, f.nv, f.v);
+    if(!r)
+        return 0;
+    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    snprintf(lim, sizeof(lim), "%ld", size);
+    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
+    f.v[f.nv] = lim;
+    f.v[f.nv + 1] = off;
+    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC "
+                               "LIMIT $%d OFFSET $%d",
+             ALARM_COLS, ALARM_FROM, f.where, f.nv + 1, f.nv + 2);
+    r = api_query(ctx, rs, sql, f.nv + 2, f.v);
+    if(!r)
+        return 0;
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "total", (double)total);
+    cJSON_AddNumberToObject(o, "page", (double)page);
+    cJSON_AddNumberToObject(o, "size", (double)size);
+    data = cJSON_AddArrayToObject(o, "data");
+    for(int i = 0; i < PQntuples(r); i++)
+        cJSON_AddItemToArray(data, api_pg_row(r, i));
+    PQclear(r);
+    return api_json(rs, 200, o);
+}
+
+static int alarm_id(struct api_req *rq, struct api_resp *rs, char *out, size_t n)
+{
+    long long id;
+    char *end;
+    const char *s = rq->params[0];
+    if(!*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s) ||
+       (id = strtoll(s, &end, 10)) < 1) {
+        api_error(rs, 400, E_BAD_REQ, "alarm id must be a positive integer");
+        return -1;
+    }
+    snprintf(out, n, "%lld", id);
+    return 0;
+}
+
+static cJSON *alarm_fetch(struct api_ctx *ctx, struct api_resp *rs, const char *id)
+{
+    char sql[1536];
+    const char *v[1] = {id};
+    PGresult *r;
+    cJSON *o;
+    snprintf(sql, sizeof(sql), "SELECT %s%sWHERE a.id = $1", ALARM_COLS, ALARM_FROM);
+    r = api_query(ctx, rs, sql, 1, v);
+    if(!r)
+        return NULL;
+    if(PQntuples(r) != 1) {
+        PQclear(r);
+        api_error(rs, 404, E_NOTFOUND, "no alarm %s", id);
+        return NULL;
+    }
+    o = api_pg_row(r, 0);
+    PQclear(r);
+    return o;
+}
+
+int h_alarm_get(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    char id[24];
+    cJSON *o;
+    if(alarm_id(rq, rs, id, sizeof(id)))
+        return 0;
+    o = alarm_fetch(ctx, rs, id);
+    return o ? api_json(rs, 200, o) : 0;
+}
+
+int h_alarm_ack(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    static const char *const ok[] = {"note", NULL};
+    char id[24], err[160];
+    cJSON *j = NULL, *before, *after;
+    const cJSON *note = NULL;
+    const char *v[3];
+    PGresult *r;
+
+    if(alarm_id(rq, rs, id, sizeof(id)))
+        return 0;
+    if(rq->body_len) {
+        j = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
+        if(!j)
+            return api_error(rs, 400, E_BAD_REQ, "%s", err);
+        note = cJSON_GetObjectItemCaseSensitive(j, "note");
+        if(rq_known_fields(j, ok, err, sizeof(err)) ||
+           (note && !cJSON_IsNull(note) &&
+            (!cJSON_IsString(note) || strlen(note->valuestring) > 1500))) {
+            cJSON_Delete(j);
+            return api_error(rs, 400, E_BAD_REQ, "body may hold only note (a string)");
+        }
+    }
+    before = alarm_fetch(ctx, rs, id);
+    if(!before) {
+        cJSON_Delete(j);
+        return 0;
+    }
+    v[0] = id;
+    v[1] = rq->user;
+    v[2] = cJSON_IsString(note) ? note->valuestring : NULL;
+    r = api_query(ctx, rs, "SELECT id FROM mcs_alarm_ack($1, $2, $3)", 3, v);
+    cJSON_Delete(j);
+    if(!r) {
+        cJSON_Delete(before);
+        return 0;
+    }
+    PQclear(r);
+    after = alarm_fetch(ctx, rs, id);
+    if(!after) {
+        cJSON_Delete(before);
+        return 0;
+    }
+    audit_log(ctx, rq, "alarm.ack", id, before, after);
+    cJSON_Delete(before);
+    return api_json(rs, 200, after);
+}
+
+int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    char err[160], a[24], b[24];
+    int64_t start = 0, end = 0;
+    int hs, he;
+    const char *v[2] = {a, b};
+    PGresult *r;
+    cJSON *o, *bt, *bd, *top;
+
+    if(rq_time(rq, "start", &start, &hs, err, sizeof(err)) ||
+       rq_time(rq, "end", &end, &he, err, sizeof(err)))
+        return api_error(rs, 400, E_BAD_REQ, "%s", err);
+    if(!he)
+        end = mcs_now_ms() / 1000 + 1;
+    if(!hs)
+        start = end - 7 * 86400;
+    if(end <= start)
+        return api_error(rs, 400, E_BAD_REQ, "end must be after start");
+    if(end - start > 366LL * 86400)
+        return api_error(rs, 400, E_BAD_REQ, "at most 366 days");
+    snprintf(a, sizeof(a), "%lld", (long long)start);
+    snprintf(b, sizeof(b), "%lld", (long long)end);
+    r = api_query(ctx, rs,
+                  "SELECT " ISO("to_timestamp($1)") ", " ISO("to_timestamp($2)") ", "
+                  "(SELECT count(*) FROM alarm_logs WHERE triggered_at >= to_timestamp($1) AND "
+                  "triggered_at < to_timestamp($2)), "
+                  "(SELECT count(*) FROM alarm_logs WHERE cleared_at IS NULL), "
+                  "(SELECT count(*) FROM alarm_logs WHERE ack_at IS NULL), "
+                  "(SELECT count(*) FROM alarm_logs WHERE triggered_at >= date_trunc('day', now()))",
+                  2, v);
+    if(!r)
+        return 0;
+    o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "start", api_pg_str(r, 0, 0));
+    cJSON_AddItemToObject(o, "end", api_pg_str(r, 0, 1));
+    cJSON_AddItemToObject(o, "total", api_pg_num(r, 0, 2));
+    cJSON_AddItemToObject(o, "active", api_pg_num(r, 0, 3));
+    cJSON_AddItemToObject(o, "unacked", api_pg_num(r, 0, 4));
+    cJSON_AddItemToObject(o, "today", api_pg_num(r, 0, 5));
+    PQclear(r);
+    bt = cJSON_AddObjectToObject(o, "by_type");
+    r = api_query(ctx, rs,
+                  "SELECT alarm_type, count(*) FROM alarm_logs WHERE triggered_at >= "
+                  "to_timestamp($1) AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 1",
+                  2, v);
+    if(!r)
+        goto fail;
+    for(int i = 0; i < PQntuples(r); i++)
+        cJSON_AddItemToObject(bt, PQgetvalue(r, i, 0), api_pg_num(r, i, 1));
+    PQclear(r);
+    bd = cJSON_AddArrayToObject(o, "by_day");
+    r = api_query(ctx, rs,
+                  "SELECT to_char(date_trunc('day', triggered_at AT TIME ZONE 'UTC'), "
+                  "'YYYY-MM-DD'), count(*) FROM alarm_logs WHERE triggered_at >= "
+                  "to_timestamp($1) AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 1",
+                  2, v);
+    if(!r)
+        goto fail;
+    for(int i = 0; i < PQntuples(r); i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, "date", api_pg_str(r, i, 0));
+        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
+        cJSON_AddItemToArray(bd, d);
+    }
+    PQclear(r);
+    top = cJSON_AddArrayToObject(o, "top_devices");
+    r = api_query(ctx, rs,
+                  "SELECT sn, count(*) FROM alarm_logs WHERE triggered_at >= to_timestamp($1) "
+                  "AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+                  2, v);
+    if(!r)
+        goto fail;
+    for(int i = 0; i < PQntuples(r); i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, "sn", api_pg_str(r, i, 0));
+        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
+        cJSON_AddItemToArray(top, d);
+    }
+    PQclear(r);
+    return api_json(rs, 200, o);
+fail:
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* Reads a whole file into a malloc'd buffer. */
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long len;
+    if(!f)
+        return NULL;
+    if(fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
+        goto out;
+    buf = malloc((size_t)len + 1);
+    if(buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    *n = (size_t)len;
+out:
+    fclose(f);
+    return buf;
+}
+
+int h_alarm_export(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    static const char *const heads[] = {"ID",   "SN",       "设备名称", "位置",   "类型",
+                                        "级别", "值",       "阈值",     "触发时间", "解除时间",
+                                        "状态", "次数",     "峰值",     "确认时间", "确认人",
+                                        "备注", "通知渠道"};
+    static const char *const cols[] = {"id",        "sn",        "name",   "location",
+                                       "type",      "level",     "value",  "threshold",
+                                       "triggered_at", "cleared_at", "state", "count",
+                                       "peak_value", "ack_at",   "ack_by", "ack_note",
+                                       "channels"};
+    char err[160], sql[2048], lim[24], path[] = "/tmp/mcs-api-export-XXXXXX";
+    struct afilter f;
+    PGresult *r;
+    lxw_workbook *wb = NULL;
+    lxw_worksheet *ws;
+    lxw_format *bold;
+    int fd = -1, ncols = (int)(sizeof(cols) / sizeof(cols[0]));
+    size_t n = 0;
+    char *buf;
+
+    if(filters(rq, &f, err, sizeof(err)))
+        return api_error(rs, 400, E_BAD_REQ, "%s", err);
+    snprintf(lim, sizeof(lim), "%d", EXPORT_MAX);
+    f.v[f.nv] = lim;
+    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC LIMIT $%d",
+             ALARM_COLS, ALARM_FROM, f.where, f.nv + 1);
+    r = api_query(ctx, rs, sql, f.nv + 1, f.v);
+    if(!r)
+        return 0;
+    fd = mkstemp(path);
+    if(fd < 0) {
+        PQclear(r);
+        return api_error(rs, 500, E_INTERNAL, "cannot create a temporary file");
+    }
+    close(fd);
+    wb = workbook_new(path);
+    ws = wb ? workbook_add_worksheet(wb, "alarms") : NULL;
+    if(!ws) {
+        PQclear(r);
+        if(wb)
+            workbook_close(wb);
+        unlink(path);
+        return api_error(rs, 500, E_INTERNAL, "cannot create the workbook");
+    }
+    bold = workbook_add_format(wb);
+    format_set_bold(bold);
+    for(int c = 0; c < ncols; c++)
+        worksheet_write_string(ws, 0, (lxw_col_t)c, heads[c], bold);
+    for(int i = 0; i < PQntuples(r); i++) {
+        for(int c = 0; c < ncols; c++) {
+            int fc = PQfnumber(r, cols[c]);
+            const char *val;
+            Oid t;
+            if(fc < 0 || PQgetisnull(r, i, fc))
+                continue;
+            val = PQgetvalue(r, i, fc);
+            t = PQftype(r, fc);
+            if(t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700)
+                worksheet_write_number(ws, (lxw_row_t)(i + 1), (lxw_col_t)c,
+                                       strtod(val, NULL), NULL);
+            else
+                worksheet_write_string(ws, (lxw_row_t)(i + 1), (lxw_col_t)c, val, NULL);
+        }
+    }
+    PQclear(r);
+    worksheet_freeze_panes(ws, 1, 0);
+    if(workbook_close(wb) != LXW_NO_ERROR) {
+        unlink(path);
+        return api_error(rs, 500, E_INTERNAL, "cannot write the workbook");
+    }
+    buf = slurp(path, &n);
+    unlink(path);
+    if(!buf)
+        return api_error(rs, 500, E_INTERNAL, "cannot read the workbook");
+    api_header(rs, "content-disposition:", "attachment; filename=\"alarms.xlsx\"");
+    return api_raw(rs, 200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                   buf, n);
+}

@@ -1,0 +1,55 @@
+/* handlers.h - the request handlers of mcs-api, one file per area:
+ * h_auth.c (login, users), h_devices.c, h_alarms.c, h_config.c, h_system.c.
+ * Each takes a routed, authorised request and fills the response.
+ * Thread: the lws loop thread. */
+#ifndef MCS_HANDLERS_H
+#define MCS_HANDLERS_H
+
+#include "api.h"
+
+#define H(name) int name(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+H(h_ping);
+H(h_metrics);
+H(h_login);
+H(h_me);
+H(h_password);
+H(h_users_list);
+H(h_users_add);
+H(h_users_put);
+H(h_users_del);
+H(h_dev_list);
+H(h_dev_add);
+H(h_dev_get);
+H(h_dev_put);
+H(h_dev_del);
+H(h_dev_realtime);
+H(h_dev_history);
+H(h_dev_command);
+H(h_dev_broadcast);
+H(h_dev_positions);
+H(h_alarm_list);
+H(h_alarm_get);
+H(h_alarm_ack);
+H(h_alarm_stats);
+H(h_alarm_export);
+H(h_cfg_alarm_get);
+H(h_cfg_alarm_put);
+H(h_cfg_alarm_test);
+H(h_cfg_storage_get);
+H(h_cfg_storage_put);
+H(h_cfg_dash_get);
+H(h_cfg_dash_put);
+H(h_cfg_bg_get);
+H(h_cfg_bg_post);
+H(h_sys_health);
+H(h_sys_stats);
+H(h_sys_license);
+H(h_sys_logs);
+H(h_sys_archives);
+H(h_sys_archive_dl);
+#undef H
+
+/* Shared by handlers: 400 for bad query arguments (too many/too long). */
+int h_args_ok(struct api_req *rq, struct api_resp *rs);
+
+#endif

@@ -1,0 +1,45 @@
+/* jobs.h - slow work off the lws loop: a request whose handler would block
+ * (an Argon2id check, ~80 ms; a channel test send, up to 5 s) hands a job to
+ * a worker thread and answers when it is done, so that other clients are
+ * served meanwhile. The worker never touches lws or the loop's connections:
+ * `work` runs on the worker with the job's own data, `done` runs on the loop
+ * and fills the response.
+ * Owns the worker thread and its two queues. */
+#ifndef MCS_JOBS_H
+#define MCS_JOBS_H
+
+#include "api.h"
+
+struct lws;
+
+struct api_job {
+    void (*work)(struct api_job *j);                                        /* worker */
+    void (*done)(struct api_ctx *ctx, struct api_job *j, struct api_resp *rs); /* loop */
+    void (*free_data)(void *data);
+    void *data;
+    /* Set by http.c: the connection waiting for the answer. NULL once it
+     * closed (the result is then dropped). Loop thread only. */
+    struct lws *wsi;
+    struct api_job *next;
+};
+
+/* Starts the worker. 0 or MCS_ENOMEM. */
+int jobs_start(struct api_ctx *ctx);
+/* Stops and joins the worker; queued jobs stay allocated (connections that
+ * close afterwards still clear their wsi). Idempotent. */
+void jobs_halt(struct api_ctx *ctx);
+/* Halts, then frees every job still queued. Call after lws_context_destroy. */
+void jobs_stop(struct api_ctx *ctx);
+
+/* Loop thread: queues j (taken over). Returns 0, or MCS_EFULL when 64 jobs
+ * wait already (the caller answers 503). */
+int jobs_submit(struct api_ctx *ctx, struct api_job *j);
+/* Loop thread: the next finished job or NULL. The caller runs done (when
+ * wsi is set) and jobs_free(). */
+struct api_job *jobs_take_done(struct api_ctx *ctx);
+void jobs_free(struct api_job *j);
+
+/* Handlers: defer the answer to j (set rs->deferred). */
+void api_defer(struct api_resp *rs, struct api_job *j);
+
+#endif

@@ -1,0 +1,383 @@
+/* ws.c - the dashboard WebSocket protocol (see ws.h).
+ * Owns the client list and their queues. Thread: the lws loop thread. */
+#include "ws.h"
+#include "api.h"
+#include "auth.h"
+#include "err.h"
+#include "feed.h"
+#include "log.h"
+#include "reqparse.h"
+#include "timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WSQ 64            /* queued alarm/reply frames per client */
+#define AUTH_TIMEOUT_S 10 /* to send {"type":"auth"} after opening */
+#define MAX_BAD 10        /* garbage frames before the server closes */
+
+struct ws_client {
+    struct lws *wsi;
+    struct ws_client *prev, *next;
+    int authed, bad, closing;
+    char user[65];
+    enum api_role role;
+    long exp; /* the token's expiry: the feed stops with it */
+    struct api_msg *q[WSQ];
+    int qh, qn;
+    struct api_msg *rt; /* newest realtime frame not yet written */
+    size_t rxlen;
+    int rx_over;
+    char rx[WS_RX_MAX + 1];
+};
+
+struct api_ws {
+    struct ws_client *head;
+    struct api_ws_stats st;
+};
+
+const size_t ws_pss_size = sizeof(struct ws_client);
+
+static struct api_ctx *ctx_of(struct lws *wsi)
+{
+    return (struct api_ctx *)lws_context_user(lws_get_context(wsi));
+}
+
+int ws_init(struct api_ctx *ctx)
+{
+    ctx->ws = calloc(1, sizeof(*ctx->ws));
+    return ctx->ws ? 0 : MCS_ENOMEM;
+}
+
+void ws_cleanup(struct api_ctx *ctx)
+{
+    free(ctx->ws);
+    ctx->ws = NULL;
+}
+
+void ws_stats(struct api_ctx *ctx, struct api_ws_stats *out)
+{
+    if(ctx->ws)
+        *out = ctx->ws->st;
+    else
+        memset(out, 0, sizeof(*out));
+}
+
+/* Queues a frame (takes the reference). Returns 0, or -1 when the client is
+ * too far behind and is being dropped. */
+static int enqueue(struct api_ctx *ctx, struct ws_client *c, struct api_msg *m)
+{
+    if(c->closing) {
+        msg_unref(m);
+        return -1;
+    }
+    if(c->qn == WSQ) {
+        msg_unref(m);
+        c->closing = 1;
+        ctx->ws->st.dropped++;
+        LOG_W("ws", "slow dashboard client dropped", LS("user", c->user));
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    c->q[(c->qh + c->qn) % WSQ] = m;
+    c->qn++;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void send_json(struct api_ctx *ctx, struct ws_client *c, cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if(!s)
+        return;
+    struct api_msg *m = msg_new(s, strlen(s));
+    free(s);
+    if(m)
+        enqueue(ctx, c, m);
+}
+
+static void send_error(struct api_ctx *ctx, struct ws_client *c, int code, const char *detail)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "error");
+    cJSON_AddNumberToObject(j, "code", code);
+    cJSON_AddStringToObject(j, "message", api_code_message(code));
+    cJSON_AddStringToObject(j, "detail", detail);
+    send_json(ctx, c, j);
+}
+
+static void unlink_client(struct api_ws *w, struct ws_client *c)
+{
+    if(c->prev)
+        c->prev->next = c->next;
+    else if(w->head == c)
+        w->head = c->next;
+    if(c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
+{
+    PGconn *pg = api_pg(ctx);
+    const char *v[1] = {sn};
+    PGresult *r;
+    cJSON *j, *pts;
+
+    if(!rq_sn_valid(sn)) {
+        send_error(ctx, c, E_BAD_REQ, "sn must match ^[A-Za-z0-9_-]{1,32}$");
+        return;
+    }
+    if(!pg) {
+        send_error(ctx, c, E_UNAVAIL, "database unavailable");
+        return;
+    }
+    r = PQexecParams(pg, "SELECT 1 FROM devices WHERE sn = $1", 1, NULL, v, NULL, NULL, 0);
+    if(PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        int bad = PQresultStatus(r) != PGRES_TUPLES_OK;
+        PQclear(r);
+        api_pg_check(ctx);
+        send_error(ctx, c, bad ? E_UNAVAIL : E_DEV_NOTFOUND, sn);
+        return;
+    }
+    PQclear(r);
+    r = PQexecParams(pg,
+                     "SELECT to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                     "round(avg(ppm)::numeric, 3), round(avg(temp)::numeric, 2) FROM ("
+                     "SELECT date_bin('1 minute', time, TIMESTAMPTZ 'epoch') b, ppm, temp "
+                     "FROM sensor_data WHERE sn = $1 AND time >= now() - interval '1 hour' "
+                     "AND time <= now()) s GROUP BY b ORDER BY b",
+                     1, NULL, v, NULL, NULL, 0);
+    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        api_pg_check(ctx);
+        send_error(ctx, c, E_UNAVAIL, "history query failed");
+        return;
+    }
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "history");
+    cJSON_AddStringToObject(j, "sn", sn);
+    cJSON_AddStringToObject(j, "interval", "1m");
+    pts = cJSON_AddArrayToObject(j, "points");
+    for(int i = 0; i < PQntuples(r); i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddItemToObject(p, "ts", api_pg_str(r, i, 0));
+        cJSON_AddItemToObject(p, "ppm", api_pg_num(r, i, 1));
+        cJSON_AddItemToObject(p, "temp", api_pg_num(r, i, 2));
+        cJSON_AddItemToArray(pts, p);
+    }
+    PQclear(r);
+    send_json(ctx, c, j);
+}
+
+static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
+{
+    char err[128];
+    cJSON *j = rq_json_object((const unsigned char *)c->rx, c->rxlen, err, sizeof(err));
+    const cJSON *type = j ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
+
+    if(!cJSON_IsString(type)) {
+        ctx->ws->st.bad_frames++;
+        cJSON_Delete(j);
+        if(++c->bad > MAX_BAD || !c->authed) {
+            lws_close_reason(wsi, c->authed ? LWS_CLOSE_STATUS_POLICY_VIOLATION : 4001,
+                             (unsigned char *)"bad frames", 10);
+            return -1;
+        }
+        send_error(ctx, c, E_BAD_REQ, j ? "frame needs a string type" : err);
+        return 0;
+    }
+    if(!strcmp(type->valuestring, "auth")) {
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
+        if(c->authed) {
+            send_error(ctx, c, E_BAD_REQ, "already authenticated");
+        } else if(!cJSON_IsString(tok) ||
+                  auth_verify(&ctx->cfg, tok->valuestring, mcs_now_ms() / 1000, c->user,
+                              &c->role, &c->exp, err, sizeof(err))) {
+            ctx->st.auth_rejected++;
+            cJSON_Delete(j);
+            lws_close_reason(wsi, 4001, (unsigned char *)"unauthorized", 12);
+            return -1;
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            c->authed = 1;
+            cJSON_AddStringToObject(o, "type", "connected");
+            cJSON_AddStringToObject(o, "user", c->user);
+            cJSON_AddStringToObject(o, "role", auth_role_name(c->role));
+            cJSON_AddNumberToObject(o, "ts", (double)(mcs_now_ms() / 1000));
+            send_json(ctx, c, o);
+        }
+    } else if(!c->authed) {
+        cJSON_Delete(j);
+        lws_close_reason(wsi, 4001, (unsigned char *)"authenticate first", 18);
+        return -1;
+    } else if(!strcmp(type->valuestring, "ping")) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "pong");
+        cJSON_AddNumberToObject(o, "ts", (double)(mcs_now_ms() / 1000));
+        send_json(ctx, c, o);
+    } else if(!strcmp(type->valuestring, "subscribe")) {
+        const cJSON *sn = cJSON_GetObjectItemCaseSensitive(j, "sn");
+        if(!cJSON_IsString(sn))
+            send_error(ctx, c, E_BAD_REQ, "subscribe needs sn");
+        else
+            history(ctx, c, sn->valuestring);
+    } else {
+        ctx->ws->st.bad_frames++;
+        send_error(ctx, c, E_BAD_REQ, "unknown type");
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* New frames from the feed: realtime replaces a client's unsent one (a slow
+ * client skips frames), alarms queue. */
+static void fan_out(struct api_ctx *ctx)
+{
+    struct api_msg *rt = ctx->feed ? feed_take_realtime(ctx->feed) : NULL;
+    struct api_msg *al[64];
+    int na;
+
+    do {
+        na = ctx->feed ? feed_take_alarms(ctx->feed, al, 64) : 0;
+        for(struct ws_client *c = ctx->ws->head, *next; c; c = next) {
+            next = c->next;
+            if(!c->authed || c->closing)
+                continue;
+            for(int i = 0; i < na; i++) {
+                msg_ref(al[i]);
+                if(enqueue(ctx, c, al[i]))
+                    break;
+            }
+        }
+        for(int i = 0; i < na; i++)
+            msg_unref(al[i]);
+    } while(na == 64);
+    if(!rt)
+        return;
+    for(struct ws_client *c = ctx->ws->head; c; c = c->next) {
+        if(!c->authed || c->closing)
+            continue;
+        if(c->exp <= mcs_now_ms() / 1000) {
+            /* The token expired: the client must authenticate again. */
+            c->closing = 1;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if(c->rt) {
+            ctx->ws->st.realtime_skipped++;
+            msg_unref(c->rt);
+        }
+        msg_ref(rt);
+        c->rt = rt;
+        lws_callback_on_writable(c->wsi);
+    }
+    msg_unref(rt);
+}
+
+static int writable(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
+{
+    struct api_msg *m;
+    int n;
+
+    if(c->closing)
+        return -1;
+    if(c->qn) {
+        m = c->q[c->qh];
+        c->qh = (c->qh + 1) % WSQ;
+        c->qn--;
+    } else if(c->rt) {
+        m = c->rt;
+        c->rt = NULL;
+    } else {
+        return 0;
+    }
+    n = lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT);
+    msg_unref(m);
+    if(n < (int)0)
+        return -1;
+    ctx->ws->st.frames_sent++;
+    if(c->qn || c->rt)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len)
+{
+    struct ws_client *c = user;
+    struct api_ctx *ctx;
+    char uri[64];
+
+    switch(reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        ctx = ctx_of(wsi);
+        if(lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
+           strcmp(uri, "/ws/dashboard") != 0)
+            return 1;
+        if(ctx->ws->st.clients >= ctx->cfg.ws_max_clients) {
+            LOG_W("ws", "dashboard client refused: WS_MAX_CLIENTS reached");
+            return 1;
+        }
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        ctx = ctx_of(wsi);
+        memset(c, 0, sizeof(*c));
+        c->wsi = wsi;
+        c->next = ctx->ws->head;
+        if(c->next)
+            c->next->prev = c;
+        ctx->ws->head = c;
+        ctx->ws->st.clients++;
+        lws_set_timer_usecs(wsi, (lws_usec_t)AUTH_TIMEOUT_S * LWS_USEC_PER_SEC);
+        return 0;
+    case LWS_CALLBACK_TIMER:
+        if(c && !c->authed) {
+            lws_close_reason(wsi, 4001, (unsigned char *)"authentication timeout", 22);
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        ctx = ctx_of(wsi);
+        if(c->rxlen + len > WS_RX_MAX || c->rx_over) {
+            ctx->ws->st.bad_frames++;
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             (unsigned char *)"frame too large", 15);
+            return -1;
+        }
+        memcpy(c->rx + c->rxlen, in, len);
+        c->rxlen += len;
+        if(!lws_is_final_fragment(wsi))
+            return 0;
+        c->rx[c->rxlen] = '\0';
+        {
+            int rc = on_message(wsi, ctx, c);
+            c->rxlen = 0;
+            return rc;
+        }
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return writable(wsi, ctx_of(wsi), c);
+    case LWS_CALLBACK_CLOSED:
+        ctx = ctx_of(wsi);
+        unlink_client(ctx->ws, c);
+        ctx->ws->st.clients--;
+        while(c->qn) {
+            msg_unref(c->q[c->qh]);
+            c->qh = (c->qh + 1) % WSQ;
+            c->qn--;
+        }
+        msg_unref(c->rt);
+        c->rt = NULL;
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        ctx = ctx_of(wsi);
+        if(ctx->ws)
+            fan_out(ctx);
+        return 0;
+    default:
+        break;
+    }
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* ws.h - the dashboard WebSocket /ws/dashboard (R-API-5): first-message
+ * authentication, `connected`, the `realtime` frame every second, `alarm`
+ * frames at once, `subscribe` -> `history`, `ping` -> `pong`. A client that
+ * cannot keep up skips realtime frames (one pending at most); one whose
+ * alarm backlog passes its bound is dropped, so memory stays bounded.
+ * Owns struct api_ws (ctx->ws) and every client's queue.
+ * Thread: the lws loop thread only. */
+#ifndef MCS_WS_H
+#define MCS_WS_H
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+struct api_ctx;
+
+#define WS_PROTOCOL "mcs-dashboard"
+#define WS_RX_MAX 4096
+
+struct api_ws_stats {
+    int clients;
+    uint64_t frames_sent, realtime_skipped, dropped, bad_frames;
+};
+
+extern const size_t ws_pss_size;
+
+/* Allocates ctx->ws. 0 or MCS_ENOMEM. */
+int ws_init(struct api_ctx *ctx);
+void ws_cleanup(struct api_ctx *ctx);
+void ws_stats(struct api_ctx *ctx, struct api_ws_stats *out);
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len);
+
+#endif

@@ -1,0 +1,227 @@
+/* mcs_user.c - `mcs user ...` (see mcs_user.h): the first admin of mcs-api
+ * is made here or by the installer; more through the API.
+ * Owns its one PostgreSQL connection. Thread: single-threaded. */
+#include "mcs_user.h"
+#include "conn.h"
+#include "err.h"
+#include "mcs_util.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    fputs("usage: mcs user add NAME [--role admin|viewer]   password on stdin (one line)\n"
+          "       mcs user passwd NAME                      new password on stdin\n"
+          "       mcs user list [--json]\n"
+          "       mcs user del NAME\n"
+          "NAME: 1 to 64 of A-Z a-z 0-9 _ . -; passwords 8 to 256 bytes; role default admin.\n",
+          stderr);
+}
+
+static int valid_name(const char *u)
+{
+    size_t n = strlen(u);
+    if(n < 1 || n > 64)
+        return 0;
+    for(const char *p = u; *p; p++)
+        if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             *p == '_' || *p == '.' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* Reads one line of stdin into pw and hashes it into hash. */
+static int read_hash(char *hash, size_t n)
+{
+    char pw[300];
+    size_t len;
+    int rc = MCS_EINVAL;
+
+    if(!fgets(pw, sizeof(pw), stdin)) {
+        fprintf(stderr, "mcs user: no password on stdin\n");
+        return MCS_EINVAL;
+    }
+    len = strcspn(pw, "\r\n");
+    pw[len] = '\0';
+    if(len < 8 || len > 256) {
+        fprintf(stderr, "mcs user: password must be 8..256 bytes\n");
+        goto out;
+    }
+    if(sodium_init() < 0 || n < crypto_pwhash_STRBYTES ||
+       crypto_pwhash_str_alg(hash, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                             crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13)) {
+        fprintf(stderr, "mcs user: cannot hash the password\n");
+        rc = MCS_ENOMEM;
+        goto out;
+    }
+    rc = 0;
+out:
+    sodium_memzero(pw, sizeof(pw));
+    return rc;
+}
+
+static int exec(PGconn *pg, const char *sql, int n, const char *const *v, int *rows)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if(!ok)
+        fprintf(stderr, "mcs user: %s", PQerrorMessage(pg));
+    else if(rows)
+        *rows = (int)strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return ok ? 0 : MCS_EDB;
+}
+
+int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
+{
+    char err[256], hash[crypto_pwhash_STRBYTES];
+    const char *sub = argc > 1 ? argv[1] : "", *name = argc > 2 ? argv[2] : NULL;
+    const char *role = "admin";
+    PGconn *pg = NULL;
+    int rc = MCS_EINVAL, rows = 0, json = 0;
+
+    if(!strcmp(sub, "list")) {
+        for(int i = 2; i < argc; i++) {
+            if(strcmp(argv[i], "--json") != 0) {
+                usage();
+                return MCS_EINVAL;
+            }
+            json = 1;
+        }
+    } else if(!strcmp(sub, "add")) {
+        if(!name || !valid_name(name)) {
+            usage();
+            return MCS_EINVAL;
+        }
+        for(int i = 3; i < argc; i++) {
+            if(!strcmp(argv[i], "--role") && i + 1 < argc)
+                role = argv[++i];
+            else if(!strncmp(argv[i], "--role=", 7))
+                role = argv[i] + 7;
+            else {
+                usage();
+                return MCS_EINVAL;
+            }
+        }
+        if(strcmp(role, "admin") && strcmp(role, "viewer")) {
+            fprintf(stderr, "mcs user: role must be admin or viewer\n");
+            return MCS_EINVAL;
+        }
+    } else if(!strcmp(sub, "passwd") || !strcmp(sub, "del")) {
+        if(argc != 3 || !valid_name(name)) {
+            usage();
+            return MCS_EINVAL;
+        }
+    } else {
+        usage();
+        return MCS_EINVAL;
+    }
+    if((!strcmp(sub, "add") || !strcmp(sub, "passwd")) && (rc = read_hash(hash, sizeof(hash))))
+        return rc;
+    pg = mcs_pg_connect(cfg, "mcs-user", err, sizeof(err));
+    if(!pg) {
+        fprintf(stderr, "mcs user: database: %s\n", err);
+        return MCS_EDB;
+    }
+    if(!strcmp(sub, "add")) {
+        const char *v[3] = {name, hash, role};
+        rc = exec(pg, "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) "
+                      "ON CONFLICT (username) DO NOTHING",
+                  3, v, &rows);
+        if(!rc && !rows) {
+            fprintf(stderr, "mcs user: %s exists (use `mcs user passwd`)\n", name);
+            rc = MCS_EDUP;
+        }
+        if(!rc) {
+            const char *a[3] = {"cli", "user.add", name};
+            exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, "
+                     "'local')",
+                 3, a, NULL);
+            printf("user %s added (%s)\n", name, role);
+        }
+    } else if(!strcmp(sub, "passwd")) {
+        const char *v[2] = {name, hash};
+        rc = exec(pg, "UPDATE users SET password_hash = $2 WHERE username = $1", 2, v, &rows);
+        if(!rc && !rows) {
+            fprintf(stderr, "mcs user: no user %s\n", name);
+            rc = MCS_ENOTFOUND;
+        }
+        if(!rc) {
+            const char *a[3] = {"cli", "user.password", name};
+            exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, "
+                     "'local')",
+                 3, a, NULL);
+            printf("password of %s changed\n", name);
+        }
+    } else if(!strcmp(sub, "del")) {
+        const char *v[1] = {name};
+        rc = exec(pg, "DELETE FROM users WHERE username = $1", 1, v, &rows);
+        if(!rc && !rows) {
+            fprintf(stderr, "mcs user: no user %s\n", name);
+            rc = MCS_ENOTFOUND;
+        }
+        if(!rc) {
+            const char *a[3] = {"cli", "user.delete", name};
+            exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, "
+                     "'local')",
+                 3, a, NULL);
+            printf("user %s deleted\n", name);
+        }
+    } else {
+        PGresult *r = PQexec(pg, "SELECT username, role, disabled, to_char(created_at AT TIME "
+                                 "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM users "
+                                 "ORDER BY username");
+        if(PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "mcs user: %s", PQerrorMessage(pg));
+            rc = MCS_EDB;
+        } else {
+            rc = 0;
+            if(json)
+                fputs("[", stdout);
+            for(int i = 0; i < PQntuples(r); i++) {
+                if(json)
+                    printf("%s{\"username\":\"%s\",\"role\":\"%s\",\"disabled\":%s,"
+                           "\"created_at\":\"%s\"}",
+                           i ? "," : "", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                           PQgetvalue(r, i, 2)[0] == 't' ? "true" : "false", PQgetvalue(r, i, 3));
+                else
+                    printf("%-24s %-7s %s%s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                           PQgetvalue(r, i, 3), PQgetvalue(r, i, 2)[0] == 't' ? " disabled" : "");
+            }
+            if(json)
+                fputs("]\n", stdout);
+        }
+        PQclear(r);
+    }
+    PQfinish(pg);
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
+/* `mcs user ...` as a command group of mcs.c: one raw command. */
+static int user_cmd(struct cli *c, const struct cli_args *a)
+{
+    char *argv[8] = {"user"};
+    int argc = 1;
+    for(int i = 0; i < a->argc && argc < 7; i++)
+        argv[argc++] = a->argv[i];
+    if(a->argc > 6)
+        return cli_fail(MCS_EINVAL, "too many arguments for `mcs user`");
+    return mcs_user_run(&c->cfg, argc, argv);
+}
+
+static const struct cli_cmd user_cmds[] = {{NULL, CLI_A_RAW, user_cmd}};
+
+const struct cli_group mcs_group_user = {
+    .name = "user",
+    .cmds = user_cmds,
+    .ncmds = 1,
+    .usage = "Accounts of mcs-api (issue #8; passwords on stdin, stored as Argon2id):\n"
+             "  mcs user add NAME [--role admin|viewer]\n"
+             "  mcs user passwd NAME          change the password\n"
+             "  mcs user list [--json]\n"
+             "  mcs user del NAME\n",
+};

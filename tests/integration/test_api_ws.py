@@ -1,0 +1,245 @@
+"""The dashboard WebSocket /ws/dashboard of mcs-api (R-API-5, issue #8):
+first-message auth, connected, realtime every second from Redis and the
+alarm table, alarm frames pushed at once (PostgreSQL NOTIFY or Redis
+mcs:alarm), subscribe -> history, ping, bad and oversized frames, a slow
+client that never reads."""
+import json
+import socket
+import time
+
+import pytest
+import websocket
+
+from apihelpers import api, api_launcher, forge_jwt  # noqa: F401
+from mcshelpers import new_sn, wait_until
+
+
+def ws_open(a, token=None, timeout=5):
+    ws = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard", timeout=timeout)
+    if token:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        first = json.loads(ws.recv())
+        assert first["type"] == "connected", first
+    return ws
+
+
+def recv_until(ws, pred, timeout=5.0):
+    """Frames until pred(frame) holds; returns (frame, frames seen)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ws.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            f = json.loads(ws.recv())
+        except websocket.WebSocketTimeoutException:
+            break
+        seen.append(f)
+        if pred(f):
+            return f, seen
+    pytest.fail(f"no matching frame in {timeout}s; saw types {[s.get('type') for s in seen]}"
+                f" last {str(seen[-1:])[:500]}", pytrace=False)
+
+
+def closed_with(ws, code, timeout=5):
+    ws.settimeout(timeout)
+    try:
+        while True:
+            op, data = ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(data[:2], "big") == code, data
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return False, b"closed without close frame"
+
+
+def test_connected_realtime_ping_and_viewer_access(api, add_device, rds, pg):
+    sn_on, sn_off, sn_al = add_device(), add_device(), add_device(high_limit=100)
+    rds.set(f"online:{sn_on}", "1", ex=90)
+    rds.set(f"realtime:{sn_on}", json.dumps({"sn": sn_on, "ppm": 45.2, "seq": 1}), ex=30)
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, value, threshold) VALUES "
+                    "(%s, 'HIGH', 2, 900, 100)", (sn_al,))
+    ws = ws_open(api, api.viewer_token)
+    try:
+        f1, _ = recv_until(ws, lambda f: f["type"] == "realtime", 3)
+        f2, _ = recv_until(ws, lambda f: f["type"] == "realtime", 3)
+        assert 1 <= f2["ts"] - f1["ts"] <= 2
+        by_sn = {d["sn"]: d for d in f2["data"]}
+        assert by_sn[sn_on] == {"sn": sn_on, "ppm": 45.2, "status": "online"}
+        assert by_sn[sn_off]["status"] == "offline" and by_sn[sn_off]["ppm"] is None
+        assert (by_sn[sn_al]["status"], by_sn[sn_al]["level"],
+                by_sn[sn_al]["alarm_type"]) == ("alarm", 2, "HIGH")
+        ws.send(json.dumps({"type": "ping"}))
+        pong, _ = recv_until(ws, lambda f: f["type"] == "pong", 3)
+        assert abs(pong["ts"] - time.time()) < 5
+    finally:
+        ws.close()
+
+
+def test_auth_is_required_and_checked(api):
+    ws = ws_open(api)
+    ws.send(json.dumps({"type": "ping"}))
+    ok, data = closed_with(ws, 4001)
+    assert ok, data
+    ws = ws_open(api)
+    ws.send(json.dumps({"type": "auth", "token": forge_jwt({"sub": api.admin, "role": "admin",
+                                                           "exp": int(time.time()) + 99},
+                                                          alg="none")}))
+    ok, data = closed_with(ws, 4001)
+    assert ok, data
+    ws = ws_open(api)
+    ws.send("not json at all")
+    ok, data = closed_with(ws, 4001)
+    assert ok, data
+    # Nothing but the auth answer reaches an unauthenticated client.
+    ws = ws_open(api)
+    ws.settimeout(1.5)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()
+    ws.close()
+
+
+def test_bad_and_oversized_frames(api):
+    ws = ws_open(api, api.admin_token)
+    try:
+        ws.send("{garbage")
+        err, _ = recv_until(ws, lambda f: f["type"] == "error", 3)
+        assert err["code"] == 90001
+        ws.send(json.dumps({"type": "subscribe", "sn": "bad sn!"}))
+        err, _ = recv_until(ws, lambda f: f["type"] == "error", 3)
+        assert err["code"] == 90001
+        ws.send(json.dumps({"type": "subscribe", "sn": "NOSUCHSN"}))
+        err, _ = recv_until(ws, lambda f: f["type"] == "error", 3)
+        assert err["code"] == 40001
+        ws.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+        ok, data = closed_with(ws, 1009)
+        assert ok, data
+    finally:
+        ws.close()
+    assert api.get("/api/ping").status_code == 200
+
+
+def test_subscribe_answers_the_last_hour_per_minute(api, mcsd, add_device, pg):
+    mcsd().stop()  # day partitions
+    sn = add_device()
+    now = int(time.time())
+    with pg.cursor() as cur:
+        cur.executemany("INSERT INTO sensor_data (time, sn, ppm, temp, seq) VALUES "
+                        "(to_timestamp(%s), %s, %s, 25, %s)",
+                        [(now - 7200 + 30 * i, sn, float(i), i) for i in range(240)])
+    ws = ws_open(api, api.viewer_token)
+    try:
+        ws.send(json.dumps({"type": "subscribe", "sn": sn}))
+        h, _ = recv_until(ws, lambda f: f["type"] == "history", 5)
+    finally:
+        ws.close()
+    assert h["sn"] == sn and h["interval"] == "1m"
+    # Readings of the last hour only, one point per minute (two readings each).
+    assert 59 <= len(h["points"]) <= 61
+    ts = [p["ts"] for p in h["points"]]
+    assert ts == sorted(ts) and all(t.endswith(":00Z") for t in ts)
+    assert set(h["points"][0]) == {"ts", "ppm", "temp"}
+
+
+def test_alarm_frames_are_pushed_at_once_from_the_database(api, add_device, pg):
+    sn = add_device(high_limit=100)
+    ws = ws_open(api, api.viewer_token)
+    try:
+        t0 = time.monotonic()
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, value, last_value, "
+                        "threshold) VALUES (%s, 'HIGH', 1, 150, 150, 100) RETURNING id", (sn,))
+            aid = cur.fetchone()[0]
+        f, _ = recv_until(ws, lambda f: f["type"] == "alarm" and f["data"]["sn"] == sn, 2)
+        assert time.monotonic() - t0 < 1.0
+        assert (f["data"]["event"], f["data"]["id"], f["data"]["alarm_type"]) == ("raised", aid,
+                                                                                "HIGH")
+        r = api.post(f"/api/alarms/{aid}/ack", api.admin_token, json={"note": "已处理"})
+        assert r.status_code == 200
+        f, _ = recv_until(ws, lambda f: f["type"] == "alarm" and f["data"]["event"] == "acked", 2)
+        assert f["data"]["id"] == aid and f["data"]["ack_by"] == api.admin
+    finally:
+        ws.close()
+
+
+def test_alarm_frames_from_redis_channel(api_launcher, add_device, rds):
+    a = api_launcher.start(API_ALARM_SOURCE="redis")
+    from apihelpers import add_user
+    add_user(a.env, "wsredis", "wsredis-password", "viewer")
+    ws = ws_open(a, a.login("wsredis", "wsredis-password"))
+    try:
+        time.sleep(0.3)
+        ev = {"event": "raised", "id": 7, "sn": "R001", "alarm_type": "LOW", "level": 1}
+        rds.publish("mcs:alarm", json.dumps(ev))
+        rds.publish("mcs:alarm", "not json")  # ignored, logged
+        f, _ = recv_until(ws, lambda f: f["type"] == "alarm", 2)
+        assert f["data"] == ev
+    finally:
+        ws.close()
+
+
+def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
+    prefix = new_sn("W")
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 10000) g",
+                    (prefix,))
+
+    def skipped():
+        for line in api.get("/metrics").text.splitlines():
+            if line.startswith("mcs_api_ws_realtime_skipped_total "):
+                return int(line.split()[1])
+        return 0
+    try:
+        before = skipped()
+        # A client that completes the handshake and then never reads.
+        slow = websocket.create_connection(f"ws://127.0.0.1:{api.port}/ws/dashboard",
+                                           sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        slow.send(json.dumps({"type": "auth", "token": api.viewer_token}))
+        good = ws_open(api, api.viewer_token, timeout=10)
+        try:
+            stamps = []
+            t_end = time.monotonic() + 20
+            while time.monotonic() < t_end and (len(stamps) < 8 or skipped() <= before):
+                f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
+                stamps.append(f["ts"])
+            assert len(f["data"]) >= 10000
+            # The good client got a frame about every second all along.
+            assert len(stamps) >= 8 and stamps[-1] - stamps[0] <= len(stamps) + 1
+            assert skipped() > before, "the slow reader was never skipped"
+        finally:
+            good.close()
+            slow.close()
+    finally:
+        with pg.cursor() as cur:
+            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+
+
+def test_feed_stops_when_the_token_expires(api):
+    tok = forge_jwt({"sub": api.viewer, "role": "viewer", "iat": int(time.time()),
+                     "exp": int(time.time()) + 4})
+    ws = ws_open(api, tok)
+    recv_until(ws, lambda f: f["type"] == "realtime", 3)
+    ws.settimeout(6)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError,
+                        websocket.WebSocketTimeoutException)):
+        for _ in range(10):
+            ws.recv()
+
+
+def test_two_instances_both_push_every_alarm(api_launcher, add_device, pg):
+    from apihelpers import add_user
+    a, b = api_launcher.start(), api_launcher.start()
+    add_user(a.env, "twoinst", "twoinst-password", "viewer")
+    wa, wb = ws_open(a, a.login("twoinst", "twoinst-password")), \
+        ws_open(b, b.login("twoinst", "twoinst-password"))
+    sn = add_device()
+    try:
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO alarm_logs (sn, alarm_type, value, threshold) VALUES "
+                        "(%s, 'LOW', 1, 2) RETURNING id", (sn,))
+            aid = cur.fetchone()[0]
+        for ws in (wa, wb):
+            f, _ = recv_until(ws, lambda f: f["type"] == "alarm" and f["data"]["id"] == aid, 3)
+            assert f["data"]["event"] == "raised"
+    finally:
+        wa.close()
+        wb.close()

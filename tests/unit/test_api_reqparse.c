@@ -1,0 +1,241 @@
+/* test_api_reqparse.c - mcs-api's input checks and tokens (issue #8):
+ * ISO 8601 times, query arguments, device and command bodies, image
+ * sniffing, JWT alg/exp/signature checks, the login throttle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "auth.h"
+#include "err.h"
+#include "reqparse.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void times(void **state)
+{
+    int64_t t;
+    (void)state;
+    assert_int_equal(rq_parse_time("2025-12-17T14:30:00Z", &t), 0);
+    assert_int_equal(t, 1765981800);
+    assert_int_equal(rq_parse_time("2025-12-17T22:30:00+08:00", &t), 0);
+    assert_int_equal(t, 1765981800);
+    assert_int_equal(rq_parse_time("2025-12-17T14:30:00.123456Z", &t), 0);
+    assert_int_equal(rq_parse_time("2024-02-29", &t), 0);
+    assert_int_equal(t, 1709164800);
+    const char *bad[] = {"2025-02-29", "2025-12-17T14:30:00", "2025-13-01", "1969-12-31",
+                         "2025-12-17T24:00:00Z", "2025-12-17T14:30:00Zjunk", "yesterday", "",
+                         "2025-12-17T14:30:00+8", "2025-12-17T14:30:00.Z", NULL};
+    for(int i = 0; bad[i]; i++)
+        assert_int_equal(rq_parse_time(bad[i], &t), MCS_EINVAL);
+}
+
+static void args(void **state)
+{
+    static struct api_req rq;
+    char err[128], big[400];
+    long v;
+    (void)state;
+    memset(&rq, 0, sizeof(rq));
+    rq_add_arg(&rq, "page=3");
+    rq_add_arg(&rq, "size=0");
+    rq_add_arg(&rq, "flag");
+    assert_string_equal(rq_arg(&rq, "page"), "3");
+    assert_string_equal(rq_arg(&rq, "flag"), "");
+    assert_int_equal(rq_int(&rq, "page", 1, 10, 1, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(rq_int(&rq, "size", 1, 200, 20, &v, err, sizeof(err)), MCS_EINVAL);
+    assert_int_equal(rq_int(&rq, "absent", 1, 200, 20, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 20);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    rq_add_arg(&rq, big);
+    assert_int_equal(rq.args_bad, 1);
+    assert_int_equal(rq_sn_valid("A001-x_9"), 1);
+    assert_int_equal(rq_sn_valid("bad sn"), 0);
+    assert_int_equal(rq_sn_valid(""), 0);
+    assert_int_equal(rq_interval("1m"), 60);
+    assert_int_equal(rq_interval("raw"), 0);
+    assert_int_equal(rq_interval("2m"), -1);
+}
+
+static cJSON *obj(const char *s)
+{
+    char err[128];
+    cJSON *j = rq_json_object((const unsigned char *)s, strlen(s), err, sizeof(err));
+    assert_non_null(j);
+    return j;
+}
+
+static void bodies(void **state)
+{
+    char err[160];
+    struct dev_in d;
+    int calib;
+    cJSON *j;
+    (void)state;
+    assert_null(rq_json_object((const unsigned char *)"[1]", 3, err, sizeof(err)));
+    assert_null(rq_json_object((const unsigned char *)"{} x", 4, err, sizeof(err)));
+    assert_null(rq_json_object((const unsigned char *)"{\"a\":\"\xff\"}", 9, err, sizeof(err)));
+    {
+        char deep[64] = "{\"a\":";
+        size_t n = strlen(deep);
+        for(int i = 0; i < 20; i++)
+            deep[n++] = '[';
+        deep[n] = '\0';
+        assert_null(rq_json_object((const unsigned char *)deep, strlen(deep), err, sizeof(err)));
+    }
+    j = obj("{\"sn\":\"A001\",\"name\":\"储罐\",\"high_limit\":1000,\"low_limit\":null}");
+    assert_int_equal(rq_device(j, 1, &d, &calib, err, sizeof(err)), 0);
+    assert_string_equal(d.sn, "A001");
+    assert_true(d.set[DF_LOW] && d.is_null[DF_LOW]);
+    assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL); /* sn on PUT */
+    cJSON_Delete(j);
+    j = obj("{\"calib_k\":0}");
+    assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL);
+    assert_int_equal(calib, 1);
+    cJSON_Delete(j);
+    j = obj("{\"name\":\"a\",\"name\":\"b\"}");
+    assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL);
+    cJSON_Delete(j);
+    j = obj("{\"sn\":\"broadcast\"}");
+    assert_int_equal(rq_device(j, 1, &d, &calib, err, sizeof(err)), MCS_EINVAL);
+    cJSON_Delete(j);
+}
+
+static void commands(void **state)
+{
+    char err[160];
+    cJSON *p;
+    const char *kind;
+    int calib;
+    cJSON *j;
+    (void)state;
+    j = obj("{\"cmd\":\"debug\",\"duration\":9999}");
+    assert_int_equal(rq_command(j, &p, &kind, &calib, err, sizeof(err)), 0);
+    assert_string_equal(kind, "debug");
+    assert_true(cJSON_GetObjectItem(p, "duration")->valuedouble == 600);
+    cJSON_Delete(p);
+    cJSON_Delete(j);
+    j = obj("{\"cmd\":\"set_rate\",\"interval\":1,\"duration\":30}");
+    assert_int_equal(rq_command(j, &p, &kind, &calib, err, sizeof(err)), 0);
+    assert_true(cJSON_GetObjectItem(p, "duration")->valuedouble == 30);
+    cJSON_Delete(p);
+    cJSON_Delete(j);
+    j = obj("{\"cmd\":\"calib\",\"k\":0,\"b\":1}");
+    assert_int_equal(rq_command(j, &p, &kind, &calib, err, sizeof(err)), MCS_EINVAL);
+    assert_int_equal(calib, 1);
+    assert_null(p);
+    cJSON_Delete(j);
+    j = obj("{\"cmd\":\"ota\",\"url\":\"https://x/\\\"y\",\"md5\":\"0123456789abcdef0123456789abcdef\"}");
+    assert_int_equal(rq_command(j, &p, &kind, &calib, err, sizeof(err)), MCS_EINVAL);
+    cJSON_Delete(j);
+}
+
+static void images(void **state)
+{
+    static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
+                                        'I', 'H', 'D', 'R', 0, 0, 1, 0, 0, 0, 0, 200, 8, 2};
+    static const unsigned char jpg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 4, 'J', 'F', 0xff, 0xc2, 0, 11,
+                                        8, 0, 100, 0, 50, 1, 1, 0x11, 0};
+    const char *type;
+    long w, h;
+    (void)state;
+    assert_int_equal(rq_image_info(png, sizeof(png), &type, &w, &h), 0);
+    assert_string_equal(type, "png");
+    assert_int_equal(w, 256);
+    assert_int_equal(h, 200);
+    assert_int_equal(rq_image_info(jpg, sizeof(jpg), &type, &w, &h), 0);
+    assert_string_equal(type, "jpeg");
+    assert_int_equal(w, 50);
+    assert_int_equal(h, 100);
+    assert_int_equal(rq_image_info((const unsigned char *)"GIF89a....", 10, &type, &w, &h),
+                     MCS_EINVAL);
+    assert_int_equal(rq_image_info(png, 20, &type, &w, &h), MCS_EINVAL);
+    assert_int_equal(rq_image_info(jpg, 12, &type, &w, &h), MCS_EINVAL);
+}
+
+static void tokens(void **state)
+{
+    struct mcs_config cfg;
+    char user[65], err[128], *tok, *none;
+    enum api_role role;
+    long exp;
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.jwt_secret, sizeof(cfg.jwt_secret), "%s", "0123456789abcdef0123456789abcdef");
+    cfg.jwt_expire_hours = 24;
+    tok = auth_issue(&cfg, "admin", ROLE_ADMIN, 1700000000);
+    assert_non_null(tok);
+    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &exp, err, sizeof(err)), 0);
+    assert_string_equal(user, "admin");
+    assert_int_equal(role, ROLE_ADMIN);
+    assert_int_equal(exp, 1700000000 + 86400);
+    /* Expired, issued in the future, another key, altered payload. */
+    assert_int_equal(auth_verify(&cfg, tok, 1700086400, user, &role, &exp, err, sizeof(err)),
+                     MCS_EINVAL);
+    assert_int_equal(auth_verify(&cfg, tok, 1699990000, user, &role, &exp, err, sizeof(err)),
+                     MCS_EINVAL);
+    cfg.jwt_secret[0] = 'X';
+    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &exp, err, sizeof(err)),
+                     MCS_EINVAL);
+    cfg.jwt_secret[0] = '0';
+    /* alg=none with the same claims. */
+    none = strdup("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.");
+    {
+        const char *dot = strchr(tok, '.');
+        const char *dot2 = strchr(dot + 1, '.');
+        size_t n = (size_t)(dot2 - dot - 1), l = strlen(none);
+        none = realloc(none, l + n + 2);
+        memcpy(none + l, dot + 1, n);
+        none[l + n] = '.';
+        none[l + n + 1] = '\0';
+    }
+    assert_int_equal(auth_verify(&cfg, none, 1700000100, user, &role, &exp, err, sizeof(err)),
+                     MCS_EINVAL);
+    free(none);
+    free(tok);
+}
+
+static void throttle(void **state)
+{
+    struct mcs_config cfg;
+    struct api_auth *a;
+    long retry;
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.login_max_fail_user = 3;
+    cfg.login_max_fail_ip = 5;
+    cfg.login_lock_s = 10;
+    a = auth_new(&cfg);
+    assert_non_null(a);
+    for(int i = 0; i < 3; i++) {
+        assert_int_equal(auth_throttled(a, "1.2.3.4", "bob", 1000, &retry), 0);
+        auth_login_failed(a, "1.2.3.4", "bob", 1000);
+    }
+    assert_int_equal(auth_throttled(a, "9.9.9.9", "bob", 1000, &retry), 1);
+    assert_int_equal(retry, 10);
+    assert_int_equal(auth_throttled(a, "1.2.3.4", "alice", 1000, &retry), 0);
+    auth_login_failed(a, "1.2.3.4", "bob", 12000); /* one more: 20 s */
+    assert_int_equal(auth_throttled(a, "8.8.8.8", "bob", 12000, &retry), 1);
+    assert_int_equal(retry, 20);
+    auth_login_failed(a, "1.2.3.4", "carol", 12000); /* 5th from this address */
+    assert_int_equal(auth_throttled(a, "1.2.3.4", "dave", 12000, &retry), 1);
+    auth_login_ok(a, "bob");
+    assert_int_equal(auth_throttled(a, "8.8.8.8", "bob", 12000, &retry), 0);
+    auth_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(times),    cmocka_unit_test(args),   cmocka_unit_test(bodies),
+        cmocka_unit_test(commands), cmocka_unit_test(images), cmocka_unit_test(tokens),
+        cmocka_unit_test(throttle),
+    };
+    if(sodium_init() < 0)
+        return 1;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,15 @@
+// Messages between the analyzer page and its worker.
+import type { BadSample, DeviceSummary, HeatMap, HourlySeries, MinuteSeries, Totals } from './aggregate'
+
+export type WorkerRequest =
+  | { type: 'load'; files: File[] }
+  | { type: 'series'; sn: string }
+  | { type: 'heatmap'; level1: number; level2: number; tzOffsetMin: number }
+
+export interface FileInfo { name: string; size: number; members: number; error: string | null }
+
+export type WorkerResponse =
+  | { type: 'progress'; bytes: number; total: number; rows: number; bad: number }
+  | { type: 'loaded'; totals: Totals; devices: DeviceSummary[]; badSamples: BadSample[]; files: FileInfo[]; seconds: number }
+  | { type: 'series'; minute: MinuteSeries | null; hourly: HourlySeries | null }
+  | { type: 'heatmap'; heat: HeatMap }

@@ -1,0 +1,47 @@
+/// <reference lib="webworker" />
+// The analyzer's Web Worker: reads, decompresses, parses and aggregates the
+// dropped archives off the main thread, posting progress every ~100 ms, and
+// then answers queries (summary, one device's series, heat map) from the
+// aggregates it keeps.
+import { Aggregator } from './aggregate'
+import { readCsvGz } from './stream'
+import type { WorkerRequest, WorkerResponse } from './protocol'
+
+let agg = new Aggregator()
+const post = (m: WorkerResponse) => (self as unknown as Worker).postMessage(m)
+
+async function load(files: File[]): Promise<void> {
+  agg = new Aggregator()
+  const total = files.reduce((s, f) => s + f.size, 0)
+  let done = 0
+  let lastPost = 0
+  const started = performance.now()
+  const fileInfo: { name: string; size: number; members: number; error: string | null }[] = []
+  for (const f of files) {
+    try {
+      const r = await readCsvGz(f.stream() as ReadableStream<Uint8Array>, agg, f.name, (n) => {
+        done += n
+        const now = performance.now()
+        if (now - lastPost > 100) {
+          lastPost = now
+          post({ type: 'progress', bytes: done, total, rows: agg.good, bad: agg.totals().bad })
+        }
+      })
+      fileInfo.push({ name: f.name, size: f.size, members: r.members, error: null })
+    } catch (e) {
+      fileInfo.push({ name: f.name, size: f.size, members: 0, error: String((e as Error).message || e) })
+    }
+  }
+  post({ type: 'progress', bytes: total, total, rows: agg.good, bad: agg.totals().bad })
+  post({
+    type: 'loaded', totals: agg.totals(), devices: agg.summaries(), badSamples: agg.badSamples,
+    files: fileInfo, seconds: (performance.now() - started) / 1000,
+  })
+}
+
+self.onmessage = (ev: MessageEvent<WorkerRequest>) => {
+  const m = ev.data
+  if (m.type === 'load') void load(m.files)
+  else if (m.type === 'series') post({ type: 'series', minute: agg.minuteSeries(m.sn), hourly: agg.hourlySeries(m.sn) })
+  else if (m.type === 'heatmap') post({ type: 'heatmap', heat: agg.heatMap(m.level1, m.level2, m.tzOffsetMin) })
+}

@@ -1,0 +1,4 @@
+// Manual §10.2 example 1.
+export interface LoginRequest { username: string; password: string }
+export interface LoginResponse { access_token: string; token_type: string; expires_in: number }
+export type Role = 'admin' | 'viewer'

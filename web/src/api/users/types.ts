@@ -1,0 +1,3 @@
+import type { Schemas } from '../schema'
+export type User = Schemas['User']
+export interface UserInput { username?: string; password?: string; role?: 'admin' | 'viewer'; disabled?: boolean }

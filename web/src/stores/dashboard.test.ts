@@ -1,0 +1,55 @@
+import { beforeEach, describe, expect, it } from 'vitest'
+import { createPinia, setActivePinia } from 'pinia'
+import { alarmVisible, useDashboardStore } from './useDashboardStore'
+
+describe('dashboard store', () => {
+  beforeEach(() => setActivePinia(createPinia()))
+
+  it('colours a device by its open gas alarm level and latches gas alarms', () => {
+    const s = useDashboardStore()
+    s.setDevices([{ sn: 'A1', name: 'n', location: '', status: 'online', last_ppm: 1, last_seen: null, high_limit: 100, low_limit: null, pos_x: 10, pos_y: 20 }])
+    s.applyRealtime([{ sn: 'A1', ppm: 150, status: 'alarm', level: 1, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('A1')!)).toBe('alarm1')
+    s.applyAlarmEvent({ event: 'raised', id: 7, sn: 'A1', alarm_type: 'HIGH', category: 'gas', level: 1, state: 'active_unack', ts: 100 })
+    s.applyAlarmEvent({ event: 'updated', id: 7, sn: 'A1', alarm_type: 'HIGH', level: 2, state: 'active_unack', ts: 110 })
+    expect(s.stateOf(s.devices.get('A1')!)).toBe('alarm2')
+    expect(s.counts.alarm).toBe(1)
+    s.applyAlarmEvent({ event: 'cleared', id: 7, sn: 'A1', alarm_type: 'HIGH', state: 'cleared_unack', ts: 120 })
+    // the feed still says alarm (latched, unacknowledged) but the gas is gone
+    s.applyRealtime([{ sn: 'A1', ppm: 5, status: 'alarm', level: 2, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('A1')!)).toBe('normal')
+    expect(s.visibleAlarms.length).toBe(1) // latched until acknowledged
+    s.applyAlarmEvent({ event: 'acked', id: 7, sn: 'A1', alarm_type: 'HIGH', state: 'cleared_ack', ack_by: 'admin', ts: 130 })
+    expect(s.visibleAlarms.length).toBe(0)
+  })
+
+  it('an open OFFLINE alarm makes the device grey even when the frame names its gas alarm', () => {
+    const s = useDashboardStore()
+    s.applyAlarmEvent({ event: 'raised', id: 20, sn: 'E', alarm_type: 'HIGH', category: 'gas', level: 1, state: 'active_unack' })
+    s.applyRealtime([{ sn: 'E', ppm: 150, status: 'alarm', level: 1, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('E')!)).toBe('alarm1')
+    const before = s.devices.get('E')
+    s.applyAlarmEvent({ event: 'raised', id: 21, sn: 'E', alarm_type: 'OFFLINE', category: 'fault', level: 1, state: 'active_unack' })
+    s.applyRealtime([{ sn: 'E', ppm: 150, status: 'alarm', level: 1, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('E')!)).toBe('offline')
+    expect(s.devices.get('E')).not.toBe(before) // a new object per frame
+  })
+
+  it('a level-2 frame for a device the list does not know is level 2', () => {
+    const s = useDashboardStore()
+    s.applyRealtime([{ sn: 'C', ppm: 900, status: 'alarm', level: 2, alarm_type: 'HIGH' }])
+    expect(s.stateOf(s.devices.get('C')!)).toBe('alarm2')
+  })
+
+  it('fault alarms are yellow, offline grey, and fault alarms do not latch', () => {
+    const s = useDashboardStore()
+    s.applyRealtime([{ sn: 'B', ppm: 1, status: 'online', level: null }])
+    s.applyAlarmEvent({ event: 'raised', id: 9, sn: 'B', alarm_type: 'LOW_BAT', category: 'fault', state: 'active_unack' })
+    expect(s.stateOf(s.devices.get('B')!)).toBe('fault')
+    s.applyRealtime([{ sn: 'B', ppm: null, status: 'alarm', level: 1, alarm_type: 'OFFLINE' }])
+    s.applyAlarmEvent({ event: 'cleared', id: 9, sn: 'B', alarm_type: 'LOW_BAT', state: 'cleared_unack' })
+    expect(s.stateOf(s.devices.get('B')!)).toBe('offline')
+    expect(alarmVisible(s.alarms.get(9)!)).toBe(false)
+    expect(s.counts.offline).toBe(1)
+  })
+})

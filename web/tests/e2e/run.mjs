@@ -1,0 +1,67 @@
+// End-to-end entry (scripts/web.sh e2e). Suite "client" needs only the
+// built app (the analyzer is pure client side); suite "stack" runs against
+// the real stack (stack.mjs) and is skipped, visibly, when a binary is missing.
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { launch, runAll, spec, Skip, SHOTS } from './harness.mjs'
+import { serveDist } from './static.mjs'
+import { Stack } from './stack.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const dist = join(here, '../../dist')
+const only = process.env.MCS_E2E_SUITE || ''
+let failed = 0
+
+const browser = await launch()
+try {
+  if (!only || only === 'client') {
+    const srv = await serveDist(dist)
+    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, timezoneId: 'UTC', locale: 'zh-CN' })
+    const page = await context.newPage()
+    page.on('pageerror', (e) => console.log('page error:', e.message))
+    await import('./analyzer.spec.mjs')
+    failed += await runAll('client', { page, baseUrl: srv.url })
+    await context.close()
+    await srv.close()
+  }
+  if (!only || only === 'stack') {
+    const st = new Stack()
+    st.shots = SHOTS
+    if (!st.available()) {
+      spec('real stack', () => { throw new Skip(`build/mcsd, build/mcs-api or build/mcs missing in ${st.bin}`) })
+      await runAll('stack', {})
+    } else {
+      let startErr = null
+      try { await st.start() } catch (e) { startErr = e }
+      if (startErr) {
+        // Counted as a failure in the summary, with the reason.
+        spec('real stack starts', () => { throw startErr })
+        failed += await runAll('stack', {})
+        await st.stop()
+      } else try {
+        const ctx = await browser.newContext({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true })
+        const page = await ctx.newPage()
+        const sctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } })
+        const screen = await sctx.newPage()
+        for (const p of [page, screen]) p.on('pageerror', (e) => console.log('page error:', e.message))
+        // The big screen signs in once in its own context (the wall PC).
+        await screen.goto(`${st.baseUrl}/login`)
+        await screen.getByTestId('login-user').fill('admin')
+        await screen.getByTestId('login-pass').fill(st.password)
+        await screen.getByTestId('login-submit').click()
+        await screen.waitForURL(/\/admin/)
+        const { stackSpecs } = await import('./stack.spec.mjs')
+        stackSpecs(st)
+        failed += await runAll('stack', { page, screen, browser })
+        await ctx.close()
+        await sctx.close()
+      } finally {
+        st.onStop?.()
+        await st.stop()
+      }
+    }
+  }
+} finally {
+  await browser.close()
+}
+process.exit(failed ? 1 : 0)
