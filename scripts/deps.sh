@@ -12,7 +12,6 @@ PKGS=(
   libcurl4-openssl-dev libxml2-dev curl
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
   python3-requests python3-aiosmtpd
-  libcurl4-openssl-dev
   clang libclang-rt-14-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   libwebsockets-dev libjwt-dev libxlsxwriter-dev python3-websocket python3-yaml wrk

@@ -458,9 +458,12 @@ static CURLcode http_req(const char *url, const char *body, struct curl_slist *h
 }
 
 /* Sends a JSON body and judges the answer by the integer field code_key
- * (0 = success); throttle_codes end with 0. */
+ * (0 = success). throttle_codes (the platform's rate limit: retried later,
+ * the channel backs off) and permanent_codes (signature, keyword, address,
+ * URL: a configuration error that no retry mends) end with 0. */
 static void post_json(const char *url, cJSON *body, const char *code_key,
-                      const long *throttle_codes, long timeout_ms, struct notify_result *res)
+                      const long *throttle_codes, const long *permanent_codes, long timeout_ms,
+                      struct notify_result *res)
 {
     struct rbuf *ans = malloc(sizeof(*ans));
     char *txt = cJSON_PrintUnformatted(body);
@@ -506,6 +509,9 @@ static void post_json(const char *url, cJSON *body, const char *code_key,
             for(const long *t = throttle_codes; t && *t; t++)
                 if(cv == *t)
                     res->throttled = 1;
+            for(const long *t = permanent_codes; t && *t; t++)
+                if(cv == *t)
+                    res->retry = 0;
         }
         cJSON_Delete(a);
     }
@@ -541,6 +547,7 @@ static void send_dingtalk(const cJSON *cfg, const struct mcs_secret_key *key,
                           const struct notify_msg *m, long timeout_ms, struct notify_result *res)
 {
     static const long throttle[] = {130101, 0};
+    static const long permanent[] = {310000, 300001, 0}; /* sign/keyword/IP; token */
     char secret[256], url[2048], sign[128], text[TEXT_MAX], content[TEXT_MAX + 128];
     const char *base = cfg_str(cfg, "url", "");
     const char *kw = cfg_str(cfg, "keyword", "");
@@ -575,7 +582,7 @@ static void send_dingtalk(const cJSON *cfg, const struct mcs_secret_key *key,
     cJSON *at = cJSON_AddObjectToObject(body, "at");
     cJSON_AddItemToObject(at, "atMobiles", mobiles_array(mob));
     cJSON_AddBoolToObject(at, "isAtAll", 0);
-    post_json(url, body, "errcode", throttle, timeout_ms, res);
+    post_json(url, body, "errcode", throttle, permanent, timeout_ms, res);
     cJSON_Delete(body);
 }
 
@@ -583,6 +590,7 @@ static void send_feishu(const cJSON *cfg, const struct mcs_secret_key *key,
                         const struct notify_msg *m, long timeout_ms, struct notify_result *res)
 {
     static const long throttle[] = {11232, 0};
+    static const long permanent[] = {19021, 19022, 19024, 0}; /* sign, IP, keyword */
     char secret[256], sign[128], text[TEXT_MAX], ts[24];
     const char *url = cfg_str(cfg, "url", "");
     int rc;
@@ -612,7 +620,7 @@ static void send_feishu(const cJSON *cfg, const struct mcs_secret_key *key,
     cJSON_AddStringToObject(body, "msg_type", "text");
     cJSON *c = cJSON_AddObjectToObject(body, "content");
     cJSON_AddStringToObject(c, "text", text);
-    post_json(url, body, "code", throttle, timeout_ms, res);
+    post_json(url, body, "code", throttle, permanent, timeout_ms, res);
     cJSON_Delete(body);
 }
 
@@ -620,6 +628,7 @@ static void send_wecom(const cJSON *cfg, const struct mcs_secret_key *key,
                        const struct notify_msg *m, long timeout_ms, struct notify_result *res)
 {
     static const long throttle[] = {45009, 0};
+    static const long permanent[] = {93000, 0}; /* invalid webhook url (key) */
     char text[TEXT_MAX];
     const char *url = cfg_str(cfg, "url", "");
     const char *mob = m->recipients ? m->recipients : cfg_str(cfg, "mentioned_mobiles", "");
@@ -637,7 +646,7 @@ static void send_wecom(const cJSON *cfg, const struct mcs_secret_key *key,
     cJSON_AddStringToObject(t, "content", text);
     if(!md)
         cJSON_AddItemToObject(t, "mentioned_mobile_list", mobiles_array(mob));
-    post_json(url, body, "errcode", throttle, timeout_ms, res);
+    post_json(url, body, "errcode", throttle, permanent, timeout_ms, res);
     cJSON_Delete(body);
 }
 

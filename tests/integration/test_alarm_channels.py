@@ -150,43 +150,68 @@ def test_signed_robots_and_sms(mcsd, pg, add_device, mqtt_pub, caps, cli):
     assert [o["provider_id"] for o in ob if o["channel"] == "sms"] == ["9006197469364984400^0"]
 
 
-def test_bad_signature_retries_then_notify_failed(mcsd, pg, add_device, mqtt_pub, caps, cli,
-                                                  wait_db):
-    """Feishu answers HTTP 200 with code 19021 to a wrong signature: that is a
-    failure (success is code 0 only); after max_attempts the notification is
-    failed and a NOTIFY_FAILED system alarm is raised. The webhook channel
-    is unaffected."""
+@pytest.mark.parametrize("chan,code", [("feishu", "19021"), ("dingtalk", "310000")])
+def test_bad_signature_fails_visibly(chan, code, mcsd, pg, add_device, mqtt_pub, caps, cli,
+                                     wait_db):
+    """A wrong signature is answered HTTP 200 with the platform's error code
+    (Feishu 19021, DingTalk 310000): a failure (success is code 0 only), and
+    a configuration error no retry mends: failed after one attempt, with a
+    NOTIFY_FAILED system alarm. The webhook channel is unaffected."""
     import json
     reset_alarm_config(pg)
-    fei = caps("feishu", secret="right")
+    bad = caps(chan, secret="right")
     hook = caps("webhook")
-    cli("config", "alarm", "set", "feishu", json.dumps({"enabled": True, "url": fei.url,
-                                                        "secret": "wrong"}))
+    cli("config", "alarm", "set", chan, json.dumps({"enabled": True, "url": bad.url,
+                                                    "secret": "wrong"}))
     set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": hook.url})
+    with pg.cursor() as cur:
+        cur.execute("UPDATE alarm_logs SET cleared_at = now() WHERE alarm_type = 'NOTIFY_FAILED'"
+                    " AND cleared_at IS NULL")
     sn = add_device(high_limit=100)
     mcsd(MCS_SECRET_KEY=TEST_KEY_HEX)
     send(mqtt_pub, sn, 155, 1)
     wait_until(lambda: hook.count() == 1, 10, desc="webhook delivered")
     a = alarms(pg, sn)[0]
-    wait_db("SELECT status, attempts FROM alarm_outbox WHERE alarm_id = %s AND channel = 'feishu'",
-            (a["id"],), pred=lambda r: r and r[0][0] == "failed", timeout=15, desc="feishu failed")
-    assert fei.count() == 3 and not any(r["ok"] for r in fei.snapshot())
+    wait_db("SELECT status, attempts FROM alarm_outbox WHERE alarm_id = %s AND channel = %s",
+            (a["id"], chan), pred=lambda r: r and r[0][0] == "failed", timeout=15,
+            desc=f"{chan} failed")
+    time.sleep(1.0)
+    assert bad.count() == 1 and not bad.snapshot()[0]["ok"]
     with pg.cursor() as cur:
         cur.execute("SELECT count(*), bool_and(NOT ok), min(detail) FROM alarm_attempts t"
                     " JOIN alarm_outbox o ON o.id = t.outbox_id WHERE o.alarm_id = %s"
-                    " AND o.channel = 'feishu'", (a["id"],))
+                    " AND o.channel = %s", (a["id"], chan))
         n, all_failed, detail = cur.fetchone()
-    assert n == 3 and all_failed and "19021" in detail
-    wait_db("SELECT category, state FROM alarm_logs WHERE sn = 'channel:feishu' AND"
-            " alarm_type = 'NOTIFY_FAILED'", pred=lambda r: r == [("system", "active_unack")],
-            desc="NOTIFY_FAILED alarm")
+    assert n == 1 and all_failed and code in detail
+    wait_db("SELECT category, state FROM alarm_logs WHERE sn = %s AND"
+            " alarm_type = 'NOTIFY_FAILED'", ("channel:" + chan,),
+            pred=lambda r: r == [("system", "active_unack")], desc="NOTIFY_FAILED alarm")
+    want = ",".join(sorted([f"{chan}:failed", "webhook:sent"]))
     wait_db("SELECT channels FROM alarm_logs WHERE id = %s", (a["id"],),
-            pred=lambda r: r[0][0] == "feishu:failed,webhook:sent", desc="channels summary")
+            pred=lambda r: r[0][0] == want, desc="channels summary")
+
+
+def test_server_errors_retried_with_backoff(mcsd, pg, add_device, mqtt_pub, caps, wait_db):
+    """A custom webhook answering HTTP 500 is retried (bounded backoff) up to
+    max_attempts (3 in the test settings), then failed."""
+    reset_alarm_config(pg)
+    hook = caps("webhook", mode="error")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": hook.url})
+    sn = add_device(high_limit=100)
+    mcsd()
+    send(mqtt_pub, sn, 155, 1)
+    aid = wait_db("SELECT id FROM alarm_logs WHERE sn = %s", (sn,), desc="alarm")[0][0]
+    wait_db("SELECT status, attempts FROM alarm_outbox WHERE alarm_id = %s", (aid,),
+            pred=lambda r: r == [("failed", 3)], timeout=15, desc="three attempts, failed")
+    assert hook.count() == 3
+    t = [r["t"] for r in hook.snapshot()]
+    # due times 0.2 s then 0.4 s later (backoff_s 0.2, doubling): never sooner
+    assert t[1] - t[0] >= 0.19 and t[2] - t[1] >= 0.39, t
 
 
 def test_dead_and_slow_channels_delay_nothing_else(mcsd, pg, add_device, mqtt_pub, caps):
     reset_alarm_config(pg)
-    slow = caps("dingtalk", mode="slow", delay=6)
+    slow = caps("dingtalk", mode="slow", delay=9)
     fast = caps("webhook")
     set_config(pg, "alarm.channel.dingtalk", {"enabled": True, "url": slow.url})
     set_config(pg, "alarm.channel.wecom", {"enabled": True,
@@ -198,31 +223,35 @@ def test_dead_and_slow_channels_delay_nothing_else(mcsd, pg, add_device, mqtt_pu
     for i, sn in enumerate(sns):
         send(mqtt_pub, sn, 150, 1)
         time.sleep(0.3)
-    wait_until(lambda: fast.count() == 3, 5, desc="webhook not held up")
-    assert time.monotonic() - t0 < 4
+    wait_until(lambda: fast.count() == 3, 7, desc="webhook not held up")
+    assert time.monotonic() - t0 < 7  # dingtalk hangs 9 s per request
     # readings keep being stored while dingtalk hangs
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM sensor_data WHERE sn = ANY(%s)", (sns,))
         assert cur.fetchone()[0] == 3
 
 
-def test_throttled_robot_backs_off(mcsd, pg, add_device, mqtt_pub, caps, wait_db):
-    """DingTalk 130101 (20/min exceeded, throttled 10 min): the row stays
-    pending with a later due time; the robot is not hammered."""
+@pytest.mark.parametrize("chan,code,secs", [("dingtalk", "130101", 300), ("feishu", "11232", 30),
+                                           ("wecom", "45009", 30)])
+def test_throttled_robot_backs_off(chan, code, secs, mcsd, pg, add_device, mqtt_pub, caps,
+                                   wait_db):
+    """The platforms' rate-limit answers (DingTalk 130101: throttled 10 min;
+    Feishu 11232; WeCom 45009): the row stays pending with a later due time
+    and the robot is not hammered."""
     reset_alarm_config(pg)
-    ding = caps("dingtalk", mode="throttle")
-    set_config(pg, "alarm.channel.dingtalk", {"enabled": True, "url": ding.url})
+    bot = caps(chan, mode="throttle")
+    set_config(pg, f"alarm.channel.{chan}", {"enabled": True, "url": bot.url})
     sns = [add_device(high_limit=100) for _ in range(2)]
     mcsd()
     send(mqtt_pub, sns[0], 150, 1)
-    wait_until(lambda: ding.count() >= 1, 10, desc="first attempt")
+    wait_until(lambda: bot.count() >= 1, 10, desc="first attempt")
     send(mqtt_pub, sns[1], 150, 1)
     time.sleep(3)
-    assert ding.count() == 1
-    rows = wait_db("SELECT o.status, o.due_at > now() + interval '5 minutes', o.last_error"
+    assert bot.count() == 1
+    rows = wait_db("SELECT o.status, o.due_at > now() + make_interval(secs => %s), o.last_error"
                    " FROM alarm_outbox o JOIN alarm_logs a ON a.id = o.alarm_id"
-                   " WHERE a.sn = %s", (sns[0],), desc="outbox row")
-    assert rows[0][0] == "pending" and rows[0][1] and "130101" in rows[0][2]
+                   " WHERE a.sn = %s", (secs, sns[0]), desc="outbox row")
+    assert rows[0][0] == "pending" and rows[0][1] and code in rows[0][2]
 
 
 def sms_config(sms, **kw):
