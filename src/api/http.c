@@ -134,6 +134,31 @@ static int write_more(struct lws *wsi, struct http_pss *p)
 
 static int run(struct lws *wsi, struct http_pss *p);
 
+/* Behind the configured reverse proxy the client is the last address the
+ * proxy appended to X-Forwarded-For (nginx $proxy_add_x_forwarded_for);
+ * earlier entries came from the client and are not trusted. */
+static void client_address(struct lws *wsi, const struct mcs_config *cfg, char *ip, size_t n)
+{
+    char xff[512];
+    const char *last;
+    size_t len;
+
+    if(!cfg->api_trusted_proxy[0] || strcmp(ip, cfg->api_trusted_proxy) != 0)
+        return;
+    if(lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+        return;
+    last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while(*last == ' ')
+        last++;
+    len = strcspn(last, " ");
+    /* Only address characters: the value lands in logs and audit rows. */
+    if(!len || len >= n || strspn(last, "0123456789abcdefABCDEF.:") < len)
+        return;
+    memcpy(ip, last, len);
+    ip[len] = '\0';
+}
+
 static int is_api(const char *path)
 {
     return !strcmp(path, "/api") || !strncmp(path, "/api/", 5) || !strcmp(path, "/metrics");
@@ -209,6 +234,7 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
     if(lws_hdr_copy(wsi, rq->ctype, sizeof(rq->ctype), WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
         rq->ctype[0] = '\0';
     lws_get_peer_simple(wsi, rq->ip, sizeof(rq->ip));
+    client_address(wsi, &ctx->cfg, rq->ip, sizeof(rq->ip));
     for(int i = 0;; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
         if(n < 0) {

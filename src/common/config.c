@@ -87,6 +87,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"LOGIN_MAX_FAIL_IP", MCS_CFG_INT, F(login_max_fail_ip), 1, 100000, "20", 0, "mcs-api: failed logins from one address before 429"},
     {"LOGIN_LOCK_S", MCS_CFG_INT, F(login_lock_s), 1, 86400, "30", 0, "mcs-api: first back-off after too many failures (doubles, at most 15 min)"},
     {"API_ALARM_SOURCE", MCS_CFG_STR, F(api_alarm_source), 1, 0, "pg", 0, "mcs-api: alarm events from PostgreSQL NOTIFY mcs_alarm (pg) or Redis mcs:alarm (redis)"},
+    {"API_TRUSTED_PROXY", MCS_CFG_STR, F(api_trusted_proxy), 0, 0, "", 0, "mcs-api: address of the reverse proxy whose X-Forwarded-For names the client (audit, login throttle)"},
     {"WS_MAX_CLIENTS", MCS_CFG_INT, F(ws_max_clients), 1, 100000, "1000", 0, "mcs-api: dashboard WebSocket clients at most"},
     {"ALARMS_ENABLED", MCS_CFG_INT, F(alarms_enabled), 0, 1, "1", 0, "alarm engine and notifier in this mcsd (docs/ALARMS.md)"},
     {"NOTIFY_POLL_MS", MCS_CFG_INT, F(notify_poll_ms), 10, 10000, "100", 0, "how often each channel looks for due notifications"},

@@ -81,6 +81,7 @@ struct mcs_config {
     int login_lock_s;
     int ws_max_clients;
     char api_alarm_source[16];
+    char api_trusted_proxy[64];
     /* Alarms and notifications (issue #7, docs/ALARMS.md) */
     int alarms_enabled;
     int notify_poll_ms;

@@ -576,3 +576,30 @@ def test_injection_strings_in_every_query_parameter_and_body(api):
             assert r.status_code < 500 or r.status_code == 501, (m, p, inj, r.status_code,
                                                                   r.text[:200])
     assert api.get("/api/devices", tok).status_code == 200
+
+
+def test_client_address_behind_the_trusted_proxy(api_launcher, pg):
+    a = api_launcher.start(API_TRUSTED_PROXY="127.0.0.1", LOGIN_MAX_FAIL_IP=2,
+                           LOGIN_MAX_FAIL_USER=100)
+    add_user(a.env, "proxied", "proxied-password")
+    spoof = {"X-Forwarded-For": "6.6.6.6, 10.1.2.3"}
+    for _ in range(2):
+        a.post("/api/auth/login", json={"username": "proxied", "password": "wrong-one"},
+               headers=spoof)
+    r = a.post("/api/auth/login", json={"username": "proxied", "password": "proxied-password"},
+               headers=spoof)
+    assert r.status_code == 429  # 10.1.2.3 is locked ...
+    other = {"X-Forwarded-For": "10.9.9.9"}
+    r = a.post("/api/auth/login", json={"username": "proxied", "password": "proxied-password"},
+               headers=other)
+    assert r.status_code == 200  # ... another client behind the same proxy is not
+    tok = r.json()["access_token"]
+    sn = new_sn("X")
+    assert a.post("/api/devices", tok, json={"sn": sn},
+                  headers={"X-Forwarded-For": "10.7.7.7; DROP"}).status_code == 201
+    assert a.post("/api/devices", tok, json={"sn": sn + "B"},
+                  headers={"X-Forwarded-For": "1.1.1.1, 10.5.5.5"}).status_code == 201
+    with pg.cursor() as cur:
+        cur.execute("SELECT target, ip FROM audit_logs WHERE target IN (%s, %s) ORDER BY id",
+                    (sn, sn + "B"))
+        assert cur.fetchall() == [(sn, "127.0.0.1"), (sn + "B", "10.5.5.5")]
