@@ -177,13 +177,30 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+/* The stdin of a child that may stop reading before the end: pg_restore
+ * --list of a custom-format dump reads the header and table of contents and
+ * exits. */
+struct pipe_dst {
+    int fd;
+    int closed; /* the child closed its end (EPIPE): the rest is discarded */
+};
+
 static int to_fd(void *arg, const void *p, size_t n)
 {
-    return write_all(*(int *)arg, p, n) ? 1 : 0;
+    struct pipe_dst *d = arg;
+    if(d->closed)
+        return 0;
+    if(write_all(d->fd, p, n) == 0)
+        return 0;
+    if(errno == EPIPE) {
+        d->closed = 1;
+        return 0;
+    }
+    return 1;
 }
 
 /* Streams object key into the stdin of argv; the child's exit status 0 is
- * success. */
+ * success (also when it stopped reading early). */
 static int pipe_object(struct mcs_sink *k, const char *key, char *const argv[], char **env,
                        char *err, size_t errn)
 {
@@ -192,7 +209,8 @@ static int pipe_object(struct mcs_sink *k, const char *key, char *const argv[], 
     int rc = spawn(argv, env, 1, 0, &c, err, errn);
     if(rc)
         return rc;
-    rc = k->ops->get(k, key, to_fd, &c.in, err, errn);
+    struct pipe_dst dst = {c.in, 0};
+    rc = k->ops->get(k, key, to_fd, &dst, err, errn);
     int st = finish(&c, msg, sizeof(msg));
     if(st != 0) {
         snprintf(err, errn, "%.200s exited %d: %.400s", argv[0], st, msg);

@@ -24,6 +24,7 @@
 #include "mcs_util.h"
 
 #include <locale.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,9 @@ int main(int argc, char **argv)
     struct cli c;
     int rc;
 
+    /* A child we stream into (pg_restore of `mcs job run backup`) may stop
+     * reading early: a write error, not a killed CLI. */
+    signal(SIGPIPE, SIG_IGN);
     /* Only the character type: column widths of UTF-8 names. Numbers keep
      * the C locale, as strtod and the JSON output rely on it. */
     if(!setlocale(LC_CTYPE, "") || MB_CUR_MAX < 2)
