@@ -24,10 +24,8 @@ struct field {
 #define F(m) offsetof(struct mcs_config, m), sizeof(((struct mcs_config *)0)->m)
 
 static const struct field fields[] = {
-    {"endpoint", F(r2_endpoint), 0},
-    {"bucket", F(r2_bucket), 0},
-    {"region", F(r2_region), 0},
-    {"access_key", F(r2_access_key), 1},
+    {"endpoint", F(r2_endpoint), 0},     {"bucket", F(r2_bucket), 0},
+    {"region", F(r2_region), 0},         {"access_key", F(r2_access_key), 1},
     {"secret_key", F(r2_secret_key), 1},
 };
 
@@ -73,7 +71,8 @@ int storage_settings_merge(const struct mcs_config *env, const char *json,
                                          : ": MCS_SECRET_KEY is not configured");
                 goto out;
             }
-        } else {
+        }
+        else {
             if(strlen(v->valuestring) >= f->size) {
                 snprintf(err, errn, "storage setting %s is too long", f->name);
                 rc = MCS_ETOOBIG;
