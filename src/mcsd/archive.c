@@ -11,6 +11,7 @@
 #include "jobs.h"
 #include "localday.h"
 #include "log.h"
+#include "storage_cfg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -429,7 +430,7 @@ enum mcs_job_outcome archive_job(struct mcs_jobctx *jc)
     n = archive_due_days(jc->pg, jc->cfg, jc->now, days, DAYS_MAX, jc->err, sizeof(jc->err));
     if(n < 0)
         goto out;
-    if(n > 0 && sink_open(jc->cfg, jc->stop, &k, jc->err, sizeof(jc->err)))
+    if(n > 0 && storage_sink_open(jc->cfg, jc->pg, jc->stop, &k, jc->err, sizeof(jc->err)))
         goto out;
     for(int i = 0; i < n; i++) {
         struct archive_day_result r;
@@ -487,7 +488,7 @@ int archive_download(const struct mcs_config *cfg, PGconn *pg, int64_t day,
     }
     snprintf(key, sizeof(key), "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    int rc = sink_open(cfg, NULL, &k, err, errn);
+    int rc = storage_sink_open(cfg, pg, NULL, &k, err, errn);
     if(!rc)
         rc = k->ops->get(k, key, cb, arg, err, errn);
     sink_free(k);

@@ -3,10 +3,12 @@
  * never sits whole in memory or on local disk.
  * Owns its child processes until they are reaped. Thread: the caller's. */
 #include "backup.h"
+#include "conn.h"
 #include "err.h"
 #include "jobs.h"
 #include "localday.h"
 #include "log.h"
+#include "storage_cfg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -303,7 +305,7 @@ enum mcs_job_outcome backup_job(struct mcs_jobctx *jc)
     tool_path(cfg, "pg_dump", dump, sizeof(dump));
     tool_path(cfg, "pg_restore", restore, sizeof(restore));
     snprintf(port, sizeof(port), "%d", cfg->db_port);
-    if(sink_open(cfg, jc->stop, &k, jc->err, sizeof(jc->err)))
+    if(storage_sink_open(cfg, jc->pg, jc->stop, &k, jc->err, sizeof(jc->err)))
         goto out;
     env = child_env(cfg, pw, sizeof(pw));
     buf = malloc(CHUNK);
@@ -399,7 +401,14 @@ int backup_restore(const struct mcs_config *cfg, const char *key, const char *db
     char restore[300], port[16], pw[300], real[600];
     struct mcs_sink *k = NULL;
     char **env = NULL;
-    int rc = sink_open(cfg, NULL, &k, err, errn);
+    /* The storage settings live in the configured database; on a bare host
+     * without it the restore still works from the .env values. */
+    PGconn *pg = mcs_pg_connect(cfg, "mcs-restore", err, errn);
+    if(!pg)
+        LOG_W("backup", "database unreachable: storage settings from .env only", LS("error", err));
+    int rc = storage_sink_open(cfg, pg, NULL, &k, err, errn);
+    if(pg)
+        PQfinish(pg);
     if(rc)
         return rc;
     if(!strcmp(key, "latest")) {

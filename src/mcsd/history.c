@@ -10,6 +10,7 @@
 #include "localday.h"
 #include "log.h"
 #include "sink.h"
+#include "storage_cfg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -428,7 +429,7 @@ static int split_day(const char *gzpath, const char *dir, char *err, size_t errn
 
 /* Makes sure the day of object `key` is in the cache; dirpath receives its
  * directory. */
-static int cache_get(const struct mcs_config *cfg, struct mcs_sink **k, const char *key,
+static int cache_get(const struct mcs_config *cfg, PGconn *pg, struct mcs_sink **k, const char *key,
                      char *dirpath, size_t pn, int *hit, char *err, size_t errn)
 {
     char dl[2048], tmpdir[1400], mark[1400];
@@ -442,7 +443,7 @@ static int cache_get(const struct mcs_config *cfg, struct mcs_sink **k, const ch
     }
     *hit = 0;
     if(!*k) {
-        int rc = sink_open(cfg, NULL, k, err, errn);
+        int rc = storage_sink_open(cfg, pg, NULL, k, err, errn);
         if(rc)
             return rc;
     }
@@ -701,7 +702,7 @@ int history_query(const struct mcs_config *cfg, PGconn *pg, const char *sn, int6
         int64_t hi = mcs_local_midnight(cday + 1);
         if(hi > to_s)
             hi = to_s;
-        rc = cache_get(cfg, &k, PQgetvalue(r, ci, 1), path, sizeof(path), &hit, err, errn);
+        rc = cache_get(cfg, pg, &k, PQgetvalue(r, ci, 1), path, sizeof(path), &hit, err, errn);
         if(!rc)
             rc = read_cold(path, sn, cur * 1000000, hi * 1000000, cb, arg, &st->rows, err, errn);
         st->cold_days++;

@@ -232,9 +232,13 @@ def rows(pg, sql, params=()):
 
 
 @pytest.fixture
-def job_env(base_env, tmp_path):
+def job_env(base_env, tmp_path, pg):
     """The environment of `mcs job ...` and scheduler tests: scheduler off
-    unless asked, pg_dump/pg_restore of PostgreSQL 15."""
+    unless asked, pg_dump/pg_restore of PostgreSQL 15. Storage settings that
+    an API test saved (system_config 'storage') are removed: the jobs prefer
+    them to the .env R2_* values (src/mcsd/storage_cfg.h)."""
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM system_config WHERE key = 'storage'")
     e = dict(base_env)
     e.update({"SCHED_ENABLED": "0", "PG_BIN_DIR": PGBIN, "TZ": TZ,
               "DATA_RETENTION_DAYS": "3", "ARCHIVE_DIR": str(tmp_path / "archive-dir"),
