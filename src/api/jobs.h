@@ -5,8 +5,8 @@
  * `work` runs on the worker with the job's own data, `done` runs on the loop
  * and fills the response.
  * Owns the worker thread and its two queues. */
-#ifndef MCS_JOBS_H
-#define MCS_JOBS_H
+#ifndef MCS_API_JOBS_H
+#define MCS_API_JOBS_H
 
 #include "api.h"
 
