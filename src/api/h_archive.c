@@ -42,6 +42,22 @@ static int dl_write(void *arg, const void *p, size_t n)
     return 0;
 }
 
+/* 1 when archive_logs records an archived file of day. */
+static int recorded(PGconn *pg, int64_t day)
+{
+    char iso[16];
+    const char *v[1] = {iso};
+    PGresult *r;
+    int yes;
+
+    mcs_day_iso(day, iso, sizeof(iso));
+    r = PQexecParams(pg, "SELECT 1 FROM archive_logs WHERE day = $1::date AND status = 'archived'",
+                     1, NULL, v, NULL, NULL, 0);
+    yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+    PQclear(r);
+    return yes;
+}
+
 static void dl_work(struct api_job *j)
 {
     struct dl_job *d = j->data;
@@ -58,6 +74,12 @@ static void dl_work(struct api_job *j)
         goto out;
     }
     d->rc = archive_download(d->cfg, pg, d->day, dl_write, d, d->err, sizeof(d->err));
+    if(d->rc == MCS_ENOTFOUND && recorded(pg, d->day)) {
+        /* archive_logs holds the file but the sink has it not: a sink
+         * failure, not a day without archive. */
+        d->rc = MCS_EIO;
+        snprintf(d->err, sizeof(d->err), "the archived file is missing from the sink");
+    }
     if(!d->rc && (fflush(d->f) || fseek(d->f, 0, SEEK_SET))) {
         d->rc = MCS_EIO;
         snprintf(d->err, sizeof(d->err), "temporary file of the download unusable");
