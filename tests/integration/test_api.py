@@ -569,6 +569,10 @@ def test_injection_strings_in_every_query_parameter_and_body(api):
     for m, p, role in routes():
         if m not in ("POST", "PUT") or role == "public":
             continue
+        if p == "/api/system/archives/run":
+            # No body, and a real archive run each time (502 / 60002 here:
+            # no sink configured); test_api_archive.py covers it.
+            continue
         for inj in INJECTIONS:
             body = {"sn": inj, "name": inj, "cmd": inj, "username": inj, "note": inj,
                     "channel": inj, "email": {"smtp_host": inj}}
