@@ -55,6 +55,8 @@ const struct api_route api_routes[] = {
     {API_GET, "/api/system/archives", VIEW, BODY_NONE, h_sys_archives},
     {API_POST, "/api/system/archives/run", ADM, BODY_NONE, h_sys_archive_run},
     {API_GET, "/api/system/archives/{date}/download", ADM, BODY_NONE, h_sys_archive_dl},
+    /* The same download by POST, as the web app (web/src/api/system) asks. */
+    {API_POST, "/api/system/archives/{date}/download", ADM, BODY_NONE, h_sys_archive_dl},
     {0, NULL, 0, 0, NULL},
 };
 

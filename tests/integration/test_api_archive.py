@@ -76,6 +76,9 @@ def test_run_then_download_over_http(arch_api, pg):
     assert sorted(lines[1:]) == before
     stored = one(pg, "SELECT size_bytes FROM archive_logs WHERE day = %s", (d,))[0]
     assert len(r.content) == stored
+    # The web app asks by POST: the same bytes.
+    p = api.post(f"/api/system/archives/{d}/download", tok, timeout=60)
+    assert p.status_code == 200 and p.content == r.content
 
     # The sink lost the file: a sink error, not a 404 and not a hang.
     for f in api.archive_dir.rglob(name):
