@@ -161,6 +161,7 @@ int h_sys_archive_dl(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
 struct run_job {
     const struct mcs_config *cfg;
     const struct mcs_job *job;
+    const _Atomic int *stop; /* jobs_halting(): the run ends early on SIGTERM */
     enum mcs_job_outcome outcome;
     long long run_id;
     int db_down;
@@ -182,7 +183,7 @@ static void run_work(struct api_job *j)
     memset(&jc, 0, sizeof(jc));
     jc.cfg = r->cfg;
     jc.pg = pg;
-    jc.stop = NULL;
+    jc.stop = r->stop;
     jc.now = mcs_now_ms() / 1000;
     r->outcome = job_execute(r->job, &jc, 0, "manual", r->cfg->instance_id, &r->run_id);
     snprintf(r->err, sizeof(r->err), "%s", jc.err);
@@ -244,6 +245,7 @@ int h_sys_archive_run(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     }
     r->cfg = &ctx->cfg;
     r->job = mj;
+    r->stop = jobs_halting(ctx);
     snprintf(r->user, sizeof(r->user), "%s", rq->user);
     snprintf(r->ip, sizeof(r->ip), "%s", rq->ip);
     /* The run (COPY, gzip, upload, verify, drop) may take a while: the

@@ -39,6 +39,11 @@ int jobs_submit(struct api_ctx *ctx, struct api_job *j);
 struct api_job *jobs_take_done(struct api_ctx *ctx);
 void jobs_free(struct api_job *j);
 
+/* A flag that turns 1 when the worker is being halted (process stopping),
+ * for long work that can end early (job_execute's stop). Valid until
+ * jobs_stop(); NULL before jobs_start(). */
+const _Atomic int *jobs_halting(struct api_ctx *ctx);
+
 /* Handlers: defer the answer to j (set rs->deferred). */
 void api_defer(struct api_resp *rs, struct api_job *j);
 
