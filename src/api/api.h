@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct lws_context;
 struct api_feed;
@@ -101,6 +102,9 @@ struct api_resp {
     int code;        /* business code for metrics/logging, 0 on success */
     int close_after; /* close the connection once answered */
     struct api_job *deferred; /* set by api_defer(): answered when the job is done */
+    /* When set, the body is this file's len bytes (read in chunks, closed by
+     * http.c) instead of body: a spooled download of bounded memory. */
+    FILE *file;
 };
 
 /* Adds a header ("content-disposition:" with the colon) to a response. */

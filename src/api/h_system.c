@@ -315,27 +315,23 @@ int h_sys_archives(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     for(int i = 0; i < PQntuples(r); i++)
         cJSON_AddItemToArray(data, api_pg_row(r, i));
     PQclear(r);
-    return api_json(rs, 200, o);
-}
-
-int h_sys_archive_dl(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
-{
-    const char *d = rq->params[0];
-    int64_t t;
-    const char *v[1] = {d};
-    PGresult *r;
-    int n;
-
-    if(strlen(d) != 10 || rq_parse_time(d, &t))
-        return api_error(rs, 400, E_BAD_REQ, "date must be YYYY-MM-DD");
-    r = api_query(ctx, rs, "SELECT status FROM archive_logs WHERE day = $1::date", 1, v);
-    if(!r)
+    /* The last run of the archive job (job_runs via job_last_runs), null
+     * before the first. */
+    r = api_query(ctx, rs,
+                  "SELECT id, trigger, " ISO("started_at") " AS started_at, "
+                  ISO("ended_at") " AS ended_at, outcome, error, detail "
+                  "FROM job_last_runs WHERE job = 'archive'",
+                  0, NULL);
+    if(!r) {
+        cJSON_Delete(o);
         return 0;
-    n = PQntuples(r);
+    }
+    if(PQntuples(r) == 1)
+        cJSON_AddItemToObject(o, "last_run", api_pg_row(r, 0));
+    else
+        cJSON_AddNullToObject(o, "last_run");
     PQclear(r);
-    if(!n)
-        return api_error(rs, 404, E_ARCH_NOTFOUND, "%s", d);
-    return api_error(rs, 501, E_R2, "archive download is not available in this build yet");
+    return api_json(rs, 200, o);
 }
 
 /* Prometheus text: one sample line. */

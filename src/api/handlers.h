@@ -47,6 +47,7 @@ H(h_sys_license);
 H(h_sys_logs);
 H(h_sys_archives);
 H(h_sys_archive_dl);
+H(h_sys_archive_run);
 #undef H
 
 /* Shared by handlers: 400 for bad query arguments (too many/too long). */

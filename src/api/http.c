@@ -48,6 +48,8 @@ static void pss_reset(struct http_pss *p)
         free(p->rq);
     }
     free(p->rs.body);
+    if(p->rs.file)
+        fclose(p->rs.file);
     memset(p, 0, sizeof(*p));
 }
 
@@ -116,7 +118,10 @@ static int write_more(struct lws *wsi, struct http_pss *p)
     size_t left = p->rs.len - p->sent, n = left > CHUNK ? CHUNK : left;
     int final = n == left, close_after = p->rs.close_after;
 
-    if(n)
+    if(n && p->rs.file) {
+        if(fread(buf + LWS_PRE, 1, n, p->rs.file) != n)
+            return -1; /* the spool file shrank: cut the connection */
+    } else if(n)
         memcpy(buf + LWS_PRE, p->rs.body + p->sent, n);
     if(lws_write(wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
        (int)n)

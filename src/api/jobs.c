@@ -17,6 +17,7 @@ struct api_jobs {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;
+    _Atomic int halting; /* set by jobs_halt before it waits for a running job */
     struct api_job *todo, *todo_tail, *done, *done_tail;
     int ntodo;
 };
@@ -96,6 +97,7 @@ void jobs_halt(struct api_ctx *ctx)
     struct api_jobs *q = ctx->jobs;
     if(!q)
         return;
+    atomic_store(&q->halting, 1);
     pthread_mutex_lock(&q->mu);
     q->stop = 1;
     pthread_cond_signal(&q->cv);
@@ -150,6 +152,11 @@ struct api_job *jobs_take_done(struct api_ctx *ctx)
     j = pop(&q->done, &q->done_tail);
     pthread_mutex_unlock(&q->mu);
     return j;
+}
+
+const _Atomic int *jobs_halting(struct api_ctx *ctx)
+{
+    return ctx->jobs ? &ctx->jobs->halting : NULL;
 }
 
 void api_defer(struct api_resp *rs, struct api_job *j)

@@ -5,8 +5,8 @@
  * `work` runs on the worker with the job's own data, `done` runs on the loop
  * and fills the response.
  * Owns the worker thread and its two queues. */
-#ifndef MCS_JOBS_H
-#define MCS_JOBS_H
+#ifndef MCS_API_JOBS_H
+#define MCS_API_JOBS_H
 
 #include "api.h"
 
@@ -38,6 +38,11 @@ int jobs_submit(struct api_ctx *ctx, struct api_job *j);
  * wsi is set) and jobs_free(). */
 struct api_job *jobs_take_done(struct api_ctx *ctx);
 void jobs_free(struct api_job *j);
+
+/* A flag that turns 1 when the worker is being halted (process stopping),
+ * for long work that can end early (job_execute's stop). Valid until
+ * jobs_stop(); NULL before jobs_start(). */
+const _Atomic int *jobs_halting(struct api_ctx *ctx);
 
 /* Handlers: defer the answer to j (set rs->deferred). */
 void api_defer(struct api_resp *rs, struct api_job *j);

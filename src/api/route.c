@@ -53,6 +53,9 @@ const struct api_route api_routes[] = {
     {API_GET, "/api/system/license", VIEW, BODY_NONE, h_sys_license},
     {API_GET, "/api/system/logs", ADM, BODY_NONE, h_sys_logs},
     {API_GET, "/api/system/archives", VIEW, BODY_NONE, h_sys_archives},
+    {API_POST, "/api/system/archives/run", ADM, BODY_NONE, h_sys_archive_run},
+    {API_GET, "/api/system/archives/{date}/download", ADM, BODY_NONE, h_sys_archive_dl},
+    /* The same download by POST, as the web app (web/src/api/system) asks. */
     {API_POST, "/api/system/archives/{date}/download", ADM, BODY_NONE, h_sys_archive_dl},
     {0, NULL, 0, 0, NULL},
 };

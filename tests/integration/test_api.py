@@ -389,9 +389,9 @@ def test_system_endpoints_license_archives_logs(api, pg):
     assert r.status_code == 501 and error_of(r)["code"] == 20001
     j = api.get("/api/system/archives", tok).json()
     assert {"total", "page", "size", "data"} <= set(j)
-    r = api.post("/api/system/archives/2001-01-01/download", tok)
+    r = api.get("/api/system/archives/2001-01-01/download", tok)
     assert r.status_code == 404 and error_of(r)["code"] == 60003
-    assert api.post("/api/system/archives/2001-13-01/download", tok).status_code == 400
+    assert api.get("/api/system/archives/2001-13-01/download", tok).status_code == 400
     j = api.get(f"/api/system/logs?user={api.admin}&size=5", tok).json()
     assert j["size"] == 5 and all(row["username"] == api.admin for row in j["data"])
     s = api.get("/api/system/stats", api.viewer_token).json()
@@ -568,6 +568,10 @@ def test_injection_strings_in_every_query_parameter_and_body(api):
                                                                   r.text[:200])
     for m, p, role in routes():
         if m not in ("POST", "PUT") or role == "public":
+            continue
+        if p == "/api/system/archives/run":
+            # No body, and a real archive run each time (502 / 60002 here:
+            # no sink configured); test_api_archive.py covers it.
             continue
         for inj in INJECTIONS:
             body = {"sn": inj, "name": inj, "cmd": inj, "username": inj, "note": inj,
