@@ -222,6 +222,7 @@ static void silence(struct api_ctx *ctx, struct ws_client *c, const cJSON *j)
         cJSON_AddItemToArray(list, cJSON_CreateNumber((double)v));
     }
     if(audit_log_as(ctx, c->user, c->ip, "alarm.silence", target, NULL, after)) {
+        api_pg_check(ctx);
         send_error(ctx, c, E_UNAVAIL, "silence not recorded");
     } else {
         LOG_I("ws", "alarms silenced", LS("user", c->user), LI("count", n));

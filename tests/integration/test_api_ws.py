@@ -309,3 +309,23 @@ def test_silence_by_admin_and_needs_auth(api, pg):
         cur.execute("SELECT count(*) FROM audit_logs WHERE action = 'alarm.silence' AND "
                     "target = '6'")
         assert cur.fetchone()[0] == 0
+
+
+def test_silence_row_has_the_client_address_behind_the_proxy(api_launcher, pg):
+    from apihelpers import add_user
+    a = api_launcher.start(API_TRUSTED_PROXY="127.0.0.1")
+    user = "wsprox_" + new_sn("").lower()
+    add_user(a.env, user, "wsprox-password", "viewer")
+    tok = a.login(user, "wsprox-password")
+    ws = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard", timeout=5,
+                                     header=["X-Forwarded-For: 198.51.100.7, 10.9.8.7"])
+    try:
+        ws.send(json.dumps({"type": "auth", "token": tok}))
+        recv_until(ws, lambda f: f["type"] == "connected", 3)
+        ws.send(json.dumps({"type": "silence", "ids": [77]}))
+        f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
+        assert f["type"] == "silenced", f
+    finally:
+        ws.close()
+    # The last address the proxy appended, as for HTTP audit rows.
+    assert silence_rows(pg, user) == [(user, "77", {"ids": [77]}, "10.9.8.7")]
