@@ -75,14 +75,14 @@ INSTANCE_ID=mcsd-demo-1
 SPOOL_DIR=$RUN/spool
 LOG_LEVEL=INFO
 VENDOR_SECRET=$VENDOR_SECRET
-# mcs-api (issue #8): its own broker account for device commands is the
-# broker's admin for now.
+# mcs-api (issue #8): device commands go out as the broker's worker account
+# (R-MQ-6: writes mcs/+/cmd and mcs/broadcast/cmd, reads no commands).
 API_BIND=${DEMO_API_BIND:-127.0.0.1}
 API_PORT=$API_PORT
 JWT_SECRET=$JWT_SECRET
 WEB_ROOT=$ROOT/web/dist
-API_MQTT_USER=admin
-API_MQTT_PASS=$ADMIN_PASS
+API_MQTT_USER=worker
+API_MQTT_PASS=$WORKER_PASS
 ENV
 # The demo's own settings win over any MQTT_CAFILE etc. in the caller's shell.
 TLS_CA=$MQTT_CAFILE

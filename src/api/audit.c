@@ -52,10 +52,16 @@ static char *masked_text(const cJSON *j)
 int audit_log(struct api_ctx *ctx, const struct api_req *rq, const char *action,
               const char *target, const cJSON *before, const cJSON *after)
 {
+    return audit_log_as(ctx, rq->user, rq->ip, action, target, before, after);
+}
+
+int audit_log_as(struct api_ctx *ctx, const char *user, const char *ip, const char *action,
+                 const char *target, const cJSON *before, const cJSON *after)
+{
     PGconn *pg = api_pg(ctx);
     char *b = masked_text(before), *a = masked_text(after);
-    const char *v[6] = {rq->user[0] ? rq->user : "-", action, target ? target : "", b, a,
-                        rq->ip};
+    const char *v[6] = {user && user[0] ? user : "-", action, target ? target : "", b, a,
+                        ip ? ip : ""};
     int rc = MCS_EDB;
 
     if(pg) {

@@ -21,4 +21,9 @@ int audit_is_secret(const char *name);
 int audit_log(struct api_ctx *ctx, const struct api_req *rq, const char *action,
               const char *target, const cJSON *before, const cJSON *after);
 
+/* The same for a caller that has no request (the dashboard WebSocket): the
+ * user and client address are given. */
+int audit_log_as(struct api_ctx *ctx, const char *user, const char *ip, const char *action,
+                 const char *target, const cJSON *before, const cJSON *after);
+
 #endif

@@ -164,6 +164,12 @@ static void client_address(struct lws *wsi, const struct mcs_config *cfg, char *
     ip[len] = '\0';
 }
 
+void http_client_ip(struct lws *wsi, const struct mcs_config *cfg, char *ip, size_t n)
+{
+    lws_get_peer_simple(wsi, ip, n);
+    client_address(wsi, cfg, ip, n);
+}
+
 static int is_api(const char *path)
 {
     return !strcmp(path, "/api") || !strncmp(path, "/api/", 5) || !strcmp(path, "/metrics");
@@ -238,8 +244,7 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
         rq->auth[0] = '\0';
     if(lws_hdr_copy(wsi, rq->ctype, sizeof(rq->ctype), WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
         rq->ctype[0] = '\0';
-    lws_get_peer_simple(wsi, rq->ip, sizeof(rq->ip));
-    client_address(wsi, &ctx->cfg, rq->ip, sizeof(rq->ip));
+    http_client_ip(wsi, &ctx->cfg, rq->ip, sizeof(rq->ip));
     for(int i = 0;; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
         if(n < 0) {

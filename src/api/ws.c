@@ -2,9 +2,11 @@
  * Owns the client list and their queues. Thread: the lws loop thread. */
 #include "ws.h"
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "err.h"
 #include "feed.h"
+#include "http.h"
 #include "log.h"
 #include "reqparse.h"
 #include "timeutil.h"
@@ -16,12 +18,15 @@
 #define WSQ 64            /* queued alarm/reply frames per client */
 #define AUTH_TIMEOUT_S 10 /* to send {"type":"auth"} after opening */
 #define MAX_BAD 10        /* garbage frames before the server closes */
+#define SILENCE_MAX 1000  /* alarm ids in one silence frame */
+#define ID_MAX 9007199254740991.0 /* 2^53 - 1: exact in a JSON number */
 
 struct ws_client {
     struct lws *wsi;
     struct ws_client *prev, *next;
     int authed, bad, closing;
     char user[65];
+    char ip[64]; /* the client's address, for audit rows */
     enum api_role role;
     long exp; /* the token's expiry: the feed stops with it */
     struct api_msg *q[WSQ];
@@ -172,6 +177,66 @@ static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
     send_json(ctx, c, j);
 }
 
+/* {"type":"silence","ids":[...]}: the wall screen's 消音 (issue #9). One
+ * audit_logs row `alarm.silence` with the token's user (a "user" member of
+ * the frame is ignored), the ids as target and the client address; answers
+ * {"type":"silenced","ids":[...]}. Any authenticated role may silence. */
+static void silence(struct api_ctx *ctx, struct ws_client *c, const cJSON *j)
+{
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
+    const cJSON *id;
+    cJSON *after, *list, *o;
+    char *target, *p;
+    int n;
+
+    n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
+    if(n < 1 || n > SILENCE_MAX) {
+        ctx->ws->st.bad_frames++;
+        send_error(ctx, c, E_BAD_REQ, "silence needs ids: an array of 1..1000 alarm ids");
+        return;
+    }
+    cJSON_ArrayForEach(id, ids)
+    {
+        double d = cJSON_IsNumber(id) ? id->valuedouble : 0;
+        if(!(d >= 1 && d <= ID_MAX) || (double)(long long)d != d) {
+            ctx->ws->st.bad_frames++;
+            send_error(ctx, c, E_BAD_REQ, "alarm ids must be positive integers");
+            return;
+        }
+    }
+    target = malloc((size_t)n * 18 + 1); /* 16 digits and a comma each */
+    after = cJSON_CreateObject();
+    list = after ? cJSON_AddArrayToObject(after, "ids") : NULL;
+    if(!target || !list) {
+        free(target);
+        cJSON_Delete(after);
+        send_error(ctx, c, E_INTERNAL, "out of memory");
+        return;
+    }
+    p = target;
+    *p = '\0';
+    cJSON_ArrayForEach(id, ids)
+    {
+        long long v = (long long)id->valuedouble;
+        p += snprintf(p, 18, "%s%lld", p == target ? "" : ",", v);
+        cJSON_AddItemToArray(list, cJSON_CreateNumber((double)v));
+    }
+    if(audit_log_as(ctx, c->user, c->ip, "alarm.silence", target, NULL, after)) {
+        api_pg_check(ctx);
+        send_error(ctx, c, E_UNAVAIL, "silence not recorded");
+    } else {
+        LOG_I("ws", "alarms silenced", LS("user", c->user), LI("count", n));
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "silenced");
+        cJSON_AddItemToObject(o, "ids", cJSON_Duplicate(list, 1));
+        cJSON_AddStringToObject(o, "user", c->user);
+        cJSON_AddNumberToObject(o, "ts", (double)(mcs_now_ms() / 1000));
+        send_json(ctx, c, o);
+    }
+    free(target);
+    cJSON_Delete(after);
+}
+
 static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
 {
     char err[128];
@@ -224,6 +289,8 @@ static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
             send_error(ctx, c, E_BAD_REQ, "subscribe needs sn");
         else
             history(ctx, c, sn->valuestring);
+    } else if(!strcmp(type->valuestring, "silence")) {
+        silence(ctx, c, j);
     } else {
         ctx->ws->st.bad_frames++;
         send_error(ctx, c, E_BAD_REQ, "unknown type");
@@ -326,6 +393,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         ctx = ctx_of(wsi);
         memset(c, 0, sizeof(*c));
         c->wsi = wsi;
+        http_client_ip(wsi, &ctx->cfg, c->ip, sizeof(c->ip));
         c->next = ctx->ws->head;
         if(c->next)
             c->next->prev = c;

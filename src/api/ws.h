@@ -1,6 +1,7 @@
 /* ws.h - the dashboard WebSocket /ws/dashboard (R-API-5): first-message
  * authentication, `connected`, the `realtime` frame every second, `alarm`
- * frames at once, `subscribe` -> `history`, `ping` -> `pong`. A client that
+ * frames at once, `subscribe` -> `history`, `ping` -> `pong`, `silence` ->
+ * an audit_logs row and `silenced` (issue #9). A client that
  * cannot keep up skips realtime frames (one pending at most); one whose
  * alarm backlog passes its bound is dropped, so memory stays bounded.
  * Owns struct api_ws (ctx->ws) and every client's queue.

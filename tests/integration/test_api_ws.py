@@ -243,3 +243,89 @@ def test_two_instances_both_push_every_alarm(api_launcher, add_device, pg):
     finally:
         wa.close()
         wb.close()
+
+
+def silence_rows(pg, user):
+    with pg.cursor() as cur:
+        cur.execute("SELECT username, target, after, ip FROM audit_logs WHERE action = "
+                    "'alarm.silence' AND username = %s ORDER BY id", (user,))
+        return cur.fetchall()
+
+
+def test_silence_is_recorded_with_the_tokens_user(api, pg):
+    """Who silenced what (issue #9): the wall screen's 消音 sends the ids on the
+    feed; the audit row names the token's user, never the frame's claim."""
+    assert api.admin != api.viewer
+    ws = ws_open(api, api.viewer_token)
+    try:
+        ws.send(json.dumps({"type": "silence", "ids": [41, 7, 123456789], "user": api.admin}))
+        f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
+        assert f["type"] == "silenced" and f["ids"] == [41, 7, 123456789], f
+        assert f["user"] == api.viewer
+        # Garbage gets an error frame, writes no row and keeps the connection.
+        n_bad = 0
+        for bad in ({"ids": []}, {"ids": "41"}, {}, {"ids": [1, "2"]}, {"ids": [1.5]},
+                    {"ids": [0]}, {"ids": [-3]}, {"ids": [True]}, {"ids": [[1]]},
+                    {"ids": [1e300]}, {"ids": [1] * 1001}):
+            ws.send(json.dumps({"type": "silence", **bad}, separators=(",", ":")))
+            e, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
+            assert e["type"] == "error" and e["code"] == 90001, (bad, e)
+            n_bad += 1
+        # A thousand ids is allowed (compact, to fit a 4 KiB frame); the
+        # connection is still usable.
+        big = list(range(1, 1001))
+        ws.send(json.dumps({"type": "silence", "ids": big}, separators=(",", ":")))
+        f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
+        assert f["type"] == "silenced" and f["ids"] == big, str(f)[:300]
+        ws.send(json.dumps({"type": "ping"}))
+        recv_until(ws, lambda f: f["type"] == "pong", 3)
+    finally:
+        ws.close()
+    rows = silence_rows(pg, api.viewer)
+    assert len(rows) == 2, rows
+    assert rows[0][0] == api.viewer
+    assert rows[0][1] == "41,7,123456789"
+    assert rows[0][2] == {"ids": [41, 7, 123456789]}
+    assert rows[0][3] == "127.0.0.1"
+    assert rows[1][1] == ",".join(map(str, big)) and rows[1][2] == {"ids": big}
+    assert silence_rows(pg, api.admin) == []
+
+
+def test_silence_by_admin_and_needs_auth(api, pg):
+    ws = ws_open(api, api.admin_token)
+    try:
+        ws.send(json.dumps({"type": "silence", "ids": [5]}))
+        f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
+        assert f["type"] == "silenced" and f["user"] == api.admin, f
+    finally:
+        ws.close()
+    assert [r[1] for r in silence_rows(pg, api.admin)] == ["5"]
+    # Before authentication a silence frame closes the socket, no row.
+    ws = ws_open(api)
+    ws.send(json.dumps({"type": "silence", "ids": [6], "user": api.admin}))
+    ok, data = closed_with(ws, 4001)
+    assert ok, data
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM audit_logs WHERE action = 'alarm.silence' AND "
+                    "target = '6'")
+        assert cur.fetchone()[0] == 0
+
+
+def test_silence_row_has_the_client_address_behind_the_proxy(api_launcher, pg):
+    from apihelpers import add_user
+    a = api_launcher.start(API_TRUSTED_PROXY="127.0.0.1")
+    user = "wsprox_" + new_sn("").lower()
+    add_user(a.env, user, "wsprox-password", "viewer")
+    tok = a.login(user, "wsprox-password")
+    ws = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard", timeout=5,
+                                     header=["X-Forwarded-For: 198.51.100.7, 10.9.8.7"])
+    try:
+        ws.send(json.dumps({"type": "auth", "token": tok}))
+        recv_until(ws, lambda f: f["type"] == "connected", 3)
+        ws.send(json.dumps({"type": "silence", "ids": [77]}))
+        f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
+        assert f["type"] == "silenced", f
+    finally:
+        ws.close()
+    # The last address the proxy appended, as for HTTP audit rows.
+    assert silence_rows(pg, user) == [(user, "77", {"ids": [77]}, "10.9.8.7")]

@@ -22,6 +22,18 @@ export function soundLevel(active: SoundingAlarm[], silenced: Set<string>): numb
   return lvl
 }
 
+/** Alarm ids per `silence` frame: mcs-api takes up to 1,000 ids in a frame
+ * of at most 4 KiB; 200 ids of any realistic size stay well inside both. */
+export const SILENCE_CHUNK = 200
+
+/** The `silence` frames for the record of one 消音 (issue #9): no frame for
+ * no ids. The server takes the user from the token, so none is sent. */
+export function silenceFrames(ids: number[], chunk = SILENCE_CHUNK): { type: 'silence'; ids: number[] }[] {
+  const out: { type: 'silence'; ids: number[] }[] = []
+  for (let i = 0; i < ids.length; i += chunk) out.push({ type: 'silence', ids: ids.slice(i, i + chunk) })
+  return out
+}
+
 const STORE_KEY = 'mcs.silenced'
 
 export function useAlarmSound(active: Ref<SoundingAlarm[]>) {

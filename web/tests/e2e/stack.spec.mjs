@@ -145,6 +145,9 @@ export function stackSpecs(st) {
     await screen.getByTestId('silence').click()
     await waitFor(async () => (await screen.getByTestId('sound-indicator').getAttribute('data-state')) === 'silenced', { desc: 'silenced' })
     await screen.screenshot({ path: `${st.shots}/stack_silenced.png` })
+    // Who silenced what (issue #9): mcs-api's audit row names the screen's user.
+    const d1alarm = st.sql(`SELECT id FROM alarm_logs WHERE sn = '${D1}' AND cleared_at IS NULL ORDER BY id DESC LIMIT 1`)
+    await waitFor(() => st.sql(`SELECT username || '|' || (after->'ids' @> '[${d1alarm}]') FROM audit_logs WHERE action = 'alarm.silence' ORDER BY id DESC LIMIT 1`) === 'admin|true', { desc: 'silence audit row' })
     live.set(D2, 150) // k=1: 150 > 100
     await waitFor(async () => (await screen.getByTestId('sound-indicator').getAttribute('data-state')) === 'playing-1', { timeout: 20000, desc: 'new alarm sounds' })
   }, { shot: 'screen' })
