@@ -19,6 +19,10 @@ HEADER = "time,sn,v_raw,ppm,temp,humi,bat,rssi,seq"
 @pytest.fixture
 def arch_api(api_launcher, pg, tmp_path):
     reset_archive_state(pg)
+    # Storage settings another test saved (through the API, with its own
+    # secret key) would take precedence over ARCHIVE_SINK=dir here.
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM system_config WHERE key = 'storage'")
     a = api_launcher.start(ARCHIVE_SINK="dir", ARCHIVE_DIR=str(tmp_path / "archive-dir"),
                            TZ=TZ, DATA_RETENTION_DAYS="3", SCHED_ENABLED="0")
     a.admin, a.viewer = "adm_" + secrets.token_hex(3), "view_" + secrets.token_hex(3)
