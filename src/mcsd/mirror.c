@@ -56,7 +56,6 @@ void mirror_flush(struct mcs_mirror *m, struct mcsd *d, struct mcs_cache *c, int
  * one). */
 static void index_newest(struct mcs_mirror *m, const struct mcs_jrec *recs, int n)
 {
-    hmap_clear(&m->newest);
     for(int i = 0; i < n; i++) {
         const struct mcs_jrec *r = &recs[i];
         uint32_t *v;
@@ -87,11 +86,17 @@ int mirror_batch(struct mcs_mirror *m, struct mcsd *d, struct mcs_cache *c,
         registry_forget_keys(&d->reg);
         m->cache_gen = c->generation;
     }
+    /* The index costs the batch's size, not the map's: entries are found
+     * from the batch's records and deleted again at the end (no clear or
+     * scan of the whole slot array per batch). */
     index_newest(m, recs, n);
-    size_t pos = 0;
-    void *val;
-    while(hmap_next(&m->newest, &pos, NULL, NULL, &val)) {
-        const struct mcs_jrec *r = &recs[*(const uint32_t *)val];
+    for(int i = 0; i < n; i++) {
+        if(recs[i].type != MCS_JREC_READING)
+            continue;
+        const uint32_t *v = hmap_find(&m->newest, recs[i].sn, sn_len(recs[i].sn));
+        if(!v || *v != (uint32_t)i)
+            continue; /* not the device's last reading of the batch */
+        const struct mcs_jrec *r = &recs[i];
         char sn[MCS_SN_MAX + 1];
         int64_t recv_s = r->recv_us / 1000000;
         jrec_sn(r, sn);
@@ -126,6 +131,9 @@ int mirror_batch(struct mcs_mirror *m, struct mcsd *d, struct mcs_cache *c,
     }
     if(redis)
         cache_send(c);
+    for(int i = 0; i < n; i++)
+        if(recs[i].type == MCS_JREC_READING)
+            hmap_delete(&m->newest, recs[i].sn, sn_len(recs[i].sn), NULL);
     return readings;
 }
 
