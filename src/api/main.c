@@ -46,7 +46,7 @@ static void lws_log(int level, const char *line)
 
 static struct lws_protocols protocols[] = {
     {"http", http_callback, 0, 0, 0, NULL, 0},
-    {WS_PROTOCOL, ws_callback, 0, WS_RX_MAX, 0, NULL, 0},
+    {WS_PROTOCOL, ws_callback, 0, WS_RX_MAX, 0, NULL, WS_TX_CHUNK},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -32,6 +32,8 @@ struct ws_client {
     struct api_msg *q[WSQ];
     int qh, qn;
     struct api_msg *rt; /* newest realtime frame not yet written */
+    struct api_msg *cur; /* the message being written, fragment by fragment */
+    size_t off;          /* bytes of cur written */
     size_t rxlen;
     int rx_over;
     char rx[WS_RX_MAX + 1];
@@ -40,6 +42,10 @@ struct ws_client {
 struct api_ws {
     struct ws_client *head;
     struct api_ws_stats st;
+    /* A fragment after the first is copied here: lws writes the fragment's
+     * header into the LWS_PRE bytes before it, which in the shared frame
+     * are bytes of the message other clients have still to send. */
+    unsigned char tx[LWS_PRE + WS_TX_CHUNK];
 };
 
 const size_t ws_pss_size = sizeof(struct ws_client);
@@ -344,31 +350,61 @@ static void fan_out(struct api_ctx *ctx)
     msg_unref(rt);
 }
 
+/* Writes the client's messages, alarms and replies before realtime, each
+ * in fragments of WS_TX_CHUNK, until the socket would block. A message
+ * once begun is finished before the next (fragments of two messages cannot
+ * interleave). Returns 0, or -1 to close. */
 static int writable(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
 {
-    struct api_msg *m;
-    int n;
+    struct api_ws *w = ctx->ws;
 
     if(c->closing)
         return -1;
-    if(c->qn) {
-        m = c->q[c->qh];
-        c->qh = (c->qh + 1) % WSQ;
-        c->qn--;
-    } else if(c->rt) {
-        m = c->rt;
-        c->rt = NULL;
-    } else {
-        return 0;
+    for(;;) {
+        struct api_msg *m;
+        unsigned char *p;
+        size_t left, k;
+        int flags;
+
+        if(!c->cur) {
+            if(c->qn) {
+                c->cur = c->q[c->qh];
+                c->qh = (c->qh + 1) % WSQ;
+                c->qn--;
+            } else if(c->rt) {
+                c->cur = c->rt;
+                c->rt = NULL;
+            } else {
+                return 0;
+            }
+            c->off = 0;
+        }
+        m = c->cur;
+        left = m->len - c->off;
+        k = left < WS_TX_CHUNK ? left : WS_TX_CHUNK;
+        flags = c->off ? LWS_WRITE_CONTINUATION : LWS_WRITE_TEXT;
+        if(k < left)
+            flags |= LWS_WRITE_NO_FIN;
+        if(c->off) {
+            memcpy(w->tx + LWS_PRE, m->data + c->off, k);
+            p = w->tx + LWS_PRE;
+        } else {
+            p = m->data; /* its LWS_PRE bytes are the frame's own */
+        }
+        if(lws_write(wsi, p, k, (enum lws_write_protocol)flags) < (int)k)
+            return -1;
+        c->off += k;
+        if(c->off == m->len) {
+            c->cur = NULL;
+            msg_unref(m);
+            w->st.frames_sent++;
+        }
+        if(lws_send_pipe_choked(wsi)) {
+            if(c->cur || c->qn || c->rt)
+                lws_callback_on_writable(wsi);
+            return 0;
+        }
     }
-    n = lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT);
-    msg_unref(m);
-    if(n < (int)0)
-        return -1;
-    ctx->ws->st.frames_sent++;
-    if(c->qn || c->rt)
-        lws_callback_on_writable(wsi);
-    return 0;
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -438,6 +474,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         }
         msg_unref(c->rt);
         c->rt = NULL;
+        msg_unref(c->cur);
+        c->cur = NULL;
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         ctx = ctx_of(wsi);

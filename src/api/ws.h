@@ -4,6 +4,8 @@
  * an audit_logs row and `silenced` (issue #9). A client that
  * cannot keep up skips realtime frames (one pending at most); one whose
  * alarm backlog passes its bound is dropped, so memory stays bounded.
+ * A message goes out in WebSocket fragments of WS_TX_CHUNK straight from
+ * the one shared frame: no per-client copy of a ~500 KB realtime frame.
  * Owns struct api_ws (ctx->ws) and every client's queue.
  * Thread: the lws loop thread only. */
 #ifndef MCS_WS_H
@@ -16,6 +18,10 @@ struct api_ctx;
 
 #define WS_PROTOCOL "mcs-dashboard"
 #define WS_RX_MAX 4096
+/* Bytes of a message per lws_write (the protocol's tx_packet_size): lws
+ * otherwise sends at most rx_buffer_size per POLLOUT, 115 rounds of the
+ * event loop for one realtime frame of 10,000 devices. */
+#define WS_TX_CHUNK (128 * 1024)
 
 struct api_ws_stats {
     int clients;

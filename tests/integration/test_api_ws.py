@@ -2,7 +2,7 @@
 first-message auth, connected, realtime every second from Redis and the
 alarm table, alarm frames pushed at once (PostgreSQL NOTIFY or Redis
 mcs:alarm), subscribe -> history, ping, bad and oversized frames, a slow
-client that never reads."""
+client that never reads, frames of 10,000 devices sent in fragments."""
 import json
 import socket
 import time
@@ -210,6 +210,77 @@ def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
             slow.close()
     finally:
         with pg.cursor() as cur:
+            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+
+
+def recv_message_frames(ws, timeout=5.0):
+    """One whole data message as the WebSocket frames it came in:
+    (text, [(opcode, fin, length), ...])."""
+    ws.settimeout(timeout)
+    parts, frames = [], []
+    while True:
+        fr = ws.recv_frame()
+        if fr.opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+            continue
+        frames.append((fr.opcode, fr.fin, len(fr.data)))
+        parts.append(fr.data)
+        if fr.fin:
+            return b"".join(parts).decode(), frames
+
+
+def test_large_realtime_frames_arrive_whole_in_fragments_and_alarms_go_between(api, pg, rds):
+    """10,000 devices: the realtime message (~600 KB) is written in
+    fragments straight from the one shared frame (no copy per client). Each
+    of two clients gets it whole, every device's value exactly as in Redis,
+    and an alarm raised meanwhile reaches them at once, between messages."""
+    prefix = new_sn("F")
+    n = 10000
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO devices (sn) SELECT %s || lpad(g::text, 5, '0') "
+                    "FROM generate_series(1, %s) g", (prefix, n))
+    sns = [f"{prefix}{i:05d}" for i in range(1, n + 1)]
+    want = {sn: round(i * 0.37, 2) for i, sn in enumerate(sns)}
+    p = rds.pipeline()
+    for sn in sns:
+        p.set(f"realtime:{sn}", json.dumps({"sn": sn, "ppm": want[sn], "seq": 1}), ex=60)
+        p.set(f"online:{sn}", "1", ex=60)
+    p.execute()
+    clients = [ws_open(api, api.viewer_token, timeout=10) for _ in range(2)]
+    try:
+        for ws in clients:
+            for _ in range(10):  # to the first realtime frame with our devices
+                text, frames = recv_message_frames(ws)
+                if text.startswith('{"type":"realtime"') and prefix in text:
+                    break
+            else:
+                pytest.fail("no realtime frame with the devices")
+            # Fragments: a text frame without FIN, continuations, the last with FIN.
+            assert len(frames) >= 2, frames
+            assert frames[0][:2] == (websocket.ABNF.OPCODE_TEXT, 0), frames
+            assert all(op == websocket.ABNF.OPCODE_CONT for op, _, _ in frames[1:]), frames
+            assert [fin for _, fin, _ in frames] == [0] * (len(frames) - 1) + [1]
+            got = {d["sn"]: d for d in json.loads(text)["data"] if d["sn"].startswith(prefix)}
+            assert len(got) == n
+            assert all(got[sn]["ppm"] == want[sn] and got[sn]["status"] == "online"
+                       for sn in sns)
+        t0 = time.monotonic()
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, value, threshold) "
+                        "VALUES (%s, 'HIGH', 1, 150, 100) RETURNING id", (sns[7],))
+            aid = cur.fetchone()[0]
+        for ws in clients:
+            while True:
+                text, _ = recv_message_frames(ws)
+                f = json.loads(text)
+                if f["type"] == "alarm" and f["data"]["id"] == aid:
+                    break
+                assert f["type"] == "realtime", f["type"]
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        for ws in clients:
+            ws.close()
+        with pg.cursor() as cur:
+            cur.execute("DELETE FROM alarm_logs WHERE sn LIKE %s", (prefix + "%",))
             cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
 
 
