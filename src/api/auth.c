@@ -1,9 +1,11 @@
 /* auth.c - JWT issue/verify with libjwt, Argon2id with libsodium, and the
- * login throttle (R-API-1). libjwt 1.10 checks no claims, so alg, exp and
- * iat are checked here (PLATFORM.md).
+ * login throttle (R-API-1): in this process's memory and in the table
+ * login_throttle shared by every instance behind nginx. libjwt 1.10 checks
+ * no claims, so alg, exp and iat are checked here (PLATFORM.md).
  * Owns struct api_auth. Thread: the lws loop thread only. */
 #include "auth.h"
 #include "err.h"
+#include "log.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #define THROTTLE_SLOTS 4096
 #define THROTTLE_WINDOW_MS (15 * 60 * 1000)
 #define THROTTLE_MAX_LOCK_S 900
+#define THROTTLE_PRUNE_MS 60000 /* shared rows of a day ago go at most this often */
 #define USER_CACHE_SLOTS 256
 #define USER_CACHE_MS 10000
 
@@ -35,6 +38,7 @@ struct ucache {
 
 struct api_auth {
     int max_user, max_ip, lock_s;
+    int64_t pruned_ms;
     struct throttle t[THROTTLE_SLOTS];
     struct ucache u[USER_CACHE_SLOTS];
 };
@@ -211,11 +215,89 @@ static struct throttle *slot(struct api_auth *a, const char *kind, const char *w
     return oldest;
 }
 
-int auth_throttled(struct api_auth *a, const char *ip, const char *user, int64_t now_ms,
-                   long *retry_s)
+/* The back-off after fails failures against a limit of max: 0 below it,
+ * then lock_s doubling with each further failure, at most 15 min. */
+static long lock_for(const struct api_auth *a, int fails, int max)
+{
+    long lock = a->lock_s;
+    if(fails < max)
+        return 0;
+    for(int i = 0; i < fails - max && lock < THROTTLE_MAX_LOCK_S; i++)
+        lock *= 2;
+    return lock > THROTTLE_MAX_LOCK_S ? THROTTLE_MAX_LOCK_S : lock;
+}
+
+static int db_ok(PGresult *r, ExecStatusType want)
+{
+    if(PQresultStatus(r) == want)
+        return 1;
+    LOG_W("auth", "shared login throttle not reached: this instance's own counts apply",
+          LS("error", PQresultErrorMessage(r)));
+    return 0;
+}
+
+/* Seconds either shared key stays locked: 0 when neither is. */
+static long shared_wait(PGconn *pg, const char *ip, const char *user)
+{
+    char k[2][80];
+    const char *v[2] = {k[0], k[1]};
+    PGresult *r;
+    long w = 0;
+
+    snprintf(k[0], sizeof(k[0]), "ip:%s", ip);
+    snprintf(k[1], sizeof(k[1]), "user:%s", user);
+    r = PQexecParams(pg,
+                     "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint "
+                     "FROM login_throttle WHERE key IN ($1, $2) AND locked_until > now()",
+                     2, NULL, v, NULL, NULL, 0);
+    if(db_ok(r, PGRES_TUPLES_OK) && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        w = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return w;
+}
+
+/* One more failure of a shared key, in one statement so that two instances
+ * counting at once both count; then its lock if the limit is reached. */
+static void shared_fail(struct api_auth *a, PGconn *pg, const char *kind, const char *who,
+                        int max)
+{
+    char key[80], win[16], lock[24];
+    const char *v[2] = {key, win};
+    PGresult *r;
+    long l;
+
+    snprintf(key, sizeof(key), "%s:%s", kind, who);
+    snprintf(win, sizeof(win), "%d", THROTTLE_WINDOW_MS / 1000);
+    r = PQexecParams(pg,
+                     "INSERT INTO login_throttle AS t (key, fails, last_at) VALUES ($1, 1, now()) "
+                     "ON CONFLICT (key) DO UPDATE SET fails = CASE WHEN t.last_at < now() - "
+                     "make_interval(secs => $2::float8) AND (t.locked_until IS NULL OR "
+                     "t.locked_until < now()) THEN 1 ELSE t.fails + 1 END, last_at = now() "
+                     "RETURNING fails",
+                     2, NULL, v, NULL, NULL, 0);
+    if(!db_ok(r, PGRES_TUPLES_OK) || PQntuples(r) != 1) {
+        PQclear(r);
+        return;
+    }
+    l = lock_for(a, (int)strtol(PQgetvalue(r, 0, 0), NULL, 10), max);
+    PQclear(r);
+    if(!l)
+        return;
+    snprintf(lock, sizeof(lock), "%ld", l);
+    v[1] = lock;
+    r = PQexecParams(pg,
+                     "UPDATE login_throttle SET locked_until = now() + "
+                     "make_interval(secs => $2::float8) WHERE key = $1",
+                     2, NULL, v, NULL, NULL, 0);
+    db_ok(r, PGRES_COMMAND_OK);
+    PQclear(r);
+}
+
+int auth_throttled(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
+                   int64_t now_ms, long *retry_s)
 {
     struct throttle *t[2] = {slot(a, "ip", ip, 0, now_ms), slot(a, "user", user, 0, now_ms)};
-    long wait = 0;
+    long wait = pg ? shared_wait(pg, ip, user) : 0;
     for(int i = 0; i < 2; i++)
         if(t[i] && t[i]->locked_until_ms > now_ms) {
             long w = (long)((t[i]->locked_until_ms - now_ms + 999) / 1000);
@@ -228,34 +310,52 @@ int auth_throttled(struct api_auth *a, const char *ip, const char *user, int64_t
 
 static void fail_one(struct api_auth *a, struct throttle *t, int max, int64_t now_ms)
 {
+    long lock;
     if(!t)
         return;
     if(now_ms - t->last_ms > THROTTLE_WINDOW_MS && t->locked_until_ms < now_ms)
         t->fails = 0;
     t->fails++;
     t->last_ms = now_ms;
-    if(t->fails >= max) {
-        int over = t->fails - max;
-        long lock = a->lock_s;
-        for(int i = 0; i < over && lock < THROTTLE_MAX_LOCK_S; i++)
-            lock *= 2; /* back-off doubles with each further failure */
-        if(lock > THROTTLE_MAX_LOCK_S)
-            lock = THROTTLE_MAX_LOCK_S;
+    lock = lock_for(a, t->fails, max);
+    if(lock)
         t->locked_until_ms = now_ms + lock * 1000;
-    }
 }
 
-void auth_login_failed(struct api_auth *a, const char *ip, const char *user, int64_t now_ms)
+void auth_login_failed(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
+                       int64_t now_ms)
 {
     fail_one(a, slot(a, "ip", ip, 1, now_ms), a->max_ip, now_ms);
     fail_one(a, slot(a, "user", user, 1, now_ms), a->max_user, now_ms);
+    if(!pg)
+        return;
+    shared_fail(a, pg, "ip", ip, a->max_ip);
+    shared_fail(a, pg, "user", user, a->max_user);
+    if(now_ms - a->pruned_ms > THROTTLE_PRUNE_MS) {
+        PGresult *r = PQexec(pg, "DELETE FROM login_throttle WHERE last_at < now() - "
+                                 "interval '1 day' AND (locked_until IS NULL OR "
+                                 "locked_until < now())");
+        db_ok(r, PGRES_COMMAND_OK);
+        PQclear(r);
+        a->pruned_ms = now_ms;
+    }
 }
 
-void auth_login_ok(struct api_auth *a, const char *user)
+void auth_login_ok(struct api_auth *a, PGconn *pg, const char *user)
 {
     struct throttle *t = slot(a, "user", user, 0, 0);
     if(t)
         memset(t, 0, sizeof(*t));
+    if(pg) {
+        char key[80];
+        const char *v[1] = {key};
+        PGresult *r;
+        snprintf(key, sizeof(key), "user:%s", user);
+        r = PQexecParams(pg, "DELETE FROM login_throttle WHERE key = $1", 1, NULL, v, NULL, NULL,
+                         0);
+        db_ok(r, PGRES_COMMAND_OK);
+        PQclear(r);
+    }
 }
 
 static struct ucache *ufind(struct api_auth *a, const char *user)

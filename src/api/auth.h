@@ -35,12 +35,16 @@ int auth_hash_password(const char *pw, char *out, size_t outn);
 /* 1 when pw matches the stored Argon2id hash. */
 int auth_check_password(const char *hash, const char *pw);
 
-/* Login throttling per address and per user. auth_throttled returns 1 (and
- * the seconds to wait) while either is locked out. */
-int auth_throttled(struct api_auth *a, const char *ip, const char *user, int64_t now_ms,
-                   long *retry_s);
-void auth_login_failed(struct api_auth *a, const char *ip, const char *user, int64_t now_ms);
-void auth_login_ok(struct api_auth *a, const char *user);
+/* Login throttling per address and per user, counted in this process and,
+ * when pg is not NULL, in the table login_throttle that every instance
+ * shares (a database error there is logged and leaves the local counts).
+ * auth_throttled returns 1 (and the seconds to wait) while either is locked
+ * out in either place; auth_login_ok forgets the user's failures. */
+int auth_throttled(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
+                   int64_t now_ms, long *retry_s);
+void auth_login_failed(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
+                       int64_t now_ms);
+void auth_login_ok(struct api_auth *a, PGconn *pg, const char *user);
 
 /* The user-validity cache (a token of a deleted, disabled or re-roled user
  * stops working within 10 s). Returns 1 valid, 0 invalid, -1 unknown. */

@@ -100,12 +100,12 @@ static void login_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *
 
     if(!l->good || l->role == ROLE_NONE) {
         ctx->st.logins_failed++;
-        auth_login_failed(ctx->auth, l->ip, l->user, mcs_mono_ms());
+        auth_login_failed(ctx->auth, api_pg(ctx), l->ip, l->user, mcs_mono_ms());
         LOG_I("auth", "login failed", LS("user", l->user), LS("ip", l->ip));
         api_error(rs, 401, E_BAD_LOGIN, "%s", "");
         return;
     }
-    auth_login_ok(ctx->auth, l->user);
+    auth_login_ok(ctx->auth, api_pg(ctx), l->user);
     tok = auth_issue(&ctx->cfg, l->user, l->role, mcs_now_ms() / 1000);
     if(!tok) {
         api_error(rs, 500, E_INTERNAL, "cannot issue a token");
@@ -146,7 +146,7 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "username and password must be strings");
         goto out;
     }
-    if(auth_throttled(ctx->auth, rq->ip, u->valuestring, mcs_mono_ms(), &retry)) {
+    if(auth_throttled(ctx->auth, api_pg(ctx), rq->ip, u->valuestring, mcs_mono_ms(), &retry)) {
         ctx->st.logins_throttled++;
         api_header(rs, "retry-after:", "%ld", retry);
         api_error(rs, 429, E_TOOMANY, "too many failed logins; retry after %ld s", retry);

@@ -131,6 +131,34 @@ def test_failed_logins_per_address_get_429(api_launcher):
     assert 25 <= int(r.headers["Retry-After"]) <= 30
 
 
+def test_failed_logins_count_across_instances_behind_nginx(api_launcher, pg):
+    """Guesses spread over two instances (as nginx spreads them) add up: the
+    limit is per user and per address, not per process."""
+    a = api_launcher.start(LOGIN_MAX_FAIL_USER=4, LOGIN_LOCK_S=30)
+    b = api_launcher.start(keep_failed_logins=True, LOGIN_MAX_FAIL_USER=4, LOGIN_LOCK_S=30)
+    add_user(a.env, "spread", "right-password")
+    for i in range(4):
+        r = (a, b)[i % 2].post("/api/auth/login", json={"username": "spread",
+                                                       "password": f"wrong-{i}"})
+        assert r.status_code == 401
+    for x in (a, b):
+        r = x.post("/api/auth/login", json={"username": "spread", "password": "right-password"})
+        assert r.status_code == 429 and error_of(r)["code"] == 90005
+        assert 25 <= int(r.headers["Retry-After"]) <= 30
+    with pg.cursor() as cur:
+        cur.execute("SELECT fails, locked_until > now() FROM login_throttle "
+                    "WHERE key = 'user:spread'")
+        assert cur.fetchone() == (4, True)
+        # The lock lifted (an admin clearing it, or its time passing): a good
+        # login on either instance forgets the user's failures everywhere.
+        cur.execute("UPDATE login_throttle SET locked_until = now() - interval '1 s'")
+    assert b.post("/api/auth/login", json={"username": "spread",
+                                           "password": "right-password"}).status_code == 200
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM login_throttle WHERE key = 'user:spread'")
+        assert cur.fetchone()[0] == 0
+
+
 def test_short_jwt_secret_refuses_to_start(base_env, tmp_path):
     env = dict(base_env, JWT_SECRET="short", API_PORT="1")
     r = subprocess.run([str(build_dir() / "mcs-api")], env=env, capture_output=True, text=True,

@@ -212,19 +212,19 @@ static void throttle(void **state)
     a = auth_new(&cfg);
     assert_non_null(a);
     for(int i = 0; i < 3; i++) {
-        assert_int_equal(auth_throttled(a, "1.2.3.4", "bob", 1000, &retry), 0);
-        auth_login_failed(a, "1.2.3.4", "bob", 1000);
+        assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 1000, &retry), 0);
+        auth_login_failed(a, NULL, "1.2.3.4", "bob", 1000);
     }
-    assert_int_equal(auth_throttled(a, "9.9.9.9", "bob", 1000, &retry), 1);
+    assert_int_equal(auth_throttled(a, NULL, "9.9.9.9", "bob", 1000, &retry), 1);
     assert_int_equal(retry, 10);
-    assert_int_equal(auth_throttled(a, "1.2.3.4", "alice", 1000, &retry), 0);
-    auth_login_failed(a, "1.2.3.4", "bob", 12000); /* one more: 20 s */
-    assert_int_equal(auth_throttled(a, "8.8.8.8", "bob", 12000, &retry), 1);
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "alice", 1000, &retry), 0);
+    auth_login_failed(a, NULL, "1.2.3.4", "bob", 12000); /* one more: 20 s */
+    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 1);
     assert_int_equal(retry, 20);
-    auth_login_failed(a, "1.2.3.4", "carol", 12000); /* 5th from this address */
-    assert_int_equal(auth_throttled(a, "1.2.3.4", "dave", 12000, &retry), 1);
-    auth_login_ok(a, "bob");
-    assert_int_equal(auth_throttled(a, "8.8.8.8", "bob", 12000, &retry), 0);
+    auth_login_failed(a, NULL, "1.2.3.4", "carol", 12000); /* 5th from this address */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "dave", 12000, &retry), 1);
+    auth_login_ok(a, NULL, "bob");
+    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 0);
     auth_free(a);
 }
 
