@@ -73,6 +73,26 @@ int mcs_pg_exec(PGconn *pg, const char *sql, char *err, size_t errn)
     return rc;
 }
 
+void mcs_one_line(char *s)
+{
+    for(char *p = s; *p; p++)
+        if(*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+PGresult *mcs_pg_query(PGconn *pg, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, char *err, size_t errn)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    if(PQresultStatus(r) != want) {
+        snprintf(err, errn, "%s", PQresultErrorMessage(r));
+        mcs_one_line(err);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
 redisContext *mcs_redis_connect(const struct mcs_config *cfg, char *err, size_t errn)
 {
     int ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : 2000;

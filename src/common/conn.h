@@ -19,6 +19,15 @@ PGconn *mcs_pg_connect(const struct mcs_config *cfg, const char *app, char *err,
  * message in err. */
 int mcs_pg_exec(PGconn *pg, const char *sql, char *err, size_t errn);
 
+/* Runs a parameterised statement (text parameters, text results). Returns
+ * the result when its status is want (the caller PQclear()s it), else NULL
+ * with the server message, on one line, in err. */
+PGresult *mcs_pg_query(PGconn *pg, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, char *err, size_t errn);
+
+/* Replaces the line breaks of a server message by spaces (a log line). */
+void mcs_one_line(char *s);
+
 /* Connects to Redis (timeout 2 s) and AUTHs when REDIS_PASS is set.
  * Returns the context or NULL with the reason in err. */
 redisContext *mcs_redis_connect(const struct mcs_config *cfg, char *err, size_t errn);

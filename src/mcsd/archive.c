@@ -6,6 +6,7 @@
  * crash between upload and drop leaves no duplicate and loses nothing.
  * Owns nothing persistent. Thread: the caller's. */
 #include "archive.h"
+#include "conn.h"
 #include "dialect.h"
 #include "err.h"
 #include "jobs.h"
@@ -31,30 +32,10 @@ void archive_key(int64_t day, char *out, size_t n)
     snprintf(out, n, "archive/%04d/%02d/sensor_data_%04d%02d%02d.csv.gz", y, m, y, m, d);
 }
 
-static void one_line(char *s)
-{
-    for(char *p = s; *p; p++)
-        if(*p == '\n' || *p == '\r')
-            *p = ' ';
-}
-
-static PGresult *q(PGconn *pg, const char *sql, int n, const char *const *params,
-                   ExecStatusType want, char *err, size_t errn)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    if(PQresultStatus(r) != want) {
-        snprintf(err, errn, "%s", PQresultErrorMessage(r));
-        one_line(err);
-        PQclear(r);
-        return NULL;
-    }
-    return r;
-}
-
 static int exec1(PGconn *pg, const char *sql, int n, const char *const *params, char *err,
                  size_t errn)
 {
-    PGresult *r = q(pg, sql, n, params, PGRES_COMMAND_OK, err, errn);
+    PGresult *r = mcs_pg_query(pg, sql, n, params, PGRES_COMMAND_OK, err, errn);
     if(!r)
         return MCS_EDB;
     PQclear(r);
@@ -75,10 +56,11 @@ int archive_due_days(PGconn *pg, const struct mcs_config *cfg, int64_t now, int6
     const struct mcs_dialect *dl = dialect_detect(pg);
     PGresult *r;
     if(dl == &mcs_dialect_native) {
-        r = q(pg,
-              "SELECT substr(c.relname, 13) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-              " WHERE i.inhparent = 'sensor_data'::regclass AND c.relname ~ '^sensor_data_[0-9]{8}$'",
-              0, NULL, PGRES_TUPLES_OK, err, errn);
+        r = mcs_pg_query(
+            pg,
+            "SELECT substr(c.relname, 13) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'sensor_data'::regclass AND c.relname ~ '^sensor_data_[0-9]{8}$'",
+            0, NULL, PGRES_TUPLES_OK, err, errn);
         if(!r)
             return MCS_EDB;
         for(int i = 0; i < PQntuples(r) && n < max; i++) {
@@ -91,8 +73,8 @@ int archive_due_days(PGconn *pg, const struct mcs_config *cfg, int64_t now, int6
         PQclear(r);
     }
     else {
-        r = q(pg, "SELECT extract(epoch FROM min(time))::bigint FROM sensor_data", 0, NULL,
-              PGRES_TUPLES_OK, err, errn);
+        r = mcs_pg_query(pg, "SELECT extract(epoch FROM min(time))::bigint FROM sensor_data", 0,
+                         NULL, PGRES_TUPLES_OK, err, errn);
         if(!r)
             return MCS_EDB;
         if(!PQgetisnull(r, 0, 0)) {
@@ -189,7 +171,7 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
     PGresult *r = PQexec(pg, sql);
     if(PQresultStatus(r) != PGRES_COPY_OUT) {
         snprintf(err, errn, "%s", PQresultErrorMessage(r));
-        one_line(err);
+        mcs_one_line(err);
         PQclear(r);
         return MCS_EDB;
     }
@@ -201,7 +183,7 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
             break;
         if(n < 0) {
             snprintf(err, errn, "COPY: %s", PQerrorMessage(pg));
-            one_line(err);
+            mcs_one_line(err);
             rc = MCS_EDB;
             break;
         }
@@ -228,7 +210,7 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
     r = PQgetResult(pg);
     if(PQresultStatus(r) != PGRES_COMMAND_OK && !rc) {
         snprintf(err, errn, "%s", PQresultErrorMessage(r));
-        one_line(err);
+        mcs_one_line(err);
         rc = MCS_EDB;
     }
     PQclear(r);
@@ -264,10 +246,10 @@ static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_
     }
     {
         const char *p[2] = {los, his};
-        r = q(pg,
-              "SELECT count(*) FROM sensor_data WHERE time >= to_timestamp($1::bigint)"
-              " AND time < to_timestamp($2::bigint)",
-              2, p, PGRES_TUPLES_OK, err, errn);
+        r = mcs_pg_query(pg,
+                         "SELECT count(*) FROM sensor_data WHERE time >= to_timestamp($1::bigint)"
+                         " AND time < to_timestamp($2::bigint)",
+                         2, p, PGRES_TUPLES_OK, err, errn);
         if(!r)
             goto out;
         int64_t have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -320,12 +302,13 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
     mcs_day_iso(day, days, sizeof(days));
     {
         const char *p[3] = {days, key, k->ops->name};
-        r = q(pg,
-              "INSERT INTO archive_logs (day, file_name, status, sink) VALUES ($1::date, $2, 'running', $3) "
-              "ON CONFLICT (day) DO UPDATE SET status = CASE WHEN archive_logs.status IN"
-              " ('archived', 'empty') THEN archive_logs.status ELSE 'running' END,"
-              " updated_at = now() RETURNING status",
-              3, p, PGRES_TUPLES_OK, err, errn);
+        r = mcs_pg_query(pg,
+                         "INSERT INTO archive_logs (day, file_name, status, sink) VALUES "
+                         "($1::date, $2, 'running', $3) "
+                         "ON CONFLICT (day) DO UPDATE SET status = CASE WHEN archive_logs.status IN"
+                         " ('archived', 'empty') THEN archive_logs.status ELSE 'running' END,"
+                         " updated_at = now() RETURNING status",
+                         3, p, PGRES_TUPLES_OK, err, errn);
         if(!r)
             return MCS_EDB;
         int done = strcmp(PQgetvalue(r, 0, 0), "running") != 0;
@@ -347,7 +330,8 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
     /* Times in the file are the plant's local time with their offset. */
     {
         const char *p[1] = {cfg->tz};
-        r = q(pg, "SELECT set_config('TimeZone', $1, false)", 1, p, PGRES_TUPLES_OK, err, errn);
+        r = mcs_pg_query(pg, "SELECT set_config('TimeZone', $1, false)", 1, p, PGRES_TUPLES_OK, err,
+                         errn);
         if(!r)
             return MCS_EDB;
         PQclear(r);
@@ -477,8 +461,9 @@ int archive_download(const struct mcs_config *cfg, PGconn *pg, int64_t day,
     struct mcs_sink *k = NULL;
     mcs_day_iso(day, days, sizeof(days));
     const char *p[1] = {days};
-    PGresult *r = q(pg, "SELECT file_name FROM archive_logs WHERE day = $1::date AND status = 'archived'",
-                    1, p, PGRES_TUPLES_OK, err, errn);
+    PGresult *r = mcs_pg_query(
+        pg, "SELECT file_name FROM archive_logs WHERE day = $1::date AND status = 'archived'", 1, p,
+        PGRES_TUPLES_OK, err, errn);
     if(!r)
         return MCS_EDB;
     if(PQntuples(r) == 0) {

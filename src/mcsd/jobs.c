@@ -32,37 +32,17 @@ int job_should_stop(const struct mcs_jobctx *jc)
     return jc->stop && atomic_load(jc->stop);
 }
 
-static void one_line(char *s)
-{
-    for(char *p = s; *p; p++)
-        if(*p == '\n' || *p == '\r')
-            *p = ' ';
-}
-
-/* Runs a parameterised statement; on failure copies the server message. */
-static PGresult *q(PGconn *pg, const char *sql, int n, const char *const *params,
-                   ExecStatusType want, char *err, size_t errn)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    if(PQresultStatus(r) != want) {
-        snprintf(err, errn, "%s", PQresultErrorMessage(r));
-        one_line(err);
-        PQclear(r);
-        return NULL;
-    }
-    return r;
-}
-
 int sysalarm_raise(PGconn *pg, const char *alarm_type, const char *message)
 {
     char err[256];
     const char *p[2] = {alarm_type, message};
-    PGresult *r = q(pg,
-                    "WITH u AS (UPDATE alarm_logs SET count = count + 1, message = $2 "
-                    " WHERE sn = 'SYSTEM' AND alarm_type = $1 AND cleared_at IS NULL RETURNING id) "
-                    "INSERT INTO alarm_logs (sn, alarm_type, message) "
-                    "SELECT 'SYSTEM', $1, $2 WHERE NOT EXISTS (SELECT 1 FROM u)",
-                    2, p, PGRES_COMMAND_OK, err, sizeof(err));
+    PGresult *r = mcs_pg_query(
+        pg,
+        "WITH u AS (UPDATE alarm_logs SET count = count + 1, message = $2 "
+        " WHERE sn = 'SYSTEM' AND alarm_type = $1 AND cleared_at IS NULL RETURNING id) "
+        "INSERT INTO alarm_logs (sn, alarm_type, message) "
+        "SELECT 'SYSTEM', $1, $2 WHERE NOT EXISTS (SELECT 1 FROM u)",
+        2, p, PGRES_COMMAND_OK, err, sizeof(err));
     if(!r) {
         LOG_W("jobs", "system alarm not recorded", LS("type", alarm_type), LS("error", err));
         return MCS_EDB;
@@ -76,10 +56,10 @@ int sysalarm_clear(PGconn *pg, const char *alarm_type)
 {
     char err[256];
     const char *p[1] = {alarm_type};
-    PGresult *r = q(pg,
-                    "UPDATE alarm_logs SET state = 'cleared', cleared_at = now() "
-                    "WHERE sn = 'SYSTEM' AND alarm_type = $1 AND cleared_at IS NULL",
-                    1, p, PGRES_COMMAND_OK, err, sizeof(err));
+    PGresult *r = mcs_pg_query(pg,
+                               "UPDATE alarm_logs SET state = 'cleared', cleared_at = now() "
+                               "WHERE sn = 'SYSTEM' AND alarm_type = $1 AND cleared_at IS NULL",
+                               1, p, PGRES_COMMAND_OK, err, sizeof(err));
     if(!r)
         return MCS_EDB;
     PQclear(r);
@@ -96,10 +76,11 @@ static enum mcs_job_outcome job_offline(struct mcs_jobctx *jc)
     char secs[16];
     snprintf(secs, sizeof(secs), "%d", jc->cfg->offline_after_s);
     const char *p[1] = {secs};
-    PGresult *r = q(jc->pg,
-                    "UPDATE devices SET status = 'offline' WHERE status = 'online' "
-                    "AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => $1::int))",
-                    1, p, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
+    PGresult *r = mcs_pg_query(
+        jc->pg,
+        "UPDATE devices SET status = 'offline' WHERE status = 'online' "
+        "AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => $1::int))",
+        1, p, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
     if(!r)
         return JOB_FAILED;
     snprintf(jc->detail, sizeof(jc->detail), "{\"marked_offline\":%s}", PQcmdTuples(r));
@@ -113,15 +94,15 @@ static enum mcs_job_outcome job_health(struct mcs_jobctx *jc)
     int redis_ok = 0;
     double free_pct = -1;
     struct statvfs vs;
-    PGresult *r = q(jc->pg, "SELECT count(*) FROM pg_stat_activity", 0, NULL, PGRES_TUPLES_OK,
-                    jc->err, sizeof(jc->err));
+    PGresult *r = mcs_pg_query(jc->pg, "SELECT count(*) FROM pg_stat_activity", 0, NULL,
+                               PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
     if(!r)
         return JOB_FAILED;
     long conns = strtol(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     /* Jobs whose last run failed, for whoever reads the health record. */
-    r = q(jc->pg, "SELECT count(*) FROM job_last_runs WHERE outcome = 'failed'", 0, NULL,
-          PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
+    r = mcs_pg_query(jc->pg, "SELECT count(*) FROM job_last_runs WHERE outcome = 'failed'", 0, NULL,
+                     PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
     if(!r)
         return JOB_FAILED;
     long jobs_failed = strtol(PQgetvalue(r, 0, 0), NULL, 10);
@@ -157,7 +138,8 @@ int job_stats_hour(PGconn *pg, int64_t hour_start, char *err, size_t errn)
     snprintf(lo, sizeof(lo), "%" PRId64, hour_start);
     snprintf(hi, sizeof(hi), "%" PRId64, hour_start + 3600);
     const char *p[2] = {lo, hi};
-    PGresult *r = q(pg,
+    PGresult *r = mcs_pg_query(
+        pg,
         "WITH r AS ("
         " SELECT sn, time, seq, lag(seq) OVER (PARTITION BY sn ORDER BY time, seq) AS prev"
         " FROM sensor_data WHERE time >= to_timestamp($1::bigint) - interval '1 hour'"
@@ -234,8 +216,8 @@ int job_reap_stale(PGconn *pg, const struct mcs_job *j)
     const char *p[1] = {idx};
     int n = 0;
     snprintf(idx, sizeof(idx), "%d", (int)(j - mcs_jobs));
-    PGresult *r = q(pg, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ", $1::int)", 1, p,
-                    PGRES_TUPLES_OK, err, sizeof(err));
+    PGresult *r = mcs_pg_query(pg, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ", $1::int)", 1, p,
+                               PGRES_TUPLES_OK, err, sizeof(err));
     if(!r)
         return MCS_EDB;
     int locked = PQgetvalue(r, 0, 0)[0] == 't';
@@ -243,16 +225,17 @@ int job_reap_stale(PGconn *pg, const struct mcs_job *j)
     if(!locked)
         return 0; /* a run is alive somewhere */
     const char *p2[1] = {j->name};
-    r = q(pg,
-          "UPDATE job_runs SET outcome = 'abandoned', ended_at = clock_timestamp(),"
-          " error = 'process ended during the run' WHERE job = $1 AND outcome = 'running'",
-          1, p2, PGRES_COMMAND_OK, err, sizeof(err));
+    r = mcs_pg_query(
+        pg,
+        "UPDATE job_runs SET outcome = 'abandoned', ended_at = clock_timestamp(),"
+        " error = 'process ended during the run' WHERE job = $1 AND outcome = 'running'",
+        1, p2, PGRES_COMMAND_OK, err, sizeof(err));
     if(r) {
         n = (int)strtol(PQcmdTuples(r), NULL, 10);
         PQclear(r);
     }
-    PQclear(q(pg, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ", $1::int)", 1, p, PGRES_TUPLES_OK,
-              err, sizeof(err)));
+    PQclear(mcs_pg_query(pg, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ", $1::int)", 1, p,
+                         PGRES_TUPLES_OK, err, sizeof(err)));
     return n;
 }
 
@@ -273,8 +256,8 @@ enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc,
     snprintf(dues, sizeof(dues), "%" PRId64, due);
     {
         const char *p[1] = {idx};
-        r = q(jc->pg, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ", $1::int)", 1, p,
-              PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
+        r = mcs_pg_query(jc->pg, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ", $1::int)", 1, p,
+                         PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
         if(!r)
             goto out;
         locked = PQgetvalue(r, 0, 0)[0] == 't';
@@ -290,10 +273,11 @@ enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc,
         /* Holding the job's lock, no other run of it is alive: rows still
          * 'running' belong to a process that died during its run. */
         const char *p[1] = {j->name};
-        r = q(jc->pg,
-              "UPDATE job_runs SET outcome = 'abandoned', ended_at = clock_timestamp(),"
-              " error = 'process ended during the run' WHERE job = $1 AND outcome = 'running'",
-              1, p, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
+        r = mcs_pg_query(
+            jc->pg,
+            "UPDATE job_runs SET outcome = 'abandoned', ended_at = clock_timestamp(),"
+            " error = 'process ended during the run' WHERE job = $1 AND outcome = 'running'",
+            1, p, PGRES_COMMAND_OK, jc->err, sizeof(jc->err));
         if(!r)
             goto out;
         PQclear(r);
@@ -301,11 +285,12 @@ enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc,
     }
     {
         const char *p[4] = {j->name, due ? dues : NULL, trigger, instance};
-        r = q(jc->pg,
-              "INSERT INTO job_runs (job, due, trigger, instance, outcome) "
-              "VALUES ($1, to_timestamp($2::bigint), $3, $4, 'running') "
-              "ON CONFLICT (job, due) WHERE outcome <> 'abandoned' DO NOTHING RETURNING id",
-              4, p, PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
+        r = mcs_pg_query(
+            jc->pg,
+            "INSERT INTO job_runs (job, due, trigger, instance, outcome) "
+            "VALUES ($1, to_timestamp($2::bigint), $3, $4, 'running') "
+            "ON CONFLICT (job, due) WHERE outcome <> 'abandoned' DO NOTHING RETURNING id",
+            4, p, PGRES_TUPLES_OK, jc->err, sizeof(jc->err));
         if(!r)
             goto out;
         if(PQntuples(r) == 0) {
@@ -319,16 +304,17 @@ enum mcs_job_outcome job_execute(const struct mcs_job *j, struct mcs_jobctx *jc,
     }
     LOG_I("jobs", "job started", LS("job", j->name), LS("trigger", trigger), LI("run", id));
     o = j->run(jc);
-    one_line(jc->err);
+    mcs_one_line(jc->err);
     {
         char ids[32];
         snprintf(ids, sizeof(ids), "%lld", id);
         const char *p[4] = {ids, job_outcome_name(o), jc->err[0] ? jc->err : NULL,
                             jc->detail[0] ? jc->detail : NULL};
-        r = q(jc->pg,
-              "UPDATE job_runs SET ended_at = clock_timestamp(), outcome = $2, error = $3,"
-              " detail = $4::jsonb WHERE id = $1::bigint",
-              4, p, PGRES_COMMAND_OK, err, sizeof(err));
+        r = mcs_pg_query(
+            jc->pg,
+            "UPDATE job_runs SET ended_at = clock_timestamp(), outcome = $2, error = $3,"
+            " detail = $4::jsonb WHERE id = $1::bigint",
+            4, p, PGRES_COMMAND_OK, err, sizeof(err));
         if(!r)
             LOG_W("jobs", "job run not recorded", LS("job", j->name), LS("error", err));
         PQclear(r);
@@ -349,8 +335,8 @@ out:
     PQclear(r);
     if(locked) {
         const char *p[1] = {idx};
-        r = q(jc->pg, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ", $1::int)", 1, p,
-              PGRES_TUPLES_OK, err, sizeof(err));
+        r = mcs_pg_query(jc->pg, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ", $1::int)", 1, p,
+                         PGRES_TUPLES_OK, err, sizeof(err));
         PQclear(r);
     }
     if(run_id)
