@@ -4,31 +4,28 @@
  * journal, no registry, no Redis. What it sustains is what the broker plus
  * PostgreSQL (same table, same unique index) allow on this box, the ceiling
  * for mcsd's e2e_rate (bench/README.md: pipeline_limit_rate).
- * Owns one libmosquitto client, one libpq connection and two row buffers.
+ * Owns one libpq connection and two row buffers (the MQTT client and its
+ * loop are bench/subloop.c).
  * Threads: main (MQTT poll loop: parse, append rows) and one writer (COPY),
  * so that receiving and storing overlap as in mcsd.
  * Prints `name: value` lines on stdout at exit; diagnostics on stderr.
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <limits.h>
 #include <math.h>
-#include <mosquitto.h>
-#include <mqtt_protocol.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
 #include "numparse.h"
+#include "subloop.h"
 #include "timeutil.h"
 
 #define PG_EPOCH_OFFSET_S 946684800LL /* 2000-01-01 - 1970-01-01 */
@@ -48,13 +45,11 @@ struct rowbuf {
 };
 
 struct cs {
-    const char *host, *cafile, *user, *pass, *topic, *id, *ready_file, *db, *table;
-    int port, qos, quiet;
-    double duration, idle, k, b;
+    struct sub sub;
+    const char *db, *table;
+    double k, b;
     long batch_rows, batch_ms;
-    int subscribed, connected, failed, stopping;
-    uint64_t received, parse_errors;
-    int64_t first_ms, last_ms;
+    uint64_t parse_errors;
     /* Shared with the writer, under mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* writer: rows arrived or stop */
@@ -76,95 +71,44 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mcs-copysub --db CONNINFO --host H --port P [--topic F] [--qos 0|1]\n"
-               "         [--table T] [--k K --b B] [--batch-rows N] [--batch-ms MS]\n"
-               "         [--duration S] [--idle S] [--cafile F] [--user U --pass P]\n"
-               "         [--id CLIENTID] [--ready-file F] [--quiet]\n"
-               "  --db CONNINFO   libpq connection string of the database\n"
-               "  --table T       target table (sensor_data)\n"
-               "  --k K --b B     ppm = K * v_raw + B for every row (1.5, -10: the bench devices)\n"
-               "  --batch-rows N  rows per COPY at most (5000, as mcsd's BATCH_MAX_ROWS)\n"
-               "  --batch-ms MS   age of the oldest row before a COPY (25, as BATCH_MAX_MS)\n"
-               "  --idle S        exit when nothing arrived for S s after the first (5)\n");
+    fprintf(
+        f,
+        "usage: mcs-copysub --db CONNINFO --host H --port P [options]\n"
+        "  --db CONNINFO   libpq connection string of the database\n"
+        "  --table T       target table (sensor_data)\n"
+        "  --k K --b B     ppm = K * v_raw + B for every row (1.5, -10: the bench devices)\n"
+        "  --batch-rows N  rows per COPY at most (5000, as mcsd's BATCH_MAX_ROWS)\n"
+        "  --batch-ms MS   age of the oldest row before a COPY (25, as BATCH_MAX_MS)\n" SUB_USAGE);
 }
 
 static int parse_opts(int argc, char **argv, struct cs *s)
 {
     static const struct option lo[] = {
-        {"host", required_argument, 0, 'h'},
-        {"port", required_argument, 0, 'p'},
-        {"cafile", required_argument, 0, 'C'},
-        {"user", required_argument, 0, 'u'},
-        {"pass", required_argument, 0, 'P'},
-        {"topic", required_argument, 0, 't'},
-        {"qos", required_argument, 0, 'q'},
-        {"duration", required_argument, 0, 'd'},
-        {"idle", required_argument, 0, 'i'},
-        {"id", required_argument, 0, 'I'},
-        {"ready-file", required_argument, 0, 'r'},
+        SUB_LONGOPTS,
         {"db", required_argument, 0, 'D'},
         {"table", required_argument, 0, 'T'},
         {"k", required_argument, 0, 'k'},
         {"b", required_argument, 0, 'b'},
         {"batch-rows", required_argument, 0, 'R'},
         {"batch-ms", required_argument, 0, 'M'},
-        {"quiet", no_argument, 0, 'Q'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0},
     };
-    long v;
-    int c, rc = -1;
+    int c, k, rc = -1;
 
-    s->host = "127.0.0.1";
-    s->port = 1883;
-    s->topic = "mcs/+/up";
+    sub_defaults(&s->sub, "mcs-copysub", &g_stop);
     s->table = "sensor_data";
-    s->idle = 5;
     s->k = 1.5;
     s->b = -10;
     s->batch_rows = 5000;
     s->batch_ms = 25;
     while((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        k = sub_opt(&s->sub, c, optarg);
+        if(k < 0)
+            goto usage_out;
+        if(k > 0)
+            continue;
         switch(c) {
-        case 'h':
-            s->host = optarg;
-            break;
-        case 'p':
-            if(mcs_parse_long(optarg, 1, 65535, &v))
-                goto bad;
-            s->port = (int)v;
-            break;
-        case 'C':
-            s->cafile = optarg;
-            break;
-        case 'u':
-            s->user = optarg;
-            break;
-        case 'P':
-            s->pass = optarg;
-            break;
-        case 't':
-            s->topic = optarg;
-            break;
-        case 'q':
-            if(mcs_parse_long(optarg, 0, 2, &v))
-                goto bad;
-            s->qos = (int)v;
-            break;
-        case 'd':
-            if(mcs_parse_double(optarg, 0, 1e8, &s->duration))
-                goto bad;
-            break;
-        case 'i':
-            if(mcs_parse_double(optarg, 0, 1e8, &s->idle))
-                goto bad;
-            break;
-        case 'I':
-            s->id = optarg;
-            break;
-        case 'r':
-            s->ready_file = optarg;
-            break;
         case 'D':
             s->db = optarg;
             break;
@@ -187,9 +131,6 @@ static int parse_opts(int argc, char **argv, struct cs *s)
             if(mcs_parse_long(optarg, 1, 60000, &s->batch_ms))
                 goto bad;
             break;
-        case 'Q':
-            s->quiet = 1;
-            break;
         case 'H':
             usage(stdout);
             exit(0);
@@ -197,12 +138,8 @@ static int parse_opts(int argc, char **argv, struct cs *s)
             goto usage_out;
         }
     }
-    if(optind < argc || !s->db)
+    if(optind < argc || !s->db || sub_check(&s->sub))
         goto usage_out;
-    if(s->duration <= 0 && s->idle <= 0) {
-        fprintf(stderr, "mcs-copysub: give --duration or --idle\n");
-        goto usage_out;
-    }
     if(strlen(s->table) > 63) {
         fprintf(stderr, "mcs-copysub: --table too long\n");
         goto usage_out;
@@ -379,62 +316,12 @@ static void append_row(struct cs *s, const char *sn, size_t snlen, const struct 
 
 /* -- MQTT side (main thread) ---------------------------------------------- */
 
-static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
-                       const mosquitto_property *props)
+static void on_msg(void *user, const struct mosquitto_message *m)
 {
-    struct cs *s = obj;
-    int src;
-
-    (void)flags;
-    (void)props;
-    if(rc != 0) {
-        fprintf(stderr, "mcs-copysub: connection refused: %s (%d)\n", mosquitto_reason_string(rc),
-                rc);
-        s->failed = 1;
-        return;
-    }
-    s->connected = 1;
-    src = mosquitto_subscribe_v5(mosq, NULL, s->topic, s->qos, 0, NULL);
-    if(src != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "mcs-copysub: subscribe: %s\n", mosquitto_strerror(src));
-        s->failed = 1;
-    }
-}
-
-static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted,
-                         const mosquitto_property *props)
-{
-    struct cs *s = obj;
-    FILE *f;
-
-    (void)mosq;
-    (void)mid;
-    (void)props;
-    if(n < 1 || granted[0] >= 0x80) {
-        fprintf(stderr, "mcs-copysub: subscription to '%s' refused\n", s->topic);
-        s->failed = 1;
-        return;
-    }
-    s->subscribed = 1;
-    if(s->ready_file) {
-        f = fopen(s->ready_file, "w");
-        if(f)
-            fclose(f);
-    }
-}
-
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m,
-                       const mosquitto_property *props)
-{
-    struct cs *s = obj;
+    struct cs *s = user;
     struct reading r;
     const char *a, *z;
 
-    (void)mosq;
-    (void)props;
-    if(s->received == 0)
-        s->first_ms = mcs_mono_ms();
-    s->received++;
     /* The serial number is the topic level between the prefix and "up". */
     a = strchr(m->topic, '/');
     z = strrchr(m->topic, '/');
@@ -454,17 +341,14 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     pthread_mutex_unlock(&s->mu);
 }
 
-static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
-                          const mosquitto_property *props)
+static int writer_failed(void *user)
 {
-    struct cs *s = obj;
-
-    (void)mosq;
-    (void)props;
-    if(!g_stop && !s->stopping)
-        fprintf(stderr, "mcs-copysub: disconnected: %s\n", mosquitto_strerror(rc));
-    s->connected = 0;
-    s->failed = 1;
+    struct cs *s = user;
+    int e;
+    pthread_mutex_lock(&s->mu);
+    e = s->writer_err;
+    pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 /* -- writer thread -------------------------------------------------------- */
@@ -571,65 +455,14 @@ static void *writer_main(void *arg)
 
 /* -- main ----------------------------------------------------------------- */
 
-static void mqtt_loop(struct cs *s, struct mosquitto *mosq)
-{
-    struct pollfd pfd;
-    int64_t t0, now, next_misc, connect_deadline;
-    uint64_t prev = 0;
-    int i, n, mrc;
-
-    t0 = mcs_mono_ms();
-    next_misc = t0 + 1000;
-    connect_deadline = t0 + 10000;
-    while(!g_stop && !s->failed && !s->writer_err) {
-        now = mcs_mono_ms();
-        if(!s->subscribed && now > connect_deadline) {
-            fprintf(stderr, "mcs-copysub: not subscribed after 10 s\n");
-            break;
-        }
-        if(s->duration > 0 && now - t0 >= (int64_t)(s->duration * 1000))
-            break;
-        if(s->idle > 0 && s->received > 0 && now - s->last_ms >= (int64_t)(s->idle * 1000))
-            break;
-        pfd.fd = mosquitto_socket(mosq);
-        if(pfd.fd < 0)
-            break;
-        pfd.events = POLLIN | (mosquitto_want_write(mosq) ? POLLOUT : 0);
-        pfd.revents = 0;
-        n = poll(&pfd, 1, 50);
-        if(n < 0 && errno != EINTR)
-            break;
-        if(n > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP))) {
-            for(i = 0; i < 4096 && !s->failed; i++) {
-                errno = 0;
-                mrc = mosquitto_loop_read(mosq, 1);
-                if(mrc != MOSQ_ERR_SUCCESS || errno == EAGAIN || errno == EWOULDBLOCK)
-                    break;
-            }
-        }
-        if(!s->failed && mosquitto_want_write(mosq))
-            mosquitto_loop_write(mosq, 1);
-        now = mcs_mono_ms();
-        if(s->received != prev) {
-            s->last_ms = now;
-            prev = s->received;
-        }
-        if(now >= next_misc && !s->failed) {
-            mosquitto_loop_misc(mosq);
-            next_misc = now + 1000;
-        }
-    }
-}
-
 int main(int argc, char **argv)
 {
     struct cs s;
     struct mosquitto *mosq = NULL;
     struct sigaction sa;
     pthread_t th;
-    char id[64];
     double span;
-    int rc = 1, mrc, started = 0;
+    int rc = 1, started = 0;
 
     memset(&s, 0, sizeof(s));
     if(parse_opts(argc, argv, &s))
@@ -650,41 +483,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcs-copysub: database: %s", PQerrorMessage(s.pg));
         goto out;
     }
+    s.sub.on_msg = on_msg;
+    s.sub.should_stop = writer_failed;
+    s.sub.arg = &s;
     mosquitto_lib_init();
-    if(!s.id) {
-        snprintf(id, sizeof(id), "copysub-%ld", (long)getpid());
-        s.id = id;
-    }
-    mosq = mosquitto_new(s.id, true, &s);
-    if(!mosq)
-        goto out;
-    mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
-    mosquitto_connect_v5_callback_set(mosq, on_connect);
-    mosquitto_subscribe_v5_callback_set(mosq, on_subscribe);
-    mosquitto_message_v5_callback_set(mosq, on_message);
-    mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
-    if(s.user)
-        mosquitto_username_pw_set(mosq, s.user, s.pass);
-    if(s.cafile && (mosquitto_tls_set(mosq, s.cafile, NULL, NULL, NULL, NULL) != 0 ||
-                    mosquitto_tls_opts_set(mosq, 1, "tlsv1.2", NULL) != 0)) {
-        fprintf(stderr, "mcs-copysub: cannot use CA file %s\n", s.cafile);
-        goto out;
-    }
     if(pthread_create(&th, NULL, writer_main, &s))
         goto out;
     started = 1;
-    mrc = mosquitto_connect_bind_v5(mosq, s.host, s.port, 60, NULL, NULL);
-    if(mrc != MOSQ_ERR_SUCCESS)
-        fprintf(stderr, "mcs-copysub: cannot connect to %s:%d: %s\n", s.host, s.port,
-                mrc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(mrc));
-    else
-        mqtt_loop(&s, mosq);
-
-    s.stopping = 1;
-    if(s.connected)
-        mosquitto_disconnect_v5(mosq, 0, NULL);
+    mosq = sub_connect(&s.sub);
+    if(mosq)
+        sub_run(&s.sub, mosq);
+    sub_close(&s.sub, mosq);
+    mosq = NULL;
     pthread_mutex_lock(&s.mu);
     s.done = 1;
     pthread_cond_broadcast(&s.cv);
@@ -693,8 +503,8 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     started = 0;
 
-    span = s.stored > 0 ? (double)(s.last_commit_ms - s.first_ms) / 1000.0 : 0;
-    printf("received: %" PRIu64 "\n", s.received);
+    span = s.stored > 0 ? (double)(s.last_commit_ms - s.sub.first_ms) / 1000.0 : 0;
+    printf("received: %" PRIu64 "\n", s.sub.received);
     printf("stored: %" PRIu64 "\n", s.stored);
     printf("parse_errors: %" PRIu64 "\n", s.parse_errors);
     printf("batches: %" PRIu64 "\n", s.batches);
@@ -702,7 +512,7 @@ int main(int argc, char **argv)
     printf("elapsed_s: %.3f\n", span);
     printf("rate: %.1f\n", span > 0 ? (double)s.stored / span : 0.0);
     fflush(stdout);
-    rc = s.subscribed && !s.writer_err ? 0 : 1;
+    rc = s.sub.subscribed && !s.writer_err ? 0 : 1;
 out:
     if(started) {
         pthread_mutex_lock(&s.mu);
@@ -711,8 +521,7 @@ out:
         pthread_mutex_unlock(&s.mu);
         pthread_join(th, NULL);
     }
-    if(mosq)
-        mosquitto_destroy(mosq);
+    sub_close(&s.sub, mosq);
     mosquitto_lib_cleanup();
     if(s.pg)
         PQfinish(s.pg);
