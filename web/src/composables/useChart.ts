@@ -13,6 +13,9 @@ export function useChart(el: Ref<HTMLElement | null>, theme?: string) {
   onMounted(() => {
     if (!el.value) return
     chart.value = echarts.init(el.value, theme)
+    // The e2e specs read the rendered chart (axis extent, label boxes) from
+    // here: web/tests/e2e/panel.spec.mjs.
+    Object.defineProperty(el.value, '__mcsChart', { value: chart.value, configurable: true })
     ro = new ResizeObserver(() => chart.value?.resize())
     ro.observe(el.value)
     if (pending) chart.value.setOption(pending, true)

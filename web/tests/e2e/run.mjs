@@ -50,8 +50,10 @@ try {
         await screen.getByTestId('login-pass').fill(st.password)
         await screen.getByTestId('login-submit').click()
         await screen.waitForURL(/\/admin/)
-        const { stackSpecs } = await import('./stack.spec.mjs')
-        stackSpecs(st)
+        // MCS_E2E_SPECS=panel runs only the named spec files (default: all).
+        const files = (process.env.MCS_E2E_SPECS || 'stack,panel').split(',')
+        if (files.includes('stack')) (await import('./stack.spec.mjs')).stackSpecs(st)
+        if (files.includes('panel')) (await import('./panel.spec.mjs')).panelSpecs(st)
         failed += await runAll('stack', { page, screen, browser })
         await ctx.close()
         await sctx.close()
