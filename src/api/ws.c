@@ -34,6 +34,7 @@ struct ws_client {
     struct api_msg *rt; /* newest realtime frame not yet written */
     struct api_msg *cur; /* the message being written, fragment by fragment */
     size_t off;          /* bytes of cur written */
+    int64_t done_ms;     /* monotonic: a message last completed (or the open) */
     size_t rxlen;
     int rx_over;
     char rx[WS_RX_MAX + 1];
@@ -75,6 +76,16 @@ void ws_stats(struct api_ctx *ctx, struct api_ws_stats *out)
         memset(out, 0, sizeof(*out));
 }
 
+/* Closes a client that cannot keep up (counted, logged). */
+static void drop(struct api_ctx *ctx, struct ws_client *c, const char *why)
+{
+    c->closing = 1;
+    ctx->ws->st.dropped++;
+    LOG_W("ws", "slow dashboard client dropped", LS("user", c->user), LS("ip", c->ip),
+          LS("reason", why));
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* Queues a frame (takes the reference). Returns 0, or -1 when the client is
  * too far behind and is being dropped. */
 static int enqueue(struct api_ctx *ctx, struct ws_client *c, struct api_msg *m)
@@ -85,10 +96,7 @@ static int enqueue(struct api_ctx *ctx, struct ws_client *c, struct api_msg *m)
     }
     if(c->qn == WSQ) {
         msg_unref(m);
-        c->closing = 1;
-        ctx->ws->st.dropped++;
-        LOG_W("ws", "slow dashboard client dropped", LS("user", c->user));
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        drop(ctx, c, "alarm backlog");
         return -1;
     }
     c->q[(c->qh + c->qn) % WSQ] = m;
@@ -339,6 +347,14 @@ static void fan_out(struct api_ctx *ctx)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
+        if(c->rt || c->cur) {
+            /* Behind. One that completes nothing for WS_STALL_S would hold
+             * an old frame (its message in progress) for ever. */
+            if(mcs_mono_ms() - c->done_ms > (int64_t)ctx->cfg.ws_stall_s * 1000) {
+                drop(ctx, c, "stalled");
+                continue;
+            }
+        }
         if(c->rt) {
             ctx->ws->st.realtime_skipped++;
             msg_unref(c->rt);
@@ -398,6 +414,7 @@ static int writable(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
             c->cur = NULL;
             msg_unref(m);
             w->st.frames_sent++;
+            c->done_ms = mcs_mono_ms();
         }
         if(lws_send_pipe_choked(wsi)) {
             if(c->cur || c->qn || c->rt)
@@ -429,6 +446,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         ctx = ctx_of(wsi);
         memset(c, 0, sizeof(*c));
         c->wsi = wsi;
+        c->done_ms = mcs_mono_ms();
         http_client_ip(wsi, &ctx->cfg, c->ip, sizeof(c->ip));
         c->next = ctx->ws->head;
         if(c->next)

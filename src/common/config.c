@@ -89,6 +89,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"API_ALARM_SOURCE", MCS_CFG_STR, F(api_alarm_source), 1, 0, "pg", 0, "mcs-api: alarm events from PostgreSQL NOTIFY mcs_alarm (pg) or Redis mcs:alarm (redis)"},
     {"API_TRUSTED_PROXY", MCS_CFG_STR, F(api_trusted_proxy), 0, 0, "", 0, "mcs-api: address of the reverse proxy whose X-Forwarded-For names the client (audit, login throttle)"},
     {"WS_MAX_CLIENTS", MCS_CFG_INT, F(ws_max_clients), 1, 100000, "1000", 0, "mcs-api: dashboard WebSocket clients at most"},
+    {"WS_STALL_S", MCS_CFG_INT, F(ws_stall_s), 2, 3600, "30", 0, "mcs-api: a dashboard client that completes no frame for this long is dropped"},
     {"ALARMS_ENABLED", MCS_CFG_INT, F(alarms_enabled), 0, 1, "1", 0, "alarm engine and notifier in this mcsd (docs/ALARMS.md)"},
     {"NOTIFY_POLL_MS", MCS_CFG_INT, F(notify_poll_ms), 10, 10000, "100", 0, "how often each channel looks for due notifications"},
     {"NOTIFY_TIMEOUT_MS", MCS_CFG_INT, F(notify_timeout_ms), 100, 120000, "10000", 0, "time limit of one notification request"},

@@ -80,6 +80,7 @@ struct mcs_config {
     int login_max_fail_ip;
     int login_lock_s;
     int ws_max_clients;
+    int ws_stall_s;
     char api_alarm_source[16];
     char api_trusted_proxy[64];
     /* Alarms and notifications (issue #7, docs/ALARMS.md) */

@@ -284,6 +284,52 @@ def test_large_realtime_frames_arrive_whole_in_fragments_and_alarms_go_between(a
             cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
 
 
+def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(api_launcher, pg):
+    """A client that stops reading in the middle of a 10,000-device frame
+    would hold that frame for ever: after WS_STALL_S without completing a
+    message the server closes it; a reading client is not affected."""
+    a = api_launcher.start(WS_STALL_S=3)
+    from apihelpers import add_user
+    add_user(a.env, "stall", "stall-password", "viewer")
+    tok = a.login("stall", "stall-password")
+    prefix = new_sn("S")
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 10000) g",
+                    (prefix,))
+    try:
+        slow = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard",
+                                           sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        slow.send(json.dumps({"type": "auth", "token": tok}))
+        good = ws_open(a, tok, timeout=10)
+        try:
+            stamps = []
+            t_end = time.monotonic() + 8
+            while time.monotonic() < t_end:
+                f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
+                stamps.append(f["ts"])
+            assert len(stamps) >= 6 and stamps[-1] - stamps[0] <= len(stamps) + 1
+            # The slow one now reads what was left in the sockets: then the end.
+            slow.settimeout(2)
+            closed = False
+            t_end = time.monotonic() + 20
+            while time.monotonic() < t_end and not closed:
+                try:
+                    slow.recv()
+                except (websocket.WebSocketConnectionClosedException, ConnectionError,
+                        websocket.WebSocketProtocolException):
+                    closed = True
+                except websocket.WebSocketTimeoutException:
+                    break
+            assert closed, "the stalled client was not closed"
+            assert "stalled" in a.log_tail(200)
+        finally:
+            good.close()
+            slow.close()
+    finally:
+        with pg.cursor() as cur:
+            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+
+
 def test_feed_stops_when_the_token_expires(api):
     tok = forge_jwt({"sub": api.viewer, "role": "viewer", "iat": int(time.time()),
                      "exp": int(time.time()) + 4})
