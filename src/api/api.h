@@ -171,6 +171,29 @@ int api_saved(struct api_resp *rs, const char *message);
 /* Takes a malloc'd buffer as the body. */
 int api_raw(struct api_resp *rs, int status, const char *ctype, char *buf, size_t len);
 
+/* One page of a list (manual §10.2): page 1..API_PAGE_MAX, size 1..the
+ * endpoint's maximum, and both as the text of LIMIT and OFFSET parameters.
+ * Filled by rq_page() (reqparse.h). */
+#define API_PAGE_MAX 100000
+struct api_page {
+    long page, size;
+    char lim[24], off[24];
+};
+
+/* Adds "total", "page" and "size" (in that order) to the object o. */
+void api_page_fields(cJSON *o, long long total, const struct api_page *pg);
+
+/* A paged list in the shape of §10.2: {"total","page","size","data":[...]}.
+ * count_sql counts the rows (one row, one column); rows_sql selects them in
+ * order and must not end in LIMIT: " LIMIT $n+1 OFFSET $n+2" is appended
+ * for pg. Both take the n (at most API_LIST_MAX_VALS) text parameters vals.
+ * Each row becomes an object via api_pg_row(). Returns the body (caller
+ * owns it), or NULL after setting an error response on rs. */
+#define API_LIST_MAX_VALS 16
+cJSON *api_list(struct api_ctx *ctx, struct api_resp *rs, const char *count_sql,
+                const char *rows_sql, int n, const char *const *vals,
+                const struct api_page *pg);
+
 /* JSON helpers for PostgreSQL text values: NULL when the field is SQL NULL. */
 cJSON *api_pg_num(PGresult *r, int row, int col);
 cJSON *api_pg_str(PGresult *r, int row, int col);

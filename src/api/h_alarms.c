@@ -113,42 +113,18 @@ static int filters(const struct api_req *rq, struct afilter *f, char *err, size_
 
 int h_alarm_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[160], sql[2048], lim[24], off[24];
+    char err[160], count[1024], sql[2048];
     struct afilter f;
-    long page, size;
-    PGresult *r;
-    cJSON *o, *data;
-    long long total;
+    struct api_page pg;
+    cJSON *o;
 
-    if(filters(rq, &f, err, sizeof(err)) ||
-       rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)))
+    if(filters(rq, &f, err, sizeof(err)) || rq_page(rq, 200, 20, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM alarm_logs a %s", f.where);
-    r = api_query(ctx, rs, sql, f.nv, f.v);
-    if(!r)
-        return 0;
-    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
-    f.v[f.nv] = lim;
-    f.v[f.nv + 1] = off;
-    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC "
-                               "LIMIT $%d OFFSET $%d",
-             ALARM_COLS, ALARM_FROM, f.where, f.nv + 1, f.nv + 2);
-    r = api_query(ctx, rs, sql, f.nv + 2, f.v);
-    if(!r)
-        return 0;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
-    data = cJSON_AddArrayToObject(o, "data");
-    for(int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(data, api_pg_row(r, i));
-    PQclear(r);
-    return api_json(rs, 200, o);
+    snprintf(count, sizeof(count), "SELECT count(*) FROM alarm_logs a %s", f.where);
+    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC",
+             ALARM_COLS, ALARM_FROM, f.where);
+    o = api_list(ctx, rs, count, sql, f.nv, f.v, &pg);
+    return o ? api_json(rs, 200, o) : 0;
 }
 
 static int alarm_id(struct api_req *rq, struct api_resp *rs, char *out, size_t n)

@@ -141,17 +141,14 @@ static void like_pattern(const char *s, char *out, size_t n)
 
 int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[128], where[512] = "", sql[4096], pat[200], lim[32], off[32];
-    long page, size;
+    char err[128], where[512] = "", count[1024], sql[4096], pat[200];
+    struct api_page pg;
     const char *status = rq_arg(rq, "status"), *search = rq_arg(rq, "search");
-    const char *v[3];
+    const char *v[1];
     int nv = 0;
-    PGresult *r;
-    cJSON *o, *data;
-    long long total;
+    cJSON *o;
 
-    if(rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)))
+    if(rq_page(rq, 200, 20, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
     if(status && strcmp(status, "online") && strcmp(status, "offline") &&
        strcmp(status, "alarm"))
@@ -177,31 +174,12 @@ int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                  "%s(d.sn ILIKE $1 OR d.name ILIKE $1 OR d.location ILIKE $1)",
                  where[0] ? " AND " : "");
     }
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM devices d%s%s", where[0] ? " WHERE " : "",
-             where);
-    r = api_query(ctx, rs, sql, nv, v);
-    if(!r)
-        return 0;
-    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
-    v[nv] = lim;
-    v[nv + 1] = off;
-    snprintf(sql, sizeof(sql), "SELECT %s%s%s%s ORDER BY d.sn LIMIT $%d OFFSET $%d", DEV_COLS,
-             DEV_FROM, where[0] ? "WHERE " : "", where, nv + 1, nv + 2);
-    r = api_query(ctx, rs, sql, nv + 2, v);
-    if(!r)
-        return 0;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
-    data = cJSON_AddArrayToObject(o, "data");
-    for(int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(data, api_pg_row(r, i));
-    PQclear(r);
-    return api_json(rs, 200, o);
+    snprintf(count, sizeof(count), "SELECT count(*) FROM devices d%s%s",
+             where[0] ? " WHERE " : "", where);
+    snprintf(sql, sizeof(sql), "SELECT %s%s%s%s ORDER BY d.sn", DEV_COLS, DEV_FROM,
+             where[0] ? "WHERE " : "", where);
+    o = api_list(ctx, rs, count, sql, nv, v, &pg);
+    return o ? api_json(rs, 200, o) : 0;
 }
 
 int h_dev_get(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
@@ -465,10 +443,11 @@ static void iso(int64_t s, char *buf, size_t n)
 int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     const char *sn = rq->params[0], *ivs = rq_arg(rq, "interval");
-    char err[128], a[24], b[24], ivtxt[40], lim[24], off[24], sa[40], sb[40];
+    char err[128], a[24], b[24], ivtxt[40], sa[40], sb[40];
     int64_t start = 0, end = 0;
     int hs, he;
-    long page, size, iv;
+    struct api_page pg;
+    long iv;
     const char *v[5];
     PGresult *r;
     cJSON *o, *pts;
@@ -478,8 +457,7 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         return bad_sn(rs, sn);
     if(rq_time(rq, "start", &start, &hs, err, sizeof(err)) ||
        rq_time(rq, "end", &end, &he, err, sizeof(err)) ||
-       rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 10000, 2000, &size, err, sizeof(err)))
+       rq_page(rq, 10000, 2000, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
     if(!he)
         end = mcs_now_ms() / 1000;
@@ -497,21 +475,19 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     snprintf(a, sizeof(a), "%lld", (long long)start);
     snprintf(b, sizeof(b), "%lld", (long long)end);
     snprintf(ivtxt, sizeof(ivtxt), "%ld seconds", iv);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
     v[0] = sn;
     v[1] = a;
     v[2] = b;
     if(iv == 0) {
-        v[3] = lim;
-        v[4] = off;
+        v[3] = pg.lim;
+        v[4] = pg.off;
         r = api_query(ctx, rs,
                       "SELECT " ISO("time") ", ppm, temp, ppm, ppm, 1, count(*) OVER () "
                       "FROM sensor_data WHERE sn = $1 AND time >= to_timestamp($2) AND "
                       "time < to_timestamp($3) ORDER BY time LIMIT $4 OFFSET $5",
                       5, v);
     } else {
-        const char *w[6] = {sn, a, b, ivtxt, lim, off};
+        const char *w[6] = {sn, a, b, ivtxt, pg.lim, pg.off};
         r = api_query(ctx, rs,
                       "SELECT " ISO("bk") ", round(avg(ppm)::numeric, 3), "
                       "round(avg(temp)::numeric, 2), min(ppm), max(ppm), count(*), "
@@ -543,13 +519,7 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         total = strtoll(PQgetvalue(r, i, 6), NULL, 10);
     }
     PQclear(r);
-    if(!total && page > 1) {
-        /* Past the last page: count the points to say how many there are. */
-        total = -1;
-    }
-    cJSON_AddNumberToObject(o, "total", (double)(total < 0 ? 0 : total));
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
+    api_page_fields(o, total, &pg);
     cJSON_AddItemToObject(o, "points", pts);
     return api_json(rs, 200, o);
 }

@@ -52,6 +52,19 @@ int rq_int(const struct api_req *rq, const char *name, long lo, long hi, long de
     return 0;
 }
 
+int rq_page(const struct api_req *rq, long max_size, long def_size, struct api_page *out,
+            char *err, size_t errn)
+{
+    int rc = rq_int(rq, "page", 1, API_PAGE_MAX, 1, &out->page, err, errn);
+    if(!rc)
+        rc = rq_int(rq, "size", 1, max_size, def_size, &out->size, err, errn);
+    if(rc)
+        return rc;
+    snprintf(out->lim, sizeof(out->lim), "%ld", out->size);
+    snprintf(out->off, sizeof(out->off), "%ld", (out->page - 1) * out->size);
+    return 0;
+}
+
 int rq_bool(const struct api_req *rq, const char *name, int *out, char *err, size_t errn)
 {
     const char *v = rq_arg(rq, name);
