@@ -163,6 +163,14 @@ void api_redis_fail(struct api_ctx *ctx);
 PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, int n,
                     const char *const *vals);
 
+/* A transaction on the loop thread's connection, for a change and its
+ * audit row (R-API-7). api_begin: 0, or MCS_EDB with an error response on
+ * rs. api_commit: 0, or MCS_EDB with an error response on rs and the
+ * transaction rolled back. api_rollback: nothing without a connection. */
+int api_begin(struct api_ctx *ctx, struct api_resp *rs);
+int api_commit(struct api_ctx *ctx, struct api_resp *rs);
+void api_rollback(struct api_ctx *ctx);
+
 /* Response helpers; all return 0 so handlers can `return api_json(...)`. */
 int api_json(struct api_resp *rs, int status, cJSON *body); /* takes body */
 int api_error(struct api_resp *rs, int status, int code, const char *fmt, ...)

@@ -145,6 +145,32 @@ PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, i
     return NULL;
 }
 
+int api_begin(struct api_ctx *ctx, struct api_resp *rs)
+{
+    PGresult *r = api_query(ctx, rs, "BEGIN", 0, NULL);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    return 0;
+}
+
+void api_rollback(struct api_ctx *ctx)
+{
+    if(ctx->pg)
+        PQclear(PQexec(ctx->pg, "ROLLBACK"));
+}
+
+int api_commit(struct api_ctx *ctx, struct api_resp *rs)
+{
+    PGresult *r = api_query(ctx, rs, "COMMIT", 0, NULL);
+    if(!r) {
+        api_rollback(ctx);
+        return MCS_EDB;
+    }
+    PQclear(r);
+    return 0;
+}
+
 static void set_body(struct api_resp *rs, int status, const char *ctype, char *buf, size_t len)
 {
     free(rs->body);

@@ -109,7 +109,6 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     const char *v[1];
     PGresult *r = NULL;
     long retry;
-    struct api_job *job = NULL;
     struct login_job *l = NULL;
 
     if(!j)
@@ -138,9 +137,8 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                   1, v);
     if(!r)
         goto out;
-    job = calloc(1, sizeof(*job));
     l = calloc(1, sizeof(*l));
-    if(!job || !l) {
+    if(!l) {
         api_error(rs, 500, E_INTERNAL, "out of memory");
         goto out;
     }
@@ -156,15 +154,9 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
             goto out;
         }
     }
-    job->work = login_work;
-    job->done = login_done;
-    job->free_data = login_free;
-    job->data = l;
-    api_defer(rs, job);
-    job = NULL;
+    api_defer_work(rs, login_work, login_done, login_free, l);
     l = NULL;
 out:
-    free(job);
     login_free(l);
     PQclear(r);
     if(cJSON_IsString(p = j ? cJSON_GetObjectItemCaseSensitive(j, "password") : NULL))
