@@ -219,6 +219,25 @@ int h_alarm_ack(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     return api_json(rs, 200, after);
 }
 
+/* Appends one {label: ..., "count": n} object to arr per row of sql, a
+ * (label, count) query over the parameters v (the window's start and end).
+ * 0, or MCS_EDB with rs set. */
+static int add_counts(struct api_ctx *ctx, struct api_resp *rs, cJSON *arr, const char *label,
+                      const char *sql, const char *const *v)
+{
+    PGresult *r = api_query(ctx, rs, sql, 2, v);
+    if(!r)
+        return MCS_EDB;
+    for(int i = 0; i < PQntuples(r); i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, label, api_pg_str(r, i, 0));
+        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
+        cJSON_AddItemToArray(arr, d);
+    }
+    PQclear(r);
+    return 0;
+}
+
 int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     char err[160], a[24], b[24];
@@ -226,7 +245,7 @@ int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     int hs, he;
     const char *v[2] = {a, b};
     PGresult *r;
-    cJSON *o, *bt, *bd, *top;
+    cJSON *o, *bt;
 
     if(rq_time(rq, "start", &start, &hs, err, sizeof(err)) ||
        rq_time(rq, "end", &end, &he, err, sizeof(err)))
@@ -269,35 +288,16 @@ int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     for(int i = 0; i < PQntuples(r); i++)
         cJSON_AddItemToObject(bt, PQgetvalue(r, i, 0), api_pg_num(r, i, 1));
     PQclear(r);
-    bd = cJSON_AddArrayToObject(o, "by_day");
-    r = api_query(ctx, rs,
+    if(add_counts(ctx, rs, cJSON_AddArrayToObject(o, "by_day"), "date",
                   "SELECT to_char(date_trunc('day', triggered_at AT TIME ZONE 'UTC'), "
                   "'YYYY-MM-DD'), count(*) FROM alarm_logs WHERE triggered_at >= "
                   "to_timestamp($1) AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 1",
-                  2, v);
-    if(!r)
-        goto fail;
-    for(int i = 0; i < PQntuples(r); i++) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "date", api_pg_str(r, i, 0));
-        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
-        cJSON_AddItemToArray(bd, d);
-    }
-    PQclear(r);
-    top = cJSON_AddArrayToObject(o, "top_devices");
-    r = api_query(ctx, rs,
+                  v) ||
+       add_counts(ctx, rs, cJSON_AddArrayToObject(o, "top_devices"), "sn",
                   "SELECT sn, count(*) FROM alarm_logs WHERE triggered_at >= to_timestamp($1) "
                   "AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-                  2, v);
-    if(!r)
+                  v))
         goto fail;
-    for(int i = 0; i < PQntuples(r); i++) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "sn", api_pg_str(r, i, 0));
-        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
-        cJSON_AddItemToArray(top, d);
-    }
-    PQclear(r);
     return api_json(rs, 200, o);
 fail:
     cJSON_Delete(o);

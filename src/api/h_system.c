@@ -316,6 +316,12 @@ static void sample(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
         *n += (size_t)k;
 }
 
+/* Prometheus text: a counter without labels, with its TYPE line. */
+static void counter(char **buf, size_t *n, size_t *cap, const char *name, uint64_t v)
+{
+    sample(buf, n, cap, "# TYPE %s counter\n%s %llu\n", name, name, (unsigned long long)v);
+}
+
 int h_metrics(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     char *b = NULL;
@@ -339,27 +345,16 @@ int h_metrics(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
            (unsigned long long)ctx->st.logins_failed);
     sample(&b, &n, &cap, "mcs_api_logins_total{outcome=\"throttled\"} %llu\n",
            (unsigned long long)ctx->st.logins_throttled);
-    sample(&b, &n, &cap, "# TYPE mcs_api_auth_rejected_total counter\nmcs_api_auth_rejected_total %llu\n",
-           (unsigned long long)ctx->st.auth_rejected);
-    sample(&b, &n, &cap, "# TYPE mcs_api_commands_total counter\nmcs_api_commands_total %llu\n",
-           (unsigned long long)ctx->st.commands);
-    sample(&b, &n, &cap, "# TYPE mcs_api_audit_rows_total counter\nmcs_api_audit_rows_total %llu\n",
-           (unsigned long long)ctx->st.audit_rows);
-    sample(&b, &n, &cap, "# TYPE mcs_api_audit_failed_total counter\nmcs_api_audit_failed_total %llu\n",
-           (unsigned long long)ctx->st.audit_failed);
-    sample(&b, &n, &cap, "# TYPE mcs_api_bodies_too_large_total counter\n"
-                         "mcs_api_bodies_too_large_total %llu\n",
-           (unsigned long long)ctx->st.bodies_too_large);
+    counter(&b, &n, &cap, "mcs_api_auth_rejected_total", ctx->st.auth_rejected);
+    counter(&b, &n, &cap, "mcs_api_commands_total", ctx->st.commands);
+    counter(&b, &n, &cap, "mcs_api_audit_rows_total", ctx->st.audit_rows);
+    counter(&b, &n, &cap, "mcs_api_audit_failed_total", ctx->st.audit_failed);
+    counter(&b, &n, &cap, "mcs_api_bodies_too_large_total", ctx->st.bodies_too_large);
     sample(&b, &n, &cap, "# TYPE mcs_api_ws_clients gauge\nmcs_api_ws_clients %d\n", ws.clients);
-    sample(&b, &n, &cap, "# TYPE mcs_api_ws_frames_total counter\nmcs_api_ws_frames_total %llu\n",
-           (unsigned long long)ws.frames_sent);
-    sample(&b, &n, &cap, "# TYPE mcs_api_ws_realtime_skipped_total counter\n"
-                         "mcs_api_ws_realtime_skipped_total %llu\n",
-           (unsigned long long)ws.realtime_skipped);
-    sample(&b, &n, &cap, "# TYPE mcs_api_ws_dropped_total counter\nmcs_api_ws_dropped_total %llu\n",
-           (unsigned long long)ws.dropped);
-    sample(&b, &n, &cap, "# TYPE mcs_api_alarm_events_total counter\nmcs_api_alarm_events_total %llu\n",
-           (unsigned long long)ev);
+    counter(&b, &n, &cap, "mcs_api_ws_frames_total", ws.frames_sent);
+    counter(&b, &n, &cap, "mcs_api_ws_realtime_skipped_total", ws.realtime_skipped);
+    counter(&b, &n, &cap, "mcs_api_ws_dropped_total", ws.dropped);
+    counter(&b, &n, &cap, "mcs_api_alarm_events_total", ev);
     sample(&b, &n, &cap, "# TYPE mcs_api_uptime_seconds gauge\nmcs_api_uptime_seconds %lld\n",
            (long long)((mcs_now_ms() - ctx->st.started_ms) / 1000));
     /* The workers publish their counters in Redis (docs/INTERFACES.md). */

@@ -56,6 +56,12 @@ static void args(void **state)
     assert_int_equal(rq_sn_valid("A001-x_9"), 1);
     assert_int_equal(rq_sn_valid("bad sn"), 0);
     assert_int_equal(rq_sn_valid(""), 0);
+    /* rq_utf8_valid: src/common/utf8.c decodes, the API refuses NUL too. */
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"A区东侧", 10), 1);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"a\0b", 3), 0);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"\xE5\x90\x8D", 2), 0);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"\xED\xA0\x80", 3), 0);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"", 0), 1);
     assert_int_equal(rq_interval("1m"), 60);
     assert_int_equal(rq_interval("raw"), 0);
     assert_int_equal(rq_interval("2m"), -1);
