@@ -163,6 +163,14 @@ void api_redis_fail(struct api_ctx *ctx);
 PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, int n,
                     const char *const *vals);
 
+/* A transaction on the loop thread's connection, for a change and its
+ * audit row (R-API-7). api_begin: 0, or MCS_EDB with an error response on
+ * rs. api_commit: 0, or MCS_EDB with an error response on rs and the
+ * transaction rolled back. api_rollback: nothing without a connection. */
+int api_begin(struct api_ctx *ctx, struct api_resp *rs);
+int api_commit(struct api_ctx *ctx, struct api_resp *rs);
+void api_rollback(struct api_ctx *ctx);
+
 /* Response helpers; all return 0 so handlers can `return api_json(...)`. */
 int api_json(struct api_resp *rs, int status, cJSON *body); /* takes body */
 int api_error(struct api_resp *rs, int status, int code, const char *fmt, ...)
@@ -170,6 +178,29 @@ int api_error(struct api_resp *rs, int status, int code, const char *fmt, ...)
 int api_saved(struct api_resp *rs, const char *message);
 /* Takes a malloc'd buffer as the body. */
 int api_raw(struct api_resp *rs, int status, const char *ctype, char *buf, size_t len);
+
+/* One page of a list (manual §10.2): page 1..API_PAGE_MAX, size 1..the
+ * endpoint's maximum, and both as the text of LIMIT and OFFSET parameters.
+ * Filled by rq_page() (reqparse.h). */
+#define API_PAGE_MAX 100000
+struct api_page {
+    long page, size;
+    char lim[24], off[24];
+};
+
+/* Adds "total", "page" and "size" (in that order) to the object o. */
+void api_page_fields(cJSON *o, long long total, const struct api_page *pg);
+
+/* A paged list in the shape of §10.2: {"total","page","size","data":[...]}.
+ * count_sql counts the rows (one row, one column); rows_sql selects them in
+ * order and must not end in LIMIT: " LIMIT $n+1 OFFSET $n+2" is appended
+ * for pg. Both take the n (at most API_LIST_MAX_VALS) text parameters vals.
+ * Each row becomes an object via api_pg_row(). Returns the body (caller
+ * owns it), or NULL after setting an error response on rs. */
+#define API_LIST_MAX_VALS 16
+cJSON *api_list(struct api_ctx *ctx, struct api_resp *rs, const char *count_sql,
+                const char *rows_sql, int n, const char *const *vals,
+                const struct api_page *pg);
 
 /* JSON helpers for PostgreSQL text values: NULL when the field is SQL NULL. */
 cJSON *api_pg_num(PGresult *r, int row, int col);

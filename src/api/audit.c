@@ -84,3 +84,15 @@ int audit_log_as(struct api_ctx *ctx, const char *user, const char *ip, const ch
     free(a);
     return rc;
 }
+
+int audit_commit(struct api_ctx *ctx, const struct api_req *rq, struct api_resp *rs,
+                 const char *action, const char *target, const cJSON *before,
+                 const cJSON *after)
+{
+    if(audit_log(ctx, rq, action, target, before, after)) {
+        api_rollback(ctx);
+        api_error(rs, 503, E_UNAVAIL, "audit row not written");
+        return MCS_EDB;
+    }
+    return api_commit(ctx, rs);
+}

@@ -21,6 +21,14 @@ int audit_is_secret(const char *name);
 int audit_log(struct api_ctx *ctx, const struct api_req *rq, const char *action,
               const char *target, const cJSON *before, const cJSON *after);
 
+/* Ends a change made inside api_begin(): writes its audit row, then
+ * commits, so that the change and its row stand or fall together. Returns
+ * 0, or MCS_EDB with the transaction rolled back and an error response on
+ * rs: 503 (90007) "audit row not written", or the commit's error. */
+int audit_commit(struct api_ctx *ctx, const struct api_req *rq, struct api_resp *rs,
+                 const char *action, const char *target, const cJSON *before,
+                 const cJSON *after);
+
 /* The same for a caller that has no request (the dashboard WebSocket): the
  * user and client address are given. */
 int audit_log_as(struct api_ctx *ctx, const char *user, const char *ip, const char *action,

@@ -176,16 +176,6 @@ out:
     return rc;
 }
 
-int auth_hash_password(const char *pw, char *out, size_t outn)
-{
-    if(outn < crypto_pwhash_STRBYTES)
-        return MCS_EINVAL;
-    if(crypto_pwhash_str_alg(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                             crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13))
-        return MCS_ENOMEM;
-    return 0;
-}
-
 int auth_check_password(const char *hash, const char *pw)
 {
     if(!hash || strncmp(hash, "$argon2id$", 10) != 0)

@@ -29,9 +29,6 @@ int auth_verify(const struct mcs_config *cfg, const char *token, int64_t now_s,
 enum api_role auth_role_parse(const char *s);
 const char *auth_role_name(enum api_role r);
 
-/* Argon2id hash (libsodium crypto_pwhash_str, interactive limits) into
- * out[crypto_pwhash_STRBYTES]. 0 or MCS_ENOMEM. */
-int auth_hash_password(const char *pw, char *out, size_t outn);
 /* 1 when pw matches the stored Argon2id hash. */
 int auth_check_password(const char *hash, const char *pw);
 

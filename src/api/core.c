@@ -7,6 +7,7 @@
 #include "log.h"
 #include "timeutil.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,32 @@ PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, i
     return NULL;
 }
 
+int api_begin(struct api_ctx *ctx, struct api_resp *rs)
+{
+    PGresult *r = api_query(ctx, rs, "BEGIN", 0, NULL);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    return 0;
+}
+
+void api_rollback(struct api_ctx *ctx)
+{
+    if(ctx->pg)
+        PQclear(PQexec(ctx->pg, "ROLLBACK"));
+}
+
+int api_commit(struct api_ctx *ctx, struct api_resp *rs)
+{
+    PGresult *r = api_query(ctx, rs, "COMMIT", 0, NULL);
+    if(!r) {
+        api_rollback(ctx);
+        return MCS_EDB;
+    }
+    PQclear(r);
+    return 0;
+}
+
 static void set_body(struct api_resp *rs, int status, const char *ctype, char *buf, size_t len)
 {
     free(rs->body);
@@ -277,5 +304,52 @@ cJSON *api_pg_row(PGresult *r, int row)
         }
         cJSON_AddItemToObject(o, PQfname(r, c), v);
     }
+    return o;
+}
+
+void api_page_fields(cJSON *o, long long total, const struct api_page *pg)
+{
+    cJSON_AddNumberToObject(o, "total", (double)total);
+    cJSON_AddNumberToObject(o, "page", (double)pg->page);
+    cJSON_AddNumberToObject(o, "size", (double)pg->size);
+}
+
+cJSON *api_list(struct api_ctx *ctx, struct api_resp *rs, const char *count_sql,
+                const char *rows_sql, int n, const char *const *vals,
+                const struct api_page *pg)
+{
+    /* The longest list query (devices with their alarm and last reading)
+     * is about 1.5 KB; twice the largest caller buffer is plenty. */
+    char sql[8192];
+    const char *v[API_LIST_MAX_VALS + 2];
+    PGresult *r;
+    cJSON *o = NULL, *data;
+    long long total;
+    int k;
+
+    assert(n >= 0 && n <= API_LIST_MAX_VALS);
+    k = snprintf(sql, sizeof(sql), "%s LIMIT $%d OFFSET $%d", rows_sql, n + 1, n + 2);
+    if(k < 0 || (size_t)k >= sizeof(sql)) {
+        api_error(rs, 500, E_INTERNAL, "list query too long");
+        return NULL;
+    }
+    r = api_query(ctx, rs, count_sql, n, vals);
+    if(!r)
+        return NULL;
+    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    for(int i = 0; i < n; i++)
+        v[i] = vals[i];
+    v[n] = pg->lim;
+    v[n + 1] = pg->off;
+    r = api_query(ctx, rs, sql, n + 2, v);
+    if(!r)
+        return NULL;
+    o = cJSON_CreateObject();
+    api_page_fields(o, total, pg);
+    data = cJSON_AddArrayToObject(o, "data");
+    for(int i = 0; i < PQntuples(r); i++)
+        cJSON_AddItemToArray(data, api_pg_row(r, i));
+    PQclear(r);
     return o;
 }

@@ -114,42 +114,18 @@ static int filters(const struct api_req *rq, struct afilter *f, char *err, size_
 
 int h_alarm_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[160], sql[2048], lim[24], off[24];
+    char err[160], count[1024], sql[2048];
     struct afilter f;
-    long page, size;
-    PGresult *r;
-    cJSON *o, *data;
-    long long total;
+    struct api_page pg;
+    cJSON *o;
 
-    if(filters(rq, &f, err, sizeof(err)) ||
-       rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)))
+    if(filters(rq, &f, err, sizeof(err)) || rq_page(rq, 200, 20, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM alarm_logs a %s", f.where);
-    r = api_query(ctx, rs, sql, f.nv, f.v);
-    if(!r)
-        return 0;
-    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
-    f.v[f.nv] = lim;
-    f.v[f.nv + 1] = off;
-    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC "
-                               "LIMIT $%d OFFSET $%d",
-             ALARM_COLS, ALARM_FROM, f.where, f.nv + 1, f.nv + 2);
-    r = api_query(ctx, rs, sql, f.nv + 2, f.v);
-    if(!r)
-        return 0;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
-    data = cJSON_AddArrayToObject(o, "data");
-    for(int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(data, api_pg_row(r, i));
-    PQclear(r);
-    return api_json(rs, 200, o);
+    snprintf(count, sizeof(count), "SELECT count(*) FROM alarm_logs a %s", f.where);
+    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC",
+             ALARM_COLS, ALARM_FROM, f.where);
+    o = api_list(ctx, rs, count, sql, f.nv, f.v, &pg);
+    return o ? api_json(rs, 200, o) : 0;
 }
 
 static int alarm_id(struct api_req *rq, struct api_resp *rs, char *out, size_t n)
@@ -244,6 +220,25 @@ int h_alarm_ack(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     return api_json(rs, 200, after);
 }
 
+/* Appends one {label: ..., "count": n} object to arr per row of sql, a
+ * (label, count) query over the parameters v (the window's start and end).
+ * 0, or MCS_EDB with rs set. */
+static int add_counts(struct api_ctx *ctx, struct api_resp *rs, cJSON *arr, const char *label,
+                      const char *sql, const char *const *v)
+{
+    PGresult *r = api_query(ctx, rs, sql, 2, v);
+    if(!r)
+        return MCS_EDB;
+    for(int i = 0; i < PQntuples(r); i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddItemToObject(d, label, api_pg_str(r, i, 0));
+        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
+        cJSON_AddItemToArray(arr, d);
+    }
+    PQclear(r);
+    return 0;
+}
+
 int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     char err[160], a[24], b[24];
@@ -251,7 +246,7 @@ int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     int hs, he;
     const char *v[2] = {a, b};
     PGresult *r;
-    cJSON *o, *bt, *bd, *top;
+    cJSON *o, *bt;
 
     if(rq_time(rq, "start", &start, &hs, err, sizeof(err)) ||
        rq_time(rq, "end", &end, &he, err, sizeof(err)))
@@ -294,35 +289,16 @@ int h_alarm_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     for(int i = 0; i < PQntuples(r); i++)
         cJSON_AddItemToObject(bt, PQgetvalue(r, i, 0), api_pg_num(r, i, 1));
     PQclear(r);
-    bd = cJSON_AddArrayToObject(o, "by_day");
-    r = api_query(ctx, rs,
+    if(add_counts(ctx, rs, cJSON_AddArrayToObject(o, "by_day"), "date",
                   "SELECT to_char(date_trunc('day', triggered_at AT TIME ZONE 'UTC'), "
                   "'YYYY-MM-DD'), count(*) FROM alarm_logs WHERE triggered_at >= "
                   "to_timestamp($1) AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 1",
-                  2, v);
-    if(!r)
-        goto fail;
-    for(int i = 0; i < PQntuples(r); i++) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "date", api_pg_str(r, i, 0));
-        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
-        cJSON_AddItemToArray(bd, d);
-    }
-    PQclear(r);
-    top = cJSON_AddArrayToObject(o, "top_devices");
-    r = api_query(ctx, rs,
+                  v) ||
+       add_counts(ctx, rs, cJSON_AddArrayToObject(o, "top_devices"), "sn",
                   "SELECT sn, count(*) FROM alarm_logs WHERE triggered_at >= to_timestamp($1) "
                   "AND triggered_at < to_timestamp($2) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-                  2, v);
-    if(!r)
+                  v))
         goto fail;
-    for(int i = 0; i < PQntuples(r); i++) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "sn", api_pg_str(r, i, 0));
-        cJSON_AddItemToObject(d, "count", api_pg_num(r, i, 1));
-        cJSON_AddItemToArray(top, d);
-    }
-    PQclear(r);
     return api_json(rs, 200, o);
 fail:
     cJSON_Delete(o);
@@ -449,7 +425,6 @@ int h_alarm_export(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     char err[160], sql[2048], lim[24];
     struct afilter f;
     struct export_job *e;
-    struct api_job *job;
     PGresult *r;
 
     if(filters(rq, &f, err, sizeof(err)))
@@ -462,18 +437,11 @@ int h_alarm_export(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     if(!r)
         return 0;
     e = calloc(1, sizeof(*e));
-    job = calloc(1, sizeof(*job));
-    if(!e || !job) {
+    if(!e) {
         PQclear(r);
-        free(e);
-        free(job);
         return api_error(rs, 500, E_INTERNAL, "out of memory");
     }
     e->r = r;
-    job->work = export_work;
-    job->done = export_done;
-    job->free_data = export_free;
-    job->data = e;
-    api_defer(rs, job);
+    api_defer_work(rs, export_work, export_done, export_free, e);
     return 0;
 }

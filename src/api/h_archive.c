@@ -136,25 +136,16 @@ int h_sys_archive_dl(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
 {
     const char *s = rq->params[0];
     struct dl_job *d;
-    struct api_job *job;
     int64_t day;
 
     if(strlen(s) != 10 || s[4] != '-' || s[7] != '-' || mcs_day_parse(s, &day))
         return api_error(rs, 400, E_BAD_REQ, "date must be YYYY-MM-DD");
     d = calloc(1, sizeof(*d));
-    job = calloc(1, sizeof(*job));
-    if(!d || !job) {
-        free(d);
-        free(job);
+    if(!d)
         return api_error(rs, 500, E_INTERNAL, "out of memory");
-    }
     d->cfg = &ctx->cfg;
     d->day = day;
-    job->work = dl_work;
-    job->done = dl_done;
-    job->free_data = dl_free;
-    job->data = d;
-    api_defer(rs, job);
+    api_defer_work(rs, dl_work, dl_done, dl_free, d);
     return 0;
 }
 
@@ -232,17 +223,12 @@ int h_sys_archive_run(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
 {
     const struct mcs_job *mj = job_find("archive");
     struct run_job *r;
-    struct api_job *job;
 
     if(!mj)
         return api_error(rs, 501, E_NOTIMPL, "no archive job in this build");
     r = calloc(1, sizeof(*r));
-    job = calloc(1, sizeof(*job));
-    if(!r || !job) {
-        free(r);
-        free(job);
+    if(!r)
         return api_error(rs, 500, E_INTERNAL, "out of memory");
-    }
     r->cfg = &ctx->cfg;
     r->job = mj;
     r->stop = jobs_halting(ctx);
@@ -250,10 +236,6 @@ int h_sys_archive_run(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     snprintf(r->ip, sizeof(r->ip), "%s", rq->ip);
     /* The run (COPY, gzip, upload, verify, drop) may take a while: the
      * worker does it, the loop serves other clients meanwhile. */
-    job->work = run_work;
-    job->done = run_done;
-    job->free_data = free;
-    job->data = r;
-    api_defer(rs, job);
+    api_defer_work(rs, run_work, run_done, free, r);
     return 0;
 }

@@ -2,6 +2,7 @@
  * (R-API-1, R-API-7). Passwords are Argon2id; failed logins are throttled
  * per address and per user name.
  * Owns nothing. Thread: the lws loop thread. */
+#include "account.h"
 #include "audit.h"
 #include "auth.h"
 #include "err.h"
@@ -32,35 +33,13 @@ int h_ping(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     return api_raw(rs, 200, "application/json", b, strlen(b));
 }
 
-static int valid_username(const char *u)
-{
-    size_t n = strlen(u);
-    if(n < 1 || n > 64)
-        return 0;
-    for(const char *p = u; *p; p++)
-        if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-             *p == '_' || *p == '.' || *p == '-'))
-            return 0;
-    return 1;
-}
-
-static int valid_password(const char *p, char *err, size_t errn)
-{
-    size_t n = strlen(p);
-    if(n < 8 || n > 256) {
-        snprintf(err, errn, "password must be 8..256 bytes");
-        return 0;
-    }
-    return 1;
-}
-
 /* A login's password check runs on the job worker (Argon2id, ~80 ms):
  * the loop serves other clients meanwhile. */
 struct login_job {
     char user[65];
     char ip[64];
     char *hash;
-    char pw[257];
+    char pw[MCS_ACCOUNT_PW_MAX + 1];
     enum api_role role;
     int found, good;
 };
@@ -75,7 +54,7 @@ static void login_work(struct api_job *j)
          * worker is one thread: the static is its own. */
         static char dummy[crypto_pwhash_STRBYTES];
         if(!dummy[0])
-            auth_hash_password("not-a-password", dummy, sizeof(dummy));
+            mcs_account_password_hash("not-a-password", dummy, sizeof(dummy));
         auth_check_password(dummy, l->pw);
         l->good = 0;
     }
@@ -130,7 +109,6 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     const char *v[1];
     PGresult *r = NULL;
     long retry;
-    struct api_job *job = NULL;
     struct login_job *l = NULL;
 
     if(!j)
@@ -141,8 +119,9 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     u = cJSON_GetObjectItemCaseSensitive(j, "username");
     p = cJSON_GetObjectItemCaseSensitive(j, "password");
-    if(!cJSON_IsString(u) || !cJSON_IsString(p) || strlen(u->valuestring) > 64 ||
-       strlen(p->valuestring) > 256 || !u->valuestring[0]) {
+    if(!cJSON_IsString(u) || !cJSON_IsString(p) ||
+       strlen(u->valuestring) > MCS_ACCOUNT_NAME_MAX ||
+       strlen(p->valuestring) > MCS_ACCOUNT_PW_MAX || !u->valuestring[0]) {
         api_error(rs, 400, E_BAD_REQ, "username and password must be strings");
         goto out;
     }
@@ -158,9 +137,8 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                   1, v);
     if(!r)
         goto out;
-    job = calloc(1, sizeof(*job));
     l = calloc(1, sizeof(*l));
-    if(!job || !l) {
+    if(!l) {
         api_error(rs, 500, E_INTERNAL, "out of memory");
         goto out;
     }
@@ -176,15 +154,9 @@ int h_login(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
             goto out;
         }
     }
-    job->work = login_work;
-    job->done = login_done;
-    job->free_data = login_free;
-    job->data = l;
-    api_defer(rs, job);
-    job = NULL;
+    api_defer_work(rs, login_work, login_done, login_free, l);
     l = NULL;
 out:
-    free(job);
     login_free(l);
     PQclear(r);
     if(cJSON_IsString(p = j ? cJSON_GetObjectItemCaseSensitive(j, "password") : NULL))
@@ -220,7 +192,7 @@ int h_password(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     op = cJSON_GetObjectItemCaseSensitive(j, "old_password");
     np = cJSON_GetObjectItemCaseSensitive(j, "new_password");
     if(rq_known_fields(j, ok, err, sizeof(err)) || !cJSON_IsString(op) || !cJSON_IsString(np) ||
-       !valid_password(np->valuestring, err, sizeof(err))) {
+       mcs_account_password_check(np->valuestring, err, sizeof(err))) {
         api_error(rs, 400, E_BAD_REQ, "%s", cJSON_IsString(np) ? err : "old_password and new_password required");
         goto out;
     }
@@ -233,7 +205,7 @@ int h_password(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         goto out;
     }
     PQclear(r);
-    if(auth_hash_password(np->valuestring, hash, sizeof(hash))) {
+    if(mcs_account_password_hash(np->valuestring, hash, sizeof(hash))) {
         r = NULL;
         api_error(rs, 500, E_INTERNAL, "cannot hash");
         goto out;
@@ -287,11 +259,11 @@ int h_users_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "%s", err);
         goto out;
     }
-    if(!cJSON_IsString(u) || !valid_username(u->valuestring)) {
+    if(!cJSON_IsString(u) || !mcs_account_name_valid(u->valuestring)) {
         api_error(rs, 400, E_BAD_REQ, "username must match ^[A-Za-z0-9_.-]{1,64}$");
         goto out;
     }
-    if(!cJSON_IsString(p) || !valid_password(p->valuestring, err, sizeof(err))) {
+    if(!cJSON_IsString(p) || mcs_account_password_check(p->valuestring, err, sizeof(err))) {
         api_error(rs, 400, E_BAD_REQ, "password must be 8..256 bytes");
         goto out;
     }
@@ -299,7 +271,7 @@ int h_users_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "role must be admin or viewer");
         goto out;
     }
-    if(auth_hash_password(p->valuestring, hash, sizeof(hash))) {
+    if(mcs_account_password_hash(p->valuestring, hash, sizeof(hash))) {
         api_error(rs, 500, E_INTERNAL, "cannot hash");
         goto out;
     }
@@ -350,7 +322,7 @@ int h_users_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "give password, role (admin|viewer) and/or disabled");
         goto out;
     }
-    if(p && !valid_password(p->valuestring, err, sizeof(err))) {
+    if(p && mcs_account_password_check(p->valuestring, err, sizeof(err))) {
         api_error(rs, 400, E_BAD_REQ, "%s", err);
         goto out;
     }
@@ -359,7 +331,7 @@ int h_users_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "an admin cannot demote or disable themself");
         goto out;
     }
-    if(p && auth_hash_password(p->valuestring, hash, sizeof(hash))) {
+    if(p && mcs_account_password_hash(p->valuestring, hash, sizeof(hash))) {
         api_error(rs, 500, E_INTERNAL, "cannot hash");
         goto out;
     }

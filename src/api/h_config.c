@@ -62,32 +62,6 @@ static int cfg_store(struct api_ctx *ctx, struct api_resp *rs, const char *key, 
     return 0;
 }
 
-static int begin(struct api_ctx *ctx, struct api_resp *rs)
-{
-    PGresult *r = api_query(ctx, rs, "BEGIN", 0, NULL);
-    if(!r)
-        return MCS_EDB;
-    PQclear(r);
-    return 0;
-}
-
-static void rollback(struct api_ctx *ctx)
-{
-    if(ctx->pg)
-        PQclear(PQexec(ctx->pg, "ROLLBACK"));
-}
-
-static int commit(struct api_ctx *ctx, struct api_resp *rs)
-{
-    PGresult *r = api_query(ctx, rs, "COMMIT", 0, NULL);
-    if(!r) {
-        rollback(ctx);
-        return MCS_EDB;
-    }
-    PQclear(r);
-    return 0;
-}
-
 static const char *jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -537,12 +511,12 @@ int h_cfg_alarm_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
 
     if(!in)
         return api_error(rs, 400, E_ALARM_CFG, "%s", err);
-    if(begin(ctx, rs)) {
+    if(api_begin(ctx, rs)) {
         cJSON_Delete(in);
         return 0;
     }
     if(load_all(ctx, rs, &general, ch)) {
-        rollback(ctx);
+        api_rollback(ctx);
         cJSON_Delete(in);
         return 0;
     }
@@ -566,16 +540,11 @@ int h_cfg_alarm_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
             goto fail;
         cJSON_AddItemToObject(after, "alarm.general", cJSON_Duplicate(general, 1));
     }
-    if(audit_log(ctx, rq, "config.alarm", "alarm", before, after)) {
-        api_error(rs, 503, E_UNAVAIL, "audit row not written");
-        goto fail;
-    }
-    if(commit(ctx, rs))
-        goto out;
-    api_saved(rs, "配置已保存");
+    if(!audit_commit(ctx, rq, rs, "config.alarm", "alarm", before, after))
+        api_saved(rs, "配置已保存");
     goto out;
 fail:
-    rollback(ctx);
+    api_rollback(ctx);
 out:
     free_all(general, ch);
     cJSON_Delete(before);
@@ -639,7 +608,6 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
     const struct notify_channel *chan;
     struct notify_msg *msg;
     struct test_job *t;
-    struct api_job *job;
     int code;
 
     if(!in)
@@ -681,10 +649,7 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
         return api_error(rs, 400, E_ALARM_CFG, "channel %s is not configured", chan->name);
     }
     t = calloc(1, sizeof(*t));
-    job = calloc(1, sizeof(*job));
-    if(!t || !job) {
-        free(t);
-        free(job);
+    if(!t) {
         cJSON_Delete(cfg);
         return api_error(rs, 500, E_INTERNAL, "out of memory");
     }
@@ -711,11 +676,7 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
         snprintf(msg->time, sizeof(msg->time), "%.31s", ts);
     }
     /* The send runs on the job worker, bounded to 5 s: the loop goes on. */
-    job->work = test_work;
-    job->done = test_done;
-    job->free_data = test_free;
-    job->data = t;
-    api_defer(rs, job);
+    api_defer_work(rs, test_work, test_done, test_free, t);
     return 0;
 }
 
@@ -749,7 +710,7 @@ int h_cfg_storage_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
         cJSON_Delete(in);
         return api_error(rs, 400, E_R2, "%s", err);
     }
-    if(begin(ctx, rs)) {
+    if(api_begin(ctx, rs)) {
         cJSON_Delete(in);
         return 0;
     }
@@ -780,15 +741,11 @@ int h_cfg_storage_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     }
     if(cfg_store(ctx, rs, "storage", s))
         goto fail;
-    if(audit_log(ctx, rq, "config.storage", "storage", before, s)) {
-        api_error(rs, 503, E_UNAVAIL, "audit row not written");
-        goto fail;
-    }
-    if(!commit(ctx, rs))
+    if(!audit_commit(ctx, rq, rs, "config.storage", "storage", before, s))
         api_saved(rs, "配置已保存");
     goto out;
 fail:
-    rollback(ctx);
+    api_rollback(ctx);
 out:
     cJSON_Delete(before);
     cJSON_Delete(s);
@@ -809,20 +766,16 @@ int h_cfg_dash_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 
     if(!in)
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    if(begin(ctx, rs))
+    if(api_begin(ctx, rs))
         goto out;
     before = cfg_load(ctx, rs, "dashboard");
     if(!before || cfg_store(ctx, rs, "dashboard", in))
         goto fail;
-    if(audit_log(ctx, rq, "config.dashboard", "dashboard", before, in)) {
-        api_error(rs, 503, E_UNAVAIL, "audit row not written");
-        goto fail;
-    }
-    if(!commit(ctx, rs))
+    if(!audit_commit(ctx, rq, rs, "config.dashboard", "dashboard", before, in))
         api_saved(rs, "配置已保存");
     goto out;
 fail:
-    rollback(ctx);
+    api_rollback(ctx);
 out:
     cJSON_Delete(before);
     cJSON_Delete(in);

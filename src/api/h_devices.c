@@ -37,32 +37,6 @@ static const char DEV_FROM[] =
     "LEFT JOIN LATERAL (SELECT s.ppm FROM sensor_data s WHERE s.sn = d.sn "
     "ORDER BY s.time DESC LIMIT 1) lp ON true ";
 
-static int tx(struct api_ctx *ctx, struct api_resp *rs, const char *sql)
-{
-    PGresult *r = api_query(ctx, rs, sql, 0, NULL);
-    if(!r)
-        return MCS_EDB;
-    PQclear(r);
-    return 0;
-}
-
-static void rollback(struct api_ctx *ctx)
-{
-    if(ctx->pg) {
-        PGresult *r = PQexec(ctx->pg, "ROLLBACK");
-        PQclear(r);
-    }
-}
-
-static int commit(struct api_ctx *ctx, struct api_resp *rs)
-{
-    if(tx(ctx, rs, "COMMIT")) {
-        rollback(ctx);
-        return MCS_EDB;
-    }
-    return 0;
-}
-
 /* Drops the cached copies of a device that mcsd and the CLI keep (R-ST-7). */
 static void uncache(struct api_ctx *ctx, const char *sn)
 {
@@ -118,6 +92,25 @@ static cJSON *dev_fetch(struct api_ctx *ctx, struct api_resp *rs, const char *sn
     return o;
 }
 
+/* Begins a transaction and fetches the device locked FOR UPDATE. NULL, with
+ * no transaction left open, after an error response on rs (404 when there
+ * is no such device). */
+static cJSON *dev_lock(struct api_ctx *ctx, struct api_resp *rs, const char *sn)
+{
+    cJSON *o;
+    int found;
+
+    if(api_begin(ctx, rs))
+        return NULL;
+    o = dev_fetch(ctx, rs, sn, 1, &found);
+    if(!o) {
+        api_rollback(ctx);
+        if(!rs->status)
+            api_error(rs, 404, E_DEV_NOTFOUND, "SN: %s", sn);
+    }
+    return o;
+}
+
 static int bad_sn(struct api_resp *rs, const char *sn)
 {
     return api_error(rs, 400, E_BAD_REQ, "sn must match ^[A-Za-z0-9_-]{1,32}$");
@@ -141,17 +134,14 @@ static void like_pattern(const char *s, char *out, size_t n)
 
 int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[128], where[512] = "", sql[4096], pat[200], lim[32], off[32];
-    long page, size;
+    char err[128], where[512] = "", count[1024], sql[4096], pat[200];
+    struct api_page pg;
     const char *status = rq_arg(rq, "status"), *search = rq_arg(rq, "search");
-    const char *v[3];
+    const char *v[1];
     int nv = 0;
-    PGresult *r;
-    cJSON *o, *data;
-    long long total;
+    cJSON *o;
 
-    if(rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)))
+    if(rq_page(rq, 200, 20, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
     if(status && strcmp(status, "online") && strcmp(status, "offline") &&
        strcmp(status, "alarm"))
@@ -177,31 +167,12 @@ int h_dev_list(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                  "%s(d.sn ILIKE $1 OR d.name ILIKE $1 OR d.location ILIKE $1)",
                  where[0] ? " AND " : "");
     }
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM devices d%s%s", where[0] ? " WHERE " : "",
-             where);
-    r = api_query(ctx, rs, sql, nv, v);
-    if(!r)
-        return 0;
-    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
-    v[nv] = lim;
-    v[nv + 1] = off;
-    snprintf(sql, sizeof(sql), "SELECT %s%s%s%s ORDER BY d.sn LIMIT $%d OFFSET $%d", DEV_COLS,
-             DEV_FROM, where[0] ? "WHERE " : "", where, nv + 1, nv + 2);
-    r = api_query(ctx, rs, sql, nv + 2, v);
-    if(!r)
-        return 0;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
-    data = cJSON_AddArrayToObject(o, "data");
-    for(int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(data, api_pg_row(r, i));
-    PQclear(r);
-    return api_json(rs, 200, o);
+    snprintf(count, sizeof(count), "SELECT count(*) FROM devices d%s%s",
+             where[0] ? " WHERE " : "", where);
+    snprintf(sql, sizeof(sql), "SELECT %s%s%s%s ORDER BY d.sn", DEV_COLS, DEV_FROM,
+             where[0] ? "WHERE " : "", where);
+    o = api_list(ctx, rs, count, sql, nv, v, &pg);
+    return o ? api_json(rs, 200, o) : 0;
 }
 
 int h_dev_get(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
@@ -244,28 +215,42 @@ static int dev_params(const struct dev_in *d, char txt[DF_COUNT][40], const char
     return n;
 }
 
-static int dev_body_error(struct api_resp *rs, int calib, const char *err)
+/* The request body checked by reqparse: with d, a device body of POST
+ * (create) or PUT into d (rq_device); else a command body into *payload
+ * (caller frees) and *kind (rq_command). 0, or MCS_EINVAL with a 400 on rs
+ * (business code 40004 when calibration is at fault). */
+static int checked_body(const struct api_req *rq, struct api_resp *rs, struct dev_in *d,
+                        int create, cJSON **payload, const char **kind)
 {
-    return api_error(rs, 400, calib ? E_CALIB : E_BAD_REQ, "%s", err);
+    char err[160];
+    int calib = 0, rc = 0;
+    cJSON *j = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
+
+    if(!j) {
+        api_error(rs, 400, E_BAD_REQ, "%s", err);
+        return MCS_EINVAL;
+    }
+    if(d ? rq_device(j, create, d, &calib, err, sizeof(err))
+         : rq_command(j, payload, kind, &calib, err, sizeof(err))) {
+        api_error(rs, 400, calib ? E_CALIB : E_BAD_REQ, "%s", err);
+        rc = MCS_EINVAL;
+    }
+    cJSON_Delete(j);
+    return rc;
 }
 
 int h_dev_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[160], txt[DF_COUNT][40], sql[1024], vals[512];
-    cJSON *j = rq_json_object(rq->body, rq->body_len, err, sizeof(err)), *after;
+    char txt[DF_COUNT][40], sql[1024], vals[512];
+    cJSON *after;
     struct dev_in d;
     const char *v[DF_COUNT + 1];
-    int cols[DF_COUNT], nv = 0, calib, found;
+    int cols[DF_COUNT], nv = 0, found;
     PGresult *r;
     size_t o1, o2;
 
-    if(!j)
-        return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    if(rq_device(j, 1, &d, &calib, err, sizeof(err))) {
-        cJSON_Delete(j);
-        return dev_body_error(rs, calib, err);
-    }
-    cJSON_Delete(j);
+    if(checked_body(rq, rs, &d, 1, NULL, NULL))
+        return 0;
     v[0] = d.sn;
     dev_params(&d, txt, v + 1, &nv, cols);
     o1 = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO devices (sn");
@@ -276,28 +261,27 @@ int h_dev_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     snprintf(sql + o1, sizeof(sql) - o1, ") VALUES (%s) ON CONFLICT (sn) DO NOTHING RETURNING sn",
              vals);
-    if(tx(ctx, rs, "BEGIN"))
+    if(api_begin(ctx, rs))
         return 0;
     r = api_query(ctx, rs, sql, nv + 1, v);
     if(!r) {
-        rollback(ctx);
+        api_rollback(ctx);
         return 0;
     }
     if(PQntuples(r) != 1) {
         PQclear(r);
-        rollback(ctx);
+        api_rollback(ctx);
         return api_error(rs, 409, E_DEV_EXISTS, "SN: %s", d.sn);
     }
     PQclear(r);
     after = dev_fetch(ctx, rs, d.sn, 0, &found);
     if(!after) {
-        rollback(ctx);
+        api_rollback(ctx);
         return rs->status ? 0 : api_error(rs, 500, E_INTERNAL, "device vanished");
     }
-    if(audit_log(ctx, rq, "device.add", d.sn, NULL, after) || commit(ctx, rs)) {
-        rollback(ctx);
+    if(audit_commit(ctx, rq, rs, "device.add", d.sn, NULL, after)) {
         cJSON_Delete(after);
-        return rs->status ? 0 : api_error(rs, 503, E_UNAVAIL, "audit row not written");
+        return 0;
     }
     uncache(ctx, d.sn);
     return api_json(rs, 201, after);
@@ -306,24 +290,18 @@ int h_dev_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 int h_dev_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     const char *sn = rq->params[0];
-    char err[160], txt[DF_COUNT][40], sql[1024];
-    cJSON *j, *before = NULL, *after = NULL;
+    char txt[DF_COUNT][40], sql[1024];
+    cJSON *before = NULL, *after = NULL;
     struct dev_in d;
     const char *v[DF_COUNT + 1];
-    int cols[DF_COUNT], nv = 0, calib, found;
+    int cols[DF_COUNT], nv = 0, found;
     PGresult *r;
     size_t o;
 
     if(!rq_sn_valid(sn))
         return bad_sn(rs, sn);
-    j = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
-    if(!j)
-        return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    if(rq_device(j, 0, &d, &calib, err, sizeof(err))) {
-        cJSON_Delete(j);
-        return dev_body_error(rs, calib, err);
-    }
-    cJSON_Delete(j);
+    if(checked_body(rq, rs, &d, 0, NULL, NULL))
+        return 0;
     v[0] = sn;
     dev_params(&d, txt, v + 1, &nv, cols);
     if(!nv)
@@ -336,13 +314,9 @@ int h_dev_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
              "low_limit >= high_limit) OR (high_limit2 IS NOT NULL AND high_limit IS NOT NULL "
              "AND high_limit2 < high_limit) OR (low_limit2 IS NOT NULL AND low_limit IS NOT NULL "
              "AND low_limit2 > low_limit)");
-    if(tx(ctx, rs, "BEGIN"))
+    before = dev_lock(ctx, rs, sn);
+    if(!before)
         return 0;
-    before = dev_fetch(ctx, rs, sn, 1, &found);
-    if(!before) {
-        rollback(ctx);
-        return rs->status ? 0 : api_error(rs, 404, E_DEV_NOTFOUND, "SN: %s", sn);
-    }
     r = api_query(ctx, rs, sql, nv + 1, v);
     if(!r)
         goto fail;
@@ -356,17 +330,15 @@ int h_dev_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     after = dev_fetch(ctx, rs, sn, 0, &found);
     if(!after)
         goto fail;
-    if(audit_log(ctx, rq, "device.update", sn, before, after)) {
-        api_error(rs, 503, E_UNAVAIL, "audit row not written");
-        goto fail;
-    }
-    if(commit(ctx, rs))
-        goto fail;
-    cJSON_Delete(before);
+    if(audit_commit(ctx, rq, rs, "device.update", sn, before, after))
+        goto out;
     uncache(ctx, sn);
-    return api_json(rs, 200, after);
+    api_json(rs, 200, after);
+    after = NULL;
+    goto out;
 fail:
-    rollback(ctx);
+    api_rollback(ctx);
+out:
     cJSON_Delete(before);
     cJSON_Delete(after);
     return 0;
@@ -377,27 +349,25 @@ int h_dev_del(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     const char *sn = rq->params[0];
     const char *v[1] = {sn};
     cJSON *before;
-    int found;
+    int rc;
     PGresult *r;
 
     if(!rq_sn_valid(sn))
         return bad_sn(rs, sn);
-    if(tx(ctx, rs, "BEGIN"))
+    before = dev_lock(ctx, rs, sn);
+    if(!before)
         return 0;
-    before = dev_fetch(ctx, rs, sn, 1, &found);
-    if(!before) {
-        rollback(ctx);
-        return rs->status ? 0 : api_error(rs, 404, E_DEV_NOTFOUND, "SN: %s", sn);
-    }
     r = api_query(ctx, rs, "DELETE FROM devices WHERE sn = $1", 1, v);
-    if(!r || audit_log(ctx, rq, "device.delete", sn, before, NULL) || commit(ctx, rs)) {
-        PQclear(r);
-        rollback(ctx);
+    if(!r) {
+        api_rollback(ctx);
         cJSON_Delete(before);
-        return rs->status ? 0 : api_error(rs, 503, E_UNAVAIL, "audit row not written");
+        return 0;
     }
     PQclear(r);
+    rc = audit_commit(ctx, rq, rs, "device.delete", sn, before, NULL);
     cJSON_Delete(before);
+    if(rc)
+        return 0;
     uncache(ctx, sn);
     return api_saved(rs, "设备已删除");
 }
@@ -465,10 +435,11 @@ static void iso(int64_t s, char *buf, size_t n)
 int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     const char *sn = rq->params[0], *ivs = rq_arg(rq, "interval");
-    char err[128], a[24], b[24], ivtxt[40], lim[24], off[24], sa[40], sb[40];
+    char err[128], a[24], b[24], ivtxt[40], sa[40], sb[40];
     int64_t start = 0, end = 0;
     int hs, he;
-    long page, size, iv;
+    struct api_page pg;
+    long iv;
     const char *v[5];
     PGresult *r;
     cJSON *o, *pts;
@@ -478,8 +449,7 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         return bad_sn(rs, sn);
     if(rq_time(rq, "start", &start, &hs, err, sizeof(err)) ||
        rq_time(rq, "end", &end, &he, err, sizeof(err)) ||
-       rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 10000, 2000, &size, err, sizeof(err)))
+       rq_page(rq, 10000, 2000, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
     if(!he)
         end = mcs_now_ms() / 1000;
@@ -497,21 +467,19 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     snprintf(a, sizeof(a), "%lld", (long long)start);
     snprintf(b, sizeof(b), "%lld", (long long)end);
     snprintf(ivtxt, sizeof(ivtxt), "%ld seconds", iv);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
     v[0] = sn;
     v[1] = a;
     v[2] = b;
     if(iv == 0) {
-        v[3] = lim;
-        v[4] = off;
+        v[3] = pg.lim;
+        v[4] = pg.off;
         r = api_query(ctx, rs,
                       "SELECT " ISO("time") ", ppm, temp, ppm, ppm, 1, count(*) OVER () "
                       "FROM sensor_data WHERE sn = $1 AND time >= to_timestamp($2) AND "
                       "time < to_timestamp($3) ORDER BY time LIMIT $4 OFFSET $5",
                       5, v);
     } else {
-        const char *w[6] = {sn, a, b, ivtxt, lim, off};
+        const char *w[6] = {sn, a, b, ivtxt, pg.lim, pg.off};
         r = api_query(ctx, rs,
                       "SELECT " ISO("bk") ", round(avg(ppm)::numeric, 3), "
                       "round(avg(temp)::numeric, 2), min(ppm), max(ppm), count(*), "
@@ -543,13 +511,7 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         total = strtoll(PQgetvalue(r, i, 6), NULL, 10);
     }
     PQclear(r);
-    if(!total && page > 1) {
-        /* Past the last page: count the points to say how many there are. */
-        total = -1;
-    }
-    cJSON_AddNumberToObject(o, "total", (double)(total < 0 ? 0 : total));
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
+    api_page_fields(o, total, &pg);
     cJSON_AddItemToObject(o, "points", pts);
     return api_json(rs, 200, o);
 }
@@ -570,26 +532,40 @@ static int publish_cmd(struct api_ctx *ctx, struct api_resp *rs, const char *top
     return rc;
 }
 
+/* What the audit row of a command records: its topic and payload. */
+static cJSON *command_record(const char *topic, const cJSON *payload)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "topic", topic);
+    cJSON_AddItemToObject(o, "payload", cJSON_Duplicate(payload, 1));
+    return o;
+}
+
+/* The answer once a command is published; takes payload. */
+static int command_sent(struct api_resp *rs, const char *topic, cJSON *payload, long remaining)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", "命令已下发");
+    cJSON_AddStringToObject(o, "topic", topic);
+    cJSON_AddItemToObject(o, "payload", payload);
+    cJSON_AddNumberToObject(o, "debug_remaining_s", (double)remaining);
+    return api_json(rs, 200, o);
+}
+
 int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     const char *sn = rq->params[0], *kind = "";
-    char err[160], topic[128], k[40], b[40], t[40];
-    cJSON *j = NULL, *payload = NULL, *o, *before = NULL, *after = NULL;
-    int calib, found;
+    char topic[128], k[40], b[40], t[40];
+    cJSON *payload = NULL, *o, *before = NULL, *after = NULL;
+    int found;
     redisContext *r;
     redisReply *on;
     long remaining = 0;
 
     if(!rq_sn_valid(sn))
         return bad_sn(rs, sn);
-    j = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
-    if(!j)
-        return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    if(rq_command(j, &payload, &kind, &calib, err, sizeof(err))) {
-        cJSON_Delete(j);
-        return api_error(rs, 400, calib ? E_CALIB : E_BAD_REQ, "%s", err);
-    }
-    cJSON_Delete(j);
+    if(checked_body(rq, rs, NULL, 0, &payload, &kind))
+        return 0;
     if(dev_exists(ctx, rs, sn) != 1)
         goto out;
     r = api_redis(ctx);
@@ -614,7 +590,7 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         goto out;
     }
     snprintf(topic, sizeof(topic), "%s/%s/cmd", ctx->cfg.mqtt_prefix, sn);
-    if(tx(ctx, rs, "BEGIN"))
+    if(api_begin(ctx, rs))
         goto out;
     if(!strcmp(kind, "calib")) {
         /* The registry holds the calibration mcsd applies (R-PR-2). */
@@ -637,9 +613,7 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         if(!after)
             goto fail;
     }
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "topic", topic);
-    cJSON_AddItemToObject(o, "payload", cJSON_Duplicate(payload, 1));
+    o = command_record(topic, payload);
     if(after) {
         cJSON_AddItemToObject(o, "device_before", before);
         cJSON_AddItemToObject(o, "device_after", cJSON_Duplicate(after, 1));
@@ -653,7 +627,7 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     cJSON_Delete(o);
     if(publish_cmd(ctx, rs, topic, payload))
         goto fail;
-    if(commit(ctx, rs))
+    if(api_commit(ctx, rs))
         goto out;
     if(!strcmp(kind, "debug")) {
         redisReply *x;
@@ -668,16 +642,11 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     if(after)
         uncache(ctx, sn);
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "message", "命令已下发");
-    cJSON_AddStringToObject(o, "topic", topic);
-    cJSON_AddItemToObject(o, "payload", payload);
+    command_sent(rs, topic, payload, remaining);
     payload = NULL;
-    cJSON_AddNumberToObject(o, "debug_remaining_s", (double)remaining);
-    api_json(rs, 200, o);
     goto out;
 fail:
-    rollback(ctx);
+    api_rollback(ctx);
 out:
     cJSON_Delete(before);
     cJSON_Delete(after);
@@ -688,18 +657,11 @@ out:
 int h_dev_broadcast(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     const char *kind = "";
-    char err[160], topic[128];
-    cJSON *j, *payload = NULL, *o;
-    int calib;
+    char topic[128];
+    cJSON *payload = NULL, *o;
 
-    j = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
-    if(!j)
-        return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    if(rq_command(j, &payload, &kind, &calib, err, sizeof(err))) {
-        cJSON_Delete(j);
-        return api_error(rs, 400, calib ? E_CALIB : E_BAD_REQ, "%s", err);
-    }
-    cJSON_Delete(j);
+    if(checked_body(rq, rs, NULL, 0, &payload, &kind))
+        return 0;
     if(!strcmp(kind, "calib")) {
         cJSON_Delete(payload);
         return api_error(rs, 400, E_CALIB, "calibration is per device, not broadcast");
@@ -709,9 +671,7 @@ int h_dev_broadcast(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
         return api_error(rs, 503, E_UNAVAIL, "broker unavailable");
     }
     snprintf(topic, sizeof(topic), "%s/broadcast/cmd", ctx->cfg.mqtt_prefix);
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "topic", topic);
-    cJSON_AddItemToObject(o, "payload", cJSON_Duplicate(payload, 1));
+    o = command_record(topic, payload);
     if(audit_log(ctx, rq, "device.broadcast", "broadcast", NULL, o)) {
         cJSON_Delete(o);
         cJSON_Delete(payload);
@@ -722,12 +682,7 @@ int h_dev_broadcast(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
         cJSON_Delete(payload);
         return 0;
     }
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "message", "命令已下发");
-    cJSON_AddStringToObject(o, "topic", topic);
-    cJSON_AddItemToObject(o, "payload", payload);
-    cJSON_AddNumberToObject(o, "debug_remaining_s", 0);
-    return api_json(rs, 200, o);
+    return command_sent(rs, topic, payload, 0);
 }
 
 /* Appends a Postgres array element; numbers as %.17g, NULL for null. */
@@ -753,6 +708,17 @@ static int arr_add(char **buf, size_t *n, size_t *cap, const char *s)
     return 0;
 }
 
+/* arr_add of s0, s1, s2 to the arrays of sn, pos_x and pos_y in turn. */
+static int arr_add3(char *arr[3], size_t an[3], size_t ac[3], const char *s0, const char *s1,
+                    const char *s2)
+{
+    const char *s[3] = {s0, s1, s2};
+    for(int k = 0; k < 3; k++)
+        if(arr_add(&arr[k], &an[k], &ac[k], s[k]))
+            return MCS_ENOMEM;
+    return 0;
+}
+
 int h_dev_positions(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     static const char *const ok_top[] = {"positions", NULL};
@@ -771,11 +737,10 @@ int h_dev_positions(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
         api_error(rs, 400, E_BAD_REQ, "body must be {\"positions\":[{sn,pos_x,pos_y},...]}");
         goto out;
     }
-    for(int k = 0; k < 3; k++)
-        if(arr_add(&arr[k], &an[k], &ac[k], "{")) {
-            api_error(rs, 500, E_INTERNAL, "out of memory");
-            goto out;
-        }
+    if(arr_add3(arr, an, ac, "{", "{", "{")) {
+        api_error(rs, 500, E_INTERNAL, "out of memory");
+        goto out;
+    }
     cJSON_ArrayForEach(it, list)
     {
         const cJSON *sn = cJSON_GetObjectItemCaseSensitive(it, "sn");
@@ -805,24 +770,22 @@ int h_dev_positions(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
         }
         char quoted[40];
         snprintf(quoted, sizeof(quoted), "\"%s\"", sn->valuestring);
-        if(arr_add(&arr[0], &an[0], &ac[0], quoted) ||
-           arr_add(&arr[1], &an[1], &ac[1], num[0]) || arr_add(&arr[2], &an[2], &ac[2], num[1])) {
+        if(arr_add3(arr, an, ac, quoted, num[0], num[1])) {
             api_error(rs, 500, E_INTERNAL, "out of memory");
             goto out;
         }
     }
-    for(int k = 0; k < 3; k++)
-        if(arr_add(&arr[k], &an[k], &ac[k], "}")) {
-            api_error(rs, 500, E_INTERNAL, "out of memory");
-            goto out;
-        }
+    if(arr_add3(arr, an, ac, "}", "}", "}")) {
+        api_error(rs, 500, E_INTERNAL, "out of memory");
+        goto out;
+    }
     /* arr_add put a comma before the closing brace: take it out. */
     for(int k = 0; k < 3; k++)
         if(an[k] >= 2 && arr[k][an[k] - 2] == ',') {
             arr[k][an[k] - 2] = '}';
             arr[k][an[k] - 1] = '\0';
         }
-    if(tx(ctx, rs, "BEGIN"))
+    if(api_begin(ctx, rs))
         goto out;
     {
         const char *v[3] = {arr[0], arr[1], arr[2]};
@@ -845,11 +808,7 @@ int h_dev_positions(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
         if(!r)
             goto fail;
     }
-    if(audit_log(ctx, rq, "device.positions", "", NULL, j)) {
-        api_error(rs, 503, E_UNAVAIL, "audit row not written");
-        goto fail;
-    }
-    if(commit(ctx, rs))
+    if(audit_commit(ctx, rq, rs, "device.positions", "", NULL, j))
         goto out;
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "位置已保存");
@@ -857,7 +816,7 @@ int h_dev_positions(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
     api_json(rs, 200, o);
     goto out;
 fail:
-    rollback(ctx);
+    api_rollback(ctx);
 out:
     PQclear(r);
     for(int k = 0; k < 3; k++)

@@ -212,19 +212,16 @@ int h_sys_license(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 
 int h_sys_logs(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[160], where[512] = "WHERE true", sql[1024], lim[24], off[24], ts[2][24];
+    char err[160], where[512] = "WHERE true", count[1024], sql[1024], ts[2][24];
     const char *user = rq_arg(rq, "user"), *action = rq_arg(rq, "action");
-    const char *v[6];
+    const char *v[4];
     int nv = 0, hs, he;
     int64_t start = 0, end = 0;
-    long page, size;
-    PGresult *r;
-    cJSON *o, *data;
-    long long total;
+    struct api_page pg;
+    cJSON *o;
     size_t wl;
 
-    if(rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)) ||
+    if(rq_page(rq, 200, 20, &pg, err, sizeof(err)) ||
        rq_time(rq, "start", &start, &hs, err, sizeof(err)) ||
        rq_time(rq, "end", &end, &he, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
@@ -253,68 +250,31 @@ int h_sys_logs(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         v[nv++] = ts[1];
         snprintf(where + wl, sizeof(where) - wl, " AND ts < to_timestamp($%d)", nv);
     }
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_logs %s", where);
-    r = api_query(ctx, rs, sql, nv, v);
-    if(!r)
-        return 0;
-    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
-    v[nv] = lim;
-    v[nv + 1] = off;
+    snprintf(count, sizeof(count), "SELECT count(*) FROM audit_logs %s", where);
     snprintf(sql, sizeof(sql),
              "SELECT id, " ISO("ts") " AS ts, username, action, target, before, after, ip "
-             "FROM audit_logs %s ORDER BY ts DESC, id DESC LIMIT $%d OFFSET $%d",
-             where, nv + 1, nv + 2);
-    r = api_query(ctx, rs, sql, nv + 2, v);
-    if(!r)
-        return 0;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
-    data = cJSON_AddArrayToObject(o, "data");
-    for(int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(data, api_pg_row(r, i));
-    PQclear(r);
-    return api_json(rs, 200, o);
+             "FROM audit_logs %s ORDER BY ts DESC, id DESC",
+             where);
+    o = api_list(ctx, rs, count, sql, nv, v, &pg);
+    return o ? api_json(rs, 200, o) : 0;
 }
 
 int h_sys_archives(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[160], lim[24], off[24];
-    long page, size;
-    const char *v[2] = {lim, off};
+    char err[160];
+    struct api_page pg;
     PGresult *r;
-    cJSON *o, *data;
-    long long total;
+    cJSON *o;
 
-    if(rq_int(rq, "page", 1, 100000, 1, &page, err, sizeof(err)) ||
-       rq_int(rq, "size", 1, 200, 20, &size, err, sizeof(err)))
+    if(rq_page(rq, 200, 20, &pg, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
-    r = api_query(ctx, rs, "SELECT count(*) FROM archive_logs", 0, NULL);
-    if(!r)
+    o = api_list(ctx, rs, "SELECT count(*) FROM archive_logs",
+                 "SELECT id, to_char(day, 'YYYY-MM-DD') AS date, file_name, size_bytes, "
+                 "row_count, md5, status, error, " ISO("created_at") " AS created_at "
+                 "FROM archive_logs ORDER BY day DESC",
+                 0, NULL, &pg);
+    if(!o)
         return 0;
-    total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    snprintf(lim, sizeof(lim), "%ld", size);
-    snprintf(off, sizeof(off), "%ld", (page - 1) * size);
-    r = api_query(ctx, rs,
-                  "SELECT id, to_char(day, 'YYYY-MM-DD') AS date, file_name, size_bytes, "
-                  "row_count, md5, status, error, " ISO("created_at") " AS created_at "
-                  "FROM archive_logs ORDER BY day DESC LIMIT $1 OFFSET $2",
-                  2, v);
-    if(!r)
-        return 0;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "total", (double)total);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "size", (double)size);
-    data = cJSON_AddArrayToObject(o, "data");
-    for(int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(data, api_pg_row(r, i));
-    PQclear(r);
     /* The last run of the archive job (job_runs via job_last_runs), null
      * before the first. */
     r = api_query(ctx, rs,
@@ -356,6 +316,12 @@ static void sample(char **buf, size_t *n, size_t *cap, const char *fmt, ...)
         *n += (size_t)k;
 }
 
+/* Prometheus text: a counter without labels, with its TYPE line. */
+static void counter(char **buf, size_t *n, size_t *cap, const char *name, uint64_t v)
+{
+    sample(buf, n, cap, "# TYPE %s counter\n%s %llu\n", name, name, (unsigned long long)v);
+}
+
 int h_metrics(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     char *b = NULL;
@@ -379,27 +345,16 @@ int h_metrics(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
            (unsigned long long)ctx->st.logins_failed);
     sample(&b, &n, &cap, "mcs_api_logins_total{outcome=\"throttled\"} %llu\n",
            (unsigned long long)ctx->st.logins_throttled);
-    sample(&b, &n, &cap, "# TYPE mcs_api_auth_rejected_total counter\nmcs_api_auth_rejected_total %llu\n",
-           (unsigned long long)ctx->st.auth_rejected);
-    sample(&b, &n, &cap, "# TYPE mcs_api_commands_total counter\nmcs_api_commands_total %llu\n",
-           (unsigned long long)ctx->st.commands);
-    sample(&b, &n, &cap, "# TYPE mcs_api_audit_rows_total counter\nmcs_api_audit_rows_total %llu\n",
-           (unsigned long long)ctx->st.audit_rows);
-    sample(&b, &n, &cap, "# TYPE mcs_api_audit_failed_total counter\nmcs_api_audit_failed_total %llu\n",
-           (unsigned long long)ctx->st.audit_failed);
-    sample(&b, &n, &cap, "# TYPE mcs_api_bodies_too_large_total counter\n"
-                         "mcs_api_bodies_too_large_total %llu\n",
-           (unsigned long long)ctx->st.bodies_too_large);
+    counter(&b, &n, &cap, "mcs_api_auth_rejected_total", ctx->st.auth_rejected);
+    counter(&b, &n, &cap, "mcs_api_commands_total", ctx->st.commands);
+    counter(&b, &n, &cap, "mcs_api_audit_rows_total", ctx->st.audit_rows);
+    counter(&b, &n, &cap, "mcs_api_audit_failed_total", ctx->st.audit_failed);
+    counter(&b, &n, &cap, "mcs_api_bodies_too_large_total", ctx->st.bodies_too_large);
     sample(&b, &n, &cap, "# TYPE mcs_api_ws_clients gauge\nmcs_api_ws_clients %d\n", ws.clients);
-    sample(&b, &n, &cap, "# TYPE mcs_api_ws_frames_total counter\nmcs_api_ws_frames_total %llu\n",
-           (unsigned long long)ws.frames_sent);
-    sample(&b, &n, &cap, "# TYPE mcs_api_ws_realtime_skipped_total counter\n"
-                         "mcs_api_ws_realtime_skipped_total %llu\n",
-           (unsigned long long)ws.realtime_skipped);
-    sample(&b, &n, &cap, "# TYPE mcs_api_ws_dropped_total counter\nmcs_api_ws_dropped_total %llu\n",
-           (unsigned long long)ws.dropped);
-    sample(&b, &n, &cap, "# TYPE mcs_api_alarm_events_total counter\nmcs_api_alarm_events_total %llu\n",
-           (unsigned long long)ev);
+    counter(&b, &n, &cap, "mcs_api_ws_frames_total", ws.frames_sent);
+    counter(&b, &n, &cap, "mcs_api_ws_realtime_skipped_total", ws.realtime_skipped);
+    counter(&b, &n, &cap, "mcs_api_ws_dropped_total", ws.dropped);
+    counter(&b, &n, &cap, "mcs_api_alarm_events_total", ev);
     sample(&b, &n, &cap, "# TYPE mcs_api_uptime_seconds gauge\nmcs_api_uptime_seconds %lld\n",
            (long long)((mcs_now_ms() - ctx->st.started_ms) / 1000));
     /* The workers publish their counters in Redis (docs/INTERFACES.md). */

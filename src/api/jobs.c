@@ -163,3 +163,21 @@ void api_defer(struct api_resp *rs, struct api_job *j)
 {
     rs->deferred = j;
 }
+
+int api_defer_work(struct api_resp *rs, void (*work)(struct api_job *j),
+                   void (*done)(struct api_ctx *ctx, struct api_job *j, struct api_resp *rs),
+                   void (*free_data)(void *data), void *data)
+{
+    struct api_job *j = calloc(1, sizeof(*j));
+    if(!j) {
+        free_data(data);
+        api_error(rs, 500, E_INTERNAL, "out of memory");
+        return MCS_ENOMEM;
+    }
+    j->work = work;
+    j->done = done;
+    j->free_data = free_data;
+    j->data = data;
+    api_defer(rs, j);
+    return 0;
+}

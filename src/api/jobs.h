@@ -47,4 +47,11 @@ const _Atomic int *jobs_halting(struct api_ctx *ctx);
 /* Handlers: defer the answer to j (set rs->deferred). */
 void api_defer(struct api_resp *rs, struct api_job *j);
 
+/* Handlers: defers the answer to a new job of work, done, free_data and
+ * data. data is taken: when no job can be allocated it is freed with
+ * free_data (which may be free). 0, or MCS_ENOMEM with a 500 on rs. */
+int api_defer_work(struct api_resp *rs, void (*work)(struct api_job *j),
+                   void (*done)(struct api_ctx *ctx, struct api_job *j, struct api_resp *rs),
+                   void (*free_data)(void *data), void *data);
+
 #endif

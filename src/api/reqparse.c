@@ -3,6 +3,7 @@
 #include "reqparse.h"
 #include "err.h"
 #include "numparse.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +50,19 @@ int rq_int(const struct api_req *rq, const char *name, long lo, long hi, long de
         snprintf(err, errn, "%s must be an integer in %ld..%ld", name, lo, hi);
         return MCS_EINVAL;
     }
+    return 0;
+}
+
+int rq_page(const struct api_req *rq, long max_size, long def_size, struct api_page *out,
+            char *err, size_t errn)
+{
+    int rc = rq_int(rq, "page", 1, API_PAGE_MAX, 1, &out->page, err, errn);
+    if(!rc)
+        rc = rq_int(rq, "size", 1, max_size, def_size, &out->size, err, errn);
+    if(rc)
+        return rc;
+    snprintf(out->lim, sizeof(out->lim), "%ld", out->size);
+    snprintf(out->off, sizeof(out->off), "%ld", (out->page - 1) * out->size);
     return 0;
 }
 
@@ -169,38 +183,12 @@ int rq_sn_valid(const char *sn)
 
 int rq_utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, k;
+    unsigned cp;
     while(i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned cp;
-        if(c == 0)
+        if(!s[i] || !(k = mcs_utf8_next(s + i, n - i, &cp)))
             return 0;
-        if(c < 0x80) {
-            i++;
-            continue;
-        }
-        if(c >= 0xC2 && c <= 0xDF) {
-            k = 1;
-            cp = c & 0x1F;
-        } else if(c >= 0xE0 && c <= 0xEF) {
-            k = 2;
-            cp = c & 0x0F;
-        } else if(c >= 0xF0 && c <= 0xF4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for(size_t j = 1; j <= k; j++) {
-            if(i + j >= n || (s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-           (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += k + 1;
+        i += k;
     }
     return 1;
 }

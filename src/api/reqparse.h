@@ -23,6 +23,13 @@ void rq_add_arg(struct api_req *rq, const char *frag);
 int rq_int(const struct api_req *rq, const char *name, long lo, long hi, long def,
            long *out, char *err, size_t errn);
 
+/* The page and size arguments of a list (§10.2): page in 1..API_PAGE_MAX
+ * (default 1), then size in 1..max_size (default def_size); out->lim and
+ * out->off hold size and (page - 1) * size as text. 0, or MCS_EINVAL with
+ * the first bad argument named in err. */
+int rq_page(const struct api_req *rq, long max_size, long def_size, struct api_page *out,
+            char *err, size_t errn);
+
 /* Boolean argument ("true"/"false"/"1"/"0"); *out = -1 when absent. */
 int rq_bool(const struct api_req *rq, const char *name, int *out, char *err, size_t errn);
 

@@ -2,6 +2,7 @@
  * is made here or by the installer; more through the API.
  * Owns its one PostgreSQL connection. Thread: single-threaded. */
 #include "mcs_user.h"
+#include "account.h"
 #include "conn.h"
 #include "err.h"
 #include "mcs_util.h"
@@ -21,43 +22,28 @@ static void usage(void)
           stderr);
 }
 
-static int valid_name(const char *u)
-{
-    size_t n = strlen(u);
-    if(n < 1 || n > 64)
-        return 0;
-    for(const char *p = u; *p; p++)
-        if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-             *p == '_' || *p == '.' || *p == '-'))
-            return 0;
-    return 1;
-}
-
-/* Reads one line of stdin into pw and hashes it into hash. */
+/* Reads one line of stdin as the password and hashes it into hash (the
+ * rules and hash of src/common/account.h, as the API applies them). */
 static int read_hash(char *hash, size_t n)
 {
-    char pw[300];
-    size_t len;
-    int rc = MCS_EINVAL;
+    char pw[300], err[80];
+    int rc;
 
     if(!fgets(pw, sizeof(pw), stdin)) {
         fprintf(stderr, "mcs user: no password on stdin\n");
         return MCS_EINVAL;
     }
-    len = strcspn(pw, "\r\n");
-    pw[len] = '\0';
-    if(len < 8 || len > 256) {
-        fprintf(stderr, "mcs user: password must be 8..256 bytes\n");
+    pw[strcspn(pw, "\r\n")] = '\0';
+    rc = mcs_account_password_check(pw, err, sizeof(err));
+    if(rc) {
+        fprintf(stderr, "mcs user: %s\n", err);
         goto out;
     }
-    if(sodium_init() < 0 || n < crypto_pwhash_STRBYTES ||
-       crypto_pwhash_str_alg(hash, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                             crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13)) {
+    rc = mcs_account_password_hash(pw, hash, n);
+    if(rc) {
         fprintf(stderr, "mcs user: cannot hash the password\n");
         rc = MCS_ENOMEM;
-        goto out;
     }
-    rc = 0;
 out:
     sodium_memzero(pw, sizeof(pw));
     return rc;
@@ -75,13 +61,33 @@ static int exec(PGconn *pg, const char *sql, int n, const char *const *v, int *r
     return ok ? 0 : MCS_EDB;
 }
 
+/* Runs one change of the account `name` (sql with its n parameters v) and,
+ * when it touched a row, writes its audit row as the CLI's (ip 'local'; a
+ * failure there is said on stderr but does not undo the change). Returns 0,
+ * MCS_EDB (said on stderr), or MCS_ENOTFOUND when no row was touched
+ * (nothing said: the caller knows what that means). */
+static int change(PGconn *pg, const char *sql, int n, const char *const *v, const char *action,
+                  const char *name)
+{
+    const char *a[3] = {"cli", action, name};
+    int rows = 0, rc = exec(pg, sql, n, v, &rows);
+
+    if(rc)
+        return rc;
+    if(!rows)
+        return MCS_ENOTFOUND;
+    exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, 'local')",
+         3, a, NULL);
+    return 0;
+}
+
 int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
 {
     char err[256], hash[crypto_pwhash_STRBYTES];
     const char *sub = argc > 1 ? argv[1] : "", *name = argc > 2 ? argv[2] : NULL;
     const char *role = "admin";
     PGconn *pg = NULL;
-    int rc = MCS_EINVAL, rows = 0, json = 0;
+    int rc = MCS_EINVAL, json = 0;
 
     if(!strcmp(sub, "list")) {
         for(int i = 2; i < argc; i++) {
@@ -92,7 +98,7 @@ int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
             json = 1;
         }
     } else if(!strcmp(sub, "add")) {
-        if(!name || !valid_name(name)) {
+        if(!name || !mcs_account_name_valid(name)) {
             usage();
             return MCS_EINVAL;
         }
@@ -111,7 +117,7 @@ int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
             return MCS_EINVAL;
         }
     } else if(!strcmp(sub, "passwd") || !strcmp(sub, "del")) {
-        if(argc != 3 || !valid_name(name)) {
+        if(argc != 3 || !mcs_account_name_valid(name)) {
             usage();
             return MCS_EINVAL;
         }
@@ -128,48 +134,30 @@ int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
     }
     if(!strcmp(sub, "add")) {
         const char *v[3] = {name, hash, role};
-        rc = exec(pg, "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) "
-                      "ON CONFLICT (username) DO NOTHING",
-                  3, v, &rows);
-        if(!rc && !rows) {
+        rc = change(pg, "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (username) DO NOTHING",
+                    3, v, "user.add", name);
+        if(rc == MCS_ENOTFOUND) {
             fprintf(stderr, "mcs user: %s exists (use `mcs user passwd`)\n", name);
             rc = MCS_EDUP;
-        }
-        if(!rc) {
-            const char *a[3] = {"cli", "user.add", name};
-            exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, "
-                     "'local')",
-                 3, a, NULL);
+        } else if(!rc) {
             printf("user %s added (%s)\n", name, role);
         }
     } else if(!strcmp(sub, "passwd")) {
         const char *v[2] = {name, hash};
-        rc = exec(pg, "UPDATE users SET password_hash = $2 WHERE username = $1", 2, v, &rows);
-        if(!rc && !rows) {
+        rc = change(pg, "UPDATE users SET password_hash = $2 WHERE username = $1", 2, v,
+                    "user.password", name);
+        if(rc == MCS_ENOTFOUND)
             fprintf(stderr, "mcs user: no user %s\n", name);
-            rc = MCS_ENOTFOUND;
-        }
-        if(!rc) {
-            const char *a[3] = {"cli", "user.password", name};
-            exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, "
-                     "'local')",
-                 3, a, NULL);
+        else if(!rc)
             printf("password of %s changed\n", name);
-        }
     } else if(!strcmp(sub, "del")) {
         const char *v[1] = {name};
-        rc = exec(pg, "DELETE FROM users WHERE username = $1", 1, v, &rows);
-        if(!rc && !rows) {
+        rc = change(pg, "DELETE FROM users WHERE username = $1", 1, v, "user.delete", name);
+        if(rc == MCS_ENOTFOUND)
             fprintf(stderr, "mcs user: no user %s\n", name);
-            rc = MCS_ENOTFOUND;
-        }
-        if(!rc) {
-            const char *a[3] = {"cli", "user.delete", name};
-            exec(pg, "INSERT INTO audit_logs (username, action, target, ip) VALUES ($1, $2, $3, "
-                     "'local')",
-                 3, a, NULL);
+        else if(!rc)
             printf("user %s deleted\n", name);
-        }
     } else {
         PGresult *r = PQexec(pg, "SELECT username, role, disabled, to_char(created_at AT TIME "
                                  "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM users "

@@ -5,6 +5,7 @@
 #include "mcs_util.h"
 #include "devcred.h"
 #include "err.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -63,39 +64,14 @@ const char *cli_shown(const char *s, char *buf, size_t n)
 int cli_text_ok(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    while(*p) {
-        unsigned c = *p, cp;
-        size_t k;
-        if(c < 0x20 || c == 0x7f)
+    size_t n = strlen(s), k;
+    unsigned cp;
+    while(n) {
+        k = mcs_utf8_next(p, n, &cp);
+        if(!k || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
             return 0;
-        if(c < 0x80) {
-            p++;
-            continue;
-        }
-        if(c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        }
-        else if(c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        }
-        else if(c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        }
-        else
-            return 0;
-        /* A NUL ends the loop here before anything past it is read. */
-        for(size_t j = 1; j <= k; j++) {
-            if((p[j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[j] & 0x3f);
-        }
-        if((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-           (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
-            return 0;
-        p += k + 1;
+        p += k;
+        n -= k;
     }
     return 1;
 }

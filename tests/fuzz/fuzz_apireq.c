@@ -62,6 +62,7 @@ static void fuzz_query(const uint8_t *d, size_t n)
     long v;
     int b, present;
     int64_t t;
+    struct api_page pg;
 
     memset(&rq, 0, sizeof(rq));
     for(size_t i = 0; i <= n; i++) {
@@ -79,6 +80,10 @@ static void fuzz_query(const uint8_t *d, size_t n)
         FUZZ_CHECK(v >= 1 && v <= 100000);
     if(rq_int(&rq, "size", 1, 200, 20, &v, err, sizeof(err)) == 0)
         FUZZ_CHECK(v >= 1 && v <= 200);
+    if(rq_page(&rq, 10000, 2000, &pg, err, sizeof(err)) == 0)
+        FUZZ_CHECK(pg.page >= 1 && pg.page <= API_PAGE_MAX && pg.size >= 1 &&
+                   pg.size <= 10000 && strtol(pg.lim, NULL, 10) == pg.size &&
+                   strtol(pg.off, NULL, 10) == (pg.page - 1) * pg.size);
     if(rq_bool(&rq, "acked", &b, err, sizeof(err)) == 0)
         FUZZ_CHECK(b >= -1 && b <= 1);
     if(rq_time(&rq, "start", &t, &present, err, sizeof(err)) == 0 && present)

@@ -56,9 +56,44 @@ static void args(void **state)
     assert_int_equal(rq_sn_valid("A001-x_9"), 1);
     assert_int_equal(rq_sn_valid("bad sn"), 0);
     assert_int_equal(rq_sn_valid(""), 0);
+    /* rq_utf8_valid: src/common/utf8.c decodes, the API refuses NUL too. */
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"A区东侧", 10), 1);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"a\0b", 3), 0);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"\xE5\x90\x8D", 2), 0);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"\xED\xA0\x80", 3), 0);
+    assert_int_equal(rq_utf8_valid((const unsigned char *)"", 0), 1);
     assert_int_equal(rq_interval("1m"), 60);
     assert_int_equal(rq_interval("raw"), 0);
     assert_int_equal(rq_interval("2m"), -1);
+}
+
+/* rq_page: defaults, bounds per endpoint, the LIMIT/OFFSET texts, and the
+ * first bad argument (page before size) named in err. */
+static void pages(void **state)
+{
+    static struct api_req rq;
+    struct api_page pg;
+    char err[128];
+    (void)state;
+    memset(&rq, 0, sizeof(rq));
+    assert_int_equal(rq_page(&rq, 200, 20, &pg, err, sizeof(err)), 0);
+    assert_int_equal(pg.page, 1);
+    assert_int_equal(pg.size, 20);
+    assert_string_equal(pg.lim, "20");
+    assert_string_equal(pg.off, "0");
+    rq_add_arg(&rq, "page=3");
+    rq_add_arg(&rq, "size=500");
+    assert_int_equal(rq_page(&rq, 200, 20, &pg, err, sizeof(err)), MCS_EINVAL);
+    assert_string_equal(err, "size must be an integer in 1..200");
+    assert_int_equal(rq_page(&rq, 10000, 2000, &pg, err, sizeof(err)), 0);
+    assert_int_equal(pg.page, 3);
+    assert_string_equal(pg.lim, "500");
+    assert_string_equal(pg.off, "1000");
+    memset(&rq, 0, sizeof(rq));
+    rq_add_arg(&rq, "page=0");
+    rq_add_arg(&rq, "size=0");
+    assert_int_equal(rq_page(&rq, 200, 20, &pg, err, sizeof(err)), MCS_EINVAL);
+    assert_string_equal(err, "page must be an integer in 1..100000");
 }
 
 static cJSON *obj(const char *s)
@@ -233,7 +268,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(times),    cmocka_unit_test(args),   cmocka_unit_test(bodies),
         cmocka_unit_test(commands), cmocka_unit_test(images), cmocka_unit_test(tokens),
-        cmocka_unit_test(throttle),
+        cmocka_unit_test(throttle), cmocka_unit_test(pages),
     };
     if(sodium_init() < 0)
         return 1;
