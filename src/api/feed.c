@@ -39,6 +39,7 @@ struct api_msg *msg_new(const char *s, size_t len)
     if(!m)
         return NULL;
     atomic_init(&m->refs, 1);
+    m->built_ms = 0;
     m->len = len;
     m->data = m->buf + LWS_PRE;
     memcpy(m->data, s, len);
@@ -171,6 +172,7 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
 {
     struct sbuf b = {NULL, 0, 0, (size_t)64 << 20, 0};
     PGresult *res;
+    int64_t built;
     char num[128];
     int rc = MCS_EDB;
 
@@ -232,8 +234,9 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
     }
     PQclear(res);
 
+    built = mcs_now_ms();
     {
-        int64_t ms = mcs_now_ms();
+        int64_t ms = built;
         /* ts_ms: when the frame was built, for clients' staleness checks. */
         snprintf(num, sizeof(num), "{\"type\":\"realtime\",\"ts\":%lld,\"ts_ms\":%lld,\"data\":[",
                  (long long)(ms / 1000), (long long)ms);
@@ -326,6 +329,7 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
             rc = MCS_ENOMEM;
             goto out;
         }
+        m->built_ms = built; /* its ts_ms: delivery times are counted from it */
         pthread_mutex_lock(&f->mu);
         old = f->rt;
         f->rt = m;

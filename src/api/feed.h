@@ -16,6 +16,7 @@
 /* A reference-counted frame with LWS_PRE bytes of head room before data. */
 struct api_msg {
     atomic_int refs;
+    int64_t built_ms; /* wall clock: when a realtime frame was built, else 0 */
     size_t len;
     unsigned char *data; /* = buf + LWS_PRE */
     unsigned char buf[];

@@ -353,6 +353,24 @@ int h_metrics(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     sample(&b, &n, &cap, "# TYPE mcs_api_ws_clients gauge\nmcs_api_ws_clients %d\n", ws.clients);
     counter(&b, &n, &cap, "mcs_api_ws_frames_total", ws.frames_sent);
     counter(&b, &n, &cap, "mcs_api_ws_realtime_skipped_total", ws.realtime_skipped);
+    {
+        /* Realtime frame built -> its last byte in the client's socket. */
+        static const int bound[WS_NDELIVERY] = WS_DELIVERY_BUCKETS;
+        uint64_t cum = 0;
+        sample(&b, &n, &cap, "# TYPE mcs_api_ws_delivery_ms histogram\n");
+        for(int i = 0; i <= WS_NDELIVERY; i++) {
+            char le[16];
+            cum += ws.delivered[i];
+            if(i < WS_NDELIVERY)
+                snprintf(le, sizeof(le), "%d", bound[i]);
+            else
+                snprintf(le, sizeof(le), "+Inf");
+            sample(&b, &n, &cap, "mcs_api_ws_delivery_ms_bucket{le=\"%s\"} %llu\n", le,
+                   (unsigned long long)cum);
+        }
+        sample(&b, &n, &cap, "mcs_api_ws_delivery_ms_sum %llu\nmcs_api_ws_delivery_ms_count %llu\n",
+               (unsigned long long)ws.delivered_ms_sum, (unsigned long long)cum);
+    }
     counter(&b, &n, &cap, "mcs_api_ws_dropped_total", ws.dropped);
     counter(&b, &n, &cap, "mcs_api_alarm_events_total", ev);
     sample(&b, &n, &cap, "# TYPE mcs_api_uptime_seconds gauge\nmcs_api_uptime_seconds %lld\n",

@@ -366,6 +366,18 @@ static void fan_out(struct api_ctx *ctx)
     msg_unref(rt);
 }
 
+static void delivered(struct api_ws_stats *st, int64_t ms)
+{
+    static const int64_t bound[WS_NDELIVERY] = WS_DELIVERY_BUCKETS;
+    int i = 0;
+    if(ms < 0)
+        ms = 0; /* the wall clock stepped back */
+    while(i < WS_NDELIVERY && ms > bound[i])
+        i++;
+    st->delivered[i]++;
+    st->delivered_ms_sum += (uint64_t)ms;
+}
+
 /* Writes the client's messages, alarms and replies before realtime, each
  * in fragments of WS_TX_CHUNK, until the socket would block. A message
  * once begun is finished before the next (fragments of two messages cannot
@@ -411,6 +423,8 @@ static int writable(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
             return -1;
         c->off += k;
         if(c->off == m->len) {
+            if(m->built_ms)
+                delivered(&w->st, mcs_now_ms() - m->built_ms);
             c->cur = NULL;
             msg_unref(m);
             w->st.frames_sent++;

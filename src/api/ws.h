@@ -23,9 +23,18 @@ struct api_ctx;
  * event loop for one realtime frame of 10,000 devices. */
 #define WS_TX_CHUNK (128 * 1024)
 
+/* Upper bounds (ms) of the buckets of realtime frame delivery: built ->
+ * its last byte handed to the client's socket. */
+#define WS_DELIVERY_BUCKETS {10, 25, 50, 100, 200, 500, 1000, 2000, 5000}
+#define WS_NDELIVERY 9
+
 struct api_ws_stats {
     int clients;
     uint64_t frames_sent, realtime_skipped, dropped, bad_frames;
+    /* Realtime frames delivered, per bucket (the last: over 5 s), and the
+     * sum of their delivery times in ms. */
+    uint64_t delivered[WS_NDELIVERY + 1];
+    uint64_t delivered_ms_sum;
 };
 
 extern const size_t ws_pss_size;

@@ -75,6 +75,30 @@ def test_connected_realtime_ping_and_viewer_access(api, add_device, rds, pg):
         ws.close()
 
 
+def test_delivery_histogram_counts_each_realtime_frame_delivered(api):
+    """/metrics: mcs_api_ws_delivery_ms (realtime frame built -> its last
+    byte in a client's socket), a Prometheus histogram."""
+    def hist():
+        b, cnt = [], None
+        for line in api.get("/metrics").text.splitlines():
+            if line.startswith("mcs_api_ws_delivery_ms_bucket"):
+                b.append((line.split('le="')[1].split('"')[0], int(line.split()[1])))
+            elif line.startswith("mcs_api_ws_delivery_ms_count "):
+                cnt = int(line.split()[1])
+        return b, cnt
+    _, before = hist()
+    ws = ws_open(api, api.viewer_token)
+    try:
+        for _ in range(3):
+            recv_until(ws, lambda f: f["type"] == "realtime", 3)
+    finally:
+        ws.close()
+    b, after = hist()
+    assert after - before >= 3
+    assert [le for le, _ in b][-1] == "+Inf" and b[-1][1] == after
+    assert all(x[1] <= y[1] for x, y in zip(b, b[1:])), b
+
+
 def test_auth_is_required_and_checked(api):
     ws = ws_open(api)
     ws.send(json.dumps({"type": "ping"}))
