@@ -77,7 +77,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for exe in mcs-loadgen mcs-nullsub mcs-copysub mcsd; do
+for exe in mcs-loadgen mcs-nullsub mcs-copysub mcs-wsdash mcsd; do
   if [ ! -x "$BUILD/$exe" ]; then
     echo "error: $BUILD/$exe is not built (make build)"
     exit 1
