@@ -5,7 +5,8 @@
  * serialised per device in PostgreSQL (SELECT ... FOR UPDATE on open alarms,
  * the partial unique index for raises) so that two instances never hold two
  * open alarms of one (sn, type).
- * Owns its per-device cache (limits, open-alarm hints) and the settings
+ * Owns its per-device memory (gas triggers of devices with limits, hints of
+ * open alarms: alarm_state.h; the scratch of one batch) and the settings
  * (alarm.general) that the notifier thread refreshes.
  * Thread: alarm_eval_batch in the store thread only; alarm_cfg_* any. */
 #ifndef MCS_ALARM_DB_H
@@ -62,9 +63,14 @@ void alarm_engine_get_cfg(struct alarm_engine *e, struct alarm_cfg *c);
 int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                      char *err, size_t errn);
 
-/* Counters for metrics/tests. */
+/* Counters for metrics/tests, and what the engine keeps between batches
+ * (after the last batch): devices with gas triggers (a gas limit set),
+ * devices with an open-alarm hint, and the bytes of all its per-device
+ * memory (maps, scratch). A device with neither limits nor alarms costs
+ * nothing (issue #2: rss_mb_100k). */
 struct alarm_stats {
     unsigned long long raised, cleared, notified, suppressed, errors;
+    size_t dev_trig, dev_open, state_bytes;
 };
 void alarm_engine_stats(struct alarm_engine *e, struct alarm_stats *out);
 
