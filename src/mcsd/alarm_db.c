@@ -1,6 +1,6 @@
 /* alarm_db.c - the alarm engine inside the store batch transaction (see
- * alarm_db.h). Owns the gas triggers and open-alarm hints between batches
- * (alarm_state) and the scratch of the devices one batch decides.
+ * alarm_db.h). Owns the open-alarm hints between batches (alarm_state) and
+ * the scratch of the devices one batch decides; reads the registry.
  * Must not touch the journal or the store's own statements. Thread: store
  * (alarm_eval_batch); the settings are shared under a mutex. */
 #include "alarm_db.h"
@@ -51,16 +51,13 @@ struct pend_raise {
 };
 
 #define SCRATCH_KEEP 1024 /* scratch entries kept between batches */
-#define RELOAD_MAX 4096   /* NOTIFYs queued before a full reload instead */
 
 struct alarm_engine {
     char instance[64];
     pthread_mutex_t mu;
     struct alarm_cfg cfg;     /* under mu */
-    struct alarm_state state; /* between batches: gas triggers, open hints */
-    int need_full;            /* the gas triggers of every device must be read */
-    char (*reload)[MCS_SN_MAX + 1]; /* SNs notified since their triggers were read */
-    size_t nreload, reload_cap;
+    struct alarm_state state;  /* between batches: open-alarm hints */
+    struct mcs_registry *reg;  /* borrowed: alarm_high/alarm_low per device */
     /* The batch scratch: the devices it decides, found by SN through bmap
      * (emptied again at the end of the batch), and each record's device. */
     struct aldev *scr;
@@ -257,7 +254,7 @@ static void sb_end(struct sbuf *b)
 
 /* ---- engine ---- */
 
-struct alarm_engine *alarm_engine_new(const char *instance_id)
+struct alarm_engine *alarm_engine_new(const char *instance_id, struct mcs_registry *reg)
 {
     struct alarm_engine *e = calloc(1, sizeof(*e));
     if(!e)
@@ -265,7 +262,7 @@ struct alarm_engine *alarm_engine_new(const char *instance_id)
     snprintf(e->instance, sizeof(e->instance), "%s", instance_id);
     pthread_mutex_init(&e->mu, NULL);
     alarm_cfg_defaults(&e->cfg);
-    e->need_full = 1;
+    e->reg = reg;
     if(alarm_state_init(&e->state) || hmap_init(&e->bmap, sizeof(uint32_t), 0, 0)) {
         pthread_mutex_destroy(&e->mu);
         free(e);
@@ -280,7 +277,6 @@ void alarm_engine_free(struct alarm_engine *e)
         return;
     alarm_state_cleanup(&e->state);
     hmap_cleanup(&e->bmap);
-    free(e->reload);
     free(e->scr);
     free(e->rec_dev);
     free(e->praise);
@@ -363,26 +359,6 @@ static void scr_reset(struct alarm_engine *e)
     }
 }
 
-/* Queues sn for a reload of its gas triggers (a NOTIFY mcs_device, or a
- * batch that failed); past RELOAD_MAX everything is read again instead. */
-static void queue_reload(struct alarm_engine *e, const char *sn)
-{
-    if(e->need_full || strlen(sn) > MCS_SN_MAX)
-        return;
-    if(e->nreload == e->reload_cap) {
-        size_t nc = e->reload_cap ? e->reload_cap * 2 : 16;
-        void *np = nc > RELOAD_MAX ? NULL : realloc(e->reload, nc * sizeof(*e->reload));
-        if(!np) {
-            e->need_full = 1;
-            e->nreload = 0;
-            return;
-        }
-        e->reload = np;
-        e->reload_cap = nc;
-    }
-    snprintf(e->reload[e->nreload++], MCS_SN_MAX + 1, "%s", sn);
-}
-
 static void fmt_num(char *buf, size_t n, double v, const char **param)
 {
     if(isnan(v)) {
@@ -452,94 +428,9 @@ static void row_gas_limits(const PGresult *r, int row, int col, struct alarm_lim
     lim->low2 = col_num(r, row, col + 3);
 }
 
-/* Reads the gas triggers of every device with a gas limit (a fresh
- * connection: notifications may have been missed), in chunks through a
- * cursor so that the result never holds the whole fleet at once. */
-static int load_all_triggers(struct alarm_engine *e, PGconn *pg)
-{
-    PGresult *r;
-    int rc = 0;
-
-    alarm_state_clear_limits(&e->state);
-    r = q(e, pg,
-          "DECLARE mcs_alarm_lim NO SCROLL CURSOR FOR SELECT sn, high_limit, high_limit2,"
-          " low_limit, low_limit2 FROM devices"
-          " WHERE COALESCE(high_limit, high_limit2, low_limit, low_limit2) IS NOT NULL",
-          0, NULL);
-    if(!r)
-        return MCS_EDB;
-    PQclear(r);
-    for(;;) {
-        int nt;
-        if(!(r = q(e, pg, "FETCH FORWARD 5000 FROM mcs_alarm_lim", 0, NULL)))
-            return MCS_EDB;
-        nt = PQntuples(r);
-        for(int i = 0; i < nt && !rc; i++) {
-            struct alarm_limits lim = {NAN, NAN, NAN, NAN, NAN, NAN};
-            row_gas_limits(r, i, 1, &lim);
-            if(alarm_state_set_limits(&e->state, PQgetvalue(r, i, 0), &lim) == MCS_ENOMEM) {
-                snprintf(e->err, sizeof(e->err), "out of memory");
-                rc = MCS_EDB;
-            }
-        }
-        PQclear(r);
-        if(rc || nt == 0)
-            break;
-    }
-    if(rc)
-        return rc;
-    if(!(r = q(e, pg, "CLOSE mcs_alarm_lim", 0, NULL)))
-        return MCS_EDB;
-    PQclear(r);
-    e->need_full = 0;
-    e->nreload = 0;
-    return 0;
-}
-
-/* Re-reads the gas triggers of the devices notified since the last batch. */
-static int reload_triggers(struct alarm_engine *e, PGconn *pg)
-{
-    struct sbuf a = {0};
-    const char *p[1];
-    PGresult *r;
-
-    /* NOTIFY payloads are quoted: they are only what the devices trigger sent. */
-    for(size_t i = 0; i < e->nreload; i++)
-        sb_elem(&a, e->reload[i]);
-    sb_end(&a);
-    if(a.oom) {
-        free(a.p);
-        snprintf(e->err, sizeof(e->err), "out of memory");
-        return MCS_EDB;
-    }
-    p[0] = a.p;
-    r = q(e, pg,
-          "SELECT sn, high_limit, high_limit2, low_limit, low_limit2 FROM devices"
-          " WHERE sn = ANY($1::text[])",
-          1, p);
-    free(a.p);
-    if(!r)
-        return MCS_EDB;
-    for(size_t i = 0; i < e->nreload; i++)
-        alarm_state_forget_limits(&e->state, e->reload[i]);
-    for(int i = 0; i < PQntuples(r); i++) {
-        struct alarm_limits lim = {NAN, NAN, NAN, NAN, NAN, NAN};
-        row_gas_limits(r, i, 1, &lim);
-        if(alarm_state_set_limits(&e->state, PQgetvalue(r, i, 0), &lim) == MCS_ENOMEM) {
-            PQclear(r);
-            snprintf(e->err, sizeof(e->err), "out of memory");
-            return MCS_EDB;
-        }
-    }
-    PQclear(r);
-    e->nreload = 0;
-    return 0;
-}
-
 /* Reads the full limits of the devices of the scratch (in the batch's
- * transaction: the limits the decisions use are the committed ones) and
- * refreshes their gas triggers. A device without a row is not known: no
- * alarms of its own. */
+ * transaction: the limits the decisions use are the committed ones). A
+ * device without a row is not known: no alarms of its own. */
 static int load_limits(struct alarm_engine *e, PGconn *pg)
 {
     char *arr = sn_array(e->scr, e->nscr, NULL);
@@ -564,15 +455,6 @@ static int load_limits(struct alarm_engine *e, PGconn *pg)
         d->lim.range_max = col_num(r, i, 6);
     }
     PQclear(r);
-    for(size_t i = 0; i < e->nscr; i++) {
-        struct aldev *d = &e->scr[i];
-        if(!d->known)
-            alarm_state_forget_limits(&e->state, d->sn);
-        else if(alarm_state_set_limits(&e->state, d->sn, &d->lim) == MCS_ENOMEM) {
-            snprintf(e->err, sizeof(e->err), "out of memory");
-            return MCS_EDB;
-        }
-    }
     return 0;
 }
 
@@ -1185,6 +1067,20 @@ static int flush_all_pending(struct alarm_engine *e, PGconn *pg)
     return rc == MCS_ENOMEM ? MCS_EDB : rc;
 }
 
+/* Whether rec needs decisions: an open-alarm hint of its device, or a
+ * condition under the device's limits as the registry has them (kept
+ * current by devsync's LISTEN mcs_device: a limit edited in the database
+ * applies without a restart). */
+static int rec_interesting(struct alarm_engine *e, const struct mcs_jrec *rec, const char *sn)
+{
+    struct alarm_sample s;
+    double high = NAN, low = NAN;
+    if(e->reg)
+        registry_get_alarm_limits(e->reg, sn, &high, &low);
+    sample_of(rec, &s);
+    return alarm_state_interesting(&e->state, sn, high, low, &s);
+}
+
 /* Everything after the savepoint; MCS_EDB on any statement failure. */
 static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                       int need_open)
@@ -1197,21 +1093,13 @@ static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec 
             return MCS_EDB;
         e->next_open_ms = mcs_mono_ms() + OPEN_REFRESH_MS;
     }
-    if(e->need_full) {
-        if(load_all_triggers(e, pg))
-            return MCS_EDB;
-    }
-    else if(e->nreload && reload_triggers(e, pg))
-        return MCS_EDB;
     /* The devices to decide: an open-alarm hint, or a sample that meets a
-     * condition under their triggers; every record of such a device is
-     * then decided, in journal order. */
+     * condition under their limits; every record of such a device is then
+     * decided, in journal order. */
     for(size_t i = 0; i < n; i++) {
         char sn[MCS_SN_MAX + 1];
-        struct alarm_sample s;
         jrec_sn(&recs[i], sn);
-        sample_of(&recs[i], &s);
-        if(alarm_state_interesting(&e->state, sn, &s) && scr_add(e, sn)) {
+        if(rec_interesting(e, &recs[i], sn) && scr_add(e, sn)) {
             snprintf(e->err, sizeof(e->err), "out of memory");
             return MCS_EDB;
         }
@@ -1245,27 +1133,13 @@ static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec 
     return flush_all_pending(e, pg);
 }
 
-/* Limit changes of a device (NOTIFY mcs_device, the SN as payload) queue its
- * gas triggers for a reload before this batch is filtered. */
-static void drain_notifies(struct alarm_engine *e, PGconn *pg)
-{
-    PGnotify *nt;
-    PQconsumeInput(pg);
-    while((nt = PQnotifies(pg))) {
-        if(nt->extra && nt->extra[0])
-            queue_reload(e, nt->extra);
-        PQfreemem(nt);
-    }
-}
-
 static void publish_sizes(struct alarm_engine *e)
 {
-    size_t ntrig = alarm_state_ntrig(&e->state), nopen = alarm_state_nopen(&e->state);
+    size_t nopen = alarm_state_nopen(&e->state);
     size_t bytes = alarm_state_bytes(&e->state) + e->scr_cap * sizeof(*e->scr) +
                    e->bmap.cap * e->bmap.slot_size + e->rec_cap * sizeof(*e->rec_dev) +
-                   e->reload_cap * sizeof(*e->reload) + e->praise_cap * sizeof(*e->praise);
+                   e->praise_cap * sizeof(*e->praise);
     pthread_mutex_lock(&e->mu);
-    e->stats.dev_trig = ntrig;
     e->stats.dev_open = nopen;
     e->stats.state_bytes = bytes;
     pthread_mutex_unlock(&e->mu);
@@ -1274,18 +1148,15 @@ static void publish_sizes(struct alarm_engine *e)
 int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                      char *err, size_t errn)
 {
-    int need_open = 0, rc = 0, fresh_conn = 0, any;
+    int need_open = 0, rc = 0, any;
 
     if(!e || !n)
         return 0;
     if(pg != e->last_pg || PQbackendPID(pg) != e->last_pid) {
-        /* A new connection: the LISTEN is gone and anything may have changed. */
+        /* A new connection: anything may have changed meanwhile. */
         e->last_pg = pg;
         e->last_pid = PQbackendPID(pg);
-        e->need_full = 1;
-        e->nreload = 0;
         need_open = 1;
-        fresh_conn = 1;
     }
     if(mcs_mono_ms() >= e->next_open_ms)
         need_open = 1;
@@ -1299,30 +1170,19 @@ int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *
     e->sig_last = recs[n - 1].recv_us;
     e->nscr = 0;
     e->npraise = 0;
-    drain_notifies(e, pg);
-    any = need_open || e->need_full || e->nreload;
-    /* The common case: triggers known, no open alarm: only conditions. */
+    any = need_open;
+    /* The common case: no open alarm, no reading over a limit: only the
+     * conditions, in memory. */
     for(size_t i = 0; i < n && !any; i++) {
         char sn[MCS_SN_MAX + 1];
-        struct alarm_sample s;
         jrec_sn(&recs[i], sn);
-        sample_of(&recs[i], &s);
-        any = alarm_state_interesting(&e->state, sn, &s);
+        any = rec_interesting(e, &recs[i], sn);
     }
     if(!any)
         goto out;
     if(exec_simple(e, pg, "SAVEPOINT mcs_alarm")) {
         rc = MCS_EDB;
         goto out;
-    }
-    if(fresh_conn || need_open) {
-        /* Limit changes of any device reach us as NOTIFY mcs_device on this
-         * connection (the devices trigger, 001/010). Renewed with the open
-         * set so that a rolled-back LISTEN is repaired within seconds. */
-        if(exec_simple(e, pg, "LISTEN mcs_device")) {
-            rc = MCS_EDB;
-            goto fail;
-        }
     }
     if(eval_inner(e, pg, recs, n, need_open))
         goto fail;
@@ -1343,9 +1203,6 @@ fail:
             rc = MCS_EDB;
         PQclear(r);
     }
-    /* As after a NOTIFY: the triggers of this batch's devices are read again. */
-    for(size_t i = 0; i < e->nscr; i++)
-        queue_reload(e, e->scr[i].sn);
     e->next_open_ms = 0;
 out:
     scr_reset(e);
