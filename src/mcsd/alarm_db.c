@@ -56,8 +56,8 @@ struct alarm_engine {
     char instance[64];
     pthread_mutex_t mu;
     struct alarm_cfg cfg;     /* under mu */
-    struct alarm_state state;  /* between batches: open-alarm hints */
-    struct mcs_registry *reg;  /* borrowed: alarm_high/alarm_low per device */
+    struct alarm_state state; /* between batches: open-alarm hints */
+    struct mcs_registry *reg; /* borrowed: alarm_high/alarm_low per device */
     /* The batch scratch: the devices it decides, found by SN through bmap
      * (emptied again at the end of the batch), and each record's device. */
     struct aldev *scr;
