@@ -1,8 +1,10 @@
 /* alarm_db.c - the alarm engine inside the store batch transaction (see
- * alarm_db.h). Owns the per-device cache of limits and open-alarm hints.
+ * alarm_db.h). Owns the open-alarm hints between batches (alarm_state) and
+ * the scratch of the devices one batch decides; reads the registry.
  * Must not touch the journal or the store's own statements. Thread: store
  * (alarm_eval_batch); the settings are shared under a mutex. */
 #include "alarm_db.h"
+#include "alarm_state.h"
 #include "err.h"
 #include "hmap.h"
 #include "log.h"
@@ -23,15 +25,14 @@
         pthread_mutex_unlock(&(e)->mu); \
     } while(0)
 
+/* One device the current batch must decide (it has an open-alarm hint or a
+ * sample that meets a condition): its full limits, read in the batch's
+ * transaction, and the truth of its open alarms, locked by lock_open. Lives
+ * in the batch scratch only: devices without alarms leave nothing behind. */
 struct aldev {
     char sn[MCS_SN_MAX + 1];
-    uint8_t loaded;    /* limits read from devices */
-    uint8_t known;     /* a row exists */
-    uint8_t open_mask; /* hint: types with an open alarm */
-    uint8_t in_batch;
-    uint8_t interesting;
+    uint8_t known; /* a devices row exists */
     struct alarm_limits lim;
-    /* truth for the current batch (interesting devices) */
     struct alarm_open st[AL_NTYPES];
     long long id[AL_NTYPES];
     int pend_count[AL_NTYPES];
@@ -49,13 +50,21 @@ struct pend_raise {
     int64_t ts;
 };
 
+#define SCRATCH_KEEP 1024 /* scratch entries kept between batches */
+
 struct alarm_engine {
     char instance[64];
     pthread_mutex_t mu;
-    struct alarm_cfg cfg; /* under mu */
-    struct hmap devs;     /* SN -> struct aldev * (entries live on the heap) */
-    struct aldev **batch; /* devices of the current batch */
-    size_t nbatch, batch_cap;
+    struct alarm_cfg cfg;     /* under mu */
+    struct alarm_state state; /* between batches: open-alarm hints */
+    struct mcs_registry *reg; /* borrowed: alarm_high/alarm_low per device */
+    /* The batch scratch: the devices it decides, found by SN through bmap
+     * (emptied again at the end of the batch), and each record's device. */
+    struct aldev *scr;
+    size_t nscr, scr_cap;
+    struct hmap bmap;  /* sn -> uint32_t index into scr */
+    uint32_t *rec_dev; /* per record: index into scr, or UINT32_MAX */
+    size_t rec_cap;
     PGconn *last_pg;
     int last_pid;
     int64_t next_open_ms;
@@ -193,9 +202,59 @@ int alarm_cfg_load(PGconn *pg, struct alarm_cfg *c)
     return rc;
 }
 
+/* Growable text for array literals. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if(b->oom)
+        return;
+    if(b->len + n + 1 > b->cap) {
+        size_t nc = (b->cap + n + 1) * 2;
+        char *np = realloc(b->p, nc);
+        if(!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* Appends one element of a PostgreSQL array literal: quoted text, or NULL. */
+static void sb_elem(struct sbuf *b, const char *v)
+{
+    sb_add(b, b->len ? "," : "{", 1);
+    if(!v) {
+        sb_add(b, "NULL", 4);
+        return;
+    }
+    sb_add(b, "\"", 1);
+    for(; *v; v++) {
+        if(*v == '"' || *v == '\\')
+            sb_add(b, "\\", 1);
+        sb_add(b, v, 1);
+    }
+    sb_add(b, "\"", 1);
+}
+
+static void sb_end(struct sbuf *b)
+{
+    if(!b->len)
+        sb_add(b, "{", 1);
+    sb_add(b, "}", 1);
+}
+
 /* ---- engine ---- */
 
-struct alarm_engine *alarm_engine_new(const char *instance_id)
+struct alarm_engine *alarm_engine_new(const char *instance_id, struct mcs_registry *reg)
 {
     struct alarm_engine *e = calloc(1, sizeof(*e));
     if(!e)
@@ -203,7 +262,8 @@ struct alarm_engine *alarm_engine_new(const char *instance_id)
     snprintf(e->instance, sizeof(e->instance), "%s", instance_id);
     pthread_mutex_init(&e->mu, NULL);
     alarm_cfg_defaults(&e->cfg);
-    if(hmap_init(&e->devs, sizeof(struct aldev *), 1024, 0)) {
+    e->reg = reg;
+    if(alarm_state_init(&e->state) || hmap_init(&e->bmap, sizeof(uint32_t), 0, 0)) {
         pthread_mutex_destroy(&e->mu);
         free(e);
         return NULL;
@@ -215,12 +275,10 @@ void alarm_engine_free(struct alarm_engine *e)
 {
     if(!e)
         return;
-    size_t pos = 0;
-    void *v;
-    while(hmap_next(&e->devs, &pos, NULL, NULL, &v))
-        free(*(struct aldev **)v);
-    hmap_cleanup(&e->devs);
-    free(e->batch);
+    alarm_state_cleanup(&e->state);
+    hmap_cleanup(&e->bmap);
+    free(e->scr);
+    free(e->rec_dev);
     free(e->praise);
     pthread_mutex_destroy(&e->mu);
     free(e);
@@ -247,47 +305,58 @@ void alarm_engine_stats(struct alarm_engine *e, struct alarm_stats *out)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Finds or (create) adds the device entry of sn; NULL on allocation failure. */
-static struct aldev *dev_get(struct alarm_engine *e, const char *sn, int create)
+/* The scratch entry of sn in this batch, or NULL. */
+static struct aldev *scr_find(struct alarm_engine *e, const char *sn)
+{
+    const uint32_t *v;
+    if(!e->nscr)
+        return NULL;
+    v = hmap_find(&e->bmap, sn, strlen(sn));
+    return v ? &e->scr[*v] : NULL;
+}
+
+/* Adds sn to the batch scratch (once). Returns 0 or MCS_ENOMEM. Entries
+ * must not be added once decisions started (they hold pointers into scr). */
+static int scr_add(struct alarm_engine *e, const char *sn)
 {
     size_t len = strlen(sn);
-    void *v;
-    int created = 0;
-    if(!create) {
-        v = hmap_find(&e->devs, sn, len);
-        return v ? *(struct aldev **)v : NULL;
+    uint32_t *v;
+    int created = 0, rc;
+    struct aldev *d;
+
+    if(len == 0 || len > MCS_SN_MAX)
+        return 0; /* no such device: nothing to decide */
+    if(e->nscr == e->scr_cap) {
+        size_t nc = e->scr_cap ? e->scr_cap * 2 : 64;
+        struct aldev *np = realloc(e->scr, nc * sizeof(*np));
+        if(!np)
+            return MCS_ENOMEM;
+        e->scr = np;
+        e->scr_cap = nc;
     }
-    if(hmap_insert(&e->devs, sn, len, &v, &created))
-        return NULL;
-    if(created) {
-        struct aldev *d = calloc(1, sizeof(*d));
-        if(!d) {
-            hmap_delete(&e->devs, sn, len, NULL);
-            return NULL;
-        }
-        snprintf(d->sn, sizeof(d->sn), "%s", sn);
-        *(struct aldev **)v = d;
+    if((rc = hmap_insert(&e->bmap, sn, len, (void **)&v, &created)))
+        return rc;
+    if(!created)
+        return 0;
+    *v = (uint32_t)e->nscr;
+    d = &e->scr[e->nscr++];
+    memset(d, 0, sizeof(*d));
+    memcpy(d->sn, sn, len + 1);
+    return 0;
+}
+
+/* Empties the scratch; gives back what a storm made it grow to. */
+static void scr_reset(struct alarm_engine *e)
+{
+    for(size_t i = 0; i < e->nscr; i++)
+        hmap_delete(&e->bmap, e->scr[i].sn, strlen(e->scr[i].sn), NULL);
+    e->nscr = 0;
+    if(e->scr_cap > SCRATCH_KEEP) {
+        free(e->scr);
+        e->scr = NULL;
+        e->scr_cap = 0;
+        hmap_cleanup(&e->bmap);
     }
-    return *(struct aldev **)v;
-}
-
-/* Calls fn on every device entry. */
-static void each_dev(struct alarm_engine *e, void (*fn)(struct aldev *))
-{
-    size_t pos = 0;
-    void *v;
-    while(hmap_next(&e->devs, &pos, NULL, NULL, &v))
-        fn(*(struct aldev **)v);
-}
-
-static void reset_open(struct aldev *d)
-{
-    d->open_mask = 0;
-}
-
-static void reset_loaded(struct aldev *d)
-{
-    d->loaded = 0;
 }
 
 static void fmt_num(char *buf, size_t n, double v, const char **param)
@@ -321,9 +390,9 @@ static PGresult *q(struct alarm_engine *e, PGconn *pg, const char *sql, int np,
     return NULL;
 }
 
-/* Builds a PostgreSQL text array literal of the SNs (validated to
- * [A-Za-z0-9_-], never needing quotes). Caller frees. */
-static char *sn_array(struct aldev **devs, size_t n, int (*want)(const struct aldev *))
+/* Builds a PostgreSQL text array literal of the SNs of the scratch
+ * (validated to [A-Za-z0-9_-], never needing quotes). Caller frees. */
+static char *sn_array(const struct aldev *devs, size_t n, int (*want)(const struct aldev *))
 {
     size_t cap = 3 + n * (MCS_SN_MAX + 1), len = 0;
     char *a = malloc(cap);
@@ -331,12 +400,12 @@ static char *sn_array(struct aldev **devs, size_t n, int (*want)(const struct al
         return NULL;
     a[len++] = '{';
     for(size_t i = 0; i < n; i++) {
-        if(want && !want(devs[i]))
+        if(want && !want(&devs[i]))
             continue;
-        size_t l = strlen(devs[i]->sn);
+        size_t l = strlen(devs[i].sn);
         if(len > 1)
             a[len++] = ',';
-        memcpy(a + len, devs[i]->sn, l);
+        memcpy(a + len, devs[i].sn, l);
         len += l;
     }
     a[len++] = '}';
@@ -344,19 +413,27 @@ static char *sn_array(struct aldev **devs, size_t n, int (*want)(const struct al
     return a;
 }
 
-static int want_unloaded(const struct aldev *d)
+static int want_known(const struct aldev *d)
 {
-    return !d->loaded;
+    return d->known;
 }
 
-static int want_interesting(const struct aldev *d)
+/* The gas limits of one devices row (columns from col on: high_limit,
+ * high_limit2, low_limit, low_limit2). */
+static void row_gas_limits(const PGresult *r, int row, int col, struct alarm_limits *lim)
 {
-    return d->interesting;
+    lim->high1 = col_num(r, row, col);
+    lim->high2 = col_num(r, row, col + 1);
+    lim->low1 = col_num(r, row, col + 2);
+    lim->low2 = col_num(r, row, col + 3);
 }
 
+/* Reads the full limits of the devices of the scratch (in the batch's
+ * transaction: the limits the decisions use are the committed ones). A
+ * device without a row is not known: no alarms of its own. */
 static int load_limits(struct alarm_engine *e, PGconn *pg)
 {
-    char *arr = sn_array(e->batch, e->nbatch, want_unloaded);
+    char *arr = sn_array(e->scr, e->nscr, NULL);
     const char *p[1] = {arr};
     PGresult *r;
     if(!arr)
@@ -368,20 +445,12 @@ static int load_limits(struct alarm_engine *e, PGconn *pg)
     free(arr);
     if(!r)
         return MCS_EDB;
-    for(size_t i = 0; i < e->nbatch; i++)
-        if(!e->batch[i]->loaded) {
-            e->batch[i]->loaded = 1;
-            e->batch[i]->known = 0;
-        }
     for(int i = 0; i < PQntuples(r); i++) {
-        struct aldev *d = dev_get(e, PQgetvalue(r, i, 0), 0);
+        struct aldev *d = scr_find(e, PQgetvalue(r, i, 0));
         if(!d)
             continue;
         d->known = 1;
-        d->lim.high1 = col_num(r, i, 1);
-        d->lim.high2 = col_num(r, i, 2);
-        d->lim.low1 = col_num(r, i, 3);
-        d->lim.low2 = col_num(r, i, 4);
+        row_gas_limits(r, i, 1, &d->lim);
         d->lim.hysteresis = col_num(r, i, 5);
         d->lim.range_max = col_num(r, i, 6);
     }
@@ -395,23 +464,26 @@ static int refresh_open(struct alarm_engine *e, PGconn *pg)
                     NULL);
     if(!r)
         return MCS_EDB;
-    each_dev(e, reset_open);
+    alarm_state_clear_open(&e->state);
     for(int i = 0; i < PQntuples(r); i++) {
         int t = alarm_type_parse(PQgetvalue(r, i, 1));
         if(t < 0)
             continue;
-        struct aldev *d = dev_get(e, PQgetvalue(r, i, 0), 1);
-        if(d)
-            d->open_mask |= (uint8_t)(1u << t);
+        if(alarm_state_add_open(&e->state, PQgetvalue(r, i, 0), (uint8_t)(1u << t)) ==
+           MCS_ENOMEM) {
+            PQclear(r);
+            snprintf(e->err, sizeof(e->err), "out of memory");
+            return MCS_EDB;
+        }
     }
     PQclear(r);
     return 0;
 }
 
-/* Reads the open alarms of the interesting devices and locks them. */
+/* Reads the open alarms of the known devices of the scratch and locks them. */
 static int lock_open(struct alarm_engine *e, PGconn *pg)
 {
-    char *arr = sn_array(e->batch, e->nbatch, want_interesting);
+    char *arr = sn_array(e->scr, e->nscr, want_known);
     const char *p[1] = {arr};
     PGresult *r;
     if(!arr)
@@ -423,11 +495,8 @@ static int lock_open(struct alarm_engine *e, PGconn *pg)
     free(arr);
     if(!r)
         return MCS_EDB;
-    for(size_t i = 0; i < e->nbatch; i++) {
-        struct aldev *d = e->batch[i];
-        if(!d->interesting)
-            continue;
-        d->open_mask = 0;
+    for(size_t i = 0; i < e->nscr; i++) {
+        struct aldev *d = &e->scr[i];
         for(int t = 0; t < AL_NTYPES; t++) {
             d->st[t].open = 0;
             d->st[t].level = 0;
@@ -437,15 +506,14 @@ static int lock_open(struct alarm_engine *e, PGconn *pg)
         }
     }
     for(int i = 0; i < PQntuples(r); i++) {
-        struct aldev *d = dev_get(e, PQgetvalue(r, i, 1), 0);
+        struct aldev *d = scr_find(e, PQgetvalue(r, i, 1));
         int t = alarm_type_parse(PQgetvalue(r, i, 2));
-        if(!d || t < 0)
+        if(!d || !d->known || t < 0)
             continue;
         d->id[t] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         d->st[t].open = 1;
         d->st[t].level = (int)strtol(PQgetvalue(r, i, 3), NULL, 10);
         d->st[t].peak = col_num(r, i, 4);
-        d->open_mask |= (uint8_t)(1u << t);
     }
     PQclear(r);
     return 0;
@@ -641,56 +709,6 @@ static int adopt_open(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t
 }
 
 
-/* Growable text for array literals. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if(b->oom)
-        return;
-    if(b->len + n + 1 > b->cap) {
-        size_t nc = (b->cap + n + 1) * 2;
-        char *np = realloc(b->p, nc);
-        if(!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* Appends one element of a PostgreSQL array literal: quoted text, or NULL. */
-static void sb_elem(struct sbuf *b, const char *v)
-{
-    sb_add(b, b->len ? "," : "{", 1);
-    if(!v) {
-        sb_add(b, "NULL", 4);
-        return;
-    }
-    sb_add(b, "\"", 1);
-    for(; *v; v++) {
-        if(*v == '"' || *v == '\\')
-            sb_add(b, "\\", 1);
-        sb_add(b, v, 1);
-    }
-    sb_add(b, "\"", 1);
-}
-
-static void sb_end(struct sbuf *b)
-{
-    if(!b->len)
-        sb_add(b, "{", 1);
-    sb_add(b, "}", 1);
-}
-
 /* Notifications of newly raised alarms (ids set in their devices), in one
  * statement per kind: held outside the schedule, else debounced (level 1)
  * or at once (level 2: more severe, never held back by the window). */
@@ -849,7 +867,7 @@ static int flush_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_c
         goto out;
     }
     for(int i = 0; i < PQntuples(r); i++) {
-        struct aldev *d = dev_get(e, PQgetvalue(r, i, 1), 0);
+        struct aldev *d = scr_find(e, PQgetvalue(r, i, 1));
         int t = alarm_type_parse(PQgetvalue(r, i, 2));
         if(d && t >= 0)
             d->id[t] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -993,11 +1011,11 @@ static int flush_all_pending(struct alarm_engine *e, PGconn *pg)
     struct sbuf c[6] = {{0}};
     int n = 0, rc = 0;
 
-    for(size_t i = 0; i < e->nbatch; i++) {
-        struct aldev *d = e->batch[i];
-        if(!d->interesting)
+    for(size_t i = 0; i < e->nscr; i++) {
+        struct aldev *d = &e->scr[i];
+        uint8_t mask = 0;
+        if(!d->known)
             continue;
-        d->open_mask = 0;
         for(int t = 0; t < AL_NTYPES; t++) {
             if(d->pend_count[t] && d->id[t] > 0) {
                 char id[24], cnt[16], last[32], ts[24], peak[32], lv[8];
@@ -1018,8 +1036,12 @@ static int flush_all_pending(struct alarm_engine *e, PGconn *pg)
                 n++;
             }
             if(d->st[t].open)
-                d->open_mask |= (uint8_t)(1u << t);
+                mask |= (uint8_t)(1u << t);
         }
+        /* The hint that makes the device's next readings interesting (a
+         * clear needs them); without room for it, re-read them all soon. */
+        if(alarm_state_set_open(&e->state, d->sn, mask))
+            e->next_open_ms = 0;
     }
     for(int k = 0; k < 6; k++) {
         sb_end(&c[k]);
@@ -1045,12 +1067,25 @@ static int flush_all_pending(struct alarm_engine *e, PGconn *pg)
     return rc == MCS_ENOMEM ? MCS_EDB : rc;
 }
 
+/* Whether rec needs decisions: an open-alarm hint of its device, or a
+ * condition under the device's limits as the registry has them (kept
+ * current by devsync's LISTEN mcs_device: a limit edited in the database
+ * applies without a restart). */
+static int rec_interesting(struct alarm_engine *e, const struct mcs_jrec *rec, const char *sn)
+{
+    struct alarm_sample s;
+    double high = NAN, low = NAN;
+    if(e->reg)
+        registry_get_alarm_limits(e->reg, sn, &high, &low);
+    sample_of(rec, &s);
+    return alarm_state_interesting(&e->state, sn, high, low, &s);
+}
+
 /* Everything after the savepoint; MCS_EDB on any statement failure. */
 static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
-                      int need_load, int need_open)
+                      int need_open)
 {
     struct alarm_cfg cfg;
-    size_t ninteresting = 0;
 
     alarm_engine_get_cfg(e, &cfg);
     if(need_open) {
@@ -1058,30 +1093,39 @@ static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec 
             return MCS_EDB;
         e->next_open_ms = mcs_mono_ms() + OPEN_REFRESH_MS;
     }
-    if(need_load && load_limits(e, pg))
-        return MCS_EDB;
+    /* The devices to decide: an open-alarm hint, or a sample that meets a
+     * condition under their limits; every record of such a device is then
+     * decided, in journal order. */
     for(size_t i = 0; i < n; i++) {
         char sn[MCS_SN_MAX + 1];
-        struct alarm_sample s;
         jrec_sn(&recs[i], sn);
-        struct aldev *d = dev_get(e, sn, 0);
-        if(!d || !d->known || d->interesting)
-            continue;
-        sample_of(&recs[i], &s);
-        if(d->open_mask || alarm_any_condition(&d->lim, &s)) {
-            d->interesting = 1;
-            ninteresting++;
+        if(rec_interesting(e, &recs[i], sn) && scr_add(e, sn)) {
+            snprintf(e->err, sizeof(e->err), "out of memory");
+            return MCS_EDB;
         }
     }
-    if(!ninteresting)
+    if(!e->nscr)
         return 0;
-    if(lock_open(e, pg))
-        return MCS_EDB;
+    if(e->rec_cap < n) {
+        uint32_t *nr = realloc(e->rec_dev, n * sizeof(*nr));
+        if(!nr) {
+            snprintf(e->err, sizeof(e->err), "out of memory");
+            return MCS_EDB;
+        }
+        e->rec_dev = nr;
+        e->rec_cap = n;
+    }
     for(size_t i = 0; i < n; i++) {
         char sn[MCS_SN_MAX + 1];
         jrec_sn(&recs[i], sn);
-        struct aldev *d = dev_get(e, sn, 0);
-        if(d && d->interesting && eval_record(e, pg, &cfg, d, &recs[i]))
+        struct aldev *d = scr_find(e, sn);
+        e->rec_dev[i] = d ? (uint32_t)(d - e->scr) : UINT32_MAX;
+    }
+    if(load_limits(e, pg) || lock_open(e, pg))
+        return MCS_EDB;
+    for(size_t i = 0; i < n; i++) {
+        struct aldev *d = e->rec_dev[i] == UINT32_MAX ? NULL : &e->scr[e->rec_dev[i]];
+        if(d && d->known && eval_record(e, pg, &cfg, d, &recs[i]))
             return MCS_EDB;
     }
     if(flush_raises(e, pg, &cfg))
@@ -1089,35 +1133,30 @@ static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec 
     return flush_all_pending(e, pg);
 }
 
-static void drain_notifies(struct alarm_engine *e, PGconn *pg, int *need_load)
+static void publish_sizes(struct alarm_engine *e)
 {
-    PGnotify *nt;
-    PQconsumeInput(pg);
-    while((nt = PQnotifies(pg))) {
-        struct aldev *d = dev_get(e, nt->extra, 0);
-        if(d) {
-            d->loaded = 0;
-            if(d->in_batch)
-                *need_load = 1;
-        }
-        PQfreemem(nt);
-    }
+    size_t nopen = alarm_state_nopen(&e->state);
+    size_t bytes = alarm_state_bytes(&e->state) + e->scr_cap * sizeof(*e->scr) +
+                   e->bmap.cap * e->bmap.slot_size + e->rec_cap * sizeof(*e->rec_dev) +
+                   e->praise_cap * sizeof(*e->praise);
+    pthread_mutex_lock(&e->mu);
+    e->stats.dev_open = nopen;
+    e->stats.state_bytes = bytes;
+    pthread_mutex_unlock(&e->mu);
 }
 
 int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                      char *err, size_t errn)
 {
-    int need_load = 0, need_open = 0, rc = 0, fresh_conn = 0;
+    int need_open = 0, rc = 0, any;
 
     if(!e || !n)
         return 0;
     if(pg != e->last_pg || PQbackendPID(pg) != e->last_pid) {
-        /* A new connection: the LISTEN is gone and anything may have changed. */
+        /* A new connection: anything may have changed meanwhile. */
         e->last_pg = pg;
         e->last_pid = PQbackendPID(pg);
-        each_dev(e, reset_loaded);
         need_open = 1;
-        fresh_conn = 1;
     }
     if(mcs_mono_ms() >= e->next_open_ms)
         need_open = 1;
@@ -1129,65 +1168,23 @@ int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *
     e->sig_n = n;
     e->sig_first = recs[0].recv_us;
     e->sig_last = recs[n - 1].recv_us;
-    /* The devices of this batch, each once. */
-    e->nbatch = 0;
+    e->nscr = 0;
     e->npraise = 0;
-    for(size_t i = 0; i < n; i++) {
+    any = need_open;
+    /* The common case: no open alarm, no reading over a limit: only the
+     * conditions, in memory. */
+    for(size_t i = 0; i < n && !any; i++) {
         char sn[MCS_SN_MAX + 1];
         jrec_sn(&recs[i], sn);
-        struct aldev *d = dev_get(e, sn, 1);
-        if(!d)
-            goto out; /* out of memory: no alarms for this batch, readings kept */
-        if(d->in_batch)
-            continue;
-        if(e->nbatch == e->batch_cap) {
-            size_t nc = e->batch_cap ? e->batch_cap * 2 : 256;
-            struct aldev **nb = realloc(e->batch, nc * sizeof(*nb));
-            if(!nb)
-                goto out;
-            e->batch = nb;
-            e->batch_cap = nc;
-        }
-        d->in_batch = 1;
-        d->interesting = 0;
-        e->batch[e->nbatch++] = d;
+        any = rec_interesting(e, &recs[i], sn);
     }
-    drain_notifies(e, pg, &need_load);
-    for(size_t i = 0; i < e->nbatch; i++)
-        if(!e->batch[i]->loaded)
-            need_load = 1;
-    {
-        int any = need_load || need_open;
-        for(size_t i = 0; i < e->nbatch && !any; i++)
-            any = e->batch[i]->open_mask != 0;
-        if(!any) {
-            /* The common case: limits known, no open alarm: only conditions. */
-            for(size_t i = 0; i < n && !any; i++) {
-                char sn[MCS_SN_MAX + 1];
-                struct alarm_sample s;
-                jrec_sn(&recs[i], sn);
-                struct aldev *d = dev_get(e, sn, 0);
-                sample_of(&recs[i], &s);
-                any = d && d->known && alarm_any_condition(&d->lim, &s);
-            }
-        }
-        if(!any)
-            goto out;
-    }
+    if(!any)
+        goto out;
     if(exec_simple(e, pg, "SAVEPOINT mcs_alarm")) {
         rc = MCS_EDB;
         goto out;
     }
-    if(fresh_conn || need_open) {
-        /* Limit changes of any device reach us as NOTIFY mcs_device on this
-         * connection (the devices trigger, 001/010). Renewed with the open
-         * set so that a rolled-back LISTEN is repaired within seconds. */
-        if(exec_simple(e, pg, "LISTEN mcs_device")) {
-            rc = MCS_EDB;
-            goto fail;
-        }
-    }
-    if(eval_inner(e, pg, recs, n, need_load, need_open))
+    if(eval_inner(e, pg, recs, n, need_open))
         goto fail;
     if(exec_simple(e, pg, "RELEASE SAVEPOINT mcs_alarm"))
         goto fail;
@@ -1206,12 +1203,10 @@ fail:
             rc = MCS_EDB;
         PQclear(r);
     }
-    for(size_t i = 0; i < e->nbatch; i++)
-        e->batch[i]->loaded = 0;
     e->next_open_ms = 0;
 out:
-    for(size_t i = 0; i < e->nbatch; i++)
-        e->batch[i]->in_batch = 0;
+    scr_reset(e);
+    publish_sizes(e);
     if(rc)
         snprintf(err, errn, "alarm engine: %s", PQerrorMessage(pg));
     return rc;

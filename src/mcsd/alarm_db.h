@@ -5,14 +5,16 @@
  * serialised per device in PostgreSQL (SELECT ... FOR UPDATE on open alarms,
  * the partial unique index for raises) so that two instances never hold two
  * open alarms of one (sn, type).
- * Owns its per-device cache (limits, open-alarm hints) and the settings
- * (alarm.general) that the notifier thread refreshes.
+ * Owns its per-device memory (hints of open alarms: alarm_state.h; the
+ * scratch of one batch) and the settings (alarm.general) that the notifier
+ * thread refreshes. Reads each device's gas limits from the registry.
  * Thread: alarm_eval_batch in the store thread only; alarm_cfg_* any. */
 #ifndef MCS_ALARM_DB_H
 #define MCS_ALARM_DB_H
 
 #include "alarm.h"
 #include "journal.h"
+#include "registry.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -46,8 +48,11 @@ int alarm_cfg_load(PGconn *pg, struct alarm_cfg *c);
 
 struct alarm_engine;
 
-/* Creates the engine for this instance. Returns NULL on allocation failure. */
-struct alarm_engine *alarm_engine_new(const char *instance_id);
+/* Creates the engine for this instance. reg (borrowed, outlives the engine)
+ * gives each device's alarm_high/alarm_low for the cheap filter; NULL: only
+ * open alarms and the non-gas conditions are noticed. Returns NULL on
+ * allocation failure. */
+struct alarm_engine *alarm_engine_new(const char *instance_id, struct mcs_registry *reg);
 void alarm_engine_free(struct alarm_engine *e);
 
 /* Replaces the settings the engine decides with (any thread). */
@@ -62,9 +67,13 @@ void alarm_engine_get_cfg(struct alarm_engine *e, struct alarm_cfg *c);
 int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                      char *err, size_t errn);
 
-/* Counters for metrics/tests. */
+/* Counters for metrics/tests, and what the engine keeps between batches
+ * (after the last batch): devices with an open-alarm hint and the bytes of
+ * all its per-device memory (hints, scratch). A device without an open
+ * alarm costs nothing (issue #2: rss_mb_100k). */
 struct alarm_stats {
     unsigned long long raised, cleared, notified, suppressed, errors;
+    size_t dev_open, state_bytes;
 };
 void alarm_engine_stats(struct alarm_engine *e, struct alarm_stats *out);
 

@@ -44,6 +44,9 @@ struct mcs_metrics_extra {
     uint32_t devices;
     int64_t spool_bytes;
     long rss_kb;
+    /* The alarm engine's memory between batches (alarm_stats): devices
+     * with an open-alarm hint, bytes of its per-device state. */
+    size_t alarm_open_devs, alarm_state_bytes;
 };
 void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
                        const struct mcs_metrics_extra *x);

@@ -827,7 +827,7 @@ int notify_start(struct mcsd *d, struct mcs_notify **out)
     if(!nt)
         return MCS_ENOMEM;
     nt->d = d;
-    nt->eng = alarm_engine_new(d->cfg->instance_id);
+    nt->eng = alarm_engine_new(d->cfg->instance_id, &d->reg);
     if(!nt->eng) {
         free(nt);
         return MCS_ENOMEM;

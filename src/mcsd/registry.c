@@ -69,8 +69,8 @@ int registry_upsert(struct mcs_registry *r, const char *sn, const struct mcs_cal
         r->live++;
     }
     d->calib = *c;
-    d->high_limit = high;
-    d->low_limit = low;
+    d->alarm_high = high;
+    d->alarm_low = low;
     d->enabled = enabled ? 1 : 0;
 out:
     pthread_mutex_unlock(&r->lock);
@@ -95,8 +95,9 @@ static double getd(PGresult *res, int row, int col, double dflt)
     return strtod(PQgetvalue(res, row, col), NULL);
 }
 
+/* LEAST/GREATEST skip NULLs: the first limit a reading crosses (alarm_high). */
 #define DEVICE_COLS "sn, calib_k, calib_b, calib_t_ref, calib_t_comp, range_max, " \
-                    "high_limit, low_limit, enabled"
+                    "LEAST(high_limit, high_limit2), GREATEST(low_limit, low_limit2), enabled"
 
 static int apply_rows(struct mcs_registry *r, PGresult *res)
 {
@@ -372,6 +373,21 @@ int registry_get_calib(struct mcs_registry *r, const char *sn, struct mcs_calib 
     struct mcs_device *d = find(r, sn);
     if(d && !d->deleted) {
         *c = d->calib;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int registry_get_alarm_limits(struct mcs_registry *r, const char *sn, double *high, double *low)
+{
+    int rc = MCS_ENOTFOUND;
+    *high = *low = NAN;
+    pthread_mutex_lock(&r->lock);
+    struct mcs_device *d = find(r, sn);
+    if(d && !d->deleted) {
+        *high = d->alarm_high;
+        *low = d->alarm_low;
         rc = 0;
     }
     pthread_mutex_unlock(&r->lock);

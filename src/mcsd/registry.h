@@ -28,7 +28,10 @@ struct mcs_device {
     int32_t bat, rssi;
     char ver[17];
     struct mcs_calib calib;
-    double high_limit, low_limit; /* NaN when not set */
+    /* What makes a reading a gas alarm, for the alarm engine's filter
+     * (alarm_state.h): the lower of high_limit/high_limit2 and the higher
+     * of low_limit/low_limit2; NaN when neither is set. */
+    double alarm_high, alarm_low;
     int64_t last_seen;            /* Unix seconds the newest stored reading was received */
     int64_t online_key_s;         /* when online:{sn} was last written (store thread) */
     int64_t rt_key_ms;            /* when realtime:{sn} was last written (store thread) */
@@ -49,7 +52,8 @@ enum { MCS_REG_OK = 0, MCS_REG_UNKNOWN = 1, MCS_REG_DISABLED = 2, MCS_REG_RESENT
 int registry_init(struct mcs_registry *r);
 void registry_cleanup(struct mcs_registry *r);
 
-/* Inserts or replaces the configuration of one device (statistics kept). */
+/* Inserts or replaces the configuration of one device (statistics kept);
+ * high/low are its alarm_high/alarm_low. */
 int registry_upsert(struct mcs_registry *r, const char *sn, const struct mcs_calib *c,
                     double high, double low, int enabled);
 /* Marks a device deleted (unknown from now on). */
@@ -123,5 +127,9 @@ uint32_t registry_count(struct mcs_registry *r);
 
 /* Copies the calibration of sn into *c; returns 0 or MCS_ENOTFOUND. */
 int registry_get_calib(struct mcs_registry *r, const char *sn, struct mcs_calib *c);
+
+/* Copies alarm_high/alarm_low of sn (store thread: the alarm engine's
+ * filter); returns 0 or MCS_ENOTFOUND (unknown or deleted: both NaN). */
+int registry_get_alarm_limits(struct mcs_registry *r, const char *sn, double *high, double *low);
 
 #endif

@@ -6,6 +6,7 @@
  * never moves the checkpoint past rows that are not stored.
  * Owns its PostgreSQL and Redis connections. Thread: its own. */
 #include "store.h"
+#include "alarm_db.h"
 #include "batch.h"
 #include "cache.h"
 #include "conn.h"
@@ -235,9 +236,13 @@ static void periodic(struct mcs_store *s)
         atomic_store(&d->metrics.journal_bad_records, atomic_load(&d->journal.bad_records));
         atomic_store(&d->metrics.journal_gap_bytes, atomic_load(&d->journal.gap_bytes));
         if(cache_ready(&s->cache)) {
+            struct alarm_stats as = {0};
+            if(d->alarm) /* issue #2: the alarm engine's memory */
+                alarm_engine_stats(d->alarm, &as);
             struct mcs_metrics_extra x = {
                 registry_count(&d->reg),
-                atomic_load(&d->journal.wpos) - atomic_load(&d->journal.committed), rss_kb()};
+                atomic_load(&d->journal.wpos) - atomic_load(&d->journal.committed), rss_kb(),
+                as.dev_open, as.state_bytes};
             cache_put_metrics(&s->cache, &d->metrics, &x);
             cache_flush(&s->cache);
         }
