@@ -51,6 +51,35 @@ def closed_with(ws, code, timeout=5):
         return False, b"closed without close frame"
 
 
+@pytest.fixture
+def many_devices(pg):
+    """many_devices(letter, n) registers n devices named prefix + 00001...
+    (a fresh prefix) and returns the prefix; they are deleted afterwards."""
+    prefixes = []
+
+    def make(letter, n=10000):
+        prefix = new_sn(letter)
+        prefixes.append(prefix)
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO devices (sn) SELECT %s || lpad(g::text, 5, '0') "
+                        "FROM generate_series(1, %s) g", (prefix, n))
+        return prefix
+    yield make
+    with pg.cursor() as cur:
+        for prefix in prefixes:
+            cur.execute("DELETE FROM alarm_logs WHERE sn LIKE %s", (prefix + "%",))
+            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+
+
+def open_unread(port, token):
+    """A client that completes the handshake and authenticates, with a tiny
+    receive buffer, and then never reads."""
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/dashboard",
+                                     sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    ws.send(json.dumps({"type": "auth", "token": token}))
+    return ws
+
+
 def test_connected_realtime_ping_and_viewer_access(api, add_device, rds, pg):
     sn_on, sn_off, sn_al = add_device(), add_device(), add_device(high_limit=100)
     rds.set(f"online:{sn_on}", "1", ex=90)
@@ -201,40 +230,30 @@ def test_alarm_frames_from_redis_channel(api_launcher, add_device, rds):
         ws.close()
 
 
-def test_slow_reader_is_skipped_and_others_keep_their_pace(api, pg, rds):
-    prefix = new_sn("W")
-    with pg.cursor() as cur:
-        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 10000) g",
-                    (prefix,))
+def test_slow_reader_is_skipped_and_others_keep_their_pace(api, many_devices):
+    many_devices("W")
 
     def skipped():
         for line in api.get("/metrics").text.splitlines():
             if line.startswith("mcs_api_ws_realtime_skipped_total "):
                 return int(line.split()[1])
         return 0
+    before = skipped()
+    slow = open_unread(api.port, api.viewer_token)
+    good = ws_open(api, api.viewer_token, timeout=10)
     try:
-        before = skipped()
-        # A client that completes the handshake and then never reads.
-        slow = websocket.create_connection(f"ws://127.0.0.1:{api.port}/ws/dashboard",
-                                           sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-        slow.send(json.dumps({"type": "auth", "token": api.viewer_token}))
-        good = ws_open(api, api.viewer_token, timeout=10)
-        try:
-            stamps = []
-            t_end = time.monotonic() + 20
-            while time.monotonic() < t_end and (len(stamps) < 8 or skipped() <= before):
-                f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
-                stamps.append(f["ts"])
-            assert len(f["data"]) >= 10000
-            # The good client got a frame about every second all along.
-            assert len(stamps) >= 8 and stamps[-1] - stamps[0] <= len(stamps) + 1
-            assert skipped() > before, "the slow reader was never skipped"
-        finally:
-            good.close()
-            slow.close()
+        stamps = []
+        t_end = time.monotonic() + 20
+        while time.monotonic() < t_end and (len(stamps) < 8 or skipped() <= before):
+            f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
+            stamps.append(f["ts"])
+        assert len(f["data"]) >= 10000
+        # The good client got a frame about every second all along.
+        assert len(stamps) >= 8 and stamps[-1] - stamps[0] <= len(stamps) + 1
+        assert skipped() > before, "the slow reader was never skipped"
     finally:
-        with pg.cursor() as cur:
-            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+        good.close()
+        slow.close()
 
 
 def recv_message_frames(ws, timeout=5.0):
@@ -252,16 +271,14 @@ def recv_message_frames(ws, timeout=5.0):
             return b"".join(parts).decode(), frames
 
 
-def test_large_realtime_frames_arrive_whole_in_fragments_and_alarms_go_between(api, pg, rds):
+def test_large_realtime_frames_arrive_whole_in_fragments_and_alarms_go_between(api, pg, rds,
+                                                                             many_devices):
     """10,000 devices: the realtime message (~600 KB) is written in
     fragments straight from the one shared frame (no copy per client). Each
     of two clients gets it whole, every device's value exactly as in Redis,
     and an alarm raised meanwhile reaches them at once, between messages."""
-    prefix = new_sn("F")
     n = 10000
-    with pg.cursor() as cur:
-        cur.execute("INSERT INTO devices (sn) SELECT %s || lpad(g::text, 5, '0') "
-                    "FROM generate_series(1, %s) g", (prefix, n))
+    prefix = many_devices("F", n)
     sns = [f"{prefix}{i:05d}" for i in range(1, n + 1)]
     want = {sn: round(i * 0.37, 2) for i, sn in enumerate(sns)}
     p = rds.pipeline()
@@ -303,12 +320,9 @@ def test_large_realtime_frames_arrive_whole_in_fragments_and_alarms_go_between(a
     finally:
         for ws in clients:
             ws.close()
-        with pg.cursor() as cur:
-            cur.execute("DELETE FROM alarm_logs WHERE sn LIKE %s", (prefix + "%",))
-            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
 
 
-def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(api_launcher, pg):
+def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(api_launcher, many_devices):
     """A client that stops reading in the middle of a 10,000-device frame
     would hold that frame for ever: after WS_STALL_S without completing a
     message the server closes it; a reading client is not affected."""
@@ -316,42 +330,33 @@ def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(api_launcher
     from apihelpers import add_user
     add_user(a.env, "stall", "stall-password", "viewer")
     tok = a.login("stall", "stall-password")
-    prefix = new_sn("S")
-    with pg.cursor() as cur:
-        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 10000) g",
-                    (prefix,))
+    many_devices("S")
+    slow = open_unread(a.port, tok)
+    good = ws_open(a, tok, timeout=10)
     try:
-        slow = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard",
-                                           sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-        slow.send(json.dumps({"type": "auth", "token": tok}))
-        good = ws_open(a, tok, timeout=10)
-        try:
-            stamps = []
-            t_end = time.monotonic() + 8
-            while time.monotonic() < t_end:
-                f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
-                stamps.append(f["ts"])
-            assert len(stamps) >= 6 and stamps[-1] - stamps[0] <= len(stamps) + 1
-            # The slow one now reads what was left in the sockets: then the end.
-            slow.settimeout(2)
-            closed = False
-            t_end = time.monotonic() + 20
-            while time.monotonic() < t_end and not closed:
-                try:
-                    slow.recv()
-                except (websocket.WebSocketConnectionClosedException, ConnectionError,
-                        websocket.WebSocketProtocolException):
-                    closed = True
-                except websocket.WebSocketTimeoutException:
-                    break
-            assert closed, "the stalled client was not closed"
-            assert "stalled" in a.log_tail(200)
-        finally:
-            good.close()
-            slow.close()
+        stamps = []
+        t_end = time.monotonic() + 8
+        while time.monotonic() < t_end:
+            f, _ = recv_until(good, lambda f: f["type"] == "realtime", 3)
+            stamps.append(f["ts"])
+        assert len(stamps) >= 6 and stamps[-1] - stamps[0] <= len(stamps) + 1
+        # The slow one now reads what was left in the sockets: then the end.
+        slow.settimeout(2)
+        closed = False
+        t_end = time.monotonic() + 20
+        while time.monotonic() < t_end and not closed:
+            try:
+                slow.recv()
+            except (websocket.WebSocketConnectionClosedException, ConnectionError,
+                    websocket.WebSocketProtocolException):
+                closed = True
+            except websocket.WebSocketTimeoutException:
+                break
+        assert closed, "the stalled client was not closed"
+        assert "stalled" in a.log_tail(200)
     finally:
-        with pg.cursor() as cur:
-            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (prefix + "%",))
+        good.close()
+        slow.close()
 
 
 def test_feed_stops_when_the_token_expires(api):
