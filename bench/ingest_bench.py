@@ -195,14 +195,23 @@ class Ctx:
         now exist, named and bounded as mcsd's native dialect makes them
         (src/mcsd/dialect.c), so that a subscriber other than mcsd can COPY
         into them; mcsd's own CREATE ... IF NOT EXISTS then finds them."""
+        import datetime
+        import zoneinfo
+        # Local calendar days of the plant's TZ since migration 030: named
+        # by the local date, from local midnight to the next one.
+        tz = zoneinfo.ZoneInfo(os.environ.get("TZ") or self.env.get("TZ") or "Asia/Shanghai")
+        utc = datetime.timezone.utc
+        today = datetime.datetime.now(tz).date()
         sql = ["TRUNCATE sensor_data;"]
-        today = int(time.time()) // 86400
-        for d in range(today - 1, today + 3):
-            lo = time.strftime("%Y-%m-%d", time.gmtime(d * 86400))
-            hi = time.strftime("%Y-%m-%d", time.gmtime((d + 1) * 86400))
-            name = "sensor_data_" + lo.replace("-", "")
+        for k in range(-1, 3):
+            d = today + datetime.timedelta(days=k)
+            lo = datetime.datetime.combine(d, datetime.time(), tz).astimezone(utc)
+            hi = datetime.datetime.combine(d + datetime.timedelta(days=1), datetime.time(),
+                                           tz).astimezone(utc)
+            name = "sensor_data_" + d.strftime("%Y%m%d")
             sql.append(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF sensor_data "
-                       f"FOR VALUES FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00');")
+                       f"FOR VALUES FROM ('{lo:%Y-%m-%d %H:%M:%S}+00') "
+                       f"TO ('{hi:%Y-%m-%d %H:%M:%S}+00');")
         self.psql("\n".join(sql) + "\n", script=True)
 
     # -- child processes ---------------------------------------------------
@@ -816,6 +825,17 @@ def main():
         rc = 1
     finally:
         ctx.stop_all()
+        # The groups after this one share the services: leave no devices
+        # (a dashboard frame of every registered device would carry our
+        # 100,000) and no readings behind.
+        try:
+            ctx.psql("DELETE FROM alarm_attempts WHERE outbox_id IN (SELECT o.id FROM "
+                     "alarm_outbox o JOIN alarm_logs l ON l.id = o.alarm_id WHERE l.sn LIKE "
+                     "'BENCH%'); DELETE FROM alarm_outbox WHERE alarm_id IN (SELECT id FROM "
+                     "alarm_logs WHERE sn LIKE 'BENCH%'); DELETE FROM alarm_logs WHERE sn LIKE "
+                     "'BENCH%'; DELETE FROM devices WHERE sn LIKE 'BENCH%'; TRUNCATE sensor_data")
+        except (BenchError, subprocess.TimeoutExpired) as e:
+            log(f"cleanup: {e}")
     return rc
 
 

@@ -635,3 +635,45 @@ def test_client_address_behind_the_trusted_proxy(api_launcher, pg):
         cur.execute("SELECT target, ip FROM audit_logs WHERE target IN (%s, %s) ORDER BY id",
                     (sn, sn + "B"))
         assert cur.fetchall() == [(sn, "127.0.0.1"), (sn + "B", "10.5.5.5")]
+
+
+def test_screen_alarm_lookups_do_not_scan_the_alarm_history(api, pg):
+    """alarm_logs is kept for ever (R-AL-3). With 50,000 historical alarms,
+    the device list's per-device alarm lookup and the dashboard frame's
+    query of the alarms on screen use the partial index of migration 022,
+    not a scan of the whole history."""
+    sn0 = new_sn("H")
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO devices (sn) SELECT %s || g FROM generate_series(1, 100) g",
+                    (sn0,))
+        cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, value, threshold, "
+                    "triggered_at, cleared_at, ack_at) SELECT %s || (g %% 100 + 1), 'OFFLINE', 1, "
+                    "0, 0, now() - g * interval '5 minute', now() - g * interval '4 minute', "
+                    "CASE WHEN g %% 3 = 0 THEN NULL ELSE now() END "
+                    "FROM generate_series(1, 50000) g", (sn0,))
+        cur.execute("ANALYZE alarm_logs")
+    try:
+        plans = []
+        with pg.cursor() as cur:
+            for sql in [
+                # As h_devices.c DEV_FROM (ON_SCREEN) and feed.c build_frame.
+                "SELECT d.sn, al.t FROM devices d LEFT JOIN LATERAL (SELECT a.alarm_type AS t "
+                "FROM alarm_logs a WHERE a.sn = d.sn AND (a.cleared_at IS NULL OR "
+                "(a.category = 'gas' AND a.ack_at IS NULL)) ORDER BY a.level DESC, "
+                "a.triggered_at DESC LIMIT 1) al ON true ORDER BY d.sn LIMIT 20",
+                "SELECT DISTINCT ON (sn) sn, alarm_type, level FROM alarm_logs "
+                "WHERE cleared_at IS NULL OR (category = 'gas' AND ack_at IS NULL) "
+                "ORDER BY sn, level DESC, triggered_at DESC"]:
+                cur.execute("EXPLAIN (FORMAT JSON) " + sql)
+                plans.append(json.dumps(cur.fetchone()[0]))
+        for p in plans:
+            assert '"Relation Name": "alarm_logs"' in p
+            assert '"Index Name": "alarm_logs_on_screen"' in p, p[:2000]
+        # And the list still answers, with the alarm columns.
+        r = api.get(f"/api/devices?page=1&size=20&search={sn0}", api.viewer_token)
+        assert r.status_code == 200 and r.json()["total"] == 100
+    finally:
+        with pg.cursor() as cur:
+            cur.execute("DELETE FROM alarm_logs WHERE sn LIKE %s", (sn0 + "%",))
+            cur.execute("DELETE FROM devices WHERE sn LIKE %s", (sn0 + "%",))
+            cur.execute("ANALYZE alarm_logs")
