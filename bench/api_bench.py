@@ -121,6 +121,7 @@ def main():
     # VACUUM too: the groups before this one delete their rows and devices.
     psql(env, "VACUUM ANALYZE devices")
     psql(env, "VACUUM ANALYZE sensor_data")
+    psql(env, "VACUUM ANALYZE alarm_logs")
     user, pw = "bench_" + secrets.token_hex(3), secrets.token_hex(12)
     subprocess.run([str(build / "mcs"), "user", "add", user], input=pw + "\n", text=True,
                    env=env, check=True, capture_output=True, timeout=60)
