@@ -30,7 +30,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg2
 
-from benchlib import parse_env
+from benchlib import forget_devices_sql, parse_env
 
 INSTANCE = "bench-alarm"
 
@@ -216,19 +216,8 @@ def main():
         ding.close()
         with pg.cursor() as cur:
             cur.execute("DELETE FROM system_config WHERE key LIKE 'alarm.channel.%'")
-            # The groups after this one share the services: no devices,
-            # alarms or readings of ours left (a dashboard frame carries
-            # every registered device and every open alarm).
-            mine = "(sn LIKE 'ABG%' OR sn LIKE 'APR%' OR sn LIKE 'AST%')"
-            cur.execute("DELETE FROM alarm_attempts WHERE outbox_id IN (SELECT o.id FROM "
-                        "alarm_outbox o JOIN alarm_logs l ON l.id = o.alarm_id WHERE "
-                        f"l.{mine[1:-1].replace(' OR sn', ' OR l.sn')})")
-            cur.execute("DELETE FROM alarm_outbox WHERE alarm_id IN (SELECT id FROM alarm_logs "
-                        f"WHERE {mine})")
-            cur.execute(f"DELETE FROM alarm_logs WHERE {mine}")
-            cur.execute(f"DELETE FROM alarm_notify_state WHERE {mine}")
-            cur.execute(f"DELETE FROM sensor_data WHERE {mine}")
-            cur.execute(f"DELETE FROM devices WHERE {mine}")
+            # The groups after this one share the services.
+            cur.execute(forget_devices_sql(["ABG", "APR", "AST"]))
         pg.close()
 
 

@@ -43,7 +43,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import parse_env  # noqa: E402
+from benchlib import forget_devices_sql, parse_env  # noqa: E402
 
 
 def log(*a):
@@ -171,7 +171,7 @@ def main():
             api.wait(30)
         except subprocess.TimeoutExpired:
             api.kill()
-        psql(env, "DELETE FROM sensor_data WHERE sn LIKE 'BA%'; DELETE FROM devices WHERE sn LIKE 'BA%'")
+        psql(env, forget_devices_sql(["BA"]))
 
 
 def proc_kb(pid, field):
@@ -354,15 +354,6 @@ def ws_bench(env, run, build, base, port, token, api_pid, quick):
             lg.wait(30)
         m.send_signal(signal.SIGTERM)
         m.wait(60)
-        for sql in ["DELETE FROM alarm_attempts WHERE outbox_id IN (SELECT o.id FROM alarm_outbox o "
-                    "JOIN alarm_logs l ON l.id = o.alarm_id WHERE l.sn LIKE 'BA%')",
-                    "DELETE FROM alarm_outbox WHERE alarm_id IN (SELECT id FROM alarm_logs "
-                    "WHERE sn LIKE 'BA%')",
-                    "DELETE FROM alarm_logs WHERE sn LIKE 'BA%'"]:
-            try:
-                psql(env, sql)
-            except subprocess.CalledProcessError as e:
-                log(f"cleanup: {e.stderr.decode(errors='replace').strip()}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import parse_env
+from benchlib import forget_devices_sql, parse_env
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCE = "mcsd-bench-1"  # the plugin reserves mcsd-* client ids for user mcsd
@@ -829,11 +829,7 @@ def main():
         # (a dashboard frame of every registered device would carry our
         # 100,000) and no readings behind.
         try:
-            ctx.psql("DELETE FROM alarm_attempts WHERE outbox_id IN (SELECT o.id FROM "
-                     "alarm_outbox o JOIN alarm_logs l ON l.id = o.alarm_id WHERE l.sn LIKE "
-                     "'BENCH%'); DELETE FROM alarm_outbox WHERE alarm_id IN (SELECT id FROM "
-                     "alarm_logs WHERE sn LIKE 'BENCH%'); DELETE FROM alarm_logs WHERE sn LIKE "
-                     "'BENCH%'; DELETE FROM devices WHERE sn LIKE 'BENCH%'; TRUNCATE sensor_data")
+            ctx.psql("TRUNCATE sensor_data; " + forget_devices_sql(["BENCH"]))
         except (BenchError, subprocess.TimeoutExpired) as e:
             log(f"cleanup: {e}")
     return rc
