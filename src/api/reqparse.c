@@ -2,6 +2,7 @@
  * Owns nothing beyond its arguments. Thread: any. */
 #include "reqparse.h"
 #include "err.h"
+#include "jsoncheck.h"
 #include "numparse.h"
 #include "utf8.h"
 
@@ -206,7 +207,8 @@ static int depth_ok(const cJSON *j, int depth)
 cJSON *rq_json_object(const unsigned char *body, size_t len, char *err, size_t errn)
 {
     cJSON *j = NULL;
-    const char *end = NULL;
+    char dup[48];
+    int fault;
 
     if(!body || !len) {
         snprintf(err, errn, "a JSON object body is required");
@@ -216,20 +218,18 @@ cJSON *rq_json_object(const unsigned char *body, size_t len, char *err, size_t e
         snprintf(err, errn, "body is not valid UTF-8");
         return NULL;
     }
-    j = cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0);
-    if(!j) {
-        snprintf(err, errn, "body is not valid JSON");
-        return NULL;
+    j = mcs_json_parse_strict((const char *)body, len, &fault, dup, sizeof(dup));
+    switch(fault) {
+    case MCS_JSON_OK: break;
+    case MCS_JSON_TRAILING: snprintf(err, errn, "trailing data after the JSON value"); break;
+    case MCS_JSON_NUL:
+        snprintf(err, errn, "strings must not contain \\u0000 (a NUL character)");
+        break;
+    case MCS_JSON_DUP: snprintf(err, errn, "field '%.40s' given twice", dup); break;
+    default: snprintf(err, errn, "body is not valid JSON"); break;
     }
-    /* Only white space may follow the value. */
-    while(end && (size_t)(end - (const char *)body) < len &&
-          (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-        end++;
-    if(end && (size_t)(end - (const char *)body) < len && *end) {
-        snprintf(err, errn, "trailing data after the JSON value");
-        cJSON_Delete(j);
+    if(!j)
         return NULL;
-    }
     if(!cJSON_IsObject(j)) {
         snprintf(err, errn, "body must be a JSON object");
         cJSON_Delete(j);
@@ -256,12 +256,6 @@ int rq_known_fields(const cJSON *obj, const char *const *allowed, char *err, siz
             snprintf(err, errn, "unknown field '%.40s'", c->string ? c->string : "");
             return MCS_EINVAL;
         }
-        /* A repeated key would let a checked value be shadowed. */
-        for(const cJSON *d = c->next; d; d = d->next)
-            if(d->string && c->string && !strcmp(d->string, c->string)) {
-                snprintf(err, errn, "field '%.40s' given twice", c->string);
-                return MCS_EINVAL;
-            }
     }
     return 0;
 }

@@ -47,12 +47,15 @@ int rq_sn_valid(const char *sn);
 /* 1 when the n bytes are valid UTF-8 without NUL bytes. */
 int rq_utf8_valid(const unsigned char *s, size_t n);
 
-/* Parses the body as one JSON object (valid UTF-8, nesting at most 16).
- * Returns it (caller frees) or NULL with the reason in err. */
+/* Parses the body as one JSON object (valid UTF-8, nesting at most 16,
+ * nothing but white space after it, no "\u0000" escape, no member name
+ * twice in any object: src/common/jsoncheck.h). Returns it (caller frees)
+ * or NULL with the reason in err. */
 cJSON *rq_json_object(const unsigned char *body, size_t len, char *err, size_t errn);
 
 /* 0 when every member of obj is named in allowed (NULL-terminated), else
- * MCS_EINVAL naming the first unknown one. */
+ * MCS_EINVAL naming the first unknown one. Repeated names were already
+ * refused by rq_json_object. */
 int rq_known_fields(const cJSON *obj, const char *const *allowed, char *err, size_t errn);
 
 /* A device body (POST /api/devices, PUT /api/devices/{sn}). Each settable

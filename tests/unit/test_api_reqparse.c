@@ -132,9 +132,33 @@ static void bodies(void **state)
     assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL);
     assert_int_equal(calib, 1);
     cJSON_Delete(j);
-    j = obj("{\"name\":\"a\",\"name\":\"b\"}");
-    assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL);
-    cJSON_Delete(j);
+    /* Repeated names (at any depth) and \u0000 are refused at the parse
+     * (issue #16): cJSON keeps both members and cuts the string at NUL. */
+    assert_null(rq_json_object((const unsigned char *)"{\"name\":\"a\",\"name\":\"b\"}",
+                               strlen("{\"name\":\"a\",\"name\":\"b\"}"), err, sizeof(err)));
+    assert_string_equal(err, "field 'name' given twice");
+    {
+        const char *nested = "{\"email\":{\"sender\":\"a@b.cn\",\"sender\":\"c@d.cn\"}}";
+        assert_null(rq_json_object((const unsigned char *)nested, strlen(nested), err,
+                                   sizeof(err)));
+        assert_string_equal(err, "field 'sender' given twice");
+    }
+    {
+        char big[4096];
+        size_t n = (size_t)snprintf(big, sizeof(big), "{");
+        for(int i = 0; i < 300; i++)
+            n += (size_t)snprintf(big + n, sizeof(big) - n, "\"k%d\":0,", i);
+        snprintf(big + n, sizeof(big) - n, "\"k7\":1}");
+        assert_null(rq_json_object((const unsigned char *)big, strlen(big), err, sizeof(err)));
+        assert_string_equal(err, "field 'k7' given twice");
+    }
+    {
+        const char *nul = "{\"username\":\"pt_u\\u0000x\"}";
+        assert_null(rq_json_object((const unsigned char *)nul, strlen(nul), err, sizeof(err)));
+        assert_string_equal(err, "strings must not contain \\u0000 (a NUL character)");
+        j = obj("{\"username\":\"pt_u\\\\u0000x\"}"); /* an escaped backslash, then text */
+        cJSON_Delete(j);
+    }
     j = obj("{\"sn\":\"broadcast\"}");
     assert_int_equal(rq_device(j, 1, &d, &calib, err, sizeof(err)), MCS_EINVAL);
     cJSON_Delete(j);
