@@ -1,6 +1,7 @@
 /* reqparse.c - input checks of the REST API (see reqparse.h).
  * Owns nothing beyond its arguments. Thread: any. */
 #include "reqparse.h"
+#include "audit.h"
 #include "err.h"
 #include "jsoncheck.h"
 #include "numparse.h"
@@ -9,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 const char *rq_arg(const struct api_req *rq, const char *name)
@@ -514,6 +516,101 @@ int rq_command(const cJSON *obj, cJSON **payload, const char **kind, int *calib,
 fail:
     cJSON_Delete(p);
     return rc < 0 ? rc : MCS_EINVAL;
+}
+
+int rq_email_valid(const char *s)
+{
+    static const char atext[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "!#$%&'*+/=?^_`{|}~-";
+    const char *at = strchr(s, '@'), *p;
+    size_t label = 0;
+
+    if(!at || strchr(at + 1, '@') || strlen(s) > 254 || at == s || at - s > 64 || !at[1])
+        return 0;
+    for(p = s; p < at; p++)
+        if(*p == '.' ? (p == s || p + 1 == at || p[1] == '.') : !strchr(atext, *p))
+            return 0;
+    for(p = at + 1;; p++) {
+        if(*p == '.' || !*p) {
+            if(!label || p[-1] == '-')
+                return 0;
+            if(!*p)
+                return 1;
+            label = 0;
+            continue;
+        }
+        if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             (*p == '-' && label)) ||
+           ++label > 63)
+            return 0;
+    }
+}
+
+/* Appends len bytes of s to out at *o; 0, or -1 when they do not fit. */
+static int cat(char *out, size_t n, size_t *o, const char *s, size_t len)
+{
+    if(*o + len >= n)
+        return -1;
+    memcpy(out + *o, s, len);
+    *o += len;
+    out[*o] = '\0';
+    return 0;
+}
+
+void rq_url_mask(const char *url, char *out, size_t n)
+{
+    static const char *const names[] = {"access_token=", "key=", "token=", NULL};
+    const char *q = strchr(url, '?'), *hook = strstr(url, "/hook/"), *p = url;
+    size_t o = 0;
+    int bad = 0;
+
+    if(!n)
+        return;
+    out[0] = '\0';
+    if(hook && (!q || hook < q)) {
+        const char *end = q ? q : url + strlen(url);
+        bad |= cat(out, n, &o, url, (size_t)(hook + 6 - url));
+        bad |= cat(out, n, &o, API_SECRET_MASK, strlen(API_SECRET_MASK));
+        p = end;
+    }
+    if(!q) {
+        bad |= cat(out, n, &o, p, strlen(p));
+    } else {
+        bad |= cat(out, n, &o, p, (size_t)(q + 1 - p));
+        for(p = q + 1; *p;) {
+            size_t len = strcspn(p, "&#");
+            int secret = 0;
+            for(const char *const *nm = names; *nm; nm++)
+                if(!strncmp(p, *nm, strlen(*nm)) && strlen(*nm) <= len) {
+                    bad |= cat(out, n, &o, p, strlen(*nm));
+                    bad |= cat(out, n, &o, API_SECRET_MASK, strlen(API_SECRET_MASK));
+                    secret = 1;
+                    break;
+                }
+            if(!secret)
+                bad |= cat(out, n, &o, p, len);
+            p += len;
+            if(*p == '#') {
+                bad |= cat(out, n, &o, p, strlen(p));
+                break;
+            }
+            if(*p)
+                bad |= cat(out, n, &o, p++, 1);
+        }
+    }
+    if(bad)
+        snprintf(out, n, "%s", API_SECRET_MASK);
+}
+
+int rq_same_origin(const char *a, const char *b)
+{
+    const char *sa = strstr(a, "://"), *sb = strstr(b, "://");
+    size_t la, lb;
+    if(!sa || !sb)
+        return 0;
+    la = (size_t)(sa + 3 - a) + strcspn(sa + 3, "/?#");
+    lb = (size_t)(sb + 3 - b) + strcspn(sb + 3, "/?#");
+    return la == lb && !strncasecmp(a, b, la);
 }
 
 long rq_interval(const char *s)

@@ -86,6 +86,24 @@ int rq_device(const cJSON *obj, int create, struct dev_in *out, int *calib, char
 int rq_command(const cJSON *obj, cJSON **payload, const char **kind, int *calib, char *err,
                size_t errn);
 
+/* 1 when s is one e-mail address (addr-spec, RFC 5321 with ASCII only):
+ * local part 1..64 of letters, digits and !#$%&'*+/=?^_`{|}~.- (no
+ * leading, trailing or double dot), '@', a domain of dot-separated labels
+ * 1..63 of letters, digits and '-' (not at a label's ends), 254 bytes in
+ * all. No display name, no spaces, no control characters: the sender goes
+ * into the From: header and the SMTP envelope (issue #16, defect 9). */
+int rq_email_valid(const char *s);
+
+/* Copies url into out (n bytes) with the values of the access-token query
+ * arguments (access_token: DingTalk; key: WeCom; token) and the path after
+ * "/hook/" (Feishu) replaced by API_SECRET_MASK: robot URLs carry their
+ * credential in the URL. A URL that does not fit is masked whole. */
+void rq_url_mask(const char *url, char *out, size_t n);
+
+/* 1 when a and b have the same scheme and authority (host, port, user
+ * info), ignoring case; where a request with a secret goes. */
+int rq_same_origin(const char *a, const char *b);
+
 /* History interval: "raw" -> 0, "1m" -> 60 ... "1d" -> 86400; -1 unknown. */
 long rq_interval(const char *s);
 

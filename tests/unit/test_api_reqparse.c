@@ -164,6 +164,45 @@ static void bodies(void **state)
     cJSON_Delete(j);
 }
 
+/* Addresses as addresses (issue #16, defect 9): nothing that could end a
+ * header line or add a second address reaches From: or the envelope. */
+static void emails(void **state)
+{
+    static const char *const good[] = {"alarm@example.com", "a.b+c@mail.co", "x@localhost",
+                                       "o'neil@a-b.example.org", NULL};
+    static const char *const bad[] = {"", "@example.com", "a@", "a@@b.cn", "a b@c.cn",
+                                      "a@b.cn\r\nBcc: x@evil.cn", "a@b.cn\n", "a@-b.cn",
+                                      "a@b-.cn", "a@b..cn", ".a@b.cn", "a.@b.cn", "a..b@c.cn",
+                                      "Name <a@b.cn>", "a@b.cn,c@d.cn", "报警@公司.cn", NULL};
+    (void)state;
+    for(const char *const *g = good; *g; g++)
+        assert_int_equal(rq_email_valid(*g), 1);
+    for(const char *const *b = bad; *b; b++)
+        assert_int_equal(rq_email_valid(*b), 0);
+}
+
+/* Robot URLs carry their access token (issue #16, defect 8). */
+static void url_masks(void **state)
+{
+    char out[300];
+    (void)state;
+    rq_url_mask("https://oapi.dingtalk.com/robot/send?access_token=abc123", out, sizeof(out));
+    assert_string_equal(out, "https://oapi.dingtalk.com/robot/send?access_token=******");
+    rq_url_mask("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?debug=1&key=k-9#x", out,
+                sizeof(out));
+    assert_string_equal(out, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?debug=1&key=******#x");
+    rq_url_mask("https://open.feishu.cn/open-apis/bot/v2/hook/5f0c-77", out, sizeof(out));
+    assert_string_equal(out, "https://open.feishu.cn/open-apis/bot/v2/hook/******");
+    rq_url_mask("https://hooks.example.com/in?monkey=1", out, sizeof(out));
+    assert_string_equal(out, "https://hooks.example.com/in?monkey=1");
+    rq_url_mask("https://oapi.dingtalk.com/robot/send?access_token=abc123", out, 20);
+    assert_string_equal(out, "******");
+    assert_int_equal(rq_same_origin("https://A.example.com/x?y", "https://a.example.com/z"), 1);
+    assert_int_equal(rq_same_origin("https://a.example.com/x", "https://a.example.com:444/x"), 0);
+    assert_int_equal(rq_same_origin("https://a.example.com/x", "http://a.example.com/x"), 0);
+    assert_int_equal(rq_same_origin("https://a.example.com", "https://a.example.com.evil.cn"), 0);
+}
+
 static void commands(void **state)
 {
     char err[160];
@@ -291,6 +330,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(times),    cmocka_unit_test(args),   cmocka_unit_test(bodies),
+        cmocka_unit_test(emails),
+        cmocka_unit_test(url_masks),
         cmocka_unit_test(commands), cmocka_unit_test(images), cmocka_unit_test(tokens),
         cmocka_unit_test(throttle), cmocka_unit_test(pages),
     };
