@@ -77,7 +77,9 @@ static enum api_method method_of(struct lws *wsi)
  * images from the API (the floor plan) or data:/blob: URLs (ECharts' image
  * export), the WebSocket to the same origin ('self' covers ws: and wss: of
  * it, CSP level 3). Style attributes are allowed ('unsafe-inline' in
- * style-src only): Element Plus and Vue's :style write them; no script may
+ * style-src only): ECharts builds its tooltips as HTML with style
+ * attributes (innerHTML), which a stricter style-src blocks; the web e2e
+ * (no violation with or without it) does not hover a chart. No script may
  * be inline. Nobody may frame the app (clickjacking of the admin pages):
  * frame-ancestors 'none', and X-Frame-Options DENY for browsers before
  * CSP 2. The page's address is not sent to other sites. */
