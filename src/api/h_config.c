@@ -11,6 +11,7 @@
 #include "handlers.h"
 #include "jobs.h"
 #include "log.h"
+#include "mailaddr.h"
 #include "notify_chan.h"
 #include "reqparse.h"
 #include "secret.h"
@@ -417,7 +418,7 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
             return section_err(err, errn, "email", cJSON_IsObject(e));
         mail_dest(m, dest0, sizeof(dest0));
         v = cJSON_GetObjectItemCaseSensitive(e, "sender");
-        if(v && (!cJSON_IsString(v) || (v->valuestring[0] && !rq_email_valid(v->valuestring))))
+        if(v && (!cJSON_IsString(v) || (v->valuestring[0] && !mcs_mail_addr_valid(v->valuestring))))
             return snprintf(err, errn, "email.sender: 发件人须为一个邮箱地址 / must be one e-mail "
                                        "address such as alarm@example.com"),
                    MCS_EINVAL;
@@ -425,7 +426,7 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
         if(cJSON_IsArray(v)) {
             const cJSON *a;
             cJSON_ArrayForEach(a, v)
-            if(cJSON_IsString(a) && !rq_email_valid(a->valuestring))
+            if(cJSON_IsString(a) && !mcs_mail_addr_valid(a->valuestring))
                 return snprintf(err, errn, "email.recipients: '%.80s' 不是邮箱地址 / is not an "
                                            "e-mail address",
                                 a->valuestring),

@@ -518,34 +518,6 @@ fail:
     return rc < 0 ? rc : MCS_EINVAL;
 }
 
-int rq_email_valid(const char *s)
-{
-    static const char atext[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                "!#$%&'*+/=?^_`{|}~-";
-    const char *at = strchr(s, '@'), *p;
-    size_t label = 0;
-
-    if(!at || strchr(at + 1, '@') || strlen(s) > 254 || at == s || at - s > 64 || !at[1])
-        return 0;
-    for(p = s; p < at; p++)
-        if(*p == '.' ? (p == s || p + 1 == at || p[1] == '.') : !strchr(atext, *p))
-            return 0;
-    for(p = at + 1;; p++) {
-        if(*p == '.' || !*p) {
-            if(!label || p[-1] == '-')
-                return 0;
-            if(!*p)
-                return 1;
-            label = 0;
-            continue;
-        }
-        if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-             (*p == '-' && label)) ||
-           ++label > 63)
-            return 0;
-    }
-}
-
 /* Appends len bytes of s to out at *o; 0, or -1 when they do not fit. */
 static int cat(char *out, size_t n, size_t *o, const char *s, size_t len)
 {

@@ -86,14 +86,6 @@ int rq_device(const cJSON *obj, int create, struct dev_in *out, int *calib, char
 int rq_command(const cJSON *obj, cJSON **payload, const char **kind, int *calib, char *err,
                size_t errn);
 
-/* 1 when s is one e-mail address (addr-spec, RFC 5321 with ASCII only):
- * local part 1..64 of letters, digits and !#$%&'*+/=?^_`{|}~.- (no
- * leading, trailing or double dot), '@', a domain of dot-separated labels
- * 1..63 of letters, digits and '-' (not at a label's ends), 254 bytes in
- * all. No display name, no spaces, no control characters: the sender goes
- * into the From: header and the SMTP envelope (issue #16, defect 9). */
-int rq_email_valid(const char *s);
-
 /* Copies url into out (n bytes) with the values of the access-token query
  * arguments (access_token: DingTalk; key: WeCom; token) and the path after
  * "/hook/" (Feishu) replaced by API_SECRET_MASK: robot URLs carry their

@@ -195,6 +195,18 @@ def test_sender_and_recipients_must_be_addresses(api, pg):
         assert r.status_code == 400 and error_of(r)["code"] == 50001, bad
         assert "e-mail" in error_of(r)["detail"], error_of(r)
     assert cfg_row(pg, "alarm.channel.email") == before
+    # `mcs config alarm set/set-field` apply the same rules (and strict JSON).
+    mcs = str(build_dir() / "mcs")
+    for args in (["set", "email", json.dumps({"from": "a@b.cn\r\nBcc: spy@evil.example",
+                                              "to": "s@example.com"})],
+                 ["set", "email", json.dumps({"from": "a@b.cn",
+                                              "to": "s@example.com\nBcc: spy@evil.example"})],
+                 ["set", "email", '{"from": "a@b.cn", "from": "x@y.cn"}'],
+                 ["set-field", "email", "from", "Alarm <a@b.cn>"]):
+        r = subprocess.run([mcs, "config", "alarm", *args], env=api.env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0, (args, r.stdout, r.stderr)
+        assert cfg_row(pg, "alarm.channel.email") == before, args
     r = api.put("/api/config/alarm", tok, json={"email": {"sender": "alarm@plant-1.example.cn",
                                                           "recipients": ["a.b+c@example.com"]}})
     assert r.status_code == 200, r.text

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "err.h"
+#include "mailaddr.h"
 #include "reqparse.h"
 
 #include <sodium.h>
@@ -176,9 +177,18 @@ static void emails(void **state)
                                       "Name <a@b.cn>", "a@b.cn,c@d.cn", "报警@公司.cn", NULL};
     (void)state;
     for(const char *const *g = good; *g; g++)
-        assert_int_equal(rq_email_valid(*g), 1);
+        assert_int_equal(mcs_mail_addr_valid(*g), 1);
     for(const char *const *b = bad; *b; b++)
-        assert_int_equal(rq_email_valid(*b), 0);
+        assert_int_equal(mcs_mail_addr_valid(*b), 0);
+    {
+        char badone[64];
+        assert_int_equal(mcs_mail_list_valid("a@b.cn; c@d.cn ,e@f.cn", badone, sizeof(badone)), 1);
+        assert_int_equal(mcs_mail_list_valid("a@b.cn; c@d.cn\r\nBcc: x@y.cn", badone,
+                                             sizeof(badone)),
+                         0);
+        assert_string_equal(badone, "c@d.cn\r\nBcc: x@y.cn");
+        assert_int_equal(mcs_mail_list_valid(" ; ", badone, sizeof(badone)), 0);
+    }
 }
 
 /* Robot URLs carry their access token (issue #16, defect 8). */
