@@ -1,10 +1,10 @@
 // Messages between the analyzer page and its worker.
-import type { BadSample, DeviceSummary, HeatMap, HourlySeries, MinuteSeries, Totals } from './aggregate'
+import type { BadSample, DeviceLimits, DeviceSummary, HeatMap, HourlySeries, MinuteSeries, Totals } from './aggregate'
 
 export type WorkerRequest =
-  | { type: 'load'; files: File[] }
+  | { type: 'load'; files: File[]; tz: string }
   | { type: 'series'; sn: string }
-  | { type: 'heatmap'; level1: number; level2: number; tzOffsetMin: number }
+  | { type: 'heatmap'; limits: Record<string, DeviceLimits>; fallback: DeviceLimits | null }
 
 export interface FileInfo { name: string; size: number; members: number; error: string | null }
 

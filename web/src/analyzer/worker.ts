@@ -10,8 +10,8 @@ import type { WorkerRequest, WorkerResponse } from './protocol'
 let agg = new Aggregator()
 const post = (m: WorkerResponse) => (self as unknown as Worker).postMessage(m)
 
-async function load(files: File[]): Promise<void> {
-  agg = new Aggregator()
+async function load(files: File[], tz: string): Promise<void> {
+  agg = new Aggregator(tz)
   const total = files.reduce((s, f) => s + f.size, 0)
   let done = 0
   let lastPost = 0
@@ -41,7 +41,7 @@ async function load(files: File[]): Promise<void> {
 
 self.onmessage = (ev: MessageEvent<WorkerRequest>) => {
   const m = ev.data
-  if (m.type === 'load') void load(m.files)
+  if (m.type === 'load') void load(m.files, m.tz)
   else if (m.type === 'series') post({ type: 'series', minute: agg.minuteSeries(m.sn), hourly: agg.hourlySeries(m.sn) })
-  else if (m.type === 'heatmap') post({ type: 'heatmap', heat: agg.heatMap(m.level1, m.level2, m.tzOffsetMin) })
+  else if (m.type === 'heatmap') post({ type: 'heatmap', heat: agg.heatMap(m.limits, m.fallback) })
 }
