@@ -49,7 +49,8 @@ function newDay(start: number, length: number): DayBuf {
   return d
 }
 
-interface DeviceAgg {
+/** One device's running figures (opaque outside this file but for the reader's cache). */
+export interface DeviceAgg {
   sn: string
   rows: number
   firstT: number
@@ -202,7 +203,8 @@ export class Aggregator {
     return sn === this.lastSn || this.devices.has(sn)
   }
 
-  private device(sn: string, t: number): DeviceAgg {
+  /** The device `sn` (a valid SN), created on first use at time `t`. */
+  device(sn: string, t: number): DeviceAgg {
     if (sn === this.lastSn && this.lastDev) return this.lastDev
     let d = this.devices.get(sn)
     if (!d) {
@@ -220,7 +222,6 @@ export class Aggregator {
 
   private dayBuf(d: DeviceAgg, t: number): DayBuf {
     const day = this.zone.day(t)
-    if (day === d.curDay && d.curBuf) return d.curBuf
     let b = d.days.get(day)
     if (!b) {
       const start = this.zone.dayStart(day)
@@ -238,17 +239,23 @@ export class Aggregator {
     this.addRow(r.t, r.sn, r.vRaw, r.ppm, r.bat, r.rssi, r.seq)
   }
 
-  /** One valid row (the reader's hot path: no Reading object per row). NaN bat/rssi: empty. */
+  /** One valid row. NaN bat/rssi: empty; seq -1: empty. */
   addRow(t: number, sn: string, vRaw: number, ppm: number, bat: number, rssi: number, seq: number): void {
+    this.addTo(this.device(sn, t), t, vRaw, ppm, bat, rssi, seq)
+  }
+
+  /** addRow for a device already looked up (the reader's hot path: no string, no map per row). */
+  addTo(d: DeviceAgg, t: number, vRaw: number, ppm: number, bat: number, rssi: number, seq: number): void {
     this.good++
-    const d = this.device(sn, t)
     d.rows++
     if (t < d.lastT) d.reordered++
     else stepSeq(d.seq, seq)
     if (t < d.firstT) d.firstT = t
     if (t > d.lastT) d.lastT = t
 
-    const b = this.dayBuf(d, t)
+    // Rows of a device mostly fall in the day of its previous row.
+    let b = d.curBuf
+    if (!b || t < b.start || t >= b.start + b.length) b = this.dayBuf(d, t)
     let sod = Math.floor(t) - b.start
     if (sod >= b.length) sod = b.length - 1
     else if (sod < 0) sod = 0

@@ -24,6 +24,7 @@ export class ZoneOffset {
   private readonly fmt: Intl.DateTimeFormat
   private key = NaN
   private off = 0
+  private readonly starts = new Map<number, number>()
 
   /** Unknown zone names fall back to DEFAULT_TZ (the caller shows `tz`). */
   constructor(tz: string) {
@@ -54,10 +55,15 @@ export class ZoneOffset {
 
   /** Unix time of local midnight starting local day `day`. */
   dayStart(day: number): number {
-    const wall = day * 86400
-    // Two steps settle the offset across a transition near midnight.
-    const guess = wall - this.at(wall)
-    return wall - this.at(guess)
+    let t = this.starts.get(day)
+    if (t === undefined) {
+      const wall = day * 86400
+      // Two steps settle the offset across a transition near midnight.
+      const guess = wall - this.at(wall)
+      t = wall - this.at(guess)
+      this.starts.set(day, t)
+    }
+    return t
   }
 }
 

@@ -120,7 +120,9 @@ async function analyzerDay(browser) {
   const gz = createGzip({ level: 1 })
   const ws = createWriteStream(file)
   gz.pipe(ws)
-  const T0 = Date.UTC(2025, 11, 17) / 1000
+  // One plant day of Asia/Shanghai (the analyzer's default zone), as mcsd
+  // archives it: 2025-12-17 00:00 to 24:00 at +08:00.
+  const T0 = Date.UTC(2025, 11, 16, 16) / 1000
   const iso = (t) => new Date(t * 1000).toISOString().replace('T', ' ').replace('.000Z', '+00')
   gz.write('time,sn,v_raw,ppm,temp,humi,bat,rssi,seq\n')
   const sns = Array.from({ length: AN_DEVICES }, (_, i) => `D${String(i).padStart(6, '0')}`)
