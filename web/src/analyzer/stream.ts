@@ -18,7 +18,7 @@ import { isHeader, parseRecord, parseTime, SN_RE } from './csv'
 const NL = 10, CR = 13, COMMA = 44, QUOTE = 34, DOT = 46, MINUS = 45, PLUS = 43
 
 export class CsvGzReader {
-  private readonly gz: Gunzip
+  private gz: Gunzip | null = null
   private readonly utf8 = new TextDecoder('utf-8')
   private carry: Uint8Array | null = null
   private line = 0
@@ -35,17 +35,22 @@ export class CsvGzReader {
   members = 1
   error: string | null = null
 
-  constructor(private readonly agg: Aggregator, private readonly file: string) {
-    this.gz = new Gunzip((data, final) => this.bytes(data, final))
-    this.gz.onmember = () => { this.members++ }
-  }
+  constructor(private readonly agg: Aggregator, private readonly file: string) {}
 
   /** Feeds compressed bytes; `final` on the last chunk. */
   push(chunk: Uint8Array, final: boolean): void {
+    if (!this.gz) {
+      this.gz = new Gunzip((data, fin) => this.bytes(data, fin))
+      this.gz.onmember = () => { this.members++ }
+    }
     this.gz.push(chunk, final)
   }
 
-  private bytes(data: Uint8Array, final: boolean): void {
+  /**
+   * Feeds decompressed bytes (from the inflate worker, see inflate.ts);
+   * `final` on the last. Lines may span calls.
+   */
+  bytes(data: Uint8Array, final: boolean): void {
     let from = 0
     if (this.carry) {
       const nl = data.indexOf(NL)
@@ -56,44 +61,51 @@ export class CsvGzReader {
       const end = nl < 0 ? data.length : nl
       const joined = concat(this.carry, data.subarray(0, end))
       this.carry = null
-      this.lineAt(joined, 0, joined.length)
+      this.lineAt(joined, 0, joined.length, joined.indexOf(QUOTE) >= 0)
       from = nl < 0 ? data.length : nl + 1
     }
+    // The next quote in this chunk: a line holding one goes to papaparse.
+    let q = data.indexOf(QUOTE, from)
     for (;;) {
       const nl = data.indexOf(NL, from)
       if (nl < 0) break
-      this.lineAt(data, from, nl)
+      if (q >= 0 && q < from) q = data.indexOf(QUOTE, from)
+      this.lineAt(data, from, nl, q >= 0 && q < nl)
       from = nl + 1
     }
     if (from < data.length) {
-      if (final) this.lineAt(data, from, data.length)
+      if (final) this.lineAt(data, from, data.length, data.indexOf(QUOTE, from) >= 0)
       // fflate may reuse its output buffer: keep a copy of the partial line.
       else this.carry = data.slice(from)
     }
   }
 
   /** One line, bytes [s, e) without its \n. */
-  private lineAt(b: Uint8Array, s: number, e: number): void {
+  private lineAt(b: Uint8Array, s: number, e: number, quoted: boolean): void {
     this.line++
     if (e > s && b[e - 1] === CR) e--
     if (e === s) return // an empty line is no line (a trailing newline)
     this.agg.lines++
-    if (!this.fast(b, s, e)) this.slow(this.utf8.decode(b.subarray(s, e)))
+    if (quoted || !this.fast(b, s, e)) this.slow(this.utf8.decode(b.subarray(s, e)))
   }
 
-  /** The archive's own row format; false hands the line to the slow path. */
+  /**
+   * The archive's own row format; false hands the line to the slow path.
+   * Non-ASCII bytes need no check of their own: no field parser here accepts
+   * one (digits, the time's fixed characters, SN_RE), so such a line fails
+   * and is decoded as UTF-8 there.
+   */
   private fast(b: Uint8Array, s: number, e: number): boolean {
     const fs = this.fs
     let k = 0
     fs[0] = s
     for (let i = s; i < e; i++) {
-      const c = b[i]
-      if (c === COMMA) {
+      if (b[i] === COMMA) {
         if (k === 8) return false // a tenth field
         fs[2 * k + 1] = i
         k++
         fs[2 * k] = i + 1
-      } else if (c === QUOTE || c > 126) return false
+      }
     }
     if (k !== 8) return false
     fs[17] = e
