@@ -164,6 +164,11 @@ export function slope(x: number[], y: number[]): number {
   return den > 0 ? num / den : NaN
 }
 
+/** Limits with at least one level set. */
+function known(l: DeviceLimits | null | undefined): l is DeviceLimits {
+  return !!l && (l.l1 !== null || l.l2 !== null)
+}
+
 function popcount8(b: number): number {
   b = b - ((b >> 1) & 0x55)
   b = (b & 0x33) + ((b >> 2) & 0x33)
@@ -392,7 +397,7 @@ export class Aggregator {
       const d = this.devices.get(sn)!
       const r1 = new Array(24).fill(0), r2 = new Array(24).fill(0)
       const own = limits[sn]
-      const lim = own && (own.l1 !== null || own.l2 !== null) ? own : fallback
+      const lim = known(own) ? own : known(fallback) ? fallback : null
       used.push(lim)
       const a = lim?.l1 ?? Infinity, c = lim?.l2 ?? Infinity
       if (lim) {

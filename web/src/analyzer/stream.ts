@@ -147,12 +147,13 @@ export class CsvGzReader {
     let h = 0x811c9dc5
     for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193)
     const n = e - s
-    const first = this.devs.get(h)
+    const first = this.devs.get(h) ?? null
     for (let x = first; x; x = x.next) if (x.bytes.length === n && same(b, s, x.bytes, n)) return x.dev
     const sn = ascii(b, s, e)
     if (!this.agg.has(sn) && !SN_RE.test(sn)) return null
-    this.devs.set(h, { bytes: b.slice(s, e), dev: this.agg.device(sn, t), next: first ?? null })
-    return this.devs.get(h)!.dev
+    const entry: SnEntry = { bytes: b.slice(s, e), dev: this.agg.device(sn, t), next: first }
+    this.devs.set(h, entry)
+    return entry.dev
   }
 
   /** Any other line: papaparse's fields, then the checks that name what is wrong. */
