@@ -14,7 +14,9 @@
 --   clear                             a system alarm that was sent sends a
 --                                     'clear' message on the same channels
 -- System alarms are sent whatever the schedule (a failing archive or a full
--- disk does not wait for office hours).
+-- disk does not wait for office hours). Their outbox rows carry level 2, the
+-- notifier's priority: sent first and each on its own, never folded into a
+-- digest of level-1 gas alarms (alarm_logs.level stays 1).
 
 ALTER TABLE alarm_logs ADD COLUMN reported_in bigint;
 CREATE INDEX alarm_logs_unknown_unreported ON alarm_logs (id)
@@ -41,7 +43,7 @@ BEGIN
             RETURN NULL;
         END IF;
         INSERT INTO alarm_outbox (alarm_id, channel, event, level)
-        SELECT NEW.id, substr(c.key, 15), 'raise', NEW.level
+        SELECT NEW.id, substr(c.key, 15), 'raise', 2
           FROM system_config c
          WHERE c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'
            AND NOT (NEW.alarm_type = 'NOTIFY_FAILED'
@@ -49,7 +51,7 @@ BEGIN
     ELSIF NEW.cleared_at IS NOT NULL AND OLD.cleared_at IS NULL THEN
         -- Over: told on the channels that carried the raise.
         INSERT INTO alarm_outbox (alarm_id, channel, event, level)
-        SELECT NEW.id, o.channel, 'clear', NEW.level
+        SELECT NEW.id, o.channel, 'clear', 2
           FROM (SELECT DISTINCT channel FROM alarm_outbox
                  WHERE alarm_id = NEW.id AND event = 'raise') o
           JOIN system_config c ON c.key = 'alarm.channel.' || o.channel

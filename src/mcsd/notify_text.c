@@ -26,6 +26,12 @@ static const struct {
     {"JOB_OFFLINE", "离线扫描任务失败", "Offline scan job failed"},
     {"JOB_STATS", "统计任务失败", "Statistics job failed"},
     {"JOB_VACUUM", "数据库维护失败", "Database maintenance failed"},
+    {"DISK_HIGH", "磁盘使用率高", "Disk usage high"},
+    {"MEM_HIGH", "内存使用率高", "Memory usage high"},
+    {"CPU_HIGH", "CPU 持续高负载", "CPU busy"},
+    {"ONLINE_LOW", "设备在线率低", "Online rate low"},
+    {"MSG_RATE_DROP", "消息量骤降", "Message rate dropped"},
+    {"DB_CONN_HIGH", "数据库连接数接近上限", "Database connections near the limit"},
 };
 
 const char *notify_type_zh(const char *type)

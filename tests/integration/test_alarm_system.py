@@ -228,3 +228,180 @@ def test_email_has_message_id_and_local_date(pg, mcsd, add_device, mqtt_pub, ser
             assert "UTC+08:00" in body_of(m)
     finally:
         smtp.close()
+
+
+# --------------------------------------------------------------------------
+# §8.4 monitoring thresholds, raised and cleared by the health job
+
+
+def health_general(pg, **health):
+    with pg.cursor() as cur:
+        cur.execute("UPDATE system_config SET value = jsonb_set(value, '{system}',"
+                    " jsonb_build_object('health', %s::jsonb)) WHERE key = 'alarm.general'",
+                    (json.dumps(health),))
+
+
+def open_system(pg, alarm_type):
+    with pg.cursor() as cur:
+        cur.execute("SELECT id, count FROM alarm_logs WHERE sn = 'SYSTEM' AND alarm_type = %s"
+                    " AND cleared_at IS NULL", (alarm_type,))
+        return cur.fetchall()
+
+
+def episodes(pg, alarm_type, since_id):
+    with pg.cursor() as cur:
+        cur.execute("SELECT id, cleared_at IS NOT NULL FROM alarm_logs WHERE sn = 'SYSTEM'"
+                    " AND alarm_type = %s AND id > %s ORDER BY id", (alarm_type, since_id))
+        return cur.fetchall()
+
+
+def max_alarm_id(pg):
+    with pg.cursor() as cur:
+        cur.execute("SELECT COALESCE(max(id), 0) FROM alarm_logs")
+        return cur.fetchone()[0]
+
+
+def last_health(pg):
+    with pg.cursor() as cur:
+        cur.execute("SELECT detail FROM job_runs WHERE job = 'health' ORDER BY id DESC LIMIT 1")
+        return cur.fetchone()[0]
+
+
+def test_disk_memory_cpu_db_thresholds_raise_once_clear_once(pg, mcsd, caps, mcs_run, job_env):
+    """The real disk, memory, CPU and connection count against thresholds set
+    below them: one alarm each, raised once (a second run only counts),
+    inside the hysteresis band nothing changes, past it cleared once; the
+    webhook receives one raise and one clear of each."""
+    reset_alarm_config(pg)
+    with pg.cursor() as cur:
+        cur.execute("UPDATE alarm_logs SET cleared_at = now() WHERE sn = 'SYSTEM'"
+                    " AND cleared_at IS NULL")
+    hook = caps("webhook")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": hook.url})
+    mcsd()
+    start = max_alarm_id(pg)
+    types = ["DISK_HIGH", "MEM_HIGH", "CPU_HIGH", "DB_CONN_HIGH"]
+    health_general(pg, disk_pct=0, mem_pct=0, cpu_pct=0, cpu_min=0.02, db_conn_pct=0)
+    for _ in range(2):
+        r = mcs_run("job", "run", "health", env=job_env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # the CPU average needs a previous sample at least cpu_min (1.2 s) old
+        t0 = time.monotonic()
+        wait_until(lambda: time.monotonic() - t0 > 1.3, 5, desc="CPU window")
+    r = mcs_run("job", "run", "health", env=job_env)
+    assert r.returncode == 0
+    for t in types:
+        assert [e[1] for e in episodes(pg, t, start)] == [False], t
+    assert open_system(pg, "DISK_HIGH")[0][1] == 3 and open_system(pg, "MEM_HIGH")[0][1] == 3
+    d = last_health(pg)
+    assert 0 < d["disk_pct"] < 100 and 0 < d["mem_pct"] < 100 and d["cpu_pct"] > 0
+    # Inside the band (limit just above the value, hysteresis 5): still open.
+    health_general(pg, disk_pct=d["disk_pct"] + 2, mem_pct=100, cpu_pct=100, db_conn_pct=100,
+                   cpu_min=0.02, hysteresis_pct=5)
+    r = mcs_run("job", "run", "health", env=job_env)
+    assert r.returncode == 0
+    assert [e[1] for e in episodes(pg, "DISK_HIGH", start)] == [False]
+    # Past the band: each cleared, once. (Hysteresis 0 now: this shared box
+    # may well be 100 % busy, and 100 % is not above a limit of 100.)
+    health_general(pg, disk_pct=d["disk_pct"] + 6, mem_pct=100, cpu_pct=100, db_conn_pct=100,
+                   cpu_min=0.02, hysteresis_pct=0)
+    for _ in range(2):
+        r = mcs_run("job", "run", "health", env=job_env)
+        assert r.returncode == 0
+    for t in types:
+        assert [e[1] for e in episodes(pg, t, start)] == [True], t
+
+    def events():
+        return sorted((b["type"], b["event"]) for b in hook_bodies(hook) if b["type"] in types)
+    want = sorted((t, e) for t in types for e in ("raise", "clear"))
+    wait_until(lambda: events() == want, 15, desc="one raise and one clear each",
+               detail=events)
+    disk = [b for b in hook_bodies(hook, "DISK_HIGH") if b["event"] == "raise"][0]["text"]
+    assert "磁盘使用率高" in disk and "Disk usage high" in disk and "磁盘使用率" in disk
+
+
+def test_online_rate_below_limit_raises_and_clears(pg, mcsd, caps, add_device, mqtt_pub,
+                                                   mcs_run, job_env):
+    reset_alarm_config(pg, offline_s=3)
+    with pg.cursor() as cur:
+        cur.execute("UPDATE alarm_logs SET cleared_at = now() WHERE sn = 'SYSTEM'"
+                    " AND cleared_at IS NULL")
+    health_general(pg, online_pct=90, hysteresis_pct=5)
+    hook = caps("webhook")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": hook.url})
+    mine = [add_device() for _ in range(10)]
+    with pg.cursor() as cur:
+        # Only this test's devices count (earlier tests left theirs silent).
+        cur.execute("UPDATE devices SET enabled = false WHERE enabled AND sn <> ALL(%s)"
+                    " RETURNING sn", (mine,))
+        others = [x[0] for x in cur.fetchall()]
+    try:
+        mcsd(DEVICE_FLUSH_S="1")
+        start = max_alarm_id(pg)
+        seq = [0]
+
+        def report(sns):
+            seq[0] += 1
+            for sn in sns:
+                send(mqtt_pub, sn, 10, seq[0])
+
+        def fresh():
+            with pg.cursor() as cur:
+                cur.execute("SELECT count(*) FROM devices WHERE sn = ANY(%s) AND"
+                            " last_seen > now() - interval '3 seconds'", (mine,))
+                return cur.fetchone()[0]
+        report(mine)
+        wait_until(lambda: fresh() == 10, 15, desc="all ten online")
+        assert mcs_run("job", "run", "health", env=job_env).returncode == 0
+        assert episodes(pg, "ONLINE_LOW", start) == []
+        # Two go silent; the other eight keep reporting.
+        wait_until(lambda: report(mine[2:]) or fresh() == 8, 20, interval=0.5,
+                   desc="two of ten silent")
+        assert mcs_run("job", "run", "health", env=job_env).returncode == 0
+        assert mcs_run("job", "run", "health", env=job_env).returncode == 0
+        assert [e[1] for e in episodes(pg, "ONLINE_LOW", start)] == [False]
+        assert last_health(pg)["online_pct"] == 80.0
+        report(mine)
+        wait_until(lambda: fresh() == 10, 15, desc="all ten back")
+        assert mcs_run("job", "run", "health", env=job_env).returncode == 0
+        assert [e[1] for e in episodes(pg, "ONLINE_LOW", start)] == [True]
+        wait_until(lambda: [b["event"] for b in hook_bodies(hook, "ONLINE_LOW")]
+                   == ["raise", "clear"], 15, desc="raise and clear on the webhook")
+        t = hook_bodies(hook, "ONLINE_LOW")[0]["text"]
+        assert "设备在线率低" in t and "8/10" in t and "80.0%" in t
+    finally:
+        with pg.cursor() as cur:
+            cur.execute("UPDATE devices SET enabled = true WHERE sn = ANY(%s)", (others,))
+
+
+def test_message_rate_drop_against_the_same_hour(pg, add_device, mcs_run, job_env):
+    reset_alarm_config(pg)
+    with pg.cursor() as cur:
+        cur.execute("UPDATE alarm_logs SET cleared_at = now() WHERE sn = 'SYSTEM'"
+                    " AND cleared_at IS NULL")
+    health_general(pg, rate_drop_pct=50, hysteresis_pct=5)
+    start = max_alarm_id(pg)
+    sn = add_device()
+    big = 10 ** 9  # dwarfs whatever earlier tests counted
+    with pg.cursor() as cur:
+        # The stats job's counts: the same hour of the three previous days,
+        # then the last whole hour at 30 % of them.
+        cur.execute("INSERT INTO device_stats_hourly (sn, hour, received, lost)"
+                    " SELECT %s, date_trunc('hour', now()) - interval '1 hour'"
+                    "  - make_interval(days => d), %s, 0 FROM generate_series(1, 3) d",
+                    (sn, big))
+        cur.execute("INSERT INTO device_stats_hourly (sn, hour, received, lost)"
+                    " VALUES (%s, date_trunc('hour', now()) - interval '1 hour', %s, 0)",
+                    (sn, big * 3 // 10))
+    try:
+        assert mcs_run("job", "run", "health", env=job_env).returncode == 0
+        assert [e[1] for e in episodes(pg, "MSG_RATE_DROP", start)] == [False]
+        assert 69 < last_health(pg)["rate_drop_pct"] < 71
+        with pg.cursor() as cur:  # back to normal
+            cur.execute("UPDATE device_stats_hourly SET received = %s WHERE sn = %s",
+                        (big, sn))
+        assert mcs_run("job", "run", "health", env=job_env).returncode == 0
+        assert [e[1] for e in episodes(pg, "MSG_RATE_DROP", start)] == [True]
+    finally:
+        with pg.cursor() as cur:
+            cur.execute("DELETE FROM device_stats_hourly WHERE sn = %s", (sn,))
