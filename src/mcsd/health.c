@@ -9,33 +9,43 @@
 #include "log.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-static double jnum(const cJSON *o, const char *k, double def, double lo, double hi)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) && v->valuedouble >= lo && v->valuedouble <= hi ? v->valuedouble
-                                                                             : def;
-}
+#define F(k, d, lo, hi, m) {k, d, lo, hi, offsetof(struct health_limits, m)}
+const struct health_field health_fields[] = {
+    F("disk_pct", 80, 0, 100, disk_pct),
+    F("mem_pct", 80, 0, 100, mem_pct),
+    F("cpu_pct", 80, 0, 100, cpu_pct),
+    F("cpu_min", 5, 0.01, 1440, cpu_min),
+    F("online_pct", 90, 0, 100, online_pct),
+    F("rate_drop_pct", 50, 1, 100, rate_drop_pct),
+    F("db_conn_pct", 80, 0, 100, db_conn_pct),
+    F("hysteresis_pct", 5, 0, 50, hyst_pct),
+    {NULL, 0, 0, 0, 0},
+};
+#undef F
 
 void health_limits_parse(struct health_limits *l, const char *general_json)
 {
     cJSON *root = general_json ? cJSON_Parse(general_json) : NULL;
     const cJSON *h =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "system"), "health");
-    l->disk_pct = jnum(h, "disk_pct", 80, 0, 100);
-    l->mem_pct = jnum(h, "mem_pct", 80, 0, 100);
-    l->cpu_pct = jnum(h, "cpu_pct", 80, 0, 100);
-    l->cpu_min = jnum(h, "cpu_min", 5, 0.01, 1440);
-    l->online_pct = jnum(h, "online_pct", 90, 0, 100);
-    l->rate_drop_pct = jnum(h, "rate_drop_pct", 50, 1, 100);
-    l->db_conn_pct = jnum(h, "db_conn_pct", 80, 0, 100);
-    l->hyst_pct = jnum(h, "hysteresis_pct", 5, 0, 50);
-    l->offline_s = jnum(root, "offline_s", 90, 1, 86400);
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(root, "offline_s");
+    for(const struct health_field *f = health_fields; f->key; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(h, f->key);
+        *(double *)((char *)l + f->off) =
+            cJSON_IsNumber(v) && v->valuedouble >= f->lo && v->valuedouble <= f->hi
+                ? v->valuedouble
+                : f->def;
+    }
+    l->offline_s = cJSON_IsNumber(off) && off->valuedouble >= 1 && off->valuedouble <= 86400
+                       ? off->valuedouble
+                       : 90;
     cJSON_Delete(root);
 }
 

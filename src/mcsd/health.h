@@ -24,6 +24,16 @@ struct health_limits {
     double offline_s;     /* a device is online when it reported this recently (90) */
 };
 
+/* The settings of alarm.general.system.health: key, default, bounds and
+ * place in struct health_limits; ended by a NULL key. One table for mcsd's
+ * parsing and mcs-api's validation. */
+struct health_field {
+    const char *key;
+    double def, lo, hi;
+    size_t off;
+};
+extern const struct health_field health_fields[];
+
 /* Defaults, then alarm.general (JSON text; NULL: defaults) over them:
  * system.health.{disk_pct, mem_pct, cpu_pct, cpu_min, online_pct,
  * rate_drop_pct, db_conn_pct, hysteresis_pct} and offline_s. Values out of

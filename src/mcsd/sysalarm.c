@@ -11,13 +11,21 @@
 
 #define DIGEST_MAX 1000 /* episodes per digest row; more wait for the next */
 
+const char *const sysalarm_types[] = {
+    "UNKNOWN_DEVICE", "NOTIFY_FAILED", "ARCHIVE_FAILED", "BACKUP_FAILED", "HEALTH_FAILED",
+    "LICENSE_FAILED", "JOB_OFFLINE",   "JOB_STATS",      "JOB_VACUUM",    "DISK_HIGH",
+    "MEM_HIGH",       "CPU_HIGH",      "ONLINE_LOW",     "MSG_RATE_DROP", "DB_CONN_HIGH",
+    NULL,
+};
+
 void sysalarm_cfg_parse(struct sysalarm_cfg *c, const char *general_json)
 {
     cJSON *root = general_json ? cJSON_Parse(general_json) : NULL;
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(sys, "unknown_digest_s");
     c->unknown_digest_s = 60;
-    if(cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 86400)
+    if(cJSON_IsNumber(v) && v->valuedouble >= SYSALARM_DIGEST_MIN &&
+       v->valuedouble <= SYSALARM_DIGEST_MAX)
         c->unknown_digest_s = v->valuedouble;
     cJSON_Delete(root);
 }

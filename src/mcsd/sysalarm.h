@@ -10,6 +10,14 @@
 
 #include <libpq-fe.h>
 
+/* Bounds of alarm.general.system.unknown_digest_s (seconds). */
+#define SYSALARM_DIGEST_MIN 1
+#define SYSALARM_DIGEST_MAX 86400
+
+/* Every system alarm type (what alarm.general.system.notify may switch),
+ * ended by NULL. */
+extern const char *const sysalarm_types[];
+
 struct sysalarm_cfg {
     double unknown_digest_s; /* collect UNKNOWN_DEVICE episodes this long (60) */
 };
