@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@ const struct health_field health_fields[] = {
     F("rate_drop_pct", 50, 1, 100, rate_drop_pct),
     F("db_conn_pct", 80, 0, 100, db_conn_pct),
     F("hysteresis_pct", 5, 0, 50, hyst_pct),
+    F("backlog_runs", 3, 1, 100, backlog_runs),
     {NULL, 0, 0, 0, 0},
 };
 #undef F
@@ -133,6 +137,35 @@ static int disk_of(const char *path, struct statvfs *vs)
     }
 }
 
+/* The journal's end position: of its newest segment file (j-BASE.log),
+ * base + its record bytes (journal.h: positions count no header bytes).
+ * Returns it, or -1 when the spool holds no segment. */
+static int64_t journal_end(const char *dir)
+{
+    int64_t end = -1;
+    struct dirent *e;
+    DIR *d = opendir(dir);
+    if(!d)
+        return -1;
+    while((e = readdir(d))) {
+        char path[1024], *stop;
+        struct stat st;
+        if(strncmp(e->d_name, "j-", 2))
+            continue;
+        long long base = strtoll(e->d_name + 2, &stop, 10);
+        if(strcmp(stop, ".log") || base < 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if(stat(path, &st) != 0)
+            continue;
+        int64_t e_pos = base + (st.st_size > 64 ? (int64_t)st.st_size - 64 : 0);
+        if(e_pos > end)
+            end = e_pos;
+    }
+    closedir(d);
+    return end;
+}
+
 /* Fetches one row of a statement into r (caller clears) or NULL. */
 static PGresult *row(PGconn *pg, const char *sql, int n, const char *const *p)
 {
@@ -147,13 +180,14 @@ static PGresult *row(PGconn *pg, const char *sql, int n, const char *const *p)
     return r;
 }
 
-int health_check(PGconn *pg, const char *spool_dir, char *detail, size_t detailn)
+int health_check(PGconn *pg, const struct mcs_config *cfg, char *detail, size_t detailn)
 {
+    const char *spool_dir = cfg->spool_dir;
     struct health_limits l;
     struct statvfs vs;
     char msg[400], host[128] = "", off[32];
     double disk = -1, mem, cpu = -1, online = -1, rate = -1, conn = -1;
-    long long all = 0, idle = 0;
+    long long all = 0, idle = 0, backlog = -1, streak = 0;
     size_t dl = strlen(detail);
     int rc = 0;
     PGresult *r;
@@ -168,7 +202,7 @@ int health_check(PGconn *pg, const char *spool_dir, char *detail, size_t detailn
         double used = (double)(vs.f_blocks - vs.f_bfree);
         disk = 100.0 * used / (used + (double)vs.f_bavail);
     }
-    snprintf(msg, sizeof(msg), "磁盘使用率 %.1f%%，超过 %.0f%% / disk %.1f%% used (limit %.0f%%): %s",
+    snprintf(msg, sizeof(msg), "磁盘使用率 %.1f%%，超过 %.0f%% / disk %.1f%% used (limit %.0f%%): %.120s",
              disk, l.disk_pct, disk, l.disk_pct, spool_dir);
     rc |= apply(pg, health_decide(disk, l.disk_pct, l.hyst_pct, 1), "DISK_HIGH", msg);
     mem = mem_used_pct();
@@ -280,6 +314,42 @@ int health_check(PGconn *pg, const char *spool_dir, char *detail, size_t detailn
     else
         rc = MCS_EDB;
 
+    /* The journal backlog, against the previous run on this host: growing
+     * backlog_runs runs in a row raises, a run without growth clears. */
+    {
+        int64_t end = journal_end(spool_dir);
+        const char *p[1] = {cfg->instance_id};
+        r = end >= 0 ? row(pg, "SELECT \"offset\" FROM ingest_checkpoint WHERE instance = $1",
+                           1, p)
+                     : NULL;
+        if(r) {
+            long long done = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+            PQclear(r);
+            backlog = end > done ? end - done : 0;
+        }
+    }
+    if(backlog >= 0) {
+        /* The previous measure of this journal: same host, same instance. */
+        const char *p[2] = {host, cfg->instance_id};
+        r = row(pg,
+                "SELECT (detail->>'backlog')::bigint, (detail->>'backlog_growing')::int FROM"
+                " job_runs WHERE job = 'health' AND detail->>'host' = $1"
+                " AND detail->>'backlog_of' = $2 ORDER BY started_at DESC LIMIT 1",
+                2, p);
+        if(r) {
+            long long prev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+            streak = backlog > prev ? strtoll(PQgetvalue(r, 0, 1), NULL, 10) + 1 : 0;
+            PQclear(r);
+        }
+        snprintf(msg, sizeof(msg),
+                 "采集日志积压 %lld 字节，连续 %lld 次检查增长 / journal backlog %lld bytes, growing"
+                 " for %lld checks in a row",
+                 backlog, streak, backlog, streak);
+        rc |= apply(pg,
+                    health_decide((double)streak, l.backlog_runs - 0.5, l.backlog_runs - 0.5, 1),
+                    "JOURNAL_BACKLOG", msg);
+    }
+
     if(dl < detailn) {
         char esc_host[128];
         size_t o = 0;
@@ -292,6 +362,11 @@ int health_check(PGconn *pg, const char *spool_dir, char *detail, size_t detailn
                  "\"mem_pct\":%.1f,\"cpu_pct\":%.1f,\"online_pct\":%.1f,\"rate_drop_pct\":%.1f,"
                  "\"db_conn_pct\":%.1f",
                  esc_host, all, idle, disk, mem, cpu, online, rate, conn);
+        dl = strlen(detail);
+        if(backlog >= 0 && dl < detailn) /* instance_id: letters, digits, - _ . (config.c) */
+            snprintf(detail + dl, detailn - dl,
+                     ",\"backlog_of\":\"%s\",\"backlog\":%lld,\"backlog_growing\":%lld",
+                     cfg->instance_id, backlog, streak);
     }
     return rc ? MCS_EDB : 0;
 }

@@ -1,13 +1,16 @@
 /* health.h - the monitoring thresholds of the manual's §8.4 as system
  * alarms (issue #15): disk, memory, CPU over a sustained window, the
  * devices' online rate, the message rate against the same hour of earlier
- * days, database connections against max_connections. Each is raised once
+ * days, database connections against max_connections, the journal backlog
+ * growing run after run. Each is raised once
  * (sn 'SYSTEM', a repeat only counts) and cleared once, past a hysteresis
  * band, by the health job (jobs.c), whichever process runs it (mcsd's
  * scheduler or `mcs job run health`). Settings: alarm.general.system.health.
  * Owns nothing persistent. Thread: the caller's; pg is the job's own. */
 #ifndef MCS_HEALTH_H
 #define MCS_HEALTH_H
+
+#include "config.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -21,6 +24,7 @@ struct health_limits {
     double rate_drop_pct; /* MSG_RATE_DROP when the last hour fell this much (50) */
     double db_conn_pct;   /* DB_CONN_HIGH at this share of max_connections (80) */
     double hyst_pct;      /* clear only this many points back inside (5) */
+    double backlog_runs;  /* JOURNAL_BACKLOG after this many runs of growth (3) */
     double offline_s;     /* a device is online when it reported this recently (90) */
 };
 
@@ -36,7 +40,7 @@ extern const struct health_field health_fields[];
 
 /* Defaults, then alarm.general (JSON text; NULL: defaults) over them:
  * system.health.{disk_pct, mem_pct, cpu_pct, cpu_min, online_pct,
- * rate_drop_pct, db_conn_pct, hysteresis_pct} and offline_s. Values out of
+ * rate_drop_pct, db_conn_pct, hysteresis_pct, backlog_runs} and offline_s. Values out of
  * their bounds keep the default (mcs-api rejects them when they are set). */
 void health_limits_parse(struct health_limits *l, const char *general_json);
 
@@ -48,9 +52,11 @@ int health_decide(double value, double limit, double hyst, int high);
 
 /* Measures every threshold, raises and clears the system alarms, and
  * appends to detail (a JSON object's members, starting with ',') what it
- * measured, including the CPU sample the next run averages against (host
- * = this machine's name). spool_dir is the disk measured. Returns 0 or
- * MCS_EDB (what was decided before the failure stays). */
-int health_check(PGconn *pg, const char *spool_dir, char *detail, size_t detailn);
+ * measured, including what the next run compares with: the CPU sample and
+ * the journal backlog (host = this machine's name). cfg->spool_dir is the
+ * disk measured and the journal whose backlog (bytes of records after
+ * cfg->instance_id's checkpoint in ingest_checkpoint) is watched. Returns 0
+ * or MCS_EDB (what was decided before the failure stays). */
+int health_check(PGconn *pg, const struct mcs_config *cfg, char *detail, size_t detailn);
 
 #endif

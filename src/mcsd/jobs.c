@@ -124,7 +124,7 @@ static enum mcs_job_outcome job_health(struct mcs_jobctx *jc)
              conns, redis_ok ? "ok" : "down", free_pct, jobs_failed);
     /* The §8.4 thresholds (health.c): system alarms of their own, raised
      * and cleared here; they do not fail the job. */
-    if(health_check(jc->pg, jc->cfg->spool_dir, jc->detail, sizeof(jc->detail) - 1))
+    if(health_check(jc->pg, jc->cfg, jc->detail, sizeof(jc->detail) - 1))
         LOG_W("jobs", "a health threshold could not be checked");
     {
         size_t l = strlen(jc->detail);

@@ -32,6 +32,7 @@ static const struct {
     {"ONLINE_LOW", "设备在线率低", "Online rate low"},
     {"MSG_RATE_DROP", "消息量骤降", "Message rate dropped"},
     {"DB_CONN_HIGH", "数据库连接数接近上限", "Database connections near the limit"},
+    {"JOURNAL_BACKLOG", "采集日志积压增长", "Journal backlog growing"},
 };
 
 const char *notify_type_zh(const char *type)

@@ -15,7 +15,7 @@ const char *const sysalarm_types[] = {
     "UNKNOWN_DEVICE", "NOTIFY_FAILED", "ARCHIVE_FAILED", "BACKUP_FAILED", "HEALTH_FAILED",
     "LICENSE_FAILED", "JOB_OFFLINE",   "JOB_STATS",      "JOB_VACUUM",    "DISK_HIGH",
     "MEM_HIGH",       "CPU_HIGH",      "ONLINE_LOW",     "MSG_RATE_DROP", "DB_CONN_HIGH",
-    NULL,
+    "JOURNAL_BACKLOG", NULL,
 };
 
 void sysalarm_cfg_parse(struct sysalarm_cfg *c, const char *general_json)
