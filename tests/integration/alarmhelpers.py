@@ -299,6 +299,13 @@ def reset_alarm_config(pg, **general):
         g[k] = v
     with pg.cursor() as cur:
         cur.execute("DELETE FROM system_config WHERE key LIKE 'alarm.channel.%%'")
+        # System alarms an earlier test left open (health thresholds, a failed
+        # archive, NOTIFY_FAILED) would otherwise be cleared, or raised again,
+        # on this test's channels. Closed after the channels are gone, so the
+        # clear enqueues nothing.
+        cur.execute("UPDATE alarm_logs SET cleared_at = now(),"
+                    " ack_at = COALESCE(ack_at, now()), ack_by = COALESCE(ack_by, 'test-reset')"
+                    " WHERE category = 'system' AND cleared_at IS NULL")
         # Rows an earlier test left pending must not reach this test's servers.
         cur.execute("UPDATE alarm_outbox SET status = 'dropped', last_error = 'test reset'"
                     " WHERE status = 'pending'")
