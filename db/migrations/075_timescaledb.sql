@@ -49,7 +49,7 @@ END $$;
 -- Compression (the manual's production setting): segmented by device and
 -- ordered like the unique index (sn, time DESC, seq), which TimescaleDB
 -- requires of every column of a unique index on a compressed hypertable.
--- Chunks older than two days are compressed; the archive drops them whole.
+-- Chunks older than a day are compressed (R-ST-2); the archive drops them whole.
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'sensor_data'::regclass)
@@ -59,5 +59,5 @@ BEGIN
     EXECUTE 'ALTER TABLE sensor_data SET (timescaledb.compress,'
             ' timescaledb.compress_segmentby = ''sn'','
             ' timescaledb.compress_orderby = ''time DESC, seq'')';
-    PERFORM add_compression_policy('sensor_data', INTERVAL '2 days', if_not_exists => true);
+    PERFORM add_compression_policy('sensor_data', INTERVAL '1 day', if_not_exists => true);
 END $$;

@@ -287,3 +287,30 @@ def test_one_failed_day_does_not_hold_back_newer_days(pg, s3, s3_env, mcs_run):
     run = one(pg, "SELECT outcome, detail->'failed' FROM job_runs WHERE job = 'archive' "
                   "ORDER BY id DESC LIMIT 1")
     assert run == ("failed", [str(d)])
+
+
+def test_late_reading_stored_by_mcsd_is_merged(pg, s3, s3_env, mcs_run, mcsd, add_device,
+                                               mqtt_pub, wait_db):
+    """The path of a real late row: mcsd stores a reading of a day already
+    archived (it accepts readings as old as its own DATA_RETENTION_DAYS; a
+    journal replayed after an outage stores them the same way), which makes
+    the day's partition or chunk again; the next archive merges it."""
+    d = local_day(6)
+    seed_day(pg, d, n=50)
+    assert mcs_run("job", "run", "archive", env=s3_env).returncode == 0
+    before = gunzip_csv(s3.get(s3_env["R2_BUCKET"], archive_key(d)))
+
+    sn = add_device(sn="LATE" + os.urandom(3).hex().upper())
+    mcsd(DATA_RETENTION_DAYS="30")
+    ts = int(day_bounds(d)[0].timestamp()) + 12 * 3600
+    mqtt_pub.reading(sn, ts=ts, seq=7, v_raw=1234.5)
+    wait_db("SELECT 1 FROM sensor_data WHERE sn = %s", (sn,), desc="the late reading stored")
+    late = day_rows(pg, d)[1]
+    assert len(late) == 1 and sn in late[0]
+
+    r = mcs_run("job", "run", "archive", env=s3_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert gunzip_csv(s3.get(s3_env["R2_BUCKET"], v2_key(d))) == (before[0],
+                                                                  sorted(before[1] + late))
+    assert count_day(pg, d) == 0
+    assert one(pg, "SELECT row_count FROM archive_logs WHERE day = %s", (d,)) == (51,)
