@@ -85,7 +85,8 @@ MCS_PG_DIALECT=timescaledb MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=
   $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest-timescaledb.xml" \
   -o junit_suite_name=timescaledb tests/integration/test_timescaledb.py \
   tests/integration/test_ingest.py tests/integration/test_archive.py \
-  tests/integration/test_archive_history.py tests/integration/test_archive_sched.py
+  tests/integration/test_archive_history.py tests/integration/test_archive_sched.py \
+  tests/integration/test_backup_script.py
 [ $? -ne 0 ] && fail=1
 
 $PY scripts/summarize.py "$OUT"/*.xml || fail=1
