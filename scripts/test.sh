@@ -86,7 +86,7 @@ MCS_PG_DIALECT=timescaledb MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=
   -o junit_suite_name=timescaledb tests/integration/test_timescaledb.py \
   tests/integration/test_ingest.py tests/integration/test_archive.py \
   tests/integration/test_archive_history.py tests/integration/test_archive_sched.py \
-  tests/integration/test_backup_script.py
+  tests/integration/test_backup_script.py tests/integration/test_ops_card.py
 [ $? -ne 0 ] && fail=1
 
 $PY scripts/summarize.py "$OUT"/*.xml || fail=1
