@@ -115,27 +115,26 @@ static int ts_lock(PGconn *pg, int64_t day, char *err, size_t errn)
 
 static int ts_drop(PGconn *pg, int64_t day)
 {
+    /* The chunks inside the day go whole; rows of the day in a chunk that
+     * reaches past it (cut by TimescaleDB on UTC days) are deleted. */
+    static const char *const sql[2] = {
+        "SELECT count(*) FROM drop_chunks('sensor_data', older_than => to_timestamp($2::bigint),"
+        " newer_than => to_timestamp($1::bigint))",
+        "DELETE FROM sensor_data WHERE time >= to_timestamp($1::bigint)"
+        " AND time < to_timestamp($2::bigint)"};
+    static const ExecStatusType want[2] = {PGRES_TUPLES_OK, PGRES_COMMAND_OK};
     char lo[24], hi[24], err[512];
     day_bounds(day, lo, hi, sizeof(lo));
     const char *p[2] = {lo, hi};
-    PGresult *r = mcs_pg_query(
-        pg, "SELECT count(*) FROM drop_chunks('sensor_data', older_than => to_timestamp($2::bigint),"
-            " newer_than => to_timestamp($1::bigint))",
-        2, p, PGRES_TUPLES_OK, err, sizeof(err));
-    if(!r) {
-        LOG_W("dialect", "drop_chunks failed", LS("error", err));
-        return MCS_EDB;
+    for(int i = 0; i < 2; i++) {
+        PGresult *r = mcs_pg_query(pg, sql[i], 2, p, want[i], err, sizeof(err));
+        if(!r) {
+            LOG_W("dialect", "dropping the day failed", LS("step", i ? "delete" : "drop_chunks"),
+                  LS("error", err));
+            return MCS_EDB;
+        }
+        PQclear(r);
     }
-    PQclear(r);
-    r = mcs_pg_query(pg,
-                     "DELETE FROM sensor_data WHERE time >= to_timestamp($1::bigint)"
-                     " AND time < to_timestamp($2::bigint)",
-                     2, p, PGRES_COMMAND_OK, err, sizeof(err));
-    if(!r) {
-        LOG_W("dialect", "deleting the day's rows failed", LS("error", err));
-        return MCS_EDB;
-    }
-    PQclear(r);
     return 0;
 }
 

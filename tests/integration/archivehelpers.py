@@ -241,6 +241,16 @@ def table_exists(pg, name):
         return cur.fetchone()[0] is not None
 
 
+def table_counts(conn, tables):
+    """{table: row count} of the given tables."""
+    out = {}
+    with conn.cursor() as cur:
+        for t in tables:
+            cur.execute(f"SELECT count(*) FROM {t}")
+            out[t] = cur.fetchone()[0]
+    return out
+
+
 def one(pg, sql, params=()):
     with pg.cursor() as cur:
         cur.execute(sql, params)

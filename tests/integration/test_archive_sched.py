@@ -12,7 +12,7 @@ import pytest
 
 from archivehelpers import (ZONE, archive_key, count_day, ensure_day, job_env,  # noqa: F401
                             local_day, mcs_run, one, partition, reset_archive_state, rows, s3, s3_env,
-                            s3server, seed_day, table_exists)
+                            s3server, seed_day, table_counts, table_exists)
 from mcshelpers import wait_until
 
 TABLES = ["sensor_data", "devices", "alarm_logs", "archive_logs", "job_runs", "audit_logs",
@@ -26,12 +26,7 @@ def clean(pg):
 
 
 def counts(conn):
-    out = {}
-    with conn.cursor() as cur:
-        for t in TABLES:
-            cur.execute(f"SELECT count(*) FROM {t}")
-            out[t] = cur.fetchone()[0]
-    return out
+    return table_counts(conn, TABLES)
 
 
 def test_backup_is_verified_and_restores_into_an_empty_db(pg, services, s3, s3_env, mcs_run,

@@ -9,7 +9,7 @@ import subprocess
 import psycopg2
 import pytest
 
-from archivehelpers import day_rows, local_day, seed_day  # noqa: F401
+from archivehelpers import day_rows, local_day, seed_day, table_counts
 from mcshelpers import REPO
 
 SCRIPT = REPO / "scripts" / "backup.sh"
@@ -25,12 +25,7 @@ def connect(services, db):
 
 
 def counts(c):
-    out = {}
-    with c.cursor() as cur:
-        for t in TABLES:
-            cur.execute(f"SELECT count(*) FROM {t}")
-            out[t] = cur.fetchone()[0]
-    return out
+    return table_counts(c, TABLES)
 
 
 def files(root):
