@@ -81,6 +81,15 @@ rc=$?
 # again on a hypertable, against TimescaleDB built from ../shared/vendor by
 # scripts/timescaledb.sh (once per machine, cached outside the tree), plus
 # test_timescaledb.py, which runs only here.
+# The build runs here, before pytest, whose service start has a time limit:
+# 2-8 min on 2 cores the first time on a machine, nothing afterwards.
+t0=$(date +%s)
+if ! bash scripts/timescaledb.sh >"$OUT/timescaledb-build.log" 2>&1; then
+  cat "$OUT/timescaledb-build.log"; echo "test: TimescaleDB build failed"
+  printf '<testsuite name="timescaledb"><testcase name="timescaledb_build"><failure message="see timescaledb-build.log"/></testcase></testsuite>\n' >"$OUT/timescaledb-build.xml"
+  fail=1
+fi
+echo "test: TimescaleDB ready after $(( $(date +%s) - t0 )) s"
 MCS_PG_DIALECT=timescaledb MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
   $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest-timescaledb.xml" \
   -o junit_suite_name=timescaledb tests/integration/test_timescaledb.py \
