@@ -8,7 +8,9 @@ import http.client
 import json
 import re
 import shutil
+import secrets
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -216,3 +218,69 @@ def test_nginx_site_in_front_of_mcs_api(stack, pg):
         keys = {k for (k,) in cur.fetchall()}
     assert "ip:127.0.0.2" in keys and "ip:198.51.100.7" not in keys
     assert "ip:127.0.0.1" not in keys
+
+
+def test_broker_config_with_the_plugin(services, tmp_path):
+    """deploy/mosquitto/mosquitto.conf as installed (its paths pointed at
+    this run): Mosquitto starts with the mcs_auth plugin, the TLS listener
+    serves the certificate, the worker account logs in with its password and
+    nobody logs in without one."""
+    from mcshelpers import Publisher
+    plugin = REPO / "build" / "mcs_auth.so"   # the release plugin (no ASan runtime)
+    cli = REPO / "build" / "mcs"
+    if not plugin.exists() or not cli.exists():
+        pytest.fail("build/mcs_auth.so and build/mcs needed (release build)", pytrace=False)
+    root = REPO / ".run" / f"broker-{tmp_path.name}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    tls = Path(services.run_dir) / "tls"
+    port, tls_port = free_port(), free_port()
+    worker_pass = "w-" + secrets.token_hex(8)
+    env = root / "mcs.env"
+    env.write_text("".join(f"{k}={services[k]}\n" for k in
+                           ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "REDIS_HOST",
+                            "REDIS_PORT")) + f"VENDOR_SECRET={secrets.token_hex(16)}\n")
+
+    def hashed(pw):
+        return subprocess.run([str(cli), "hash-password"], input=pw + "\n", capture_output=True,
+                              text=True, timeout=30, check=True).stdout.strip()
+    conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    placeholder = "$argon2id$v=19$m=65536,t=2,p=1$REPLACE$REPLACE"
+    for a, b in (("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1"),
+                 ("listener 8883", f"listener {tls_port} 127.0.0.1"),
+                 ("/etc/mcs/tls/server.crt", str(tls / "server.crt")),
+                 ("/etc/mcs/tls/server.key", str(tls / "server.key")),
+                 ("/opt/mcs/lib/mcs_auth.so", str(plugin)),
+                 ("/etc/mcs/mcs.env", str(env)),
+                 ("/var/lib/mosquitto/", f"{root}/"),
+                 (f"plugin_opt_worker_hash {placeholder}",
+                  f"plugin_opt_worker_hash {hashed(worker_pass)}"),
+                 (f"plugin_opt_mcsd_hash {placeholder}", f"plugin_opt_mcsd_hash {hashed('m')}"),
+                 (f"plugin_opt_admin_hash {placeholder}", f"plugin_opt_admin_hash {hashed('a')}"),
+                 ("log_dest syslog", f"log_dest file {root}/mosquitto.log")):
+        assert a in conf, f"deploy/mosquitto/mosquitto.conf no longer has {a!r}"
+        conf = conf.replace(a, b)
+    # As root here (the unit runs it as mosquitto from the start).
+    (root / "mosquitto.conf").write_text("user root\n" + conf)
+    proc = subprocess.Popen(["mosquitto", "-c", str(root / "mosquitto.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", tls_port), 0.5).close()
+                return True
+            except OSError:
+                return proc.poll() is not None
+        wait_until(up, 15, desc="the broker listening")
+        assert proc.poll() is None, proc.stderr.read().decode()
+        ok = Publisher("localhost", tls_port, username="worker", password=worker_pass,
+                       tls_ca=str(tls / "ca.crt"))
+        ok.close()
+        for user, pw in (("worker", "wrong"), (None, None)):
+            with pytest.raises(AssertionError, match="rc=(134|135|5)"):
+                Publisher("localhost", tls_port, username=user, password=pw,
+                          tls_ca=str(tls / "ca.crt"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        shutil.rmtree(root, ignore_errors=True)
