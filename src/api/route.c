@@ -122,6 +122,18 @@ const struct api_route *api_route_find(enum api_method m, const char *path,
     return NULL;
 }
 
+/* A handler that left a transaction open would poison every later
+ * request on this connection (and make the user check fail, which is
+ * read as "database down"): close it (and say so). */
+static void close_stray_tx(struct api_ctx *ctx)
+{
+    if(ctx->pg && PQstatus(ctx->pg) == CONNECTION_OK &&
+       PQtransactionStatus(ctx->pg) != PQTRANS_IDLE) {
+        LOG_E("api", "transaction left open by a handler: rolled back");
+        PQclear(PQexec(ctx->pg, "ROLLBACK"));
+    }
+}
+
 int api_authorise(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs,
                   const struct api_route *r)
 {
@@ -131,6 +143,7 @@ int api_authorise(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs,
 
     if(r->role == ROLE_NONE || rq->authorised)
         return 0;
+    close_stray_tx(ctx);
     if(strncmp(tok, "Bearer ", 7) != 0 && strncmp(tok, "bearer ", 7) != 0) {
         ctx->st.auth_rejected++;
         return api_error(rs, 401, E_TOKEN, "missing bearer token"), -1;
@@ -171,13 +184,7 @@ void api_dispatch(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
             api_error(rs, 404, E_NOTFOUND, "no such route");
         return;
     }
-    /* A handler that left a transaction open would poison every later
-     * request on this connection: close it (and say so). */
-    if(ctx->pg && PQstatus(ctx->pg) == CONNECTION_OK &&
-       PQtransactionStatus(ctx->pg) != PQTRANS_IDLE) {
-        LOG_E("api", "transaction left open by a handler: rolled back");
-        PQclear(PQexec(ctx->pg, "ROLLBACK"));
-    }
+    close_stray_tx(ctx);
     if(api_authorise(ctx, rq, rs, r))
         return;
     if(rq->args_bad) {

@@ -18,6 +18,7 @@
 #define WSQ 64            /* queued alarm/reply frames per client */
 #define RECHECK_S 2       /* an authenticated client's user is checked this often */
 #define MAX_BAD 10        /* garbage frames before the server closes */
+#define UNAUTHED_GRACE_MS 1000 /* a socket this young is not closed to make room */
 #define SILENCE_BURST 5   /* silence frames a client may send at once ... */
 #define SILENCE_EVERY_MS 1000 /* ... then one per this interval */
 #define SILENCE_MAX 1000  /* alarm ids in one silence frame */
@@ -145,34 +146,59 @@ static void unlink_client(struct api_ws *w, struct ws_client *c)
 }
 
 /* Unauthenticated sockets are bounded apart from the dashboards
- * (WS_UNAUTHED_MAX, WS_UNAUTHED_PER_ADDR): when the newcomer c passes a
- * bound, the oldest unauthenticated socket (of its address, for the second
- * bound) is closed. So strangers who open sockets and never authenticate
- * cannot keep a dashboard out: it gets in and authenticates at once. */
-static void make_room(struct api_ctx *ctx, struct ws_client *c)
+ * (WS_UNAUTHED_MAX, WS_UNAUTHED_PER_ADDR): while a bound is passed, the
+ * oldest unauthenticated socket (of the newcomer's address, for the second
+ * bound) is closed. A socket younger than UNAUTHED_GRACE_MS is spared: 200
+ * screens opening at once behind one address (a restart of mcs-api) are
+ * all established before libwebsockets reads their auth frames. So
+ * strangers who open sockets and never authenticate cannot keep a
+ * dashboard out, and hold at most the bounds plus what they open within
+ * the grace. */
+static void make_room(struct api_ctx *ctx, const struct ws_client *c)
 {
-    struct ws_client *oldest = NULL, *oldest_here = NULL;
-    int all = 0, here = 0;
+    int64_t young = mcs_mono_ms() - UNAUTHED_GRACE_MS;
 
-    for(struct ws_client *o = ctx->ws->head; o; o = o->next) {
-        if(o->authed || o->closing)
-            continue;
-        all++;
-        if(!oldest || o->opened_ms <= oldest->opened_ms)
-            oldest = o;
-        if(!strcmp(o->ip, c->ip)) {
-            here++;
-            if(!oldest_here || o->opened_ms <= oldest_here->opened_ms)
+    for(;;) {
+        struct ws_client *oldest = NULL, *oldest_here = NULL;
+        int all = 0, here = 0;
+
+        for(struct ws_client *o = ctx->ws->head; o; o = o->next) {
+            if(o->authed || o->closing)
+                continue;
+            all++;
+            here += !strcmp(o->ip, c->ip);
+            if(o->opened_ms > young)
+                continue;
+            if(!oldest || o->opened_ms <= oldest->opened_ms)
+                oldest = o;
+            if(!strcmp(o->ip, c->ip) &&
+               (!oldest_here || o->opened_ms <= oldest_here->opened_ms))
                 oldest_here = o;
         }
+        if(here > ctx->cfg.ws_unauthed_per_addr && oldest_here)
+            oldest = oldest_here;
+        else if(all <= ctx->cfg.ws_unauthed_max)
+            return;
+        if(!oldest)
+            return;
+        ctx->ws->st.unauthed_closed++;
+        oldest->closing = 1;
+        lws_set_timeout(oldest->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
-    if(here > ctx->cfg.ws_unauthed_per_addr)
-        oldest = oldest_here;
-    else if(all <= ctx->cfg.ws_unauthed_max)
-        return;
-    ctx->ws->st.unauthed_closed++;
-    oldest->closing = 1;
-    lws_set_timeout(oldest->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* Runs sql with the one text parameter v on pg: the rows, or NULL after
+ * an error frame `fail` (90007) to c. */
+static PGresult *query1(struct api_ctx *ctx, struct ws_client *c, PGconn *pg, const char *sql,
+                        const char *v, const char *fail)
+{
+    PGresult *r = PQexecParams(pg, sql, 1, NULL, &v, NULL, NULL, 0);
+    if(PQresultStatus(r) == PGRES_TUPLES_OK)
+        return r;
+    PQclear(r);
+    api_pg_check(ctx);
+    send_error(ctx, c, E_UNAVAIL, fail);
+    return NULL;
 }
 
 static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
@@ -199,19 +225,15 @@ static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
         return;
     }
     PQclear(r);
-    r = PQexecParams(pg,
-                     "SELECT to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                     "round(avg(ppm)::numeric, 3), round(avg(temp)::numeric, 2) FROM ("
-                     "SELECT date_bin('1 minute', time, TIMESTAMPTZ 'epoch') b, ppm, temp "
-                     "FROM sensor_data WHERE sn = $1 AND time >= now() - interval '1 hour' "
-                     "AND time <= now()) s GROUP BY b ORDER BY b",
-                     1, NULL, v, NULL, NULL, 0);
-    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
-        PQclear(r);
-        api_pg_check(ctx);
-        send_error(ctx, c, E_UNAVAIL, "history query failed");
+    r = query1(ctx, c, pg,
+               "SELECT to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "round(avg(ppm)::numeric, 3), round(avg(temp)::numeric, 2) FROM ("
+               "SELECT date_bin('1 minute', time, TIMESTAMPTZ 'epoch') b, ppm, temp "
+               "FROM sensor_data WHERE sn = $1 AND time >= now() - interval '1 hour' "
+               "AND time <= now()) s GROUP BY b ORDER BY b",
+               sn, "history query failed");
+    if(!r)
         return;
-    }
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "history");
     cJSON_AddStringToObject(j, "sn", sn);
@@ -266,7 +288,6 @@ static void silence(struct api_ctx *ctx, struct ws_client *c, const cJSON *j)
     const cJSON *id;
     cJSON *after = NULL, *list, *ignored = NULL, *o;
     char *arr = NULL, *target = NULL, *p;
-    const char *v[1];
     PGresult *r = NULL;
     PGconn *pg;
     int64_t now = mcs_mono_ms(), full = now - SILENCE_BURST * SILENCE_EVERY_MS;
@@ -315,20 +336,16 @@ static void silence(struct api_ctx *ctx, struct ws_client *c, const cJSON *j)
     cJSON_ArrayForEach(id, ids)
         p += snprintf(p, 18, "%s%lld", p == arr + 1 ? "" : ",", (long long)id->valuedouble);
     snprintf(p, 2, "}");
-    v[0] = arr;
     /* The ids in the order given, each once, that are alarms on screen
      * (the predicate spelled as in migration 022). */
-    r = PQexecParams(pg,
-                     "SELECT i.id, a.id IS NOT NULL FROM (SELECT id, min(o) o FROM "
-                     "unnest($1::bigint[]) WITH ORDINALITY u(id, o) GROUP BY id) i "
-                     "LEFT JOIN alarm_logs a ON a.id = i.id AND (a.cleared_at IS NULL OR "
-                     "(a.category = 'gas' AND a.ack_at IS NULL)) ORDER BY i.o",
-                     1, NULL, v, NULL, NULL, 0);
-    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
-        api_pg_check(ctx);
-        send_error(ctx, c, E_UNAVAIL, "silence not recorded");
+    r = query1(ctx, c, pg,
+               "SELECT i.id, a.id IS NOT NULL FROM (SELECT id, min(o) o FROM "
+               "unnest($1::bigint[]) WITH ORDINALITY u(id, o) GROUP BY id) i "
+               "LEFT JOIN alarm_logs a ON a.id = i.id AND (a.cleared_at IS NULL OR "
+               "(a.category = 'gas' AND a.ack_at IS NULL)) ORDER BY i.o",
+               arr, "silence not recorded");
+    if(!r)
         goto out;
-    }
     p = target;
     *p = '\0';
     for(int i = 0; i < PQntuples(r); i++) {

@@ -275,14 +275,20 @@ def recv_until(ws, pred, timeout=5.0):
 
 
 def closed_with(ws, code, timeout=5):
-    ws.settimeout(timeout)
+    """(True, data) when the server closes ws with code within timeout
+    (frames before the close are skipped)."""
+    deadline = time.monotonic() + timeout
     try:
-        while True:
+        while time.monotonic() < deadline:
+            ws.settimeout(max(0.05, deadline - time.monotonic()))
             op, data = ws.recv_data(control_frame=True)
             if op == websocket.ABNF.OPCODE_CLOSE:
                 return int.from_bytes(data[:2], "big") == code, data
     except (websocket.WebSocketConnectionClosedException, ConnectionError):
         return False, b"closed without close frame"
+    except websocket.WebSocketTimeoutException:
+        pass
+    return False, b"not closed in time"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 import websocket
 
 from apihelpers import (add_user, api, api_launcher, closed_with, error_of,  # noqa: F401
@@ -105,32 +106,33 @@ def test_password_change_without_old_password_says_what_is_missing(api):
 
 
 def test_password_checks_run_off_the_event_loop(api_launcher):
-    """Defect 2: six viewers send wrong old passwords at once, then a ping:
-    the ping is answered before the last password answer (the Argon2id work
-    is on the job worker). Before: the hashes ran on the loop and the ping
-    waited for all of them."""
+    """Defect 2: while six viewers change their passwords at once (an
+    Argon2id check and a hash each), pings keep being answered: the loop is
+    free. Before: both hashes ran on the loop thread, each ping waited for
+    one (16 viewers pushed /api/ping to a 4.2 s median), so only about one
+    ping per hash got through; now dozens do."""
     a = api_launcher.start()
     users = [uname("pw") for _ in range(6)]
     for u in users:
         add_user(a.env, u, "viewer-password-1", "viewer")
     toks = [a.login(u, "viewer-password-1") for u in users]
-    body = json.dumps({"old_password": "not-the-password",
+    body = json.dumps({"old_password": "viewer-password-1",
                        "new_password": "another-password-2"}).encode()
+    session = requests.Session()
+    assert session.get(a.url + "/api/ping").status_code == 200  # connected
     socks = [raw_request(a.port, "PUT", "/api/auth/password", body,
                          {"Authorization": f"Bearer {t}"}) for t in toks]
-    ping = raw_request(a.port, "GET", "/api/ping")
-    order = []
-
-    def answer(name, s):
-        code = read_status(s)
-        order.append(name)
-        return code
-    with ThreadPoolExecutor(7) as pool:
-        futs = [pool.submit(answer, f"pw{i}", s) for i, s in enumerate(socks)]
-        futs.append(pool.submit(answer, "ping", ping))
+    with ThreadPoolExecutor(6) as pool:
+        futs = [pool.submit(read_status, s) for s in socks]
+        pings = 0
+        deadline = time.monotonic() + 30
+        while not all(f.done() for f in futs) and time.monotonic() < deadline:
+            assert session.get(a.url + "/api/ping", timeout=10).status_code == 200
+            if not all(f.done() for f in futs):
+                pings += 1
         codes = [f.result() for f in futs]
-    assert codes == [401] * 6 + [200], codes
-    assert order.index("ping") < len(order) - 1, order
+    assert codes == [200] * 6, codes
+    assert pings >= 30, f"only {pings} pings answered while the passwords changed"
 
 
 def test_password_change_is_throttled_like_login(api_launcher, pg):
@@ -233,27 +235,35 @@ def test_an_old_token_does_not_make_the_new_one_fail(api):
 # -- 5, 16: WebSocket slots and the gauge --------------------------------------
 
 def test_unauthenticated_sockets_cannot_keep_a_dashboard_out(api_launcher):
-    """Defect 5: 200 sockets opened and never authenticated (more than
-    WS_MAX_CLIENTS) do not keep a viewer out; they are bounded apart and
-    closed at the auth deadline. Before: the 21st socket and the viewer
-    were refused."""
-    a = api_launcher.start(WS_MAX_CLIENTS=20, WS_AUTH_TIMEOUT_S=2)
+    """Defect 5: 200 sockets opened and never authenticated (ten times
+    WS_MAX_CLIENTS) do not keep a viewer out: they are counted apart, the
+    oldest past WS_UNAUTHED_PER_ADDR (16) are closed as new ones come, the
+    rest at the auth deadline. Before: the 21st socket and the viewer were
+    refused."""
+    a = api_launcher.start(WS_MAX_CLIENTS=20)
     user = uname("wsv")
     add_user(a.env, user, "dash-password-1", "viewer")
     tok = a.login(user, "dash-password-1")
     strangers = []
-    for _ in range(200):
+
+    def one_more():
         try:
             strangers.append(ws_open(a))
         except (websocket.WebSocketException, ConnectionError, OSError):
             pass
+        return len(strangers)
+    for _ in range(200):
+        one_more()
     assert len(strangers) == 200
+    # Sockets past the 1 s grace are closed when the next one comes.
+    wait_until(lambda: one_more() and metric(a, "mcs_api_ws_unauthed") <= 16, 10, interval=0.2,
+               desc="unauthenticated sockets of one address bounded")
+    assert metric(a, "mcs_api_ws_unauthed_closed_total") >= 150
     ws = ws_open(a, tok)
     recv_until(ws, lambda f: f["type"] == "realtime", 3)
     assert metric(a, "mcs_api_ws_clients") == 1
-    assert metric(a, "mcs_api_ws_unauthed") <= 16
-    # The deadline closes the rest; the dashboard stays.
-    wait_until(lambda: metric(a, "mcs_api_ws_unauthed") == 0, 8, desc="strangers closed")
+    # The deadline (WS_AUTH_TIMEOUT_S, 5 s) closes the rest; the dashboard stays.
+    wait_until(lambda: metric(a, "mcs_api_ws_unauthed") == 0, 10, desc="strangers closed")
     recv_until(ws, lambda f: f["type"] == "realtime", 3)
     ws.close()
     for s in strangers:
