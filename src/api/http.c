@@ -3,6 +3,7 @@
  * thread; the api_ctx comes from the vhost's user pointer. */
 #include "http.h"
 #include "api.h"
+#include "err.h"
 #include "jobs.h"
 #include "log.h"
 #include "reqparse.h"
@@ -197,10 +198,21 @@ static void client_address(struct lws *wsi, const struct mcs_config *cfg, char *
     ip[len] = '\0';
 }
 
-void http_client_ip(struct lws *wsi, const struct mcs_config *cfg, char *ip, size_t n)
+void http_client_ip(struct lws *wsi, struct api_ctx *ctx, char *ip, size_t n)
 {
     lws_get_peer_simple(wsi, ip, n);
-    client_address(wsi, cfg, ip, n);
+    if(!ctx->cfg.api_trusted_proxy[0] && !ctx->st.proxy_warned &&
+       (lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0 ||
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_X_REAL_IP) > 0)) {
+        /* Behind nginx without it every client is the proxy's address: one
+         * client's failed logins lock out everyone (issue #16). */
+        ctx->st.proxy_warned = 1;
+        LOG_W("http", "proxied requests (X-Forwarded-For/X-Real-IP) but API_TRUSTED_PROXY is "
+                      "not set: every client counts as the proxy's address for the login "
+                      "throttle and audit; set API_TRUSTED_PROXY to the proxy's address",
+              LS("peer", ip));
+    }
+    client_address(wsi, &ctx->cfg, ip, n);
 }
 
 static int is_api(const char *path)
@@ -378,7 +390,7 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
         rq->auth[0] = '\0';
     if(lws_hdr_copy(wsi, rq->ctype, sizeof(rq->ctype), WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
         rq->ctype[0] = '\0';
-    http_client_ip(wsi, &ctx->cfg, rq->ip, sizeof(rq->ip));
+    http_client_ip(wsi, ctx, rq->ip, sizeof(rq->ip));
     for(int i = 0;; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
         if(n < 0) {
@@ -394,6 +406,16 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
                                                                 : ctx->cfg.api_body_max);
     if(lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
         clen = strtoll(cl, NULL, 10);
+    /* Authorised from the headers, before any body is read: a stranger's
+     * body (up to API_UPLOAD_MAX) is never buffered. An unknown route or a
+     * refused token is answered at once and the connection closed, its
+     * body unread. */
+    if(!route || api_authorise(ctx, rq, &p->rs, route)) {
+        if(!route)
+            api_dispatch(ctx, rq, &p->rs);
+        p->rs.close_after = clen > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
+        return respond(wsi, p);
+    }
     if(clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
         /* libwebsockets 4.1 does not read chunked request bodies. */
         api_error(&p->rs, 411, E_BAD_REQ, "a body needs Content-Length (no chunked encoding)");
@@ -424,7 +446,16 @@ static int run(struct lws *wsi, struct http_pss *p)
         struct api_job *j = p->rs.deferred;
         p->rs.deferred = NULL;
         j->wsi = wsi;
-        if(jobs_submit(ctx, j)) {
+        snprintf(j->ip, sizeof(j->ip), "%s", p->rq->ip);
+        switch(jobs_submit(ctx, j)) {
+        case 0:
+            break;
+        case MCS_EAGAIN:
+            jobs_free(j);
+            api_header(&p->rs, "retry-after:", "1");
+            api_error(&p->rs, 429, E_TOOMANY, "too many slow requests from this address");
+            return respond(wsi, p);
+        default:
             jobs_free(j);
             api_error(&p->rs, 503, E_UNAVAIL, "too many slow requests waiting");
             return respond(wsi, p);
