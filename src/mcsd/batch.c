@@ -256,12 +256,16 @@ static enum mcs_pgfail try_batch(struct mcs_batchdb *b, const struct mcs_jrec *r
     }
     if(!f)
         f = write_statuses(b, recs, n);
-    /* Alarm decisions of the batch (issue #7): same transaction, so they are
-     * made exactly once like the rows. Its own statement errors are kept
-     * inside its savepoint; only a lost connection fails the batch. */
-    if(!f && b->alarm &&
-       alarm_eval_batch(b->alarm, b->pg, recs, (size_t)n, b->err, sizeof(b->err)))
-        f = MCS_PGF_CONN;
+    /* Alarm decisions of the batch (issues #7, #15): same transaction, so
+     * the readings and their decisions commit together or not at all. A
+     * failed evaluation fails the batch: rolled back, retried as a whole. */
+    if(!f && b->alarm) {
+        int arc = alarm_eval_batch(b->alarm, b->pg, recs, (size_t)n, b->err, sizeof(b->err));
+        if(arc == MCS_EDB)
+            f = MCS_PGF_CONN;
+        else if(arc)
+            f = MCS_PGF_TRANSIENT;
+    }
     if(!f)
         f = write_checkpoint(b, next);
     if(!f)

@@ -277,6 +277,8 @@ static const char *event_text(const char *ev)
         return "[未确认升级通知] ";
     if(!strcmp(ev, "test"))
         return "[测试] ";
+    if(!strcmp(ev, "recover"))
+        return "[已恢复] ";
     return "";
 }
 
