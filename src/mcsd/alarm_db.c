@@ -998,6 +998,7 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
                  * inserts its raises in one ordered statement. */
                 struct pend_raise *pr = &e->praise[d->praise_i[t]];
                 pr->level = dec.level;
+                pr->value = dec.value; /* what the level-2 message reports */
                 pr->thr = dec.threshold;
                 alarm_apply(t, &d->st[t], &dec);
                 d->pend_count[t]++;

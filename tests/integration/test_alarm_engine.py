@@ -277,3 +277,28 @@ def test_recovery_switch_in_the_api(api, pg):
     api.put("/api/config/alarm", tok, json={"webhook": {"platform": "custom", "recovery": True},
                                             "email": {"recovery": True},
                                             "sms": {"recovery": True}})
+
+
+def test_level1_and_level2_in_one_batch_raise_once_at_level2(mcsd, pg, add_device, mqtt_pub,
+                                                             wait_db, hook):
+    """A reading over level 1 and one over level 2 in the same batch: the
+    raise is merged in memory (so that the batch's raises stay one ordered
+    INSERT) into one level-2 raise, notified at once with the level-2 value;
+    both readings counted."""
+    reset_alarm_config(pg)
+    cap = hook("webhook")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url,
+                                             "template": EVENT_TPL})
+    sn = add_device(high_limit=100)
+    with pg.cursor() as cur:
+        cur.execute("UPDATE devices SET high_limit2 = 200 WHERE sn = %s", (sn,))
+    mcsd(BATCH_MAX_MS=500)
+    send(mqtt_pub, sn, 150, 1)
+    send(mqtt_pub, sn, 250, 2)
+    rows = wait_db("SELECT level, count, peak_value, threshold FROM alarm_logs WHERE sn = %s",
+                   (sn,), pred=lambda r: r and r[0][1] == 2, desc="one alarm, both counted")
+    assert rows == [(2, 2, 250, 200)]
+    wait_until(lambda: cap.count() >= 1, 10, desc="the level-2 message")
+    time.sleep(1.0)
+    assert [(r["body"]["e"], r["body"]["l"], r["body"]["v"]) for r in cap.snapshot()] == \
+        [("raise", 2, "250")]
