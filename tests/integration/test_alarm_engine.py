@@ -6,30 +6,17 @@ acknowledgement sounds again (channels and the WebSocket feed of mcs-api),
 and a cleared gas alarm sends one "已恢复" message per paged channel (a
 per-channel switch). Everything over MQTT into real mcsd processes, ground
 truth read from PostgreSQL, capture servers and mcs-api's WebSocket."""
-import json
 import time
 
 import pytest
 
-from alarmhelpers import Capture, alarms, outbox, reset_alarm_config, set_config
-from apihelpers import api, api_launcher  # noqa: F401
+from alarmhelpers import alarms, outbox, reset_alarm_config, set_config, set_limits
+from apihelpers import api  # noqa: F401 (a fixture)
 from mcshelpers import wait_until
+from test_alarm import hook, send  # noqa: F401 (hook is a fixture)
 from test_api_ws import recv_until, ws_open
 
 EVENT_TPL = '{"sn":"{sn}","t":"{type}","e":"{event}","l":{level},"v":"{val}"}'
-
-
-@pytest.fixture
-def hook():
-    caps = []
-
-    def make(kind="webhook", **kw):
-        c = Capture(kind, **kw)
-        caps.append(c)
-        return c
-    yield make
-    for c in caps:
-        c.close()
 
 
 @pytest.fixture
@@ -48,9 +35,16 @@ def sql_fixture(pg):
             cur.execute(d)
 
 
-def send(pub, sn, ppm, seq, **kw):
-    """One QoS 0 reading whose ppm equals v_raw (calibration k=1, b=0)."""
-    pub.reading(sn, qos=0, seq=seq, v_raw=float(ppm), temp=25.0, **kw)
+def two_level_device(pg, add_device, hook):
+    """A fresh alarm config with a webhook capture (EVENT_TPL) and a device
+    with limits 100 (level 1) and 200 (level 2): (capture, sn)."""
+    reset_alarm_config(pg)
+    cap = hook("webhook")
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url,
+                                             "template": EVENT_TPL})
+    sn = add_device(high_limit=100)
+    set_limits(pg, sn, high_limit2=200)
+    return cap, sn
 
 
 def readings(pg, sn):
@@ -181,13 +175,7 @@ def test_level2_after_ack_sounds_again(mcsd, pg, add_device, mqtt_pub, wait_db, 
     2: the alarm is unacknowledged again (the level-1 ack kept in ack1_*),
     the WebSocket feed of mcs-api carries it as active_unack at level 2, and
     the channel is notified at once."""
-    reset_alarm_config(pg)
-    cap = hook("webhook")
-    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url,
-                                             "template": EVENT_TPL})
-    sn = add_device(high_limit=100)
-    with pg.cursor() as cur:
-        cur.execute("UPDATE devices SET high_limit2 = 200 WHERE sn = %s", (sn,))
+    cap, sn = two_level_device(pg, add_device, hook)
     mcsd()
     send(mqtt_pub, sn, 150, 1)
     wait_until(lambda: cap.count() >= 1, 10, desc="level-1 message")
@@ -253,6 +241,7 @@ def test_recovery_switch_in_the_api(api, pg):
     """The per-channel "recovery" switch through PUT/GET /api/config/alarm:
     default on, stored as the channel's "recovery", anything but a boolean
     refused with 400 / 50001."""
+    reset_alarm_config(pg)  # no channel stored: the default shows
     tok = api.admin_token
     r = api.put("/api/config/alarm", tok, json={"webhook": {"platform": "custom",
                                                             "url": "http://127.0.0.1:9/x"}})
@@ -285,13 +274,7 @@ def test_level1_and_level2_in_one_batch_raise_once_at_level2(mcsd, pg, add_devic
     raise is merged in memory (so that the batch's raises stay one ordered
     INSERT) into one level-2 raise, notified at once with the level-2 value;
     both readings counted."""
-    reset_alarm_config(pg)
-    cap = hook("webhook")
-    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url,
-                                             "template": EVENT_TPL})
-    sn = add_device(high_limit=100)
-    with pg.cursor() as cur:
-        cur.execute("UPDATE devices SET high_limit2 = 200 WHERE sn = %s", (sn,))
+    cap, sn = two_level_device(pg, add_device, hook)
     mcsd(BATCH_MAX_MS=500)
     send(mqtt_pub, sn, 150, 1)
     send(mqtt_pub, sn, 250, 2)
