@@ -6,6 +6,7 @@ acknowledgement sounds again (channels and the WebSocket feed of mcs-api),
 and a cleared gas alarm sends one "已恢复" message per paged channel (a
 per-channel switch). Everything over MQTT into real mcsd processes, ground
 truth read from PostgreSQL, capture servers and mcs-api's WebSocket."""
+import json
 import time
 
 import pytest
@@ -136,6 +137,47 @@ def test_two_instances_crossing_devices_do_not_deadlock(mcsd, pg, add_device, mq
     assert deadlocks(pg) - before == 0
     for h in (a, b):
         assert not [ln for ln in h.log_lines() if "40P01" in str(ln.get("error", ""))]
+
+
+def test_two_instances_crossing_status_updates_do_not_deadlock(mcsd, pg, add_device,
+                                                               mqtt_client, wait_db,
+                                                               sql_fixture):
+    """Status messages (offline) of P and Q reach two instances in opposite
+    orders; each UPDATE of these devices' rows is slowed down so that both
+    batch transactions hold one row and want the other. In journal order
+    that deadlocks (one batch rolled back and retried); in sn order it
+    cannot: no deadlock, both devices offline, one OFFLINE alarm each
+    counting both messages."""
+    reset_alarm_config(pg)
+    pairs = [(add_device(high_limit=100), add_device(high_limit=100)) for _ in range(3)]
+    sns = [sn for p in pairs for sn in p]
+    fn = "t_slowdev_" + sns[0].lower()
+    sql_fixture(
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.sn = ANY(ARRAY{sns!r}) AND NEW.status IS DISTINCT FROM OLD.status THEN"
+        f" PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;"
+        f" CREATE TRIGGER {fn} BEFORE UPDATE ON devices FOR EACH ROW EXECUTE FUNCTION {fn}()",
+        f"DROP TRIGGER IF EXISTS {fn} ON devices; DROP FUNCTION IF EXISTS {fn}()")
+    group = "gs" + sns[0]
+    mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300)
+    mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300)
+    time.sleep(1.0)
+    before = deadlocks(pg)
+    pub = mqtt_client()
+    for p, q in pairs:
+        for sn in (p, q, q, p):
+            pub.publish(f"mcs/{sn}/status",
+                        json.dumps({"status": "offline", "ts": int(time.time())}), qos=1)
+        time.sleep(2.0)
+    wait_db("SELECT coalesce(sum(count), 0) FROM alarm_logs WHERE sn = ANY(%s)"
+            " AND alarm_type = 'OFFLINE'", (sns,), pred=lambda r: r[0][0] == 2 * len(sns),
+            timeout=30, desc="every status message counted")
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM devices WHERE sn = ANY(%s) AND status = 'offline'",
+                    (sns,))
+        assert cur.fetchone()[0] == len(sns)
+    time.sleep(1.0)
+    assert deadlocks(pg) - before == 0
 
 
 def test_over_range_hovering_debounced_with_hysteresis(mcsd, pg, add_device, mqtt_pub, wait_db,
