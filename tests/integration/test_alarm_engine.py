@@ -61,6 +61,29 @@ def deadlocks(pg):
         return cur.fetchone()[0]
 
 
+def crossing_setup(pg, add_device, mcsd, sql_fixture, when, cond):
+    """Three pairs of fresh devices, a trigger `when` (e.g. "BEFORE INSERT ON
+    alarm_logs") that sleeps 0.4 s per row of these devices where cond
+    holds, and two instances sharing one subscription: (pairs, sns,
+    instances)."""
+    reset_alarm_config(pg)
+    pairs = [(add_device(high_limit=100), add_device(high_limit=100)) for _ in range(3)]
+    sns = [sn for p in pairs for sn in p]
+    fn = "t_slow_" + sns[0].lower()
+    table = when.split()[-1]
+    sql_fixture(
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.sn = ANY(ARRAY{sns!r}) AND {cond} THEN PERFORM pg_sleep(0.4); END IF;"
+        f" RETURN NEW; END $$;"
+        f" CREATE TRIGGER {fn} {when} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+        f"DROP TRIGGER IF EXISTS {fn} ON {table}; DROP FUNCTION IF EXISTS {fn}()")
+    group = "gx" + sns[0]
+    inst = (mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300),
+            mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300))
+    time.sleep(1.0)
+    return pairs, sns, inst
+
+
 def test_failed_evaluation_retries_the_batch(mcsd, pg, add_device, mqtt_pub, wait_db,
                                              sql_fixture):
     """The first INSERT of this device's alarm fails (a trigger raising once,
@@ -103,20 +126,8 @@ def test_two_instances_crossing_devices_do_not_deadlock(mcsd, pg, add_device, mq
     inside their raises at once: locks taken in journal order deadlock;
     in (sn, type) order the second waits for the first. Every reading is
     counted in one alarm per device, and PostgreSQL saw no deadlock."""
-    reset_alarm_config(pg)
-    pairs = [(add_device(high_limit=100), add_device(high_limit=100)) for _ in range(3)]
-    sns = [sn for p in pairs for sn in p]
-    fn = "t_slow_" + sns[0].lower()
-    sql_fixture(
-        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        f" IF NEW.sn = ANY(ARRAY{sns!r}) THEN PERFORM pg_sleep(0.4); END IF;"
-        f" RETURN NEW; END $$;"
-        f" CREATE TRIGGER {fn} BEFORE INSERT ON alarm_logs FOR EACH ROW EXECUTE FUNCTION {fn}()",
-        f"DROP TRIGGER IF EXISTS {fn} ON alarm_logs; DROP FUNCTION IF EXISTS {fn}()")
-    group = "gx" + sns[0]
-    a = mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300)
-    b = mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300)
-    time.sleep(1.0)
+    pairs, sns, (a, b) = crossing_setup(pg, add_device, mcsd, sql_fixture,
+                                        "BEFORE INSERT ON alarm_logs", "TRUE")
     before = deadlocks(pg)
     pub = mqtt_client()
     seq = 1
@@ -148,20 +159,9 @@ def test_two_instances_crossing_status_updates_do_not_deadlock(mcsd, pg, add_dev
     that deadlocks (one batch rolled back and retried); in sn order it
     cannot: no deadlock, both devices offline, one OFFLINE alarm each
     counting both messages."""
-    reset_alarm_config(pg)
-    pairs = [(add_device(high_limit=100), add_device(high_limit=100)) for _ in range(3)]
-    sns = [sn for p in pairs for sn in p]
-    fn = "t_slowdev_" + sns[0].lower()
-    sql_fixture(
-        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        f" IF NEW.sn = ANY(ARRAY{sns!r}) AND NEW.status IS DISTINCT FROM OLD.status THEN"
-        f" PERFORM pg_sleep(0.4); END IF; RETURN NEW; END $$;"
-        f" CREATE TRIGGER {fn} BEFORE UPDATE ON devices FOR EACH ROW EXECUTE FUNCTION {fn}()",
-        f"DROP TRIGGER IF EXISTS {fn} ON devices; DROP FUNCTION IF EXISTS {fn}()")
-    group = "gs" + sns[0]
-    mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300)
-    mcsd(MQTT_SHARE_GROUP=group, BATCH_MAX_MS=300)
-    time.sleep(1.0)
+    pairs, sns, _ = crossing_setup(pg, add_device, mcsd, sql_fixture,
+                                   "BEFORE UPDATE ON devices",
+                                   "NEW.status IS DISTINCT FROM OLD.status")
     before = deadlocks(pg)
     pub = mqtt_client()
     for p, q in pairs:
