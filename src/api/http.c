@@ -71,6 +71,39 @@ static enum api_method method_of(struct lws *wsi)
     }
 }
 
+/* The browser security headers of every answer, the app's files and the
+ * API's JSON alike (issue #16, defect 13). The CSP allows only this origin:
+ * scripts and style sheets from its files (Vite emits no inline script),
+ * images from the API (the floor plan) or data:/blob: URLs (ECharts' image
+ * export), the WebSocket to the same origin ('self' covers ws: and wss: of
+ * it, CSP level 3). Style attributes are allowed ('unsafe-inline' in
+ * style-src only): ECharts builds its tooltips as HTML with style
+ * attributes (innerHTML), which a stricter style-src blocks; the web e2e
+ * (no violation with or without it) does not hover a chart. No script may
+ * be inline. Nobody may frame the app (clickjacking of the admin pages):
+ * frame-ancestors 'none', and X-Frame-Options DENY for browsers before
+ * CSP 2. The page's address is not sent to other sites. */
+static const char *const sec_headers[][2] = {
+    {"content-security-policy:",
+     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"},
+    {"x-frame-options:", "DENY"},
+    {"x-content-type-options:", "nosniff"},
+    {"referrer-policy:", "same-origin"},
+};
+
+/* Adds sec_headers at *q. 0, or -1 when they do not fit before end. */
+static int add_sec_headers(struct lws *wsi, unsigned char **q, unsigned char *end)
+{
+    for(size_t i = 0; i < sizeof(sec_headers) / sizeof(sec_headers[0]); i++)
+        if(lws_add_http_header_by_name(wsi, (const unsigned char *)sec_headers[i][0],
+                                       (const unsigned char *)sec_headers[i][1],
+                                       (int)strlen(sec_headers[i][1]), q, end))
+            return -1;
+    return 0;
+}
+
 /* Writes the status line and headers, then asks for writable callbacks to
  * send the body in chunks. Returns what the callback must return. */
 static int respond(struct lws *wsi, struct http_pss *p)
@@ -90,8 +123,7 @@ static int respond(struct lws *wsi, struct http_pss *p)
                                    rs->ctype ? rs->ctype : "application/json",
                                    (lws_filepos_t)rs->len, &q, end))
         return -1;
-    if(lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                   (const unsigned char *)"nosniff", 7, &q, end) ||
+    if(add_sec_headers(wsi, &q, end) ||
        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                    (const unsigned char *)"no-store", 8, &q, end))
         return -1;
@@ -211,7 +243,13 @@ static int serve_static(struct lws *wsi, struct http_pss *p, const char *path)
     }
     ctx->st.http_requests++;
     ctx->st.http_by_class[2]++;
-    n = lws_serve_http_file(wsi, full, mime, NULL, 0);
+    /* lws_serve_http_file takes extra headers as preformatted bytes. */
+    {
+        unsigned char hb[1024], *q = hb;
+        if(add_sec_headers(wsi, &q, hb + sizeof(hb)))
+            return -1;
+        n = lws_serve_http_file(wsi, full, mime, (const char *)hb, (int)(q - hb));
+    }
     if(n < 0)
         return -1;
     if(n > 0)
