@@ -692,12 +692,12 @@ static int do_clear(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t, 
          * same transaction as the clear: exactly once with it. */
         r = q(e, pg,
               "INSERT INTO alarm_outbox (alarm_id, channel, event, level)"
-              " SELECT a.id, substr(c.key, 15), 'recover', a.level"
+              " SELECT a.id, substr(c.key, 15), 'clear', a.level"
               " FROM alarm_logs a, system_config c WHERE a.id = $1"
               " AND c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'"
               " AND COALESCE(c.value->>'recovery', 'true') <> 'false'"
               " AND EXISTS (SELECT 1 FROM alarm_outbox o WHERE o.alarm_id = a.id"
-              " AND o.channel = substr(c.key, 15) AND o.event <> 'recover'"
+              " AND o.channel = substr(c.key, 15) AND o.event <> 'clear'"
               " AND o.status NOT IN ('held', 'dropped'))",
               1, p);
         if(!r)

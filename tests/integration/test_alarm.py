@@ -65,10 +65,10 @@ def test_raise_notify_once_update_clear(mcsd, pg, add_device, mqtt_pub, wait_db,
     assert b["sn"] == sn and b["type"] == "HIGH" and b["level"] == 1 and b["name"] == "1号探头"
     assert b["val"] == "150" and b["threshold"] == "100"
     assert "浓度高报" in b["text"] and "车间A" in b["text"]
-    assert reqs[1]["body"]["event"] == "recover" and "已恢复" in reqs[1]["body"]["text"]
+    assert reqs[1]["body"]["event"] == "clear" and "已恢复" in reqs[1]["body"]["text"]
     ob = outbox(pg, aid)
     assert [(o["channel"], o["status"], o["event"]) for o in ob] == [
-        ("webhook", "sent", "raise"), ("webhook", "sent", "recover")]
+        ("webhook", "sent", "raise"), ("webhook", "sent", "clear")]
     wait_db("SELECT channels, notified FROM alarm_logs WHERE id = %s", (aid,),
             pred=lambda r: r[0] == ("webhook:sent", True), desc="alarm_logs.channels")
     with pg.cursor() as cur:

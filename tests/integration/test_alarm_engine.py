@@ -208,7 +208,7 @@ def test_over_range_hovering_debounced_with_hysteresis(mcsd, pg, add_device, mqt
     wait_until(lambda: cap.count() >= 2, 10, desc="the recovery message")
     time.sleep(1.0)
     got = [(r["body"]["t"], r["body"]["e"]) for r in cap.snapshot()]
-    assert got == [("OVER_RANGE", "raise"), ("OVER_RANGE", "recover")]
+    assert got == [("OVER_RANGE", "raise"), ("OVER_RANGE", "clear")]
     assert len(alarms(pg, sn)) == 1
 
 
@@ -274,7 +274,7 @@ def test_recovery_message_once_per_channel(mcsd, pg, add_device, mqtt_pub, wait_
     if recovery:
         text = reqs[1]["body"]["text"]
         assert "已恢复" in text and "3号探头" in text and "90" in text, text
-        assert evs == [("raise", "sent"), ("recover", "sent")]
+        assert evs == [("raise", "sent"), ("clear", "sent")]
     else:
         assert evs == [("raise", "sent")]
 
