@@ -23,6 +23,16 @@ describe('dashboard store', () => {
     expect(s.visibleAlarms.length).toBe(0)
   })
 
+  it('an acknowledged level-1 alarm rising to level 2 is unacknowledged again', () => {
+    const s = useDashboardStore()
+    s.applyAlarmEvent({ event: 'raised', id: 30, sn: 'L', alarm_type: 'HIGH', category: 'gas', level: 1, state: 'active_unack', ts: 100 })
+    s.applyAlarmEvent({ event: 'acked', id: 30, sn: 'L', alarm_type: 'HIGH', state: 'active_ack', ack_by: 'op', ts: 110 })
+    expect(s.alarms.get(30)!.acked).toBe(true)
+    s.applyAlarmEvent({ event: 'updated', id: 30, sn: 'L', alarm_type: 'HIGH', level: 2, state: 'active_unack', ts: 120 })
+    const a = s.alarms.get(30)!
+    expect([a.acked, a.ackBy, a.level]).toEqual([false, null, 2])
+  })
+
   it('an open OFFLINE alarm makes the device grey even when the frame names its gas alarm', () => {
     const s = useDashboardStore()
     s.applyAlarmEvent({ event: 'raised', id: 20, sn: 'E', alarm_type: 'HIGH', category: 'gas', level: 1, state: 'active_unack' })

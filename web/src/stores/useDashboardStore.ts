@@ -148,6 +148,9 @@ export const useDashboardStore = defineStore('dashboard', () => {
     if (e.count) a.count = e.count
     if (e.event === 'cleared' || state.startsWith('cleared')) a.clearedAt = a.clearedAt ?? ts
     if (e.event === 'acked' || state.endsWith('_ack')) { a.acked = true; a.ackBy = e.ack_by ?? a.ackBy }
+    // A rise to level 2 clears the level-1 acknowledgement (docs/ALARMS.md):
+    // the alarm is unacknowledged again and sounds.
+    else if (state.endsWith('_unack')) { a.acked = false; a.ackBy = null }
     const m = new Map(alarms.value)
     m.set(id, { ...a })
     alarms.value = m
