@@ -86,7 +86,7 @@ export default {
     trend: 'Last hour (per minute)', details: 'Device', licenseLocked: 'License invalid', licenseLockedDetail: 'Contact your supplier to renew the license. Alarms are still recorded.',
     kiosk: 'Full screen', noPlan: 'No floor plan uploaded yet', ack: 'Ack', acked: 'Acknowledged', close: 'Close',
     soundBlocked: 'Sound cannot play', soundBlockedBanner: 'Alarm sound CANNOT play: click anywhere on the screen to enable it', soundBlockedSub: 'The browser blocked autoplay; alarms will be silent',
-    latched: 'Awaiting ack', awaitingAck: 'Cleared, awaiting acknowledgement', ackAll: 'Ack all ({n})', ackAllDone: '{n} alarms acknowledged', ackAllFailed: '{n} not acknowledged: {e}',
+    latched: 'Awaiting ack', awaitingAck: 'Cleared, awaiting ack', ackAll: 'Ack all ({n})', ackAllDone: '{n} alarms acknowledged', ackAllFailed: '{n} not acknowledged: {e}',
     legend: { normal: 'Normal', alarm1: 'Level 1', alarm2: 'Level 2', latched: 'Cleared, awaiting ack', fault: 'Fault', offline: 'Offline', stale: 'No data (grey)' },
     more: '+{n} more', page: 'Page {p}/{n}',
   },

@@ -139,7 +139,8 @@ export function screenSpecs(st) {
     }, { timeout: 15000, desc: `list order ${want} (G3 new, F1 fault, G2 acked, G1 latched)` }).catch((e) => { throw new Error(`${e.message}; shown ${order}`) })
     expect(await screen.getByTestId(`alarm-item-${g3}`).isVisible(), 'the newest alarm is in view')
     await waitFor(async () => (await screen.getByTestId('first-alarm').getAttribute('data-id')) === g1, { desc: `首警 is G1 (${g1}), the first gas alarm, not the fault ${f1}` })
-    expect((await screen.getByTestId(`alarm-item-${g1}`).textContent()).includes('待确认'), 'latched item says 待确认')
+    const tag = screen.locator(`[data-testid="alarm-item-${g1}"] [data-testid="latched-tag"]`)
+    expect(await tag.count() === 1 && /待确认|awaiting/.test(await tag.textContent()), 'latched item says 待确认 (awaiting acknowledgement)')
     await waitFor(async () => (await screen.getByTestId('chip-E2E-G1').getAttribute('data-state')) === 'latched', { desc: 'latched device keeps its marker' })
     const outline = await screen.getByTestId('chip-E2E-G1').evaluate((el) => getComputedStyle(el).boxShadow)
     expect(/255, 23, 68/.test(outline), `latched chip has a red outline (${outline})`)
@@ -212,10 +213,10 @@ export function screenSpecs(st) {
     const scratch = await browser.newPage() // decodes screenshots, outside the app's CSP
     try {
       await screen.goto(`${st.baseUrl}/dashboard`)
-      await waitFor(async () => (await screen.getByTestId('tray').count()) > 0 && (await screen.getByTestId('stale-banner').count()) === 0, { timeout: 15000, desc: 'live screen' })
+      await waitFor(async () => (await screen.locator('.tray .chip').count()) > 0 && (await screen.getByTestId('stale-banner').count()) === 0, { timeout: 15000, desc: 'live screen' })
       await screen.waitForTimeout(1500)
       // the plan with its markers when there is one (without a plan the tray takes its place)
-      const parts = ['.counts', '[data-testid="tray"]', '.side', ...((await screen.locator('.plan').count()) ? ['.plan'] : [])]
+      const parts = ['.counts', '.tray', '.side', ...((await screen.locator('.plan').count()) ? ['.plan'] : [])]
       for (const sel of parts) {
         const n = await vividPixels(scratch, await screen.locator(sel).first().screenshot())
         expect(n > 50, `${sel} is coloured while live (${n} vivid pixels)`)
