@@ -85,7 +85,7 @@ export default {
     alarmList: '报警列表', firstAlarm: '首警', totalAlarms: '报警总数', duration: '持续 {d}', noAlarms: '当前无报警',
     trend: '最近 1 小时趋势（每分钟）', details: '设备详情', licenseLocked: '系统授权已失效', licenseLockedDetail: '请联系供应商更新授权。报警仍在后台记录。',
     kiosk: '全屏', noPlan: '尚未上传平面图', ack: '确认', acked: '已确认', close: '关闭',
-    soundBlocked: '声音无法播放', soundBlockedBanner: '报警声音无法播放：点击屏幕任意位置启用声音', soundBlockedSub: '浏览器禁止了自动播放，报警时将不会响铃',
+    soundBlocked: '声音无法播放', soundBlockedBanner: '报警声音无法播放：点击屏幕任意位置启用声音', soundBlockedSub: '浏览器禁止了自动播放，报警时将不会响铃 · Alarm sound blocked by the browser: click anywhere to enable',
     latched: '待确认', awaitingAck: '已恢复，待确认', ackAll: '全部确认（{n}）', ackAllDone: '已确认 {n} 条报警', ackAllFailed: '{n} 条确认失败：{e}',
     legend: { normal: '正常', alarm1: '一级报警', alarm2: '二级报警', latched: '已恢复待确认', fault: '故障', offline: '离线', stale: '数据中断（灰色）' },
     more: '+{n} 台未显示', page: '第 {p}/{n} 页',
