@@ -9,12 +9,14 @@
 #include "audit.h"
 #include "err.h"
 #include "handlers.h"
+#include "health.h"
 #include "jobs.h"
 #include "log.h"
 #include "mailaddr.h"
 #include "notify_chan.h"
 #include "reqparse.h"
 #include "secret.h"
+#include "sysalarm.h"
 #include "timeutil.h"
 
 #include <math.h>
@@ -138,6 +140,32 @@ static void mask_into(cJSON *out, const char *k, const char *stored)
     cJSON_AddStringToObject(out, k, stored && stored[0] ? API_SECRET_MASK : "");
 }
 
+/* alarm.general.system with every default filled in (docs/ALARMS.md). */
+static cJSON *system_view(const cJSON *general)
+{
+    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(general, "system");
+    const cJSON *nt = cJSON_GetObjectItemCaseSensitive(sys, "notify");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(sys, "health");
+    cJSON *o = cJSON_CreateObject(), *n = cJSON_AddObjectToObject(o, "notify"),
+          *hv = cJSON_AddObjectToObject(o, "health");
+    struct sysalarm_cfg sc;
+    char *txt = cJSON_PrintUnformatted(general);
+    sysalarm_cfg_parse(&sc, txt);
+    free(txt);
+    for(const char *const *t = sysalarm_types; *t; t++)
+        cJSON_AddBoolToObject(n, *t, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(nt, *t)));
+    cJSON_AddNumberToObject(o, "unknown_digest_s", sc.unknown_digest_s);
+    for(const struct health_field *f = health_fields; f->key; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(h, f->key);
+        cJSON_AddNumberToObject(hv, f->key,
+                                cJSON_IsNumber(v) && v->valuedouble >= f->lo &&
+                                        v->valuedouble <= f->hi
+                                    ? v->valuedouble
+                                    : f->def);
+    }
+    return o;
+}
+
 /* The §10.2 view of the stored settings. */
 static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
 {
@@ -203,6 +231,7 @@ static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
                             jstr(sched, "start") ? jstr(sched, "start") : "00:00");
     cJSON_AddStringToObject(st, "schedule_end", jstr(sched, "end") ? jstr(sched, "end") : "24:00");
     cJSON_AddStringToObject(st, "timezone", jstr(sched, "tz") ? jstr(sched, "tz") : "Asia/Shanghai");
+    cJSON_AddItemToObject(o, "system", system_view(general));
     (void)nch;
     return o;
 }
@@ -390,10 +419,83 @@ static int section_err(char *err, size_t errn, const char *section, int is_objec
     return MCS_EINVAL;
 }
 
+/* The object k of o, made (replacing a non-object) when missing. */
+static cJSON *obj_of(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if(cJSON_IsObject(v))
+        return v;
+    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+    return cJSON_AddObjectToObject(o, k);
+}
+
+/* The "system" section: per-type send switches, the unknown-device digest
+ * window and the health thresholds, each within its bounds. */
+static int apply_system(const cJSON *in, cJSON *general, char *err, size_t errn)
+{
+    static const char *const syk[] = {"notify", "unknown_digest_s", "health", NULL};
+    const cJSON *nt = cJSON_GetObjectItemCaseSensitive(in, "notify");
+    const cJSON *ud = cJSON_GetObjectItemCaseSensitive(in, "unknown_digest_s");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(in, "health"), *v;
+    cJSON *sys;
+
+    if(!cJSON_IsObject(in) || rq_known_fields(in, syk, err, errn))
+        return section_err(err, errn, "system", cJSON_IsObject(in));
+    sys = obj_of(general, "system");
+    if(nt) {
+        cJSON *dst;
+        if(!cJSON_IsObject(nt))
+            return snprintf(err, errn, "system.notify must be an object"), MCS_EINVAL;
+        dst = obj_of(sys, "notify");
+        cJSON_ArrayForEach(v, nt)
+        {
+            const char *const *t = sysalarm_types;
+            while(*t && strcmp(*t, v->string))
+                t++;
+            if(!*t)
+                return snprintf(err, errn, "system.notify: unknown alarm type %.40s", v->string),
+                       MCS_EINVAL;
+            if(!cJSON_IsBool(v))
+                return snprintf(err, errn, "system.notify.%s must be true or false", *t),
+                       MCS_EINVAL;
+            put_item(dst, *t, cJSON_CreateBool(cJSON_IsTrue(v)));
+        }
+    }
+    if(ud) {
+        if(!cJSON_IsNumber(ud) || ud->valuedouble < SYSALARM_DIGEST_MIN ||
+           ud->valuedouble > SYSALARM_DIGEST_MAX)
+            return snprintf(err, errn, "system.unknown_digest_s must be in [%d, %d]",
+                            SYSALARM_DIGEST_MIN, SYSALARM_DIGEST_MAX),
+                   MCS_EINVAL;
+        put_item(sys, "unknown_digest_s", cJSON_CreateNumber(ud->valuedouble));
+    }
+    if(h) {
+        cJSON *dst;
+        if(!cJSON_IsObject(h))
+            return snprintf(err, errn, "system.health must be an object"), MCS_EINVAL;
+        dst = obj_of(sys, "health");
+        cJSON_ArrayForEach(v, h)
+        {
+            const struct health_field *f = health_fields;
+            while(f->key && strcmp(f->key, v->string))
+                f++;
+            if(!f->key)
+                return snprintf(err, errn, "system.health: unknown field %.40s", v->string),
+                       MCS_EINVAL;
+            if(!cJSON_IsNumber(v) || v->valuedouble < f->lo || v->valuedouble > f->hi)
+                return snprintf(err, errn, "system.health.%s must be in [%g, %g]", f->key, f->lo,
+                                f->hi),
+                       MCS_EINVAL;
+            put_item(dst, f->key, cJSON_CreateNumber(v->valuedouble));
+        }
+    }
+    return 0;
+}
+
 static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJSON *ch[NCH],
                        int changed[NCH + 1], char *err, size_t errn)
 {
-    static const char *const top[] = {"email", "webhook", "sms", "settings", NULL};
+    static const char *const top[] = {"email", "webhook", "sms", "settings", "system", NULL};
     static const char *const emk[] = {"enabled", "smtp_host", "smtp_port", "ssl", "sender",
                                       "smtp_user", "smtp_pass", "recipients", NULL};
     static const char *const whk[] = {"enabled", "platform", "url", "secret", "at_mobiles",
@@ -571,6 +673,12 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
             put_str(sched, "end", v->valuestring);
         }
         if(opt_str(st, "timezone", 63, sched, "tz", err, errn))
+            return MCS_EINVAL;
+        changed[NCH] = 1;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(in, "system");
+    if(v) {
+        if(apply_system(v, general, err, errn))
             return MCS_EINVAL;
         changed[NCH] = 1;
     }

@@ -270,24 +270,25 @@ static void tokens(void **state)
     struct mcs_config cfg;
     char user[65], err[128], *tok, *none;
     enum api_role role;
-    long exp;
+    long exp, gen;
     (void)state;
     memset(&cfg, 0, sizeof(cfg));
     snprintf(cfg.jwt_secret, sizeof(cfg.jwt_secret), "%s", "0123456789abcdef0123456789abcdef");
     cfg.jwt_expire_hours = 24;
-    tok = auth_issue(&cfg, "admin", ROLE_ADMIN, 1700000000);
+    tok = auth_issue(&cfg, "admin", ROLE_ADMIN, 42, 1700000000);
     assert_non_null(tok);
-    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &exp, err, sizeof(err)), 0);
+    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &gen, &exp, err, sizeof(err)), 0);
     assert_string_equal(user, "admin");
     assert_int_equal(role, ROLE_ADMIN);
+    assert_int_equal(gen, 42);
     assert_int_equal(exp, 1700000000 + 86400);
     /* Expired, issued in the future, another key, altered payload. */
-    assert_int_equal(auth_verify(&cfg, tok, 1700086400, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, tok, 1700086400, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
-    assert_int_equal(auth_verify(&cfg, tok, 1699990000, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, tok, 1699990000, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
     cfg.jwt_secret[0] = 'X';
-    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
     cfg.jwt_secret[0] = '0';
     /* alg=none with the same claims. */
@@ -301,7 +302,7 @@ static void tokens(void **state)
         none[l + n] = '.';
         none[l + n + 1] = '\0';
     }
-    assert_int_equal(auth_verify(&cfg, none, 1700000100, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, none, 1700000100, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
     free(none);
     free(tok);
@@ -315,24 +316,42 @@ static void throttle(void **state)
     (void)state;
     memset(&cfg, 0, sizeof(cfg));
     cfg.login_max_fail_user = 3;
+    cfg.login_max_fail_user_all = 6;
     cfg.login_max_fail_ip = 5;
     cfg.login_lock_s = 10;
     a = auth_new(&cfg);
     assert_non_null(a);
     for(int i = 0; i < 3; i++) {
         assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 1000, &retry), 0);
-        auth_login_failed(a, NULL, "1.2.3.4", "bob", 1000);
+        auth_attempt_reserve(a, NULL, "1.2.3.4", "bob", 1000);
     }
-    assert_int_equal(auth_throttled(a, NULL, "9.9.9.9", "bob", 1000, &retry), 1);
+    /* bob is locked from 1.2.3.4, not from elsewhere; alice is not. */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 1000, &retry), 1);
     assert_int_equal(retry, 10);
+    assert_int_equal(auth_throttled(a, NULL, "9.9.9.9", "bob", 1000, &retry), 0);
     assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "alice", 1000, &retry), 0);
-    auth_login_failed(a, NULL, "1.2.3.4", "bob", 12000); /* one more: 20 s */
-    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 1);
+    auth_attempt_reserve(a, NULL, "1.2.3.4", "bob", 12000); /* one more: 20 s */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 12000, &retry), 1);
     assert_int_equal(retry, 20);
-    auth_login_failed(a, NULL, "1.2.3.4", "carol", 12000); /* 5th from this address */
-    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "dave", 12000, &retry), 1);
-    auth_login_ok(a, NULL, "bob");
+    /* The global brake: 6 failures of bob from anywhere lock him everywhere. */
+    auth_attempt_reserve(a, NULL, "5.5.5.5", "bob", 12000);
     assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 0);
+    auth_attempt_reserve(a, NULL, "6.6.6.6", "bob", 12000);
+    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 1);
+    auth_attempt_reserve(a, NULL, "1.2.3.4", "carol", 12000); /* 5th from this address */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "dave", 12000, &retry), 1);
+    auth_attempt_ok(a, NULL, "8.8.8.8", "bob");
+    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 0);
+    /* A good attempt takes back its own reservation of the address only. */
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "erin", 12000);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "erin", 12000);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "frank", 12000);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "gina", 12000);
+    auth_attempt_ok(a, NULL, "7.7.7.7", "gina");
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "hal", 12000);
+    assert_int_equal(auth_throttled(a, NULL, "7.7.7.7", "ivy", 12000, &retry), 0);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "ivy", 12000);
+    assert_int_equal(auth_throttled(a, NULL, "7.7.7.7", "jon", 12000, &retry), 1);
     auth_free(a);
 }
 
