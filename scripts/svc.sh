@@ -8,7 +8,8 @@
 #   svc.sh mqtt-stop DIR | mqtt-start DIR
 #
 # DIR/env holds DB_*, REDIS_*, MQTT_* (plain loopback listener), MQTT_TLS_PORT
-# and MQTT_CAFILE (TLS listener with a CA generated here).
+# and MQTT_CAFILE (TLS listener with a CA generated here), and LICENSE_FILE
+# (a demo license, scripts/demo-license.sh, once mcs-license is built).
 #
 # Broker authentication is opt-in, chosen by MCS_BROKER_AUTH at `start` (or
 # `mqtt-start`) and remembered in DIR/env as MQTT_AUTH, so that a later
@@ -311,6 +312,11 @@ MQTT_PORT=$(free_port)
 MQTT_TLS_PORT=$(free_port)
 MQTT_CAFILE=$DIR/tls/ca.crt
 ENV
+    fi
+    # A demo license (issue #17) for whatever runs here: without one mcsd
+    # stores no telemetry and mcs-api refuses most calls.
+    if ! grep -q '^LICENSE_FILE=' "$DIR/env" && lic=$(bash "$REPO/scripts/demo-license.sh" "$DIR" 2>/dev/null); then
+      echo "LICENSE_FILE=$lic" >> "$DIR/env"
     fi
     gen_certs
     pg_start

@@ -334,6 +334,12 @@ static void license_fields(struct field f[LIC_NF], struct mcs_license *l, char *
 static int license_check(struct mcs_license *l, const char *maxdev, char *why, size_t whyn)
 {
     int64_t v, issued;
+    /* The id travels in JSON, logs and file names: a plain word. */
+    if(strspn(l->id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+       strlen(l->id)) {
+        say(why, whyn, "格式错误: 授权编号只能含字母数字 ._- / malformed: id");
+        return MCS_EPARSE;
+    }
     if(!license_key_valid(l->key)) {
         say(why, whyn, "格式错误: 授权码不是 MCS-XXXX-XXXX-XXXX / malformed: key");
         return MCS_EPARSE;

@@ -1,11 +1,12 @@
 /* jobs.c - the job table of R-OP-2, job_execute (lock, job_runs row, alarm)
  * and the small jobs: offline scan, health check, hourly statistics, license
- * (not built), VACUUM ANALYZE. Archive and backup live in archive.c and
+ * check, VACUUM ANALYZE. Archive and backup live in archive.c and
  * backup.c. Owns nothing persistent. Thread: the caller's. */
 #include "pglocks.h"
 #include "jobs.h"
 #include "conn.h"
 #include "err.h"
+#include "licguard.h" /* issue #17 */
 #include "log.h"
 
 #include <inttypes.h>
@@ -178,10 +179,21 @@ static enum mcs_job_outcome job_stats(struct mcs_jobctx *jc)
     return JOB_OK;
 }
 
+/* The daily license check (issue #17): a license that does not let the
+ * plant run fails the job, which raises LICENSE_FAILED (job_execute). */
 static enum mcs_job_outcome job_license(struct mcs_jobctx *jc)
 {
-    snprintf(jc->err, sizeof(jc->err), "license check not built yet (license issue)");
-    return JOB_NOT_BUILT;
+    struct lic_view v;
+    licguard_eval(jc->cfg, jc->now, &v);
+    if(!licguard_running(&v)) {
+        snprintf(jc->err, sizeof(jc->err), "%s (%d): %s", licguard_state_name(v.state), v.code,
+                 v.reason);
+        return JOB_FAILED;
+    }
+    snprintf(jc->detail, sizeof(jc->detail),
+             "{\"state\":\"%s\",\"license_id\":\"%s\",\"expires\":\"%s\",\"max_devices\":%d}",
+             licguard_state_name(v.state), v.lic.id, v.lic.expires, v.lic.max_devices);
+    return JOB_OK;
 }
 
 static enum mcs_job_outcome job_vacuum(struct mcs_jobctx *jc)

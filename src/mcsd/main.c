@@ -7,6 +7,7 @@
 #include "devsync.h"
 #include "err.h"
 #include "ingest.h"
+#include "licguard.h" /* issue #17 */
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
@@ -98,6 +99,31 @@ static int spool_path(const char *dir, char *out, size_t n)
     return 0;
 }
 
+/* The license watch (issue #17): the license file is evaluated at start and
+ * every LICWATCH_MS, so an installed file takes effect without a restart.
+ * Locked, the store keeps deciding alarms but stores no readings. */
+#define LICWATCH_MS 2000
+
+static void licwatch(struct mcsd *d, int *last_state)
+{
+    struct lic_view v;
+    licguard_eval(d->cfg, (int64_t)time(NULL), &v);
+    atomic_store(&d->licensed, licguard_running(&v));
+    if((int)v.state == *last_state)
+        return;
+    *last_state = (int)v.state;
+    if(licguard_running(&v))
+        LOG_I("license", "license state", LS("state", licguard_state_name(v.state)),
+              LS("customer", v.lic.customer), LS("expires", v.lic.expires),
+              LI("max_devices", v.lic.max_devices));
+    else
+        LOG_E("license",
+              "license not valid: telemetry is not stored; gas alarms are still evaluated and "
+              "notified",
+              LS("state", licguard_state_name(v.state)), LI("code", v.code),
+              LS("reason", v.reason));
+}
+
 int main(int argc, char **argv)
 {
     struct mcs_config cfg;
@@ -107,7 +133,8 @@ int main(int argc, char **argv)
     struct mcs_devsync *ds = NULL;
     struct mcs_sched *sc = NULL; /* issue #10 */
     struct mcs_notify *nt = NULL; /* alarms (#7) */
-    int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
+    int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0, lic_state = -1;
+    int64_t lic_next = 0;
     sigset_t set;
 
     if(mcs_config_load(&cfg, &argc, argv)) {
@@ -188,6 +215,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    licwatch(d, &lic_state); /* issue #17: before the store writes anything */
+    lic_next = mcs_mono_ms() + LICWATCH_MS;
     if(notify_start(d, &nt)) /* alarms (#7): makes d->alarm, before the store */
         goto out;
     if(store_start(d, &st))
@@ -205,6 +234,10 @@ int main(int argc, char **argv)
         for(;;) {
             if((sig = wait_signal(&set, 500)))
                 break;
+            if(mcs_mono_ms() >= lic_next) {
+                licwatch(d, &lic_state);
+                lic_next = mcs_mono_ms() + LICWATCH_MS;
+            }
             if(!decommission)
                 continue;
             uint64_t now_recv = atomic_load(&d->metrics.received);

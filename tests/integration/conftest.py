@@ -107,6 +107,10 @@ def services():
             pytest.fail(f"svc.sh start failed ({r.returncode}):\n{r.stdout}\n{r.stderr}",
                         pytrace=False)
         svc = Services(run_dir, parse_env(run_dir / "env"))
+        # svc.sh issues a demo license (scripts/demo-license.sh, issue #17):
+        # without it every mcsd would store nothing and mcs-api refuse calls.
+        if not svc.get("LICENSE_FILE"):
+            pytest.fail("svc.sh wrote no LICENSE_FILE: is mcs-license built?", pytrace=False)
         mcsd_bin = _bin("mcsd")
         if not mcsd_bin.exists():
             pytest.fail(f"{mcsd_bin} not built: cannot apply the schema", pytrace=False)
