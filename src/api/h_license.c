@@ -24,7 +24,7 @@ const struct lic_view *api_license(struct api_ctx *ctx)
     int64_t now = mcs_mono_ms();
     if(!ctx->lic_mono || now - ctx->lic_mono >= LIC_CACHE_MS) {
         int before = ctx->lic_mono ? (int)ctx->lic.state : -1;
-        licguard_eval(&ctx->cfg, (int64_t)time(NULL), &ctx->lic);
+        licguard_eval(&ctx->cfg, licguard_now(), &ctx->lic);
         ctx->lic_mono = now;
         if(before != (int)ctx->lic.state)
             LOG_I("license", "license state", LS("state", licguard_state_name(ctx->lic.state)),
@@ -125,7 +125,7 @@ int h_sys_license_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     cJSON *after;
     int rc;
 
-    rc = licguard_install(&ctx->cfg, (const char *)rq->body, rq->body_len, (int64_t)time(NULL),
+    rc = licguard_install(&ctx->cfg, (const char *)rq->body, rq->body_len, licguard_now(),
                           why, sizeof(why));
     if(rc == MCS_EIO) {
         LOG_E("license", "license file not written", LS("error", why));

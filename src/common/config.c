@@ -97,6 +97,8 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"MCS_SECRET_KEY_FILE", MCS_CFG_STR, F(secret_key_file), 0, 0, "", 0, "file holding MCS_SECRET_KEY (text or 32 raw bytes)"},
     {"LICENSE_FILE", MCS_CFG_STR, F(license_file), 1, 0, "/var/lib/mcs/license/license.key", 0, "the signed license file; token.json and license.state live beside it"},
     {"MACHINE_ID_FILE", MCS_CFG_STR, F(machine_id_file), 1, 0, "/etc/machine-id", 0, "host id the license is bound to (/app/host_id in containers); only its keyed hash leaves the host"},
+    {"LICENSE_SERVER_URL", MCS_CFG_STR, F(license_server_url), 1, 0, "https://license.mcs-iot.com/api/verify", 0, "the vendor's license server (mcs-licensed): checked at start and daily at 03:00"},
+    {"LICENSE_SERVER_CAFILE", MCS_CFG_STR, F(license_server_cafile), 0, 0, "", 0, "CA file for the license server's certificate (default: the system's CAs)"},
     {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
 };
 #undef F

@@ -92,6 +92,8 @@ struct mcs_config {
     /* License guard (issue #17, docs/OPERATIONS.md "License") */
     char license_file[512];
     char machine_id_file[512];
+    char license_server_url[512];
+    char license_server_cafile[512];
 };
 
 /* What a table entry holds. */

@@ -6,7 +6,8 @@
 #include "jobs.h"
 #include "conn.h"
 #include "err.h"
-#include "licguard.h" /* issue #17 */
+#include "liccheck.h" /* issue #17 */
+#include "licguard.h"
 #include "log.h"
 
 #include <inttypes.h>
@@ -179,20 +180,35 @@ static enum mcs_job_outcome job_stats(struct mcs_jobctx *jc)
     return JOB_OK;
 }
 
-/* The daily license check (issue #17): a license that does not let the
- * plant run fails the job, which raises LICENSE_FAILED (job_execute). */
+/* The daily license check (issue #17, R-LI-3/4): asks the license server,
+ * then judges the state. A failed check or a license that does not let the
+ * plant run fails the job, which raises LICENSE_FAILED (job_execute); less
+ * than 24 h of grace left raises the warning LICENSE_GRACE as well. */
 static enum mcs_job_outcome job_license(struct mcs_jobctx *jc)
 {
     struct lic_view v;
-    licguard_eval(jc->cfg, jc->now, &v);
-    if(!licguard_running(&v)) {
+    char msg[400];
+    enum liccheck_outcome o = liccheck_run(jc->cfg, jc->stop, msg, sizeof(msg));
+
+    licguard_eval(jc->cfg, licguard_now(), &v);
+    if(v.state == LIC_ST_GRACE && v.grace_left < LIC_WARN_S)
+        sysalarm_raise(jc->pg, "LICENSE_GRACE", v.reason);
+    else if(v.state == LIC_ST_VALID)
+        sysalarm_clear(jc->pg, "LICENSE_GRACE");
+    snprintf(jc->detail, sizeof(jc->detail),
+             "{\"state\":\"%s\",\"check\":\"%s\",\"license_id\":\"%s\",\"expires\":\"%s\","
+             "\"grace_left_s\":%lld}",
+             licguard_state_name(v.state),
+             o == LICCHECK_OK         ? "ok"
+             : o == LICCHECK_REJECTED ? "rejected"
+             : o == LICCHECK_FAILED   ? "failed"
+                                      : "no_license",
+             v.lic.id, v.lic.expires, (long long)v.grace_left);
+    if(o != LICCHECK_OK || !licguard_running(&v)) {
         snprintf(jc->err, sizeof(jc->err), "%s (%d): %s", licguard_state_name(v.state), v.code,
-                 v.reason);
+                 o == LICCHECK_OK ? v.reason : msg);
         return JOB_FAILED;
     }
-    snprintf(jc->detail, sizeof(jc->detail),
-             "{\"state\":\"%s\",\"license_id\":\"%s\",\"expires\":\"%s\",\"max_devices\":%d}",
-             licguard_state_name(v.state), v.lic.id, v.lic.expires, v.lic.max_devices);
     return JOB_OK;
 }
 

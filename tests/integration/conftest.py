@@ -51,6 +51,12 @@ class Services(dict):
     def mqtt_stop(self):
         self._svc("mqtt-stop")
 
+    def licd_stop(self):
+        self._svc("licd-stop")
+
+    def licd_start(self):
+        self._svc("licd-start")
+
     def mqtt_start(self):
         self._svc("mqtt-start")
 
@@ -107,10 +113,12 @@ def services():
             pytest.fail(f"svc.sh start failed ({r.returncode}):\n{r.stdout}\n{r.stderr}",
                         pytrace=False)
         svc = Services(run_dir, parse_env(run_dir / "env"))
-        # svc.sh issues a demo license (scripts/demo-license.sh, issue #17):
-        # without it every mcsd would store nothing and mcs-api refuse calls.
-        if not svc.get("LICENSE_FILE"):
-            pytest.fail("svc.sh wrote no LICENSE_FILE: is mcs-license built?", pytrace=False)
+        # svc.sh issues a demo license and runs a license server that knows
+        # it (issue #17): without them every mcsd would store nothing and
+        # mcs-api refuse calls.
+        if not svc.get("LICENSE_SERVER_URL"):
+            pytest.fail("svc.sh started no license server: are mcs-license and mcs-licensed "
+                        "built?", pytrace=False)
         mcsd_bin = _bin("mcsd")
         if not mcsd_bin.exists():
             pytest.fail(f"{mcsd_bin} not built: cannot apply the schema", pytrace=False)
@@ -118,6 +126,12 @@ def services():
                            capture_output=True, text=True, timeout=120)
         if m.returncode != 0:
             pytest.fail(f"mcsd --migrate exited {m.returncode}:\n{m.stdout}\n{m.stderr}",
+                        pytrace=False)
+        # The first online check of the harness's license: valid from now on.
+        c = subprocess.run([str(_bin("mcs")), "job", "run", "license"], env=_base_env(svc),
+                           cwd=str(run_dir), capture_output=True, text=True, timeout=120)
+        if c.returncode != 0:
+            pytest.fail(f"license check of the harness failed:\n{c.stdout}\n{c.stderr}",
                         pytrace=False)
         yield svc
     finally:

@@ -1,29 +1,53 @@
-"""License guard on the plant's side (issue #17, R-LI-1, R-LI-5): real mcsd
-and mcs-api processes with their own LICENSE_FILE. A valid license runs
-green; one edited byte, a missing file or an expired license lock the API
-(403 with 20001/20002) except login, health, the license and the alarm
-feed; a license installed through the API takes effect without a restart;
-the device limit answers 20003; and a locked mcsd stores no telemetry but
-still raises and notifies a gas alarm (safety over the seed)."""
+"""License guard (issue #17, R-LI-1..6) with real mcs-licensed, mcsd, mcs
+and mcs-api processes. The plant side: a valid license runs green; one
+edited byte, a missing file or an expired license lock the API (403 with
+20001/20002) except login, health, the license and the alarm feed; an upload
+takes effect without a restart; the device limit answers 20003; a locked
+mcsd stores no telemetry but still raises and notifies a gas alarm. Online:
+the token (token.json, Redis license:token), another host 20004 (kept
+across a server restart, until released), revocation, a forged or replayed
+answer never unlocks, 71 h without the server runs yellow with a warning
+alarm, 73 h locks, a successful check unlocks, a clock turned back is
+detected. The clock tests need a test build (MCS_LICENSE_TEST: the ASan
+tree); svc.sh's session server knows every license issued into
+LICENSE_VENDOR_DB."""
+import http.server
+import json
 import secrets
+import signal
+import ssl
 import subprocess
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from alarmhelpers import Capture, outbox, reset_alarm_config, set_config
-from apihelpers import add_user, api_launcher, error_of  # noqa: F401
+from apihelpers import add_user, api_launcher, error_of, free_port  # noqa: F401
 from mcshelpers import REPO, build_dir, wait_until
 
 DEMO_SK = REPO / "deploy" / "demo" / "license-vendor-demo.sk"
+H = 3600
 
 
-def issue(tmp_path, max_devices=1000, expires="2099-12-31", issued=None, sk=DEMO_SK):
+def is_test_build():
+    cache = build_dir() / "CMakeCache.txt"
+    return cache.exists() and "MCS_LICENSE_TEST:BOOL=ON" in cache.read_text()
+
+
+needs_test_clock = pytest.mark.skipif(not is_test_build(),
+                                      reason="the test clock exists in test builds only")
+
+
+def issue(tmp_path, db=None, max_devices=1000, expires="2099-12-31", issued=None, sk=DEMO_SK):
     """A license file signed by sk (the demo vendor key: every test build
-    trusts it) in a directory of its own; returns its path and text."""
+    trusts it), recorded in the vendor store db; returns the path a plant
+    of its own would read it from (not written yet) and its text."""
     d = tmp_path / ("lic-" + secrets.token_hex(3))
     d.mkdir()
     args = [str(build_dir() / "mcs-license"), "issue", "--sk", str(sk), "--db",
-            str(d / "vendor.db"), "--customer", "测试化工 Test Chemicals",
+            str(db or d / "vendor.db"), "--customer", "测试化工 Test Chemicals",
             "--max-devices", str(max_devices), "--expires", expires, "--out", str(d / "issued.key")]
     if issued:
         args += ["--issued", issued]
@@ -40,6 +64,122 @@ def other_vendor_key(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     return sk
+
+
+def plant(tmp_path, text, **env):
+    """Configuration of a plant of its own: license directory, machine id."""
+    d = tmp_path / ("plant-" + secrets.token_hex(3))
+    d.mkdir()
+    (d / "license.key").write_text(text)
+    mid = d / "machine-id"
+    mid.write_text(secrets.token_hex(16) + "\n")
+    e = {"LICENSE_FILE": str(d / "license.key"), "MACHINE_ID_FILE": str(mid)}
+    e.update({k: str(v) for k, v in env.items()})
+    return e
+
+
+def check(base_env, penv):
+    """`mcs job run license` for that plant: (exit status, output)."""
+    r = subprocess.run([str(build_dir() / "mcs"), "job", "run", "license"],
+                       env=dict(base_env, **penv), capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def last_run(pg):
+    with pg.cursor() as cur:
+        cur.execute("SELECT outcome, error, detail FROM job_runs WHERE job = 'license' "
+                    "ORDER BY id DESC LIMIT 1")
+        return cur.fetchone()
+
+
+def vendor(services, *args):
+    r = subprocess.run([str(build_dir() / "mcs-license"), *args, "--db",
+                        services["LICENSE_VENDOR_DB"]], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def key_of(text):
+    return [ln for ln in text.splitlines() if ln.startswith("key: ")][0][5:]
+
+
+class Licd:
+    """An mcs-licensed of the test's own (its store, optionally a test clock)."""
+
+    def __init__(self, services, tmp_path, clock=None):
+        self.services, self.db = services, tmp_path / ("licd-" + secrets.token_hex(3) + ".db")
+        self.clock, self.port, self.proc = clock, free_port(), None
+        self.log = tmp_path / f"licd-{self.port}.log"
+        self.url = f"https://localhost:{self.port}/api/verify"
+
+    def start(self):
+        tls = Path(self.services["RUN_DIR"]) / "tls"
+        env = {"PATH": "/usr/bin:/bin"}
+        if self.clock:
+            env["MCS_TEST_CLOCK_FILE"] = str(self.clock)
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen(
+                [str(build_dir() / "mcs-licensed"), "--db", str(self.db), "--sk", str(DEMO_SK),
+                 "--cert", str(tls / "server.crt"), "--key", str(tls / "server.key"),
+                 "--port", str(self.port), "--rate-per-min", "6000", "--burst", "600"],
+                env=env, stdout=f, stderr=subprocess.STDOUT)
+        wait_until(lambda: b'"msg":"ready"' in self.log.read_bytes(), 10,
+                   desc="mcs-licensed ready")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            assert self.proc.wait(15) == 0, self.log.read_text()[-2000:]
+
+
+@pytest.fixture
+def licd(services, tmp_path):
+    made = []
+
+    def make(clock=None):
+        d = Licd(services, tmp_path, clock)
+        made.append(d)
+        d.start()
+        return d
+    yield make
+    for d in made:
+        d.stop()
+
+
+class FakeServer:
+    """A server on the plant's network that answers whatever it is told to,
+    with the run's own certificate (as a DNS entry away would)."""
+
+    def __init__(self, services):
+        body = self.body = {"text": b"ok"}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body["text"])))
+                self.end_headers()
+                self.wfile.write(body["text"])
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        tls = Path(services["RUN_DIR"]) / "tls"
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls / "server.crt", tls / "server.key")
+        self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+        self.url = f"https://localhost:{self.srv.server_address[1]}/api/verify"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def clear_license_alarms(pg):
+    with pg.cursor() as cur:
+        cur.execute("UPDATE alarm_logs SET cleared_at = now(), state = 'cleared' WHERE sn = 'SYSTEM'"
+                    " AND alarm_type IN ('LICENSE_GRACE', 'LICENSE_FAILED') AND cleared_at IS NULL")
 
 
 def users(a):
@@ -64,15 +204,16 @@ def locked_answers(a, code):
     assert a.login(a.admin, a.passwords[a.admin])
 
 
-def test_valid_license_runs_green(api_launcher, tmp_path, pg):
-    path, text = issue(tmp_path, max_devices=1234, expires="2099-12-31")
-    path.write_text(text)
-    a = users(api_launcher.start(LICENSE_FILE=path))
+def test_valid_license_runs_green(api_launcher, tmp_path, pg, services, base_env):
+    _, text = issue(tmp_path, db=services["LICENSE_VENDOR_DB"], max_devices=1234)
+    penv = plant(tmp_path, text)
+    assert check(base_env, penv)[0] == 0
+    a = users(api_launcher.start(**penv))
     j = a.get("/api/system/license", a.admin_token).json()
     assert (j["status"], j["code"], j["max_devices"], j["expires"]) == ("valid", None, 1234,
                                                                         "2099-12-31")
     assert j["customer"] == "测试化工 Test Chemicals"
-    key = [ln for ln in text.splitlines() if ln.startswith("key: ")][0][5:]
+    key = key_of(text)
     assert j["license_key"] == key[:8] + "-****-****" and key not in a.log_tail(400)
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM devices")
@@ -119,7 +260,8 @@ def test_upload_takes_effect_without_restart(api_launcher, tmp_path):
     assert not path.exists()
     r = a.post("/api/system/license", tok, data=text.encode())
     assert r.status_code == 200, r.text
-    assert r.json()["status"] == "valid" and path.read_text() == text
+    # Running, in grace until the first online check (mcsd's, at once).
+    assert r.json()["status"] == "grace" and path.read_text() == text
     assert a.get("/api/devices", tok).status_code == 200
     with_audit = a.get("/api/system/logs?size=20", tok).json()["data"]
     assert any(row["action"] == "license.install" for row in with_audit)
@@ -172,15 +314,156 @@ def test_locked_worker_stores_nothing_but_raises_and_notifies(mcsd, pg, add_devi
 
 
 def test_worker_unlocks_when_a_license_is_installed(mcsd, pg, add_device, mqtt_pub, wait_db,
-                                                   tmp_path):
-    path, text = issue(tmp_path)
+                                                   tmp_path, services):
+    path, text = issue(tmp_path, db=services["LICENSE_VENDOR_DB"])
     sn = add_device()
     m = mcsd(LICENSE_FILE=path)
     mqtt_pub.reading(sn, qos=0, seq=1, v_raw=10.0)
     m.wait_metric("unlicensed", lambda v: v >= 1)
     path.write_text(text)  # as the CLI or the upload would, no restart
+    # mcsd sees it (grace), checks online at once, and is valid.
+    wait_until(lambda: any(ln.get("module") == "license" and ln.get("result") == "ok"
+                           for ln in m.log_lines()), 15, desc="mcsd's online check")
     wait_until(lambda: any(ln.get("module") == "license" and ln.get("state") == "valid"
-                           for ln in m.log_lines()), 10, desc="mcsd sees the new license")
+                           for ln in m.log_lines()), 10, desc="mcsd valid")
     mqtt_pub.reading(sn, qos=0, seq=2, v_raw=11.0)
     wait_db("SELECT seq FROM sensor_data WHERE sn = %s", (sn,), pred=lambda r: r == [(2,)],
             desc="stored after the unlock")
+
+
+def test_online_check_keeps_the_token(tmp_path, services, base_env, pg, rds):
+    _, text = issue(tmp_path, db=services["LICENSE_VENDOR_DB"])
+    penv = plant(tmp_path, text)
+    rc, out = check(base_env, penv)
+    assert rc == 0, out
+    outcome, _, detail = last_run(pg)
+    assert outcome == "ok" and detail["state"] == "valid" and detail["check"] == "ok"
+    tok = json.loads((Path(penv["LICENSE_FILE"]).parent / "token.json").read_text())["token"]
+    assert tok.startswith("MCS-TOKEN 1\n") and "status: ok\n" in tok
+    lines = dict(ln.split(": ", 1) for ln in tok.splitlines()[1:])
+    assert int(lines["expires_at"]) - int(lines["issued_at"]) == 24 * H
+    assert rds.get("license:token") == tok and 0 < rds.ttl("license:token") <= 24 * H
+    # the raw machine id is never sent: only its keyed hash
+    assert Path(penv["MACHINE_ID_FILE"]).read_text().strip() not in tok
+    assert key_of(text) not in (Path(services["RUN_DIR"]) / "license" / "licd.log").read_text()
+
+
+def test_another_host_20004_until_released(tmp_path, services, base_env, api_launcher):
+    _, text = issue(tmp_path, db=services["LICENSE_VENDOR_DB"])
+    a_env, b_env = plant(tmp_path, text), plant(tmp_path, text)
+    assert check(base_env, a_env)[0] == 0       # host A binds
+    rc, out = check(base_env, b_env)            # host B: refused, locked at once
+    assert rc == 1 and "another host" in out
+    b = users(api_launcher.start(**b_env))
+    r = b.get("/api/devices", b.admin_token)
+    assert r.status_code == 403 and error_of(r)["code"] == 20004
+    # the binding survives a restart of the license server
+    services.licd_stop()
+    services.licd_start()
+    assert check(base_env, b_env)[0] == 1
+    vendor(services, "release", key_of(text))
+    rc, out = check(base_env, b_env)
+    assert rc == 0, out                         # B binds now
+    wait_until(lambda: b.get("/api/devices", b.admin_token).status_code == 200, 5,
+               desc="B unlocked without a restart")
+    assert check(base_env, a_env)[0] == 1       # and A is the other host
+
+
+def test_revoked_locks_at_the_next_check(tmp_path, services, base_env, api_launcher, pg):
+    _, text = issue(tmp_path, db=services["LICENSE_VENDOR_DB"])
+    penv = plant(tmp_path, text)
+    assert check(base_env, penv)[0] == 0
+    a = users(api_launcher.start(**penv))
+    assert a.get("/api/devices", a.admin_token).status_code == 200
+    vendor(services, "revoke", key_of(text))
+    rc, out = check(base_env, penv)
+    assert rc == 1 and "revoked" in out
+    wait_until(lambda: a.get("/api/devices", a.admin_token).status_code == 403, 5,
+               desc="locked after the revocation")
+    j = a.get("/api/system/license", a.admin_token).json()
+    assert (j["status"], j["code"]) == ("locked", 20001) and "revoked" in j["reason"]
+    clear_license_alarms(pg)
+
+
+@needs_test_clock
+def test_grace_warning_lock_forged_replayed_unlock(tmp_path, services, base_env, api_launcher,
+                                                   pg, licd):
+    """71 h without the server: running, yellow, warning alarm; 73 h: locked;
+    a fake server's unsigned or re-signed "ok" and a replayed old answer do
+    not unlock; the real server does."""
+    clock = tmp_path / "clock"
+    clock.write_text("0")
+    srv = licd(clock)
+    _, text = issue(tmp_path, db=srv.db)
+    penv = plant(tmp_path, text, LICENSE_SERVER_URL=srv.url, MCS_TEST_CLOCK_FILE=clock)
+    assert check(base_env, penv)[0] == 0
+    old = json.loads((Path(penv["LICENSE_FILE"]).parent / "token.json").read_text())["token"]
+    a = users(api_launcher.start(**penv))
+    tok = a.admin_token
+    srv.stop()
+    clock.write_text(str(71 * H))
+    rc, out = check(base_env, penv)
+    assert rc == 1 and "unreachable" in out
+    assert last_run(pg)[2]["state"] == "grace" and 0 < last_run(pg)[2]["grace_left_s"] <= H
+    with pg.cursor() as cur:
+        cur.execute("SELECT message FROM alarm_logs WHERE sn = 'SYSTEM' AND "
+                    "alarm_type = 'LICENSE_GRACE' AND cleared_at IS NULL")
+        assert "grace" in cur.fetchone()[0]
+    wait_until(lambda: a.get("/api/system/license", tok).json()["status"] == "grace", 5,
+               desc="API sees grace")
+    assert a.get("/api/devices", tok).status_code == 200
+    assert a.get("/api/system/health", tok).json()["components"]["license"]["status"] == "grace"
+    clock.write_text(str(73 * H))
+    assert check(base_env, penv)[0] == 1
+    wait_until(lambda: a.get("/api/devices", tok).status_code == 403, 5, desc="locked at 73 h")
+    assert error_of(a.get("/api/devices", tok))["code"] == 20001
+    fake = FakeServer(services)
+    try:
+        fenv = dict(penv, LICENSE_SERVER_URL=fake.url)
+        forged = [b"ok", b'{"status":"ok"}', old.encode(),
+                  old.replace("expires_at: ", "expires_at: 9").encode(),
+                  issue(tmp_path, sk=other_vendor_key(tmp_path))[1].encode()]
+        for body, why in zip(forged, ["forged", "forged", "replayed", "forged", "forged"]):
+            fake.body["text"] = body
+            rc, out = check(base_env, fenv)
+            assert rc == 1 and why in out, (body, out)
+            assert a.get("/api/system/license", tok).json()["status"] == "locked"
+    finally:
+        fake.close()
+    srv.start()
+    assert check(base_env, penv)[0] == 0
+    wait_until(lambda: a.get("/api/devices", tok).status_code == 200, 5, desc="unlocked")
+    j = a.get("/api/system/license", tok).json()
+    assert j["status"] == "valid", (j, (Path(penv["LICENSE_FILE"]).parent / "license.state").read_text())
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM alarm_logs WHERE sn = 'SYSTEM' AND "
+                    "alarm_type = 'LICENSE_GRACE' AND cleared_at IS NULL")
+        assert cur.fetchone()[0] == 0
+    clear_license_alarms(pg)
+
+
+@needs_test_clock
+def test_clock_turned_back_is_detected(tmp_path, services, base_env, api_launcher, pg, licd):
+    server_clock, plant_clock = tmp_path / "server-clock", tmp_path / "plant-clock"
+    server_clock.write_text("0")
+    plant_clock.write_text("0")
+    srv = licd(server_clock)
+    _, text = issue(tmp_path, db=srv.db)
+    penv = plant(tmp_path, text, LICENSE_SERVER_URL=srv.url, MCS_TEST_CLOCK_FILE=plant_clock)
+    assert check(base_env, penv)[0] == 0
+    # 60 h pass (server unreachable meanwhile), then the clock is set back two days
+    srv.stop()
+    plant_clock.write_text(str(60 * H))
+    assert check(base_env, penv)[0] == 1
+    plant_clock.write_text(str(-48 * H))
+    a = users(api_launcher.start(**penv))
+    j = a.get("/api/system/license", a.admin_token).json()
+    assert j["status"] == "grace" and "clock turned back" in j["reason"]
+    # no grace bought: the 60 h already seen still count (12 h left, not 72 h)
+    assert "剩余 11 小时" in j["reason"] or "剩余 12 小时" in j["reason"]
+    server_clock.write_text(str(60 * H))
+    srv.start()
+    rc, out = check(base_env, penv)
+    assert rc == 1 and "clock differs from the license server" in out
+    assert a.get("/api/system/license", a.admin_token).json()["status"] != "valid"
+    clear_license_alarms(pg)
