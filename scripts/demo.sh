@@ -79,6 +79,8 @@ LOG_LEVEL=INFO
 VENDOR_SECRET=$VENDOR_SECRET
 # The demo license (issue #17): signed by the demo vendor key of deploy/demo.
 LICENSE_FILE=$DEMO_LICENSE
+LICENSE_SERVER_URL=${LICENSE_SERVER_URL:-https://localhost:1/api/verify}
+LICENSE_SERVER_CAFILE=${LICENSE_SERVER_CAFILE:-}
 # mcs-api (issue #8): device commands go out as the broker's worker account
 # (R-MQ-6: writes mcs/+/cmd and mcs/broadcast/cmd, reads no commands).
 API_BIND=${DEMO_API_BIND:-127.0.0.1}
@@ -157,8 +159,10 @@ See data flowing:
   redis-cli -p $REDIS_PORT HGETALL mcs:metrics:broker     (broker plugin counters)
   curl -s http://$API_HOST:$API_PORT/api/auth/login -d '{"username":"admin","password":"$API_ADMIN_PASS"}'
 
-License (demo license from the demo vendor key; web: 系统 → 授权信息):
+License (demo license from the demo vendor key, checked online against the
+local license server mcs-licensed, log $RUN/license/licd.log; web: 系统 → 授权信息):
   ./build/mcs-license check $DEMO_LICENSE
+  ./build/mcs-license list --db $RUN/license/vendor-demo.db
   T=\$(curl -s http://$API_HOST:$API_PORT/api/auth/login -d '{"username":"admin","password":"$API_ADMIN_PASS"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
   curl -s -H "Authorization: Bearer \$T" http://$API_HOST:$API_PORT/api/system/license
 

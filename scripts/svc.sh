@@ -6,6 +6,7 @@
 #   svc.sh stop DIR         stop all three
 #   svc.sh pg-stop DIR | pg-start DIR | redis-stop DIR | redis-start DIR
 #   svc.sh mqtt-stop DIR | mqtt-start DIR
+#   svc.sh licd DIR | licd-stop DIR | licd-start DIR   the license server alone
 #
 # DIR/env holds DB_*, REDIS_*, MQTT_* (plain loopback listener), MQTT_TLS_PORT
 # and MQTT_CAFILE (TLS listener with a CA generated here), and the license
@@ -365,6 +366,7 @@ ENV
   stop) licd_stop; mqtt_stop; redis_stop; pg_stop ;;
   licd-stop) licd_stop ;;
   licd-start) licd_start ;;
+  licd) touch "$DIR/env"; gen_certs; licd_start ;; # `make licensed`: the server alone
   pg-start) pg_start ;;
   pg-stop) pg_stop ;;
   redis-start) redis_start ;;

@@ -93,6 +93,16 @@ void api_license_json(struct api_ctx *ctx, cJSON *o, long long devices_in_use)
                                                    ? cJSON_CreateNumber((double)devices_in_use)
                                                    : cJSON_CreateNull());
     cJSON_AddNumberToObject(o, "evaluated_at", (double)v->evaluated);
+    cJSON_AddItemToObject(o, "last_check", v->rec.last_good
+                                               ? cJSON_CreateNumber((double)v->rec.last_good)
+                                               : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "grace_left_s", v->state == LIC_ST_GRACE
+                                                 ? cJSON_CreateNumber((double)v->grace_left)
+                                                 : cJSON_CreateNull());
+    /* Health's warning (R-LI-4): less than a day of grace left. */
+    cJSON_AddBoolToObject(o, "warning",
+                          v->state == LIC_ST_GRACE && v->grace_left < LIC_WARN_S);
+    cJSON_AddBoolToObject(o, "clock_turned_back", v->clock_back);
     cJSON_AddBoolToObject(o, "test_build", license_test_build());
 }
 

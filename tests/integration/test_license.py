@@ -412,7 +412,9 @@ def test_grace_warning_lock_forged_replayed_unlock(tmp_path, services, base_env,
     wait_until(lambda: a.get("/api/system/license", tok).json()["status"] == "grace", 5,
                desc="API sees grace")
     assert a.get("/api/devices", tok).status_code == 200
-    assert a.get("/api/system/health", tok).json()["components"]["license"]["status"] == "grace"
+    hl = a.get("/api/system/health", tok).json()["components"]["license"]
+    assert hl["status"] == "grace" and hl["warning"] is True and 0 < hl["grace_left_s"] <= H
+    assert hl["last_check"] is not None
     clock.write_text(str(73 * H))
     assert check(base_env, penv)[0] == 1
     wait_until(lambda: a.get("/api/devices", tok).status_code == 403, 5, desc="locked at 73 h")
