@@ -279,6 +279,10 @@ def test_device_limit_20003(api_launcher, tmp_path, pg):
     assert a.post("/api/devices", tok, json={"sn": sn1}).status_code == 201
     r = a.post("/api/devices", tok, json={"sn": sn2})
     assert r.status_code == 403 and error_of(r)["code"] == 20003
+    # the admin CLI keeps the same limit
+    r = subprocess.run([str(build_dir() / "mcs"), "device", "add", sn2], capture_output=True,
+                       text=True, timeout=30, env=dict(a.env))
+    assert r.returncode == 1 and "20003" in r.stderr, r.stdout + r.stderr
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM devices WHERE sn = %s", (sn2,))
         assert cur.fetchone()[0] == 0

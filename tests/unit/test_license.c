@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "config.h"
+#include "licguard.h"
 #include "license.h"
 #include "licstore.h"
 
@@ -275,6 +277,85 @@ static void store_bindings(void **state)
     rmdir(dir);
 }
 
+static int set_facts(struct lic_record *r, int loaded, void *arg)
+{
+    (void)arg;
+    assert_int_equal(loaded, MCS_ENOTFOUND);
+    snprintf(r->license_id, sizeof(r->license_id), "L-1");
+    r->first_seen = 100;
+    r->last_good = 200;
+    r->hwm = 300;
+    snprintf(r->fail_reason, sizeof(r->fail_reason), "line\nbreak");
+    return 0;
+}
+
+/* license.state: round trip, any edit is evident, and neither an edited
+ * nor a deleted record (while token.json shows a check) buys grace. */
+static void state_record(void **state)
+{
+    char dir[] = "/tmp/test_licstate_XXXXXX", path[256], buf[2048];
+    struct mcs_config cfg;
+    struct lic_record r;
+    FILE *f;
+    size_t n;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    mcs_config_defaults(&cfg);
+    snprintf(cfg.license_file, sizeof(cfg.license_file), "%s/license.key", dir);
+    snprintf(cfg.machine_id_file, sizeof(cfg.machine_id_file), "%s/machine-id", dir);
+    f = fopen(cfg.machine_id_file, "w");
+    fputs("0123456789abcdef0123456789abcdef\n", f);
+    fclose(f);
+    assert_int_equal(licguard_state_load(&cfg, &r), MCS_ENOTFOUND);
+    licguard_record_for(&cfg, &r, MCS_ENOTFOUND, "L-1", 1000);
+    assert_int_equal(r.first_seen, 1000); /* a new plant: grace from now */
+    assert_int_equal(licguard_state_update(&cfg, set_facts, NULL), 0);
+    assert_int_equal(licguard_state_load(&cfg, &r), 0);
+    assert_string_equal(r.license_id, "L-1");
+    assert_int_equal(r.last_good, 200);
+    assert_int_equal(r.hwm, 300);
+    assert_string_equal(r.fail_reason, "line break");
+    /* one digit of last_good changed: the MAC fails, the record is void */
+    licguard_path(&cfg, "license.state", path, sizeof(path));
+    f = fopen(path, "r");
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strstr(buf, "last_good=200");
+    assert_non_null(p);
+    p[10] = '9';
+    f = fopen(path, "w");
+    fputs(buf, f);
+    fclose(f);
+    assert_int_equal(licguard_state_load(&cfg, &r), MCS_ECORRUPT);
+    assert_int_equal(r.last_good, 0);
+    licguard_record_for(&cfg, &r, MCS_ECORRUPT, "L-1", 1000);
+    assert_int_equal(r.first_seen, 1);
+    /* another host's state file fails too */
+    p[10] = '2';
+    f = fopen(path, "w");
+    fputs(buf, f);
+    fclose(f);
+    assert_int_equal(licguard_state_load(&cfg, &r), 0);
+    f = fopen(cfg.machine_id_file, "w");
+    fputs("another-host\n", f);
+    fclose(f);
+    assert_int_equal(licguard_state_load(&cfg, &r), MCS_ECORRUPT);
+    /* deleted while a token shows an earlier check */
+    unlink(path);
+    licguard_path(&cfg, "token.json", path, sizeof(path));
+    f = fopen(path, "w");
+    fputs("{}", f);
+    fclose(f);
+    licguard_record_for(&cfg, &r, MCS_ENOTFOUND, "L-1", 1000);
+    assert_int_equal(r.first_seen, 1);
+    unlink(path);
+    licguard_path(&cfg, "license.lock", path, sizeof(path));
+    unlink(path);
+    unlink(cfg.machine_id_file);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +366,7 @@ int main(void)
         cmocka_unit_test(token_round_trip_and_tamper),
         cmocka_unit_test(fingerprint),
         cmocka_unit_test(store_bindings),
+        cmocka_unit_test(state_record),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
