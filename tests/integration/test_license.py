@@ -26,6 +26,7 @@ import pytest
 from alarmhelpers import Capture, outbox, reset_alarm_config, set_config
 from apihelpers import add_user, api_launcher, error_of, free_port  # noqa: F401
 from mcshelpers import REPO, build_dir, wait_until
+from test_api_ws import recv_until, ws_open
 
 DEMO_SK = REPO / "deploy" / "demo" / "license-vendor-demo.sk"
 H = 3600
@@ -290,15 +291,21 @@ def test_device_limit_20003(api_launcher, tmp_path, pg):
 
 
 def test_locked_worker_stores_nothing_but_raises_and_notifies(mcsd, pg, add_device, mqtt_pub,
-                                                               wait_db, tmp_path):
+                                                               wait_db, tmp_path, api_launcher):
     """Safety over the seed: no license, yet a gas reading over its limit
-    gives an alarm row and a notification; the readings are not stored."""
+    gives an alarm row, a notification and an alarm on the wall screen's
+    feed; the readings are not stored and the device list is refused."""
     reset_alarm_config(pg)
     cap = Capture("webhook")
+    ws = None
     try:
         set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": cap.url})
         sn = add_device(name="锁定探头", location="车间L", high_limit=100)
-        m = mcsd(LICENSE_FILE=tmp_path / "none" / "license.key")
+        nolic = tmp_path / "none" / "license.key"
+        m = mcsd(LICENSE_FILE=nolic)
+        a = users(api_launcher.start(LICENSE_FILE=nolic))
+        assert error_of(a.get("/api/devices", a.admin_token))["code"] == 20001
+        ws = ws_open(a, a.admin_token)
         assert any(ln.get("module") == "license" and ln.get("state") == "missing"
                    for ln in m.log_lines())
         mqtt_pub.reading(sn, qos=0, seq=1, v_raw=50.0, temp=25.0)
@@ -309,12 +316,17 @@ def test_locked_worker_stores_nothing_but_raises_and_notifies(mcsd, pg, add_devi
         wait_until(lambda: cap.count() >= 1, 15, desc="webhook delivered while locked")
         assert cap.snapshot()[0]["body"]["sn"] == sn
         assert [o["status"] for o in outbox(pg, rows[0][0])] == ["sent"]
+        recv_until(ws, lambda f: f["type"] == "alarm" and f["data"]["sn"] == sn, 10)
+        listed = a.get("/api/alarms", a.admin_token, params={"sn": sn}).json()["data"]
+        assert [x["id"] for x in listed] == [rows[0][0]]
         m.wait_metric("unlicensed", lambda v: v >= 2)
         with pg.cursor() as cur:
             cur.execute("SELECT count(*) FROM sensor_data WHERE sn = %s", (sn,))
             assert cur.fetchone()[0] == 0
     finally:
         cap.close()
+        if ws:
+            ws.close()
 
 
 def test_worker_unlocks_when_a_license_is_installed(mcsd, pg, add_device, mqtt_pub, wait_db,
