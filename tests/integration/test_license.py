@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from alarmhelpers import Capture, outbox, reset_alarm_config, set_config
 from apihelpers import add_user, api_launcher, error_of, free_port  # noqa: F401
@@ -107,9 +108,9 @@ def key_of(text):
 class Licd:
     """An mcs-licensed of the test's own (its store, optionally a test clock)."""
 
-    def __init__(self, services, tmp_path, clock=None):
+    def __init__(self, services, tmp_path, clock=None, rate=("6000", "600")):
         self.services, self.db = services, tmp_path / ("licd-" + secrets.token_hex(3) + ".db")
-        self.clock, self.port, self.proc = clock, free_port(), None
+        self.clock, self.port, self.proc, self.rate = clock, free_port(), None, rate
         self.log = tmp_path / f"licd-{self.port}.log"
         self.url = f"https://localhost:{self.port}/api/verify"
 
@@ -122,7 +123,7 @@ class Licd:
             self.proc = subprocess.Popen(
                 [str(build_dir() / "mcs-licensed"), "--db", str(self.db), "--sk", str(DEMO_SK),
                  "--cert", str(tls / "server.crt"), "--key", str(tls / "server.key"),
-                 "--port", str(self.port), "--rate-per-min", "6000", "--burst", "600"],
+                 "--port", str(self.port), "--rate-per-min", self.rate[0], "--burst", self.rate[1]],
                 env=env, stdout=f, stderr=subprocess.STDOUT)
         wait_until(lambda: b'"msg":"ready"' in self.log.read_bytes(), 10,
                    desc="mcs-licensed ready")
@@ -137,8 +138,8 @@ class Licd:
 def licd(services, tmp_path):
     made = []
 
-    def make(clock=None):
-        d = Licd(services, tmp_path, clock)
+    def make(clock=None, **kw):
+        d = Licd(services, tmp_path, clock, **kw)
         made.append(d)
         d.start()
         return d
@@ -485,3 +486,55 @@ def test_clock_turned_back_is_detected(tmp_path, services, base_env, api_launche
     assert rc == 1 and "clock differs from the license server" in out
     assert a.get("/api/system/license", a.admin_token).json()["status"] != "valid"
     clear_license_alarms(pg)
+
+
+def verify_req(url, cafile, key, fp, nonce=None):
+    body = {"machine_id": fp, "license_key": key, "version": "1.0.0",
+            "nonce": nonce or secrets.token_hex(16)}
+    return requests.post(url, json=body, verify=cafile, timeout=10)
+
+
+def test_server_binds_one_host_under_concurrent_activations(tmp_path, services):
+    """Eight hosts activate one new license at the same moment: exactly one
+    binds, the seven others are told other_host (signed)."""
+    _, text = issue(tmp_path, db=services["LICENSE_VENDOR_DB"])
+    key, url, ca = key_of(text), services["LICENSE_SERVER_URL"], services["LICENSE_SERVER_CAFILE"]
+    fps = [secrets.token_hex(32) for _ in range(8)]
+    out = [None] * 8
+    start = threading.Barrier(8)
+
+    def one(i):
+        start.wait()
+        out[i] = verify_req(url, ca, key, fps[i])
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert all(r.status_code == 200 for r in out)
+    statuses = sorted(r.text.split("status: ")[1].split("\n")[0] for r in out)
+    assert statuses == ["ok"] + ["other_host"] * 7
+    listed = vendor(services, "list")
+    bound = [ln for ln in listed.splitlines() if key in ln][0].split("\t")[-1]
+    winner = fps[[i for i, r in enumerate(out) if "status: ok" in r.text][0]]
+    assert winner.startswith(bound)
+
+
+def test_server_rate_limit_health_and_bad_requests(tmp_path, services, licd):
+    srv = licd(rate=("60", "3"))
+    ca = services["LICENSE_SERVER_CAFILE"]
+    h = requests.get(srv.url.replace("/api/verify", "/health"), verify=ca, timeout=10)
+    assert h.status_code == 200 and h.json()["status"] == "ok"
+    r = requests.post(srv.url, data=b"not json", verify=ca, timeout=10)
+    assert r.status_code == 400
+    r = verify_req(srv.url, ca, "MCS-0000-0000-0000", "zz" * 32)
+    assert r.status_code == 400 and "machine_id" in r.json()["error"]
+    # the burst of 3 is spent: the next ones from this address wait
+    codes = [verify_req(srv.url, ca, "MCS-0000-0000-0000", "a" * 64).status_code
+             for _ in range(3)]
+    assert codes[-1] == 429
+    # plain HTTP is not served
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"http://127.0.0.1:{srv.port}/health", timeout=5)
+    logs = [json.loads(ln) for ln in srv.log.read_text().splitlines() if ln.startswith("{")]
+    assert logs and all("ts" in ln and "level" in ln for ln in logs)
