@@ -192,7 +192,7 @@ int h_password(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     op = cJSON_GetObjectItemCaseSensitive(j, "old_password");
     np = cJSON_GetObjectItemCaseSensitive(j, "new_password");
     if(rq_known_fields(j, ok, err, sizeof(err)) || !cJSON_IsString(op) || !cJSON_IsString(np) ||
-       mcs_account_password_check(np->valuestring, err, sizeof(err))) {
+       mcs_account_password_check_for(rq->user, np->valuestring, err, sizeof(err))) {
         api_error(rs, 400, E_BAD_REQ, "%s", cJSON_IsString(np) ? err : "old_password and new_password required");
         goto out;
     }
@@ -249,6 +249,7 @@ int h_users_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     const char *v[3];
     PGresult *r = NULL;
     PGconn *pg;
+    int twin;
 
     if(!j)
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
@@ -263,8 +264,9 @@ int h_users_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "username must match ^[A-Za-z0-9_.-]{1,64}$");
         goto out;
     }
-    if(!cJSON_IsString(p) || mcs_account_password_check(p->valuestring, err, sizeof(err))) {
-        api_error(rs, 400, E_BAD_REQ, "password must be 8..256 bytes");
+    if(!cJSON_IsString(p) ||
+       mcs_account_password_check_for(u->valuestring, p->valuestring, err, sizeof(err))) {
+        api_error(rs, 400, E_BAD_REQ, "%s", cJSON_IsString(p) ? err : "password must be a string");
         goto out;
     }
     if(!cJSON_IsString(ro) || auth_role_parse(ro->valuestring) == ROLE_NONE) {
@@ -280,13 +282,22 @@ int h_users_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     v[2] = ro->valuestring;
     snprintf(sql, sizeof(sql),
              "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) "
-             "ON CONFLICT (username) DO NOTHING RETURNING %s",
+             "ON CONFLICT DO NOTHING RETURNING %s",
              USER_COLS);
-    r = api_query(ctx, rs, sql, 3, v);
+    /* Names are unique ignoring case (migration 065's users_username_lower);
+     * this also covers the case twins an upgraded database kept. */
+    r = api_query(ctx, rs, "SELECT 1 FROM users WHERE lower(username) = lower($1)", 1, v);
+    twin = r && PQntuples(r);
+    if(r && !twin) {
+        PQclear(r);
+        r = api_query(ctx, rs, sql, 3, v);
+    }
     if(!r)
         goto out;
-    if(PQntuples(r) != 1) {
-        api_error(rs, 409, E_BAD_REQ, "user %s exists", u->valuestring);
+    if(twin || PQntuples(r) != 1) {
+        /* Also a name that differs only in case (users_username_lower). */
+        api_error(rs, 409, E_BAD_REQ, "user %s exists (user names are unique ignoring case)",
+                  u->valuestring);
         goto out;
     }
     row = api_pg_row(r, 0);
@@ -322,7 +333,7 @@ int h_users_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "give password, role (admin|viewer) and/or disabled");
         goto out;
     }
-    if(p && mcs_account_password_check(p->valuestring, err, sizeof(err))) {
+    if(p && mcs_account_password_check_for(user, p->valuestring, err, sizeof(err))) {
         api_error(rs, 400, E_BAD_REQ, "%s", err);
         goto out;
     }

@@ -36,7 +36,9 @@ const struct api_route api_routes[] = {
     {API_POST, "/api/devices/{sn}/command", ADM, BODY_JSON, h_dev_command},
     {API_GET, "/api/alarms", VIEW, BODY_NONE, h_alarm_list},
     {API_GET, "/api/alarms/stats", VIEW, BODY_NONE, h_alarm_stats},
-    {API_GET, "/api/alarms/export", VIEW, BODY_NONE, h_alarm_export},
+    /* Admin only (issue #16, defect 15): a viewer sees alarms on screen; an
+     * export is a copy of the plant's alarm history that leaves the site. */
+    {API_GET, "/api/alarms/export", ADM, BODY_NONE, h_alarm_export},
     {API_GET, "/api/alarms/{id}", VIEW, BODY_NONE, h_alarm_get},
     {API_POST, "/api/alarms/{id}/ack", ADM, BODY_JSON, h_alarm_ack},
     {API_GET, "/api/config/alarm", ADM, BODY_NONE, h_cfg_alarm_get},
