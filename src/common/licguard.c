@@ -2,6 +2,7 @@
  * Owns reading and replacing LICENSE_FILE. Thread: any. */
 #include "licguard.h"
 #include "err.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +177,16 @@ void licguard_record_for(const struct mcs_config *cfg, struct lic_record *r, int
         snprintf(r->fail_reason, sizeof(r->fail_reason), "license.state 被修改或删除 / altered or deleted");
 }
 
+/* The license directory (default /var/lib/mcs/license) is made on first
+ * use, one level, so a fresh install needs no step for it. */
+static void ensure_dir(const struct mcs_config *cfg)
+{
+    char dir[sizeof(cfg->license_file)];
+    snprintf(dir, sizeof(dir), "%s", cfg->license_file);
+    if(mkdir(dirname(dir), 0750) != 0 && errno != EEXIST)
+        LOG_W("license", "cannot make the license directory", LS("error", strerror(errno)));
+}
+
 int licguard_state_update(const struct mcs_config *cfg,
                           int (*fn)(struct lic_record *r, int loaded, void *arg), void *arg)
 {
@@ -183,6 +195,7 @@ int licguard_state_update(const struct mcs_config *cfg,
     int fd, rc, loaded;
 
     licguard_path(cfg, "license.lock", lock, sizeof(lock));
+    ensure_dir(cfg);
     fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if(fd < 0)
         return MCS_EIO;
@@ -330,5 +343,6 @@ int licguard_install(const struct mcs_config *cfg, const char *buf, size_t n, in
         snprintf(why, whyn, "授权已过期 / the license expired on %s", l.expires);
         return MCS_EINVAL;
     }
+    ensure_dir(cfg);
     return replace_file(cfg->license_file, buf, n, why, whyn);
 }

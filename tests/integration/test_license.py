@@ -252,7 +252,9 @@ def test_bad_license_locks_the_api(api_launcher, tmp_path, case):
 
 
 def test_upload_takes_effect_without_restart(api_launcher, tmp_path):
-    path, text = issue(tmp_path)
+    _, text = issue(tmp_path)
+    # a fresh install: not even the license directory exists yet
+    path = tmp_path / ("new-" + secrets.token_hex(3)) / "license.key"
     a = users(api_launcher.start(LICENSE_FILE=path))  # no file yet: missing
     tok = a.admin_token
     assert error_of(a.get("/api/devices", tok))["code"] == 20001
