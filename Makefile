@@ -7,10 +7,12 @@
 #   make bench  run every benchmark; prints `name: value` lines
 #               (ONLY=group[,group] runs only those: bench/README.md)
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS each (docs/FUZZING.md)
+#   make licensed  start the vendor's license server locally (make licensed-stop)
 JOBS ?= 2
 FUZZ_SECONDS ?= 300
 
-.PHONY: all build build-asan build-fuzz deps test fuzz demo demo-stop bench lint format clean
+.PHONY: all build build-asan build-fuzz deps test fuzz demo demo-stop bench lint format clean \
+        licensed licensed-stop
 
 all: build
 
@@ -43,6 +45,16 @@ demo: build
 
 demo-stop:
 	@bash scripts/demo.sh stop
+
+# The vendor's license server (issue #17) alone, on a free port with a
+# certificate of its own and the demo vendor key: docs/OPERATIONS.md "License".
+licensed: build
+	@bash scripts/svc.sh licd .run/licensed
+	@grep '^LICENSE_' .run/licensed/env
+	@echo "log: .run/licensed/license/licd.log   stop: make licensed-stop"
+
+licensed-stop:
+	@bash scripts/svc.sh licd-stop .run/licensed
 
 bench: build
 	@ONLY='$(ONLY)' bash bench/run.sh

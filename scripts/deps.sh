@@ -10,7 +10,7 @@ PKGS=(
   postgresql-server-dev-15
   nginx
   redis-server redis-tools libhiredis-dev
-  libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
+  libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev libsqlite3-dev
   libcurl4-openssl-dev libxml2-dev curl
   python3 python3-pytest python3-paho-mqtt python3-psycopg2 python3-redis
   python3-requests python3-aiosmtpd

@@ -6,9 +6,12 @@
 #   svc.sh stop DIR         stop all three
 #   svc.sh pg-stop DIR | pg-start DIR | redis-stop DIR | redis-start DIR
 #   svc.sh mqtt-stop DIR | mqtt-start DIR
+#   svc.sh licd DIR | licd-stop DIR | licd-start DIR   the license server alone
 #
 # DIR/env holds DB_*, REDIS_*, MQTT_* (plain loopback listener), MQTT_TLS_PORT
-# and MQTT_CAFILE (TLS listener with a CA generated here).
+# and MQTT_CAFILE (TLS listener with a CA generated here), and the license
+# (issue #17): LICENSE_FILE, LICENSE_SERVER_URL, ... of a demo license and a
+# local mcs-licensed (licd-stop / licd-start DIR), once they are built.
 #
 # Broker authentication is opt-in, chosen by MCS_BROKER_AUTH at `start` (or
 # `mqtt-start`) and remembered in DIR/env as MQTT_AUTH, so that a later
@@ -136,6 +139,48 @@ kill_pidfile() {
 }
 
 redis_stop() { kill_pidfile "$DIR/redis/pid"; }
+
+# The license (issue #17): a demo license (scripts/demo-license.sh) and a
+# local license server (mcs-licensed, demo vendor key, this run's TLS
+# certificate) that knows it, so whatever runs here is licensed and checks
+# online as a plant does. DIR/env gains LICENSE_FILE, LICENSE_SERVER_URL,
+# LICENSE_SERVER_CAFILE, LICENSE_VENDOR_DB. Skipped (with a note) until
+# mcs-license and mcs-licensed are built.
+licd_bin() {
+  local b
+  for b in "${MCS_BUILD_DIR:-}" "$REPO/build" "$REPO/build-asan"; do
+    [ -n "$b" ] && [ -x "$b/mcs-licensed" ] && [ -x "$b/mcs-license" ] && { echo "$b"; return 0; }
+  done
+  return 1
+}
+licd_start() {
+  local b lic port
+  b=$(licd_bin) || { echo "svc: mcs-licensed not built: no license server" >&2; return 0; }
+  if ! grep -q '^LICENSE_FILE=' "$DIR/env"; then
+    lic=$(bash "$REPO/scripts/demo-license.sh" "$DIR" "$b/mcs-license")
+    port=$(free_port)
+    cat >> "$DIR/env" <<ENV
+LICENSE_FILE=$lic
+LICENSE_VENDOR_DB=$DIR/license/vendor-demo.db
+LICENSE_SERVER_URL=https://localhost:$port/api/verify
+LICENSE_SERVER_CAFILE=$DIR/tls/ca.crt
+LICENSE_SERVER_PORT=$port
+ENV
+  fi
+  port=$(grep '^LICENSE_SERVER_PORT=' "$DIR/env" | cut -d= -f2)
+  kill_pidfile "$DIR/license/licd.pid"
+  "$b/mcs-licensed" --db "$DIR/license/vendor-demo.db" --sk "$REPO/deploy/demo/license-vendor-demo.sk" \
+    --cert "$DIR/tls/server.crt" --key "$DIR/tls/server.key" --port "$port" \
+    --rate-per-min 6000 --burst 600 > "$DIR/license/licd.log" 2>&1 &
+  echo $! > "$DIR/license/licd.pid"
+  for _ in $(seq 100); do
+    grep -q '"msg":"ready"' "$DIR/license/licd.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "svc: mcs-licensed did not start (see $DIR/license/licd.log)" >&2
+  return 1
+}
+licd_stop() { kill_pidfile "$DIR/license/licd.pid"; }
 
 # Writes MQTT_AUTH=<mode> and, once per DIR, the client secrets into DIR/env.
 auth_env() {
@@ -341,8 +386,12 @@ ENV
     pg_start
     redis_start
     mqtt_start
+    licd_start
     ;;
-  stop) mqtt_stop; redis_stop; pg_stop ;;
+  stop) licd_stop; mqtt_stop; redis_stop; pg_stop ;;
+  licd-stop) licd_stop ;;
+  licd-start) licd_start ;;
+  licd) touch "$DIR/env"; gen_certs; licd_start ;; # `make licensed`: the server alone
   pg-start) pg_start ;;
   pg-stop) pg_stop ;;
   redis-start) redis_start ;;

@@ -6,6 +6,7 @@
 #define MCS_API_H
 
 #include "config.h"
+#include "licguard.h"
 #include "secret.h"
 
 #include <cJSON.h>
@@ -32,6 +33,9 @@ enum api_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_ADMIN = 2 };
     X(E_TOKEN, 10002, "Token已过期")                         \
     X(E_ROLE, 10003, "权限不足")                             \
     X(E_LIC_INVALID, 20001, "授权无效")                      \
+    X(E_LIC_EXPIRED, 20002, "授权已过期")                    \
+    X(E_LIC_DEVICES, 20003, "设备数量超出授权限制")          \
+    X(E_LIC_HOST, 20004, "机器码不匹配")                     \
     X(E_DEV_NOTFOUND, 40001, "设备不存在")                   \
     X(E_DEV_EXISTS, 40002, "设备SN已存在")                   \
     X(E_DEV_OFFLINE, 40003, "设备离线, 无法下发命令")        \
@@ -124,6 +128,7 @@ struct api_stats {
     uint64_t commands;
     uint64_t audit_rows, audit_failed;
     uint64_t bodies_too_large;
+    uint64_t lic_refused; /* calls refused while the license is locked */
     int64_t started_ms;
 };
 
@@ -146,6 +151,8 @@ struct api_ctx {
     struct api_jobs *jobs; /* jobs.c: the worker of slow requests */
     struct api_auth *auth; /* auth.c: login throttle, user cache */
     struct mcs_secret_key skey; /* secrets at rest (MCS_SECRET_KEY), may be unset */
+    struct lic_view lic;        /* h_license.c: the license state, cached */
+    int64_t lic_mono;           /* when lic was evaluated (monotonic ms), 0: never */
     volatile int stop;
 };
 

@@ -263,6 +263,10 @@ int h_dev_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
              vals);
     if(api_begin(ctx, rs))
         return 0;
+    if(api_license_device_room(ctx, rs)) { /* issue #17: 20003 beyond max_devices */
+        api_rollback(ctx);
+        return 0;
+    }
     /* SNs are unique ignoring case (migration 065's devices_sn_lower); this
      * also covers the case twins an upgraded database kept, which that
      * index leaves out. */

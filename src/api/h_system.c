@@ -1,6 +1,6 @@
 /* h_system.c - system endpoints (R-API-8, R-API-7): health that answers
- * with the database or Redis down, statistics, the license (not built yet:
- * a clear error), the audit log, archive records, and /metrics in the
+ * with the database or Redis down, statistics (the license is h_license.c),
+ * the audit log, archive records, and /metrics in the
  * Prometheus text format for mcs-api and, from Redis, for the workers.
  * Owns nothing. Thread: the lws loop thread. */
 #include "err.h"
@@ -126,9 +126,10 @@ int h_sys_health(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
                                                     : cJSON_CreateNull());
     cJSON_AddNumberToObject(x, "instances", w.up);
     cJSON_AddItemToObject(x, "lag_ms", num_or_null(w.lag_ms));
-    x = cJSON_AddObjectToObject(c, "license");
-    cJSON_AddStringToObject(x, "status", "unavailable");
-    cJSON_AddNullToObject(x, "expires");
+    x = cJSON_AddObjectToObject(c, "license"); /* issue #17: as GET /api/system/license */
+    api_license_json(ctx, x, -1);
+    if(!licguard_running(api_license(ctx)))
+        bad = 1;
     x = cJSON_AddObjectToObject(c, "disk");
     if(statvfs(ctx->cfg.spool_dir[0] ? ctx->cfg.spool_dir : ".", &sv) == 0 && sv.f_blocks) {
         double used = 100.0 * (double)(sv.f_blocks - sv.f_bfree) / (double)sv.f_blocks;
@@ -203,11 +204,6 @@ int h_sys_stats(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     cJSON_AddNumberToObject(o, "ws_clients", ws.clients);
     cJSON_AddStringToObject(o, "version", MCS_API_VERSION);
     return api_json(rs, 200, o);
-}
-
-int h_sys_license(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
-{
-    return api_error(rs, 501, E_LIC_INVALID, "license module not available in this build");
 }
 
 int h_sys_logs(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)

@@ -44,6 +44,22 @@ H(h_cfg_bg_post);
 H(h_sys_health);
 H(h_sys_stats);
 H(h_sys_license);
+H(h_sys_license_put);
+#undef H
+
+/* h_license.c (issue #17). The license state, evaluated at most once a
+ * second (a new license file takes effect without a restart). */
+struct lic_view;
+struct api_route;
+const struct lic_view *api_license(struct api_ctx *ctx);
+/* 0 when r may run; else -1 with a 403 (20001/20002/20004) on rs. */
+int api_license_gate(struct api_ctx *ctx, const struct api_route *r, struct api_resp *rs);
+/* Adds the license members (status, customer, limits, ...) to o. */
+void api_license_json(struct api_ctx *ctx, cJSON *o, long long devices_in_use);
+/* Inside a device add's transaction: 0 when one more device fits the
+ * license, else -1 with 403/20003 (or a database error) on rs. */
+int api_license_device_room(struct api_ctx *ctx, struct api_resp *rs);
+#define H(name) int name(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 H(h_sys_logs);
 H(h_sys_archives);
 H(h_sys_archive_dl);

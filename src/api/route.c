@@ -53,6 +53,7 @@ const struct api_route api_routes[] = {
     {API_GET, "/api/system/health", VIEW, BODY_NONE, h_sys_health},
     {API_GET, "/api/system/stats", VIEW, BODY_NONE, h_sys_stats},
     {API_GET, "/api/system/license", VIEW, BODY_NONE, h_sys_license},
+    {API_POST, "/api/system/license", ADM, BODY_UPLOAD, h_sys_license_put},
     {API_GET, "/api/system/logs", ADM, BODY_NONE, h_sys_logs},
     {API_GET, "/api/system/archives", VIEW, BODY_NONE, h_sys_archives},
     {API_POST, "/api/system/archives/run", ADM, BODY_NONE, h_sys_archive_run},
@@ -193,6 +194,8 @@ void api_dispatch(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 400, E_BAD_REQ, "too many or too long query arguments");
         return;
     }
+    if(api_license_gate(ctx, r, rs)) /* issue #17: locked (R-LI-5) */
+        return;
     r->fn(ctx, rq, rs);
     if(!rs->status && !rs->deferred)
         api_error(rs, 500, E_INTERNAL, "handler gave no answer");

@@ -100,6 +100,10 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"NOTIFY_TIMEOUT_MS", MCS_CFG_INT, F(notify_timeout_ms), 100, 120000, "10000", 0, "time limit of one notification request"},
     {"MCS_SECRET_KEY", MCS_CFG_STR, F(secret_key), 0, 0, "", 1, "key of secrets at rest: 64 hex digits or base64 of 32 bytes"},
     {"MCS_SECRET_KEY_FILE", MCS_CFG_STR, F(secret_key_file), 0, 0, "", 0, "file holding MCS_SECRET_KEY (text or 32 raw bytes)"},
+    {"LICENSE_FILE", MCS_CFG_STR, F(license_file), 1, 0, "/var/lib/mcs/license/license.key", 0, "the signed license file; token.json and license.state live beside it"},
+    {"MACHINE_ID_FILE", MCS_CFG_STR, F(machine_id_file), 1, 0, "/etc/machine-id", 0, "host id the license is bound to (/app/host_id in containers); only its keyed hash leaves the host"},
+    {"LICENSE_SERVER_URL", MCS_CFG_STR, F(license_server_url), 1, 0, "https://license.mcs-iot.com/api/verify", 0, "the vendor's license server (mcs-licensed): checked at start and daily at 03:00"},
+    {"LICENSE_SERVER_CAFILE", MCS_CFG_STR, F(license_server_cafile), 0, 0, "", 0, "CA file for the license server's certificate (default: the system's CAs)"},
     {NULL, MCS_CFG_STR, 0, 0, 0, 0, NULL, 0, NULL},
 };
 #undef F

@@ -94,6 +94,11 @@ struct mcs_config {
     int notify_timeout_ms;
     char secret_key[128];
     char secret_key_file[512];
+    /* License guard (issue #17, docs/OPERATIONS.md "License") */
+    char license_file[512];
+    char machine_id_file[512];
+    char license_server_url[512];
+    char license_server_cafile[512];
 };
 
 /* What a table entry holds. */

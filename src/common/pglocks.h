@@ -10,5 +10,6 @@
 #define MCS_LOCK_SCHED_LEADER "7342010" /* scheduler.c: the leader instance */
 #define MCS_LOCK_JOB "7342011"          /* jobs.c: (key, job index), one run at a time */
 #define MCS_LOCK_ALARM_RELAY "7342012"  /* notify.c: the instance relaying alarm events */
+#define MCS_LOCK_LICENSE_DEVICES "7342013" /* h_license.c: device adds against max_devices */
 
 #endif

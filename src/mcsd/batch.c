@@ -206,7 +206,7 @@ static enum mcs_pgfail rows_one_by_one(struct mcs_batchdb *b, const struct mcs_j
         char sn[MCS_SN_MAX + 1], ts[24], seq[16], v[4][32], bat[16], rssi[16], err[16], fl[16];
         int rows = 0;
         enum mcs_pgfail f;
-        if(r->type != MCS_JREC_READING)
+        if(r->type != MCS_JREC_READING || b->unlicensed_batch)
             continue;
         jrec_sn(r, sn);
         snprintf(ts, sizeof(ts), "%" PRId64, r->ts);
@@ -313,11 +313,18 @@ int batch_write(struct mcs_batchdb *b, const struct mcs_jrec *recs, int n, int64
 
     memset(res, 0, sizeof(*res));
     copybuf_reset(&b->copy);
+    b->unlicensed_batch = b->licensed && !atomic_load(b->licensed);
     for(int i = 0; i < n; i++) {
         const struct mcs_jrec *r = &recs[i];
         if(r->type != MCS_JREC_READING)
             continue;
         res->readings++;
+        /* Locked (R-LI-5): the reading is not stored, yet it stays in recs
+         * for the alarm decisions below, which a license never silences. */
+        if(b->unlicensed_batch) {
+            res->unlicensed++;
+            continue;
+        }
         min_ts = r->ts < min_ts ? r->ts : min_ts;
         max_ts = r->ts > max_ts ? r->ts : max_ts;
         if(copybuf_add(&b->copy, r)) {
@@ -328,7 +335,7 @@ int batch_write(struct mcs_batchdb *b, const struct mcs_jrec *recs, int n, int64
     copybuf_finish(&b->copy);
     /* Partitions come from the batch's own days: a reading spooled through
      * a long outage may be older than the window kept ahead of time. */
-    if(res->readings && batch_cover(b, min_ts, max_ts))
+    if(res->readings > res->unlicensed && batch_cover(b, min_ts, max_ts))
         return PQstatus(b->pg) == CONNECTION_BAD ? MCS_EDB : MCS_EAGAIN;
     for(int attempt = 0; attempt < 4; attempt++) {
         enum mcs_pgfail f = try_batch(b, recs, n, next, mode, res);

@@ -19,6 +19,7 @@
 #include "journal.h"
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct alarm_engine; /* alarm_db.h (issue #7) */
@@ -46,6 +47,10 @@ struct mcs_batchdb {
     int64_t parts_lo, parts_hi; /* day numbers known to have partitions */
     char err[1024];           /* the last failure: SQLSTATE, then message */
     struct alarm_engine *alarm; /* issue #7: alarm decisions in the batch's transaction */
+    /* issue #17: 0 while the license is locked: readings are not stored, but
+     * the batch's alarm decisions still are. NULL: always stored. */
+    const _Atomic int *licensed;
+    int unlicensed_batch; /* the batch being written is not stored (batch.c) */
 };
 
 /* Outcome of a committed batch. */
@@ -53,6 +58,7 @@ struct mcs_batch_result {
     int readings;    /* reading records in the batch */
     int inserted;    /* rows new in sensor_data */
     int quarantined; /* rows moved to sensor_quarantine */
+    int unlicensed;  /* readings not stored: license locked (issue #17) */
 };
 
 int batch_init(struct mcs_batchdb *b, const char *instance, const char *spool_id);

@@ -223,6 +223,7 @@ void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
     COUNTER(unacked_drops);
     COUNTER(store_retries);
     COUNTER(quarantined);
+    COUNTER(unlicensed);
     COUNTER(journal_bad_records);
     COUNTER(journal_gap_bytes);
     FIELD("db_up", "%d", atomic_load(&m->db_up));

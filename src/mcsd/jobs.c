@@ -1,12 +1,14 @@
 /* jobs.c - the job table of R-OP-2, job_execute (lock, job_runs row, alarm)
  * and the small jobs: offline scan, health check, hourly statistics, license
- * (not built), VACUUM ANALYZE. Archive and backup live in archive.c and
+ * check, VACUUM ANALYZE. Archive and backup live in archive.c and
  * backup.c. Owns nothing persistent. Thread: the caller's. */
 #include "pglocks.h"
 #include "jobs.h"
 #include "conn.h"
 #include "err.h"
 #include "health.h"
+#include "liccheck.h" /* issue #17 */
+#include "licguard.h"
 #include "log.h"
 
 #include <inttypes.h>
@@ -187,10 +189,36 @@ static enum mcs_job_outcome job_stats(struct mcs_jobctx *jc)
     return JOB_OK;
 }
 
+/* The daily license check (issue #17, R-LI-3/4): asks the license server,
+ * then judges the state. A failed check or a license that does not let the
+ * plant run fails the job, which raises LICENSE_FAILED (job_execute); less
+ * than 24 h of grace left raises the warning LICENSE_GRACE as well. */
 static enum mcs_job_outcome job_license(struct mcs_jobctx *jc)
 {
-    snprintf(jc->err, sizeof(jc->err), "license check not built yet (license issue)");
-    return JOB_NOT_BUILT;
+    struct lic_view v;
+    char msg[400];
+    enum liccheck_outcome o = liccheck_run(jc->cfg, jc->stop, msg, sizeof(msg));
+
+    licguard_eval(jc->cfg, licguard_now(), &v);
+    if(v.state == LIC_ST_GRACE && v.grace_left < LIC_WARN_S)
+        sysalarm_raise(jc->pg, "LICENSE_GRACE", v.reason);
+    else if(v.state == LIC_ST_VALID)
+        sysalarm_clear(jc->pg, "LICENSE_GRACE");
+    snprintf(jc->detail, sizeof(jc->detail),
+             "{\"state\":\"%s\",\"check\":\"%s\",\"license_id\":\"%s\",\"expires\":\"%s\","
+             "\"grace_left_s\":%lld}",
+             licguard_state_name(v.state),
+             o == LICCHECK_OK         ? "ok"
+             : o == LICCHECK_REJECTED ? "rejected"
+             : o == LICCHECK_FAILED   ? "failed"
+                                      : "no_license",
+             v.lic.id, v.lic.expires, (long long)v.grace_left);
+    if(o != LICCHECK_OK || !licguard_running(&v)) {
+        snprintf(jc->err, sizeof(jc->err), "%s (%d): %s", licguard_state_name(v.state), v.code,
+                 o == LICCHECK_OK ? v.reason : msg);
+        return JOB_FAILED;
+    }
+    return JOB_OK;
 }
 
 static enum mcs_job_outcome job_vacuum(struct mcs_jobctx *jc)

@@ -7,6 +7,9 @@
 #include "devsync.h"
 #include "err.h"
 #include "ingest.h"
+#include "liccheck.h" /* issue #17 */
+#include "licguard.h"
+#include <pthread.h>
 #include "log.h"
 #include "mcsd.h"
 #include "migrate.h"
@@ -98,6 +101,97 @@ static int spool_path(const char *dir, char *out, size_t n)
     return 0;
 }
 
+/* The license watch (issue #17): the license file is evaluated at start and
+ * every LICWATCH_MS, so an installed file takes effect without a restart.
+ * Locked, the store keeps deciding alarms but stores no readings. Every
+ * LICMARK_MS the watch moves the high-water mark of time seen on by the
+ * monotonic time that passed, so a clock turned back buys no grace. A new
+ * license (or the start) asks the check thread for an online check. */
+#define LICWATCH_MS 2000
+#define LICMARK_MS 60000
+
+struct licwatch {
+    struct mcsd *d;
+    int last_state;
+    char license_id[LIC_VALUE_MAX + 1];
+    int64_t mark_mono, mark_now;
+    pthread_t th;
+    int th_started;
+    _Atomic int want_check;
+};
+
+struct mark {
+    const struct mcs_config *cfg;
+    const char *license_id;
+    int64_t now, passed;
+};
+
+static int advance_mark(struct lic_record *r, int loaded, void *arg)
+{
+    const struct mark *m = arg;
+    int64_t hwm;
+    licguard_record_for(m->cfg, r, loaded, m->license_id, m->now);
+    hwm = r->hwm + m->passed > m->now ? r->hwm + m->passed : m->now;
+    r->hwm = hwm > r->hwm ? hwm : r->hwm;
+    return 0;
+}
+
+/* The online check at start and after a new license is installed (the
+ * daily one is the scheduler's license job). */
+static void *check_main(void *arg)
+{
+    struct licwatch *w = arg;
+    char msg[400];
+    while(!atomic_load(&w->d->stopping)) {
+        if(!atomic_exchange(&w->want_check, 0)) {
+            mcs_sleep_ms(200);
+            continue;
+        }
+        enum liccheck_outcome o = liccheck_run(w->d->cfg, &w->d->stopping, msg, sizeof(msg));
+        if(o == LICCHECK_OK)
+            LOG_I("license", "online license check", LS("result", "ok"));
+        else if(o != LICCHECK_NO_LICENSE)
+            LOG_W("license", "online license check",
+                  LS("result", o == LICCHECK_REJECTED ? "rejected" : "failed"), LS("reason", msg));
+    }
+    return NULL;
+}
+
+static void licwatch(struct licwatch *w)
+{
+    struct mcsd *d = w->d;
+    struct lic_view v;
+    int64_t now = licguard_now(), mono = mcs_mono_ms();
+
+    licguard_eval(d->cfg, now, &v);
+    if(v.have_license && (strcmp(w->license_id, v.lic.id) != 0 || !w->mark_mono ||
+                          mono - w->mark_mono >= LICMARK_MS)) {
+        struct mark m = {d->cfg, v.lic.id, now, w->mark_mono ? (mono - w->mark_mono) / 1000 : 0};
+        if(licguard_state_update(d->cfg, advance_mark, &m) != 0)
+            LOG_W("license", "license.state not written");
+        w->mark_mono = mono;
+        if(strcmp(w->license_id, v.lic.id) != 0) {
+            snprintf(w->license_id, sizeof(w->license_id), "%s", v.lic.id);
+            atomic_store(&w->want_check, 1);
+        }
+        licguard_eval(d->cfg, now, &v);
+    }
+    atomic_store(&d->licensed, licguard_running(&v));
+    if((int)v.state == w->last_state)
+        return;
+    w->last_state = (int)v.state;
+    if(licguard_running(&v))
+        LOG_I("license", "license state", LS("state", licguard_state_name(v.state)),
+              LS("customer", v.lic.customer), LS("expires", v.lic.expires),
+              LI("max_devices", v.lic.max_devices));
+    else
+        LOG_E("license",
+              "license not valid: telemetry is not stored; gas alarms are still evaluated and "
+              "notified",
+              LS("state", licguard_state_name(v.state)), LI("code", v.code),
+              LS("reason", v.reason));
+}
+
 int main(int argc, char **argv)
 {
     struct mcs_config cfg;
@@ -108,6 +202,8 @@ int main(int argc, char **argv)
     struct mcs_sched *sc = NULL; /* issue #10 */
     struct mcs_notify *nt = NULL; /* alarms (#7) */
     int check = 0, migrate_only = 0, decommission = 0, rc = 1, sig = 0;
+    int64_t lic_next = 0;
+    static struct licwatch lw;
     sigset_t set;
 
     if(mcs_config_load(&cfg, &argc, argv)) {
@@ -188,6 +284,11 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    lw.d = d; /* issue #17: the license state before the store writes anything */
+    lw.last_state = -1;
+    licwatch(&lw);
+    lic_next = mcs_mono_ms() + LICWATCH_MS;
+    lw.th_started = pthread_create(&lw.th, NULL, check_main, &lw) == 0;
     if(notify_start(d, &nt)) /* alarms (#7): makes d->alarm, before the store */
         goto out;
     if(store_start(d, &st))
@@ -205,6 +306,10 @@ int main(int argc, char **argv)
         for(;;) {
             if((sig = wait_signal(&set, 500)))
                 break;
+            if(mcs_mono_ms() >= lic_next) {
+                licwatch(&lw);
+                lic_next = mcs_mono_ms() + LICWATCH_MS;
+            }
             if(!decommission)
                 continue;
             uint64_t now_recv = atomic_load(&d->metrics.received);
@@ -238,6 +343,8 @@ out:
         if(!left) /* alarms (#7): after the store, which uses d->alarm */
             left |= notify_stop(nt, deadline) != 0;
         left |= devsync_stop(ds, deadline) != 0;
+        if(lw.th_started) /* its request gives up on d->stopping */
+            pthread_join(lw.th, NULL);
         if(left) {
             LOG_W("main", "stopped with a thread still blocked; exiting anyway");
             fflush(NULL);

@@ -24,6 +24,9 @@ struct mcsd {
      * bad input never hides the first line of another); ingest thread only. */
     struct mcs_ratelimit reject_rl[MCS_REJ_COUNT];
     struct alarm_engine *alarm; /* alarms (#7): made by notify_start, used by store */
+    /* issue #17: 1 while the license lets telemetry be stored; set by main's
+     * license watch (licwatch in main.c), read by the store thread. */
+    _Atomic int licensed;
 };
 
 #endif

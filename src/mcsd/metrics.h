@@ -27,6 +27,8 @@ struct mcs_metrics {
      * database error; rows moved to sensor_quarantine; journal records
      * skipped as corrupt and bytes lost in torn segments at open. */
     _Atomic uint64_t unacked_drops, store_retries, quarantined;
+    /* Readings received while the license is locked, not stored (issue #17). */
+    _Atomic uint64_t unlicensed;
     _Atomic uint64_t journal_bad_records, journal_gap_bytes;
     _Atomic int db_up, redis_up, mqtt_connected;
     /* From the broker's $SYS tree (every sys_interval, default 10 s): its

@@ -186,8 +186,9 @@ static void store_batch(struct mcs_store *s, int n, int64_t next)
     mirror_batch(&s->mirror, d, &s->cache, s->recs, n);
     atomic_fetch_add(&d->metrics.stored, (uint64_t)res.inserted);
     atomic_fetch_add(&d->metrics.quarantined, (uint64_t)res.quarantined);
+    atomic_fetch_add(&d->metrics.unlicensed, (uint64_t)res.unlicensed);
     atomic_fetch_add(&d->metrics.duplicates,
-                     (uint64_t)(res.readings - res.inserted - res.quarantined));
+                     (uint64_t)(res.readings - res.inserted - res.quarantined - res.unlicensed));
     atomic_fetch_add(&d->metrics.batches, 1);
 }
 
@@ -258,6 +259,7 @@ static void *store_main(void *arg)
     int64_t drain_deadline = 0;
 
     s->db.alarm = d->alarm; /* issue #7: alarm decisions inside batch_write */
+    s->db.licensed = &d->licensed; /* issue #17: not stored while locked */
     for(;;) {
         int64_t now = mcs_mono_ms();
         int64_t wpos = atomic_load(&d->journal.wpos);

@@ -5,6 +5,7 @@
  * trigger on `devices` does. Thread: single-threaded. */
 #include "devcred.h"
 #include "err.h"
+#include "licguard.h"
 #include "mcs_util.h"
 
 #include <stdlib.h>
@@ -142,6 +143,29 @@ static int select_sql(char *buf, size_t n, const struct col *cols, size_t ncols,
     return rc;
 }
 
+/* The license's device limit (issue #17, R-LI-5: 20003), as the API's
+ * POST /api/devices: the CLI adds no device the license does not cover. */
+static int license_room(struct cli *c)
+{
+    struct lic_view v;
+    PGresult *r = NULL;
+    long long n;
+    int rc;
+
+    licguard_eval(&c->cfg, licguard_now(), &v);
+    if(!v.have_license)
+        return cli_fail(MCS_ENOTFOUND, "20001 %s: no device can be added", v.reason);
+    rc = cli_pg_query(c, "SELECT count(*) FROM devices", 0, NULL, &r);
+    if(rc)
+        return rc;
+    n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if(n >= v.lic.max_devices)
+        return cli_fail(MCS_EFULL, "20003 设备数量超出授权限制 / device limit of the license "
+                                    "reached: %lld of %d", n, v.lic.max_devices);
+    return 0;
+}
+
 static int cmd_add(struct cli *c, const struct cli_args *a)
 {
     const char *vals[NDEVOPTS + 1];
@@ -168,6 +192,8 @@ static int cmd_add(struct cli *c, const struct cli_args *a)
         goto out;
     rc = cli_db_open(c);
     if(rc)
+        goto out;
+    if((rc = license_room(c)) != 0)
         goto out;
     /* SNs are unique ignoring case, as in the API (migration 065). */
     rc = cli_pg_query(c, "SELECT 1 FROM devices WHERE lower(sn) = lower($1)", 1, vals, &r);

@@ -51,6 +51,12 @@ class Services(dict):
     def mqtt_stop(self):
         self._svc("mqtt-stop")
 
+    def licd_stop(self):
+        self._svc("licd-stop")
+
+    def licd_start(self):
+        self._svc("licd-start")
+
     def mqtt_start(self):
         self._svc("mqtt-start")
 
@@ -107,6 +113,12 @@ def services():
             pytest.fail(f"svc.sh start failed ({r.returncode}):\n{r.stdout}\n{r.stderr}",
                         pytrace=False)
         svc = Services(run_dir, parse_env(run_dir / "env"))
+        # svc.sh issues a demo license and runs a license server that knows
+        # it (issue #17): without them every mcsd would store nothing and
+        # mcs-api refuse calls.
+        if not svc.get("LICENSE_SERVER_URL"):
+            pytest.fail("svc.sh started no license server: are mcs-license and mcs-licensed "
+                        "built?", pytrace=False)
         mcsd_bin = _bin("mcsd")
         if not mcsd_bin.exists():
             pytest.fail(f"{mcsd_bin} not built: cannot apply the schema", pytrace=False)
@@ -128,6 +140,12 @@ def services():
             if not hyper:
                 pytest.fail("MCS_PG_DIALECT=timescaledb but sensor_data is no hypertable",
                             pytrace=False)
+        # The first online check of the harness's license: valid from now on.
+        c = subprocess.run([str(_bin("mcs")), "job", "run", "license"], env=_base_env(svc),
+                           cwd=str(run_dir), capture_output=True, text=True, timeout=120)
+        if c.returncode != 0:
+            pytest.fail(f"license check of the harness failed:\n{c.stdout}\n{c.stderr}",
+                        pytrace=False)
         yield svc
     finally:
         if started:

@@ -173,14 +173,21 @@ def test_hourly_packet_loss_from_stored_rows(pg, job_env, mcs_run):
                (sn2, h0)) == (5, 4)
 
 
-def test_license_job_reports_not_built(pg, job_env, mcs_run):
+def test_license_job_checks_the_license(pg, job_env, mcs_run, tmp_path):
+    """The 03:00 job (issue #17): ok with the harness's license; a license
+    file with one edited byte fails it and raises LICENSE_FAILED."""
     r = mcs_run("job", "run", "license", env=job_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert one(pg, "SELECT outcome, detail->>'state' FROM job_runs WHERE job = 'license' "
+                   "ORDER BY id DESC LIMIT 1") == ("ok", "valid")
+    bad = tmp_path / "license.key"
+    bad.write_text(open(job_env["LICENSE_FILE"]).read().replace("1000000", "1000001"))
+    r = mcs_run("job", "run", "license", env=dict(job_env, LICENSE_FILE=str(bad)))
     assert r.returncode == 1
-    assert "not_built" in r.stdout
-    assert one(pg, "SELECT outcome FROM job_runs WHERE job = 'license' ORDER BY id DESC "
-                   "LIMIT 1") == ("not_built",)
+    assert one(pg, "SELECT outcome, error LIKE '%%20001%%' FROM job_runs WHERE job = 'license' "
+                   "ORDER BY id DESC LIMIT 1") == ("failed", True)
     assert one(pg, "SELECT count(*) FROM alarm_logs WHERE alarm_type = 'LICENSE_FAILED' "
-                   "AND cleared_at IS NULL")[0] == 0
+                   "AND cleared_at IS NULL")[0] == 1
 
 
 @pytest.mark.parametrize("job", ["offline", "health", "vacuum"])

@@ -26,7 +26,7 @@ export default {
   },
   overview: {
     online: 'Online', offline: 'Offline', alarms: 'Active alarms', total: 'Devices', system: 'System', license: 'License',
-    licenseNA: 'No license module in this build', shortcuts: 'Shortcuts', healthy: 'Healthy', degraded: 'Degraded', expires: 'Expires', msgPerMin: 'Messages/min', alarmsToday: 'Alarms today',
+    shortcuts: 'Shortcuts', healthy: 'Healthy', degraded: 'Degraded', expires: 'Expires', msgPerMin: 'Messages/min', alarmsToday: 'Alarms today',
   },
   devices: {
     sn: 'SN', name: 'Name', location: 'Location', status: 'Status', ppm: 'Concentration (ppm)', lastSeen: 'Last seen', battery: 'Battery',
@@ -78,12 +78,20 @@ export default {
     machine: 'Machine code', state: 'State', logs: 'Operation log', user: 'User', action: 'Action', target: 'Target', ip: 'IP', change: 'Change',
     archives: 'Archives', date: 'Date', file: 'File', size: 'Size', rows: 'Rows', md5: 'MD5', health: 'Health', component: 'Component',
   },
+  license: {
+    state: { valid: 'Valid', grace: 'Grace period', locked: 'Locked', missing: 'Not installed' },
+    key: 'License key', issued: 'Issued', lastCheck: 'Last online check', graceLeft: 'Grace left', hours: '{h} h',
+    upload: 'Upload license file', installed: 'License installed',
+    lockedTitle: 'License invalid', lockedDetail: 'Apart from alarms, the system no longer stores data or serves requests. Contact your supplier or upload a new license file.',
+    safety: 'Gas alarms are not affected: they are still detected, recorded, shown on the wall screen and notified.', openScreen: 'Open the wall screen',
+    graceBanner: 'The online license check failed: {h} h of grace left, then the system locks. Check the connection to the license server.',
+  },
   screen: {
     title: 'Gas monitoring — live', online: 'Online', offline: 'Offline', alarms: 'Alarms', unit: '',
     silence: 'Silence', silenced: 'Silenced', soundArmed: 'Sound on', enableSound: 'Click to enable alarm sound', soundPlaying: 'Alarm sounding',
     stale: 'No data for {s} s — this screen is NOT live', reconnecting: 'Reconnecting…', connecting: 'Connecting…',
     alarmList: 'Alarms', firstAlarm: 'First alarm', totalAlarms: 'Total', duration: 'for {d}', noAlarms: 'No active alarms',
-    trend: 'Last hour (per minute)', details: 'Device', licenseLocked: 'License invalid', licenseLockedDetail: 'Contact your supplier to renew the license. Alarms are still recorded.',
+    trend: 'Last hour (per minute)', details: 'Device', licenseLocked: 'License invalid', licenseLockedDetail: 'Contact your supplier to renew the license. Gas alarms are still detected, shown and notified (below).',
     kiosk: 'Full screen', noPlan: 'No floor plan uploaded yet', ack: 'Ack', acked: 'Acknowledged', close: 'Close',
     soundBlocked: 'Sound cannot play', soundBlockedBanner: 'Alarm sound CANNOT play: click anywhere on the screen to enable it', soundBlockedSub: 'The browser blocked autoplay; alarms will be silent',
     latched: 'Awaiting ack', awaitingAck: 'Cleared, awaiting ack', ackAll: 'Ack all ({n})', ackAllDone: '{n} alarms acknowledged', ackAllFailed: '{n} not acknowledged: {e}',

@@ -26,7 +26,7 @@ export default {
   },
   overview: {
     online: '在线设备', offline: '离线设备', alarms: '当前报警', total: '设备总数', system: '系统状态', license: '授权',
-    licenseNA: '此版本未启用授权模块', shortcuts: '快捷入口', healthy: '正常', degraded: '异常', expires: '到期', msgPerMin: '消息/分钟', alarmsToday: '今日报警',
+    shortcuts: '快捷入口', healthy: '正常', degraded: '异常', expires: '到期', msgPerMin: '消息/分钟', alarmsToday: '今日报警',
   },
   devices: {
     sn: 'SN', name: '名称', location: '位置', status: '状态', ppm: '浓度 (ppm)', lastSeen: '最后上报', battery: '电量',
@@ -78,12 +78,20 @@ export default {
     machine: '机器码', state: '状态', logs: '操作日志', user: '用户', action: '操作', target: '对象', ip: 'IP', change: '变更',
     archives: '数据归档', date: '日期', file: '文件', size: '大小', rows: '行数', md5: 'MD5', health: '健康检查', component: '组件',
   },
+  license: {
+    state: { valid: '有效', grace: '宽限期', locked: '已锁定', missing: '未安装' },
+    key: '授权码', issued: '签发日期', lastCheck: '最近在线验证', graceLeft: '宽限期剩余', hours: '{h} 小时',
+    upload: '上传授权文件', installed: '授权已安装',
+    lockedTitle: '系统授权已失效', lockedDetail: '除报警外，系统已停止存储数据和提供服务。请联系供应商，或上传新的授权文件。',
+    safety: '气体报警不受影响：仍在检测、写入记录、显示在大屏上并发送通知。', openScreen: '打开实时大屏',
+    graceBanner: '授权在线验证未通过，宽限期剩余 {h} 小时，之后系统将被锁定。请检查与授权服务器的网络连接。',
+  },
   screen: {
     title: '气体监测实时大屏', online: '在线', offline: '离线', alarms: '报警', unit: '台',
     silence: '消音', silenced: '已消音', soundArmed: '声音已开启', enableSound: '点击启用报警声音', soundPlaying: '报警声响起',
     stale: '数据已中断 {s} 秒，画面不是实时的', reconnecting: '正在重新连接…', connecting: '正在连接…',
     alarmList: '报警列表', firstAlarm: '首警', totalAlarms: '报警总数', duration: '持续 {d}', noAlarms: '当前无报警',
-    trend: '最近 1 小时趋势（每分钟）', details: '设备详情', licenseLocked: '系统授权已失效', licenseLockedDetail: '请联系供应商更新授权。报警仍在后台记录。',
+    trend: '最近 1 小时趋势（每分钟）', details: '设备详情', licenseLocked: '系统授权已失效', licenseLockedDetail: '请联系供应商更新授权。气体报警仍在检测、显示并通知（见下方）。',
     kiosk: '全屏', noPlan: '尚未上传平面图', ack: '确认', acked: '已确认', close: '关闭',
     soundBlocked: '声音无法播放', soundBlockedBanner: '报警声音无法播放：点击屏幕任意位置启用声音', soundBlockedSub: '浏览器禁止了自动播放，报警时将不会响铃 · Alarm sound blocked by the browser: click anywhere to enable',
     latched: '待确认', awaitingAck: '已恢复，待确认', ackAll: '全部确认（{n}）', ackAllDone: '已确认 {n} 条报警', ackAllFailed: '{n} 条确认失败：{e}',

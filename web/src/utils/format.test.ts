@@ -53,15 +53,3 @@ describe('plan percentages', () => {
     expect(toPercent(2000, -10, r)).toEqual({ x: 100, y: 0 })
   })
 })
-
-import { licenseBlocks } from './license'
-describe('license notice', () => {
-  it('blocks on a locked/expired license or a 2000x refusal, not on a build without the module', () => {
-    expect(licenseBlocks({ status: 'valid' })).toBe(false)
-    expect(licenseBlocks({ status: 'expired' })).toBe(true)
-    expect(licenseBlocks({ status: 'valid', locked: true })).toBe(true)
-    expect(licenseBlocks(null, { status: 403, code: 20002 })).toBe(true)
-    expect(licenseBlocks(null, { status: 501, code: 20001 })).toBe(false)
-    expect(licenseBlocks(null, { status: 500, code: 90006 })).toBe(false)
-  })
-})

@@ -52,6 +52,8 @@ export class Stack {
       DB_HOST: svc.DB_HOST, DB_PORT: svc.DB_PORT, DB_NAME: svc.DB_NAME, DB_USER: svc.DB_USER,
       REDIS_HOST: svc.REDIS_HOST, REDIS_PORT: svc.REDIS_PORT, MQTT_HOST: svc.MQTT_HOST, MQTT_PORT: svc.MQTT_PORT,
       INSTANCE_ID: 'e2e-web', SPOOL_DIR: join(this.run, 'spool'), LOG_LEVEL: 'INFO', VENDOR_SECRET: 'e2e-vendor-secret',
+      // the demo license and local license server svc.sh provides (issue #17)
+      LICENSE_FILE: svc.LICENSE_FILE, LICENSE_SERVER_URL: svc.LICENSE_SERVER_URL, LICENSE_SERVER_CAFILE: svc.LICENSE_SERVER_CAFILE,
       API_BIND: '127.0.0.1', API_PORT: String(this.apiPort), JWT_SECRET: randomBytes(24).toString('hex'),
       WEB_ROOT: join(REPO, 'web/dist'), MCS_SECRET_KEY: randomBytes(32).toString('hex'),
     }

@@ -251,6 +251,21 @@ export function stackSpecs(st) {
     await waitFor(async () => (await page.getByTestId('logs-table').textContent()).includes(D1), { desc: 'audit rows for the device' })
   })
 
+  spec('授权信息 shows the license and installs a license file (issue #17)', async ({ page }) => {
+    await page.goto(`${st.baseUrl}/admin/system`)
+    await page.getByRole('tab', { name: /授权信息|License/ }).click()
+    // mcsd checked online at its start against the stack's mcs-licensed
+    await waitFor(async () => (await page.getByTestId('license-state').textContent()).includes('有效'), { desc: 'license valid' })
+    expect((await page.getByTestId('license-info').textContent()).includes('演示工厂'), 'customer shown')
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/system/license') && r.request().method() === 'POST'),
+      page.getByTestId('license-file').setInputFiles(st.svc.LICENSE_FILE),
+    ])
+    expect(resp.status() === 200, `install answered ${resp.status()}`)
+    await waitFor(async () => (await page.getByTestId('license-state').textContent()).includes('有效'), { desc: 'still valid' })
+    expect((await page.getByTestId('license-notice').count()) === 0, 'no blocking notice while valid')
+  })
+
   spec('analyzer lists the archive bucket for a signed-in user', async ({ page }) => {
     const [resp] = await Promise.all([
       page.waitForResponse((r) => r.url().includes('/api/system/archives')),
