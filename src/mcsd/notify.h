@@ -19,12 +19,16 @@ struct mcs_notify;
  * Call before store_start. Returns 0 or MCS_ENOMEM. */
 int notify_start(struct mcsd *d, struct mcs_notify **out);
 
-/* Stops the threads (each wakes within its poll interval or the running
- * request's timeout) and frees d->alarm. Call after store_join. NULL is a
- * no-op. */
 /* Stops the notifier threads, waiting for them until deadline_ms
  * (mcs_mono_ms clock). Returns 0 (freed), or MCS_ETIMEDOUT when a request
  * was still running: then nothing is freed (the process is exiting). */
 int notify_stop(struct mcs_notify *n, int64_t deadline_ms);
+
+/* Checks that the secret of every enabled channel in system_config can be
+ * decrypted with this configuration's MCS_SECRET_KEY (mcsd --check-config,
+ * and a log line at start). Returns 0, MCS_EINVAL with the channels and the
+ * reason in err, or MCS_EDB (database unavailable, said in err). Thread:
+ * any; opens its own connection. */
+int notify_check_secrets(const struct mcs_config *cfg, char *err, size_t errn);
 
 #endif
