@@ -122,8 +122,9 @@ static void rate_note(struct chan_worker *w, int64_t now)
 
 /* out := in with every byte that is not part of a well-formed UTF-8
  * sequence (or is NUL) replaced by '?', cut on a character boundary to fit
- * outn. A platform's answer (Aliyun answers in Chinese) cut in the middle of
- * a character would make PostgreSQL refuse the whole outcome row. */
+ * outn; a character cut off at the end of in is dropped. A platform's answer
+ * (Aliyun answers in Chinese) cut in the middle of a character would make
+ * PostgreSQL refuse the whole outcome row. */
 static void utf8_clean(const char *in, char *out, size_t outn)
 {
     const unsigned char *s = (const unsigned char *)in;
@@ -133,6 +134,11 @@ static void utf8_clean(const char *in, char *out, size_t outn)
         size_t l = mcs_utf8_next(s, n, &cp);
         const unsigned char *src = s;
         size_t take = l;
+        if(l == 0) {
+            size_t need = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 1;
+            if(need > n)
+                break; /* a character cut off at the end (snprintf): dropped */
+        }
         if(l == 0 || cp == 0) {
             src = (const unsigned char *)"?";
             take = 1;

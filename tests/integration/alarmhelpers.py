@@ -56,10 +56,12 @@ class Capture:
     """A capture server for one platform. kind: dingtalk, feishu, wecom,
     webhook, sms. mode: ok | throttle | error | slow. Every request is kept
     in .requests as dict(t, path, query, body, ok) where ok says whether the
-    signature checked out."""
+    signature checked out. answer(query, body), when given, may return
+    (status, json) to answer instead (a signature failure still wins)."""
 
-    def __init__(self, kind, secret="", mode="ok", delay=0.0, port=None):
+    def __init__(self, kind, secret="", mode="ok", delay=0.0, port=None, answer=None):
         self.kind, self.secret, self.mode, self.delay = kind, secret, mode, delay
+        self.answer = answer
         self.requests = []
         self.lock = threading.Lock()
         cap = self
@@ -93,6 +95,8 @@ class Capture:
                 except ValueError:
                     body = raw
                 code, ans, sig_ok = cap._judge(q, body)
+                if sig_ok and cap.answer and cap.answer(q, body):
+                    code, ans = cap.answer(q, body)
                 rec = dict(t=time.monotonic(), wall=time.time(), path=u.path, query=q,
                            body=body, ok=sig_ok, headers=dict(self.headers))
                 with cap.lock:
