@@ -639,7 +639,14 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
     }
     n = claim(w, ac, mode, 1, &rows);
     if(n == 1) {
-        send_one(w, cfg, &rows[0]);
+        /* A test send follows a saved change at once: the settings as they
+         * are now, not as read up to a second ago. */
+        int ok = 0;
+        cJSON *fresh = !strcmp(rows[0].msg.event, "test")
+                           ? load_channel_cfg(w->pg, w->ch->name, &ok)
+                           : NULL;
+        send_one(w, fresh ? fresh : cfg, &rows[0]);
+        cJSON_Delete(fresh);
         rc = settle(w, ac, rows, 1);
         free(rows);
         return rc ? rc : 1;
