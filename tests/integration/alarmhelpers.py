@@ -17,6 +17,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2.extras
+import pytest
 
 TEST_KEY_HEX = "2b7e151628aed2a6abf7158809cf4f3c2b7e151628aed2a6abf7158809cf4f3c"
 
@@ -183,6 +184,20 @@ class Capture:
     def close(self):
         self.srv.shutdown()
         self.srv.server_close()
+
+
+@pytest.fixture
+def caps():
+    """caps(kind, **kw) -> a Capture, closed at teardown."""
+    made = []
+
+    def make(kind, **kw):
+        c = Capture(kind, **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.close()
 
 
 def text_of(req):

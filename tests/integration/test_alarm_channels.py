@@ -10,22 +10,9 @@ import time
 
 import pytest
 
-from alarmhelpers import (TEST_KEY_HEX, Capture, Smtp, alarms, body_of, outbox,
+from alarmhelpers import (TEST_KEY_HEX, Smtp, alarms, body_of, caps, outbox,  # noqa: F401
                           reset_alarm_config, set_config, subject_of, text_of, free_port)
 from mcshelpers import wait_until
-
-
-@pytest.fixture
-def caps():
-    made = []
-
-    def make(kind, **kw):
-        c = Capture(kind, **kw)
-        made.append(c)
-        return c
-    yield make
-    for c in made:
-        c.close()
 
 
 @pytest.fixture

@@ -11,24 +11,11 @@ import time
 import psycopg2.extras
 import pytest
 
-from alarmhelpers import Capture, reset_alarm_config, set_config
+from alarmhelpers import caps, reset_alarm_config, set_config  # noqa: F401
 from apihelpers import add_user, api_launcher  # noqa: F401
 from mcshelpers import wait_until
 
 ROBOTS = ("dingtalk", "feishu", "wecom", "webhook")
-
-
-@pytest.fixture
-def caps():
-    made = []
-
-    def make(kind, **kw):
-        c = Capture(kind, **kw)
-        made.append(c)
-        return c
-    yield make
-    for c in made:
-        c.close()
 
 
 def mentions(req, sn):
@@ -142,7 +129,7 @@ def test_long_chinese_error_is_stored_and_blocks_nothing(mcsd, pg, add_device, m
     bad, good = add_device(high_limit=100), add_device(high_limit=100)
 
     def answer(q, body):
-        if body and bad in json.dumps(body, ensure_ascii=False):
+        if mentions({"body": body}, bad):
             return 200, {"errcode": 310000, "errmsg": long_msg}
         return None
     reset_alarm_config(pg, digest={"threshold": 1000})
@@ -165,8 +152,8 @@ def test_long_chinese_error_is_stored_and_blocks_nothing(mcsd, pg, add_device, m
     assert err.startswith("errcode 310000: 机器人关键词校验失败"), err
     assert long_msg.startswith(err[len("errcode 310000: "):]) and len(err.encode()) < 256, err
     reqs = ding.snapshot()
-    assert sum(1 for r in reqs if bad in json.dumps(r["body"], ensure_ascii=False)) == 1
-    assert sum(1 for r in reqs if good in json.dumps(r["body"], ensure_ascii=False)) == 1
+    assert sum(1 for r in reqs if mentions(r, bad)) == 1
+    assert sum(1 for r in reqs if mentions(r, good)) == 1
 
 
 def outbox_scans(pg):
@@ -185,7 +172,10 @@ def test_rate_limited_channel_sleeps(mcsd, pg, add_device, mqtt_pub, caps):
     ding = caps("dingtalk")
     set_config(pg, "alarm.channel.dingtalk", {"enabled": True, "url": ding.url})
     sns = [add_device(high_limit=100) for _ in range(25)]
-    mcsd()
+    # Idle channels look for work every second (switched-off ones, for test
+    # sends, every 5 s): what the other threads scan stays far apart from a
+    # channel that claims in a loop.
+    mcsd(NOTIFY_POLL_MS=1000)
     for sn in sns:
         mqtt_pub.reading(sn, qos=1, seq=1, v_raw=150.0, temp=25.0)
     wait_until(lambda: ding.count() >= 20, 20, desc="the first 20 messages")
@@ -199,8 +189,6 @@ def test_rate_limited_channel_sleeps(mcsd, pg, add_device, mqtt_pub, caps):
         cur.execute("SELECT count(*) FROM alarm_outbox o JOIN alarm_logs a ON a.id = o.alarm_id"
                     " WHERE a.sn = ANY(%s) AND o.status = 'pending'", (sns,))
         assert cur.fetchone()[0] == 5
-    # The other (switched-off) channels look for test sends twice a second
-    # each: about 30 scans in 3 s. A channel claiming in a loop adds
-    # hundreds.
+    # A channel claiming in a loop adds hundreds (about 690 before #15).
     print(f"alarm_outbox scans while throttled: {scans} in {took:.1f} s")
-    assert scans < 80, f"{scans} scans of alarm_outbox in {took:.1f} s while throttled"
+    assert scans < 40, f"{scans} scans of alarm_outbox in {took:.1f} s while throttled"
