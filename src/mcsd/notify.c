@@ -308,7 +308,10 @@ static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *
 
 /* Statement of write_outcome: the row's new status and its attempt. */
 static const char outcome_sql[] =
-    "WITH u AS (UPDATE alarm_outbox SET status = $2, attempts = $3::int,"
+    "WITH u AS (UPDATE alarm_outbox SET attempts = $3::int,"
+    /* Acknowledged (or channel switched off) while in flight: a message that
+     * did not go is not tried again. */
+    " status = CASE WHEN status = 'dropped' AND NOT $4::bool THEN status ELSE $2 END,"
     " due_at = now() + make_interval(secs => $7::float8), claimed_by = NULL,"
     " sent_at = CASE WHEN $4::bool THEN now() ELSE sent_at END,"
     " last_error = CASE WHEN $4::bool THEN NULL ELSE $8 END,"

@@ -1,8 +1,9 @@
-/* notify.h - the notifier of mcsd (issue #7, R-AL-5, R-AL-6): one thread per
- * channel delivering the durable outbox (claimed FOR UPDATE SKIP LOCKED and
- * held while sending, so two instances never send one row and a crash
- * before the outcome commits means a send after restart), retries with
- * bounded backoff, per-platform rate limits and digests; and one
+/* notify.h - the notifier of mcsd (issues #7, #15, R-AL-5, R-AL-6): one
+ * thread per channel delivering the durable outbox one message at a time
+ * (a lease committed before the send, the outcome committed right after it,
+ * no lock held across network I/O: a crash repeats at most the request in
+ * flight), retries with bounded backoff, per-platform rate limits (sleeping
+ * until the budget refills), digests and mcs-api's test sends; and one
  * housekeeping thread: alarm.general refresh for the engine, OFFLINE by
  * silence, reminders, escalation, and the relay of NOTIFY mcs_alarm to
  * Redis PUBLISH mcs:alarm.
