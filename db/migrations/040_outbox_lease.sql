@@ -5,6 +5,11 @@
 -- lease ends without an outcome (a crash) is due again; the instance that
 -- held it releases it at once when it starts again.
 ALTER TABLE alarm_outbox ADD COLUMN claimed_by text, ADD COLUMN claimed_at timestamptz;
+-- The claim looks at pending and unknown (SMS) rows: an index with exactly
+-- that predicate, so a poll stays an index scan when years of sent rows
+-- fill the table.
+CREATE INDEX alarm_outbox_claim ON alarm_outbox (channel, due_at)
+    WHERE status IN ('pending', 'unknown');
 
 -- Delivery state per channel for the admin page (GET
 -- /api/config/alarm/channels): last success, last failure with its reason,
