@@ -28,6 +28,9 @@
 /* A test send waits for mcsd this much beyond NOTIFY_TIMEOUT_MS (its poll,
  * a lease of another request, the outcome's commit). */
 #define TEST_WAIT_EXTRA_MS 8000
+/* ... and gives up sooner when no mcsd has even taken the row: the job
+ * worker also serves logins. */
+#define TEST_CLAIM_WAIT_MS 4000
 static const char *const robot_names[ROBOTS] = {"dingtalk", "feishu", "wecom", "webhook"};
 
 /* Reads system_config[key] as JSON; an absent key is an empty object. NULL
@@ -578,7 +581,8 @@ static void test_work(struct api_job *j)
     struct test_job *t = j->data;
     char err[256], id[24];
     const char *p[1] = {id};
-    int64_t deadline = mcs_mono_ms() + t->cfg->notify_timeout_ms + TEST_WAIT_EXTRA_MS;
+    int64_t t0 = mcs_mono_ms();
+    int64_t deadline = t0 + t->cfg->notify_timeout_ms + TEST_WAIT_EXTRA_MS;
     PGconn *pg = mcs_pg_connect(t->cfg, "mcs-api-test-send", err, sizeof(err));
 
     snprintf(id, sizeof(id), "%lld", t->id);
@@ -609,6 +613,8 @@ static void test_work(struct api_job *j)
             }
         }
         PQclear(r);
+        if(!t->state && !t->claimed && mcs_mono_ms() - t0 > TEST_CLAIM_WAIT_MS)
+            break;
         if(!t->state)
             mcs_sleep_ms(100);
     }
@@ -638,8 +644,9 @@ static void test_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *r
     if(t->state == 0) {
         api_error(rs, 503, E_UNAVAIL,
                   t->claimed ? "mcsd is sending the test; no answer from %s yet"
-                             : "no mcsd took the test send of %s in time: is mcsd running with"
-                               " ALARMS_ENABLED=1?",
+                             : "no mcsd took the test send of %s within 4 s: mcsd not running"
+                               " (ALARMS_ENABLED=1), or the channel busy or at its rate limit"
+                               " (GET /api/config/alarm/channels)",
                   t->channel);
         return;
     }

@@ -334,6 +334,14 @@ def test_test_send_uses_mcsd_and_its_key(api, mcsd, pg, base_env, bin_path):
             "url": f"http://127.0.0.1:{srv.server_port}/robot/send?access_token=t"}})
         assert r.status_code == 200, r.text
         Capture.status, Capture.bodies = 200, []
+        # No mcsd running: nobody can deliver alarms, so the test says so
+        # (and the row does not go out later by surprise).
+        r = api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})
+        assert r.status_code == 503 and "no mcsd" in error_of(r)["detail"], r.text
+        with pg.cursor() as cur:
+            cur.execute("SELECT status FROM alarm_outbox WHERE event = 'test'"
+                        " ORDER BY id DESC LIMIT 1")
+            assert cur.fetchone()[0] == "dropped"
         d = mcsd()  # no MCS_SECRET_KEY
         assert "alarm channels cannot send" in d.log_text(), d.log_tail()
         assert "dingtalk.secret" in d.log_text(), d.log_tail()
