@@ -27,6 +27,7 @@
 
 #define CLAIM_MAX 2000  /* level-1 raises in one digest: a storm goes in few messages */
 #define LEASE_EXTRA_S 5 /* a lease outlasts the request's time limit by this much */
+#define DROP_EVERY_MS 10000 /* a switched-off channel drops its pending rows */
 #define RELAY_LOCK MCS_LOCK_ALARM_RELAY /* the one instance relaying events */
 #define MAX_CHANNELS 8
 
@@ -42,7 +43,7 @@ struct chan_worker {
     unsigned sent_i;
     int64_t throttled_until_ms;
     double query_after_s; /* sms: wait before QuerySendDetails */
-    int dropped_once;     /* off: its pending rows were dropped */
+    int64_t next_drop_ms; /* off: when its pending rows are dropped next */
     int daily_cap;        /* sms: texts per number and day */
 };
 
@@ -708,8 +709,9 @@ static void *chan_main(void *arg)
                 enabled = cJSON_IsTrue(en);
                 w->query_after_s = cJSON_IsNumber(qa) ? qa->valuedouble : 30;
                 w->daily_cap = cJSON_IsNumber(dc) ? (int)dc->valuedouble : 50;
-                if(!enabled && (was || !w->dropped_once)) {
-                    /* Rows written while it was on are not sent later by
+                if(!enabled && (was || mcs_mono_ms() >= w->next_drop_ms)) {
+                    /* Rows written while it was on (or by an engine that
+                     * saw the switch a moment late) are not sent later by
                      * surprise: dropped, visibly (a test send still goes:
                      * a channel is tried before it is switched on). */
                     const char *p[1] = {w->ch->name};
@@ -718,7 +720,7 @@ static void *chan_main(void *arg)
                                      " 'channel off' WHERE channel = $1 AND status = 'pending'"
                                      " AND event <> 'test'",
                                      1, p);
-                    w->dropped_once = r != NULL;
+                    w->next_drop_ms = mcs_mono_ms() + (r ? DROP_EVERY_MS : 0);
                     PQclear(r);
                 }
             }

@@ -178,9 +178,9 @@ def test_rate_limited_channel_sleeps(mcsd, pg, add_device, mqtt_pub, caps):
     ding = caps("dingtalk")
     set_config(pg, "alarm.channel.dingtalk", {"enabled": True, "url": ding.url})
     sns = [add_device(high_limit=100) for _ in range(25)]
-    # Idle channels look for work every second (switched-off ones, for test
-    # sends, every 5 s): what the other threads scan stays far apart from a
-    # channel that claims in a loop.
+    # Idle channels look for work every second (switched-off ones for test
+    # sends every 5 s, and drop rows every 10 s): what the other threads
+    # scan stays far apart from a channel that claims in a loop.
     mcsd(NOTIFY_POLL_MS=1000)
     for sn in sns:
         mqtt_pub.reading(sn, qos=1, seq=1, v_raw=150.0, temp=25.0)
@@ -197,4 +197,4 @@ def test_rate_limited_channel_sleeps(mcsd, pg, add_device, mqtt_pub, caps):
         assert cur.fetchone()[0] == 5
     # A channel claiming in a loop adds hundreds (about 690 before #15).
     print(f"alarm_outbox scans while throttled: {scans} in {took:.1f} s")
-    assert scans < 40, f"{scans} scans of alarm_outbox in {took:.1f} s while throttled"
+    assert scans < 60, f"{scans} scans of alarm_outbox in {took:.1f} s while throttled"
