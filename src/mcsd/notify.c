@@ -121,40 +121,6 @@ static void rate_note(struct chan_worker *w, int64_t now)
     w->sent_i = (w->sent_i + 1) % ring;
 }
 
-/* out := in with every byte that is not part of a well-formed UTF-8
- * sequence (or is NUL) replaced by '?', cut on a character boundary to fit
- * outn; a character cut off at the end of in is dropped. A platform's answer
- * (Aliyun answers in Chinese) cut in the middle of a character would make
- * PostgreSQL refuse the whole outcome row. */
-static void utf8_clean(const char *in, char *out, size_t outn)
-{
-    const unsigned char *s = (const unsigned char *)in;
-    size_t n = strlen(in), o = 0;
-    while(n > 0) {
-        unsigned cp;
-        size_t l = mcs_utf8_next(s, n, &cp);
-        const unsigned char *src = s;
-        size_t take = l;
-        if(l == 0) {
-            size_t need = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 1;
-            if(need > n)
-                break; /* a character cut off at the end (snprintf): dropped */
-        }
-        if(l == 0 || cp == 0) {
-            src = (const unsigned char *)"?";
-            take = 1;
-            l = 1;
-        }
-        if(o + take >= outn)
-            break;
-        memcpy(out + o, src, take);
-        o += take;
-        s += l;
-        n -= l;
-    }
-    out[o] = '\0';
-}
-
 struct row {
     long long id, alarm_id;
     int level, attempts;
@@ -295,7 +261,7 @@ static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *
     w->ch->send(cfg, &w->nt->key, m, w->nt->d->cfg->notify_timeout_ms, res);
     {
         char clean[sizeof(res->detail)];
-        utf8_clean(res->detail, clean, sizeof(clean));
+        mcs_utf8_clean(res->detail, clean, sizeof(clean));
         memcpy(res->detail, clean, sizeof(clean));
     }
     if(sms && res->ok)
@@ -396,7 +362,7 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
         char sn[32], msg[256];
         snprintf(sn, sizeof(sn), "channel:%s", w->ch->name);
         snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: ", r->id, r->alarm_id);
-        utf8_clean(r->res.detail, msg + strlen(msg), 160);
+        mcs_utf8_clean(r->res.detail, msg + strlen(msg), 160);
         const char *p3[2] = {sn, msg};
         res = qp(w->pg,
                  "INSERT INTO alarm_logs (sn, alarm_type, category, level, message)"
