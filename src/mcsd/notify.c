@@ -28,6 +28,7 @@
 #define CLAIM_MAX 2000  /* level-1 raises in one digest: a storm goes in few messages */
 #define LEASE_EXTRA_S 5 /* a lease outlasts the request's time limit by this much */
 #define DROP_EVERY_MS 10000 /* a switched-off channel drops its pending rows */
+#define STOP_CANCEL_BEFORE_MS 1000 /* at stop, requests in flight end by then */
 #define RELAY_LOCK MCS_LOCK_ALARM_RELAY /* the one instance relaying events */
 #define MAX_CHANNELS 8
 
@@ -51,7 +52,8 @@ struct mcs_notify {
     struct mcsd *d;
     struct alarm_engine *eng;
     struct mcs_secret_key key;
-    _Atomic int stop;
+    _Atomic int stop;   /* no new work; every wait ends */
+    _Atomic int cancel; /* requests in flight are aborted (libcurl) */
     pthread_t hk;
     int hk_started;
     struct chan_worker w[MAX_CHANNELS];
@@ -257,7 +259,7 @@ static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *
         }
         m->recipients = phones;
     }
-    res->cancel = &w->nt->stop;
+    res->cancel = &w->nt->cancel;
     w->ch->send(cfg, &w->nt->key, m, w->nt->d->cfg->notify_timeout_ms, res);
     {
         char clean[sizeof(res->detail)];
@@ -514,7 +516,7 @@ static void send_one(struct chan_worker *w, const cJSON *cfg, struct row *r)
     if(r->was_unknown && w->ch->verify) {
         int64_t v0 = mcs_mono_ms();
         memset(&r->res, 0, sizeof(r->res));
-        r->res.cancel = &w->nt->stop;
+        r->res.cancel = &w->nt->cancel;
         int found = w->ch->verify(cfg, &w->nt->key, &r->msg, w->nt->d->cfg->notify_timeout_ms,
                                   &r->res);
         memset(&r->res, 0, sizeof(r->res));
@@ -1075,11 +1077,17 @@ int notify_stop(struct mcs_notify *nt, int64_t deadline_ms)
     if(!nt)
         return 0;
     atomic_store(&nt->stop, 1);
-    /* A channel request still running at the deadline (a slow endpoint) is
-     * left: its outbox row stays claimable, so it is sent or retried after
-     * the restart (R-AL-6). */
+    /* No new claims. A request in flight may finish and its outcome be
+     * committed until a second before the deadline (cancelling it would
+     * make a stop repeat it after the restart, like a crash); then it is
+     * cancelled. One still running at the deadline is left: its lease ends
+     * and it is retried (R-AL-6). */
     if(nt->hk_started && join_by(nt->hk, deadline_ms))
         left = 1;
+    for(int i = 0; i < nt->nw; i++)
+        if(nt->w[i].started && join_by(nt->w[i].th, deadline_ms - STOP_CANCEL_BEFORE_MS) == 0)
+            nt->w[i].started = 0;
+    atomic_store(&nt->cancel, 1);
     for(int i = 0; i < nt->nw; i++)
         if(nt->w[i].started && join_by(nt->w[i].th, deadline_ms))
             left = 1;

@@ -21,8 +21,10 @@ struct mcs_notify;
 int notify_start(struct mcsd *d, struct mcs_notify **out);
 
 /* Stops the notifier threads, waiting for them until deadline_ms
- * (mcs_mono_ms clock). Returns 0 (freed), or MCS_ETIMEDOUT when a request
- * was still running: then nothing is freed (the process is exiting). */
+ * (mcs_mono_ms clock): requests in flight may finish (and their outcomes
+ * commit) until a second before it, then they are cancelled. Returns 0
+ * (freed), or MCS_ETIMEDOUT when a request was still running: then nothing
+ * is freed (the process is exiting). */
 int notify_stop(struct mcs_notify *n, int64_t deadline_ms);
 
 /* Checks that the secret of every enabled channel in system_config can be

@@ -198,3 +198,27 @@ def test_rate_limited_channel_sleeps(mcsd, pg, add_device, mqtt_pub, caps):
     # A channel claiming in a loop adds hundreds (about 690 before #15).
     print(f"alarm_outbox scans while throttled: {scans} in {took:.1f} s")
     assert scans < 60, f"{scans} scans of alarm_outbox in {took:.1f} s while throttled"
+
+
+def test_stop_lets_the_request_in_flight_finish(mcsd, pg, add_device, mqtt_pub, caps):
+    """SIGTERM while a message is on its way to an endpoint that answers in
+    1.5 s: the request is not cancelled (which would repeat it after the
+    restart, as a crash does), its outcome is committed before mcsd exits,
+    and mcsd still stops within its budget."""
+    reset_alarm_config(pg)
+    hook = caps("webhook", mode="slow", delay=1.5)
+    set_config(pg, "alarm.channel.webhook", {"enabled": True, "url": hook.url,
+                                             "template": '{"event":"{event}","sn":"{sn}"}'})
+    sn = add_device(high_limit=100)
+    d = mcsd()
+    mqtt_pub.reading(sn, qos=1, seq=1, v_raw=150.0, temp=25.0)
+    wait_until(lambda: hook.count() == 1, 15, desc="the message on its way")
+    t0 = time.monotonic()
+    d.stop()
+    took = time.monotonic() - t0
+    assert took < 12, f"stop took {took:.1f} s"
+    with pg.cursor() as cur:
+        cur.execute("SELECT o.status, o.attempts, o.claimed_by FROM alarm_outbox o"
+                    " JOIN alarm_logs a ON a.id = o.alarm_id WHERE a.sn = %s", (sn,))
+        assert cur.fetchall() == [("sent", 1, None)]
+    assert hook.count() == 1
