@@ -461,9 +461,10 @@ static int claim(struct chan_worker *w, const struct alarm_cfg *ac, const char *
 
 /* Commits the outcomes of rows[0..n) (one request: a message, or a digest)
  * in one transaction, right after the request, then updates the alarms'
- * summaries. A row whose outcome the database refuses is written again
- * with a plain detail, so that one bad answer never leaves a row to be sent
- * again. Returns 0 or MCS_EDB (the leases end and the rows are retried). */
+ * summaries. An outcome the database refuses is written again with a plain
+ * detail and without the channel's state, so that one bad answer never
+ * leaves a row to be sent again. Returns 0 or MCS_EDB (the leases end and
+ * the rows are retried). */
 static int settle(struct chan_worker *w, const struct alarm_cfg *ac, struct row *rows, int n)
 {
     int rc = MCS_EDB;
@@ -484,7 +485,7 @@ static int settle(struct chan_worker *w, const struct alarm_cfg *ac, struct row 
             struct row r = rows[i]; /* attempts++ once per committed try */
             rc = write_outcome(w, ac, &r);
         }
-        if(!rc)
+        if(!rc && !attempt) /* the second try keeps only what must not be lost */
             rc = note_state(w, ac, &rows[0].res);
         if(!rc)
             rc = exec(w->pg, "COMMIT") ? MCS_EDB : 0;
