@@ -18,6 +18,19 @@ from mcshelpers import wait_until
 ROBOTS = ("dingtalk", "feishu", "wecom", "webhook")
 
 
+@pytest.fixture(autouse=True)
+def quiet_devices_after(pg):
+    """The devices a test made go quiet when it ends: switched off, so the
+    OFFLINE-by-silence scan of a later test's mcsd (90 s on) does not raise
+    alarms for them on that test's channels."""
+    with pg.cursor() as cur:
+        cur.execute("SELECT now()")
+        t0 = cur.fetchone()[0]
+    yield
+    with pg.cursor() as cur:
+        cur.execute("UPDATE devices SET enabled = false WHERE created_at >= %s", (t0,))
+
+
 def mentions(req, sn):
     return sn in json.dumps(req["body"], ensure_ascii=False)
 
