@@ -10,7 +10,7 @@ target_sources(mcs_common PRIVATE ${CMAKE_SOURCE_DIR}/src/common/localday.c)
 add_library(mcs_jobs STATIC
   src/common/s3.c src/common/sink.c
   src/mcsd/scheduler.c src/mcsd/jobs.c src/mcsd/archive.c src/mcsd/backup.c
-  src/mcsd/history.c src/mcsd/storage_cfg.c)
+  src/mcsd/history.c src/mcsd/storage_cfg.c src/mcsd/health.c)
 target_include_directories(mcs_jobs PUBLIC src/common src/mcsd)
 target_link_libraries(mcs_jobs PUBLIC mcsd_core PkgConfig::CURL PkgConfig::XML2
                       PkgConfig::OPENSSL PkgConfig::ZLIB)

@@ -2,7 +2,12 @@
 # demo.sh - `make demo`: project-local services, mcsd and a simulated fleet.
 #   demo.sh start   (after `make build`) start everything under .run/demo
 #   demo.sh stop    stop everything started by start
-# Environment: DEMO_DEVICES (default 100), DEMO_INTERVAL (seconds, default 10).
+# Environment: DEMO_DEVICES (default 40: eight per workshop area of the plan
+# reads well on a 1920×1080 screen), DEMO_INTERVAL (seconds, default 10).
+# The screen opens on a plant: scripts/demo/plan.svg rendered by Chromium as
+# the floor plan, each detector placed in its workshop area, two gas
+# releases in the first minutes and two detectors with limits just above
+# their clean-air reading, so alarms come and go.
 # The fleet is mcs-sim (firmware/port-posix, docs/FIRMWARE.md): the device
 # firmware core with a simulated HAL; it answers commands (debug, calib,
 # reboot, ota) like a field device.
@@ -10,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 RUN=$ROOT/.run/demo
-N=${DEMO_DEVICES:-100}
+N=${DEMO_DEVICES:-40}
 INTERVAL=${DEMO_INTERVAL:-10}
 
 stop_pid() {
@@ -119,6 +124,39 @@ echo $! > "$RUN/api.pid"
 for _ in $(seq 100); do grep -q '"msg":"ready"' "$RUN/api.log" && break; sleep 0.1; done
 grep -q '"msg":"ready"' "$RUN/api.log" || { echo "mcs-api did not start, see $RUN/api.log"; tail -5 "$RUN/api.log"; exit 1; }
 API_HOST=${DEMO_API_BIND:-127.0.0.1}
+API_URL=http://127.0.0.1:$API_PORT
+
+# A token of the admin for the calls below (POST /api/auth/login).
+TOKEN=$(curl -sf "$API_URL/api/auth/login" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$API_ADMIN_PASS\"}" |
+  /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+
+# The sample floor plan, once (a plan uploaded by the user is kept): the SVG
+# rendered to the PNG the API takes (it accepts PNG or JPEG).
+if [ "$("${PSQL[@]}" -c "SELECT count(*) FROM api_files WHERE name = 'dashboard_bg'")" = 0 ]; then
+  CHROME=$(command -v chromium || command -v chromium-browser || true)
+  if [ -n "$CHROME" ] && timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+       --no-first-run --disable-background-networking --window-size=1920,1080 \
+       --screenshot="$RUN/plan.png" "file://$ROOT/scripts/demo/plan.svg" >/dev/null 2>&1; then
+    curl -sf "$API_URL/api/config/dashboard/bg" -H "Authorization: Bearer $TOKEN" \
+      -H 'Content-Type: image/png' --data-binary @"$RUN/plan.png" >/dev/null ||
+      echo "demo: the floor plan was not uploaded (see $RUN/api.log)"
+  else
+    echo "demo: chromium missing or failed: no floor plan (scripts/deps.sh installs it)"
+  fi
+fi
+# Each detector in its workshop area of the plan (location 车间 N 号区域 =
+# device index mod 5 + 1), on a grid filling the area below its title;
+# positions an operator has set are kept.
+"${PSQL[@]}" -c "WITH z(zone, x0, y0, w, h) AS (VALUES (0, 60, 90, 500, 390), (1, 620, 90, 500, 390),
+    (2, 1180, 90, 680, 390), (3, 60, 600, 800, 420), (4, 920, 600, 560, 420)),
+  d AS (SELECT sn, substr(sn, 4)::int AS i FROM devices WHERE sn ~ '^SIM[0-9]+\$' AND pos_x IS NULL),
+  p AS (SELECT d.sn, z.*, d.i / 5 AS k, ceil($N / 5.0)::int AS n FROM d JOIN z ON z.zone = d.i % 5),
+  g AS (SELECT p.*, greatest(1, ceil(sqrt(n * (w - 60.0) / (h - 90.0))))::int AS cols FROM p)
+  UPDATE devices SET
+    pos_x = round(((g.x0 + 30 + (g.k % g.cols + 0.5) * (g.w - 60.0) / g.cols) / 19.2)::numeric, 2),
+    pos_y = round(((g.y0 + 60 + (g.k / g.cols + 0.5) * (g.h - 90.0) / ceil(g.n::numeric / g.cols)) / 10.8)::numeric, 2)
+  FROM g WHERE devices.sn = g.sn" >/dev/null
 
 # The simulated fleet connects over the TLS listener, as field devices do:
 # gas releases now and then (past level 1 and level 2), a few weak-signal and
@@ -127,8 +165,28 @@ API_HOST=${DEMO_API_BIND:-127.0.0.1}
 VENDOR_SECRET=$VENDOR_SECRET nohup ./build/mcs-sim --host localhost --port "$MQTT_TLS_PORT" \
   --cafile "$TLS_CA" --vendor-secret @env --devices "$N" --sn-prefix SIM --interval "$INTERVAL" \
   --leaks-per-hour 0.3 --link-loss-per-hour 0.2 --link-loss-max 180 \
+  --leak 2@30+240 --leak 4@75+150:2500 \
   --stats "$RUN/sim-stats.json" > "$RUN/sim.log" 2>&1 &
 echo $! > "$RUN/sim.pid"
+
+# Two detectors near their limits: level 1 set 2 ppm (about 1.3 σ of the
+# sensor's noise) above their first clean-air reading, through the API as an
+# admin would, so their alarms come and go. Kept when the demo restarts.
+for sn in SIM000003 SIM000008; do
+  ppm=""
+  for _ in $(seq 60); do
+    ppm=$("${PSQL[@]}" -c "SELECT round(ppm::numeric, 1) FROM sensor_data WHERE sn = '$sn' ORDER BY time DESC LIMIT 1")
+    [ -n "$ppm" ] && break
+    sleep 0.5
+  done
+  [ -n "$ppm" ] || { echo "demo: no reading of $sn yet: its limit is left at 500 ppm"; continue; }
+  if [ "$("${PSQL[@]}" -c "SELECT high_limit FROM devices WHERE sn = '$sn'")" = 500 ]; then
+    limit=$(/usr/bin/python3 -c "print(round($ppm + 2, 1))")
+    curl -sf -X PUT "$API_URL/api/devices/$sn" -H "Authorization: Bearer $TOKEN" \
+      -H 'Content-Type: application/json' -d "{\"high_limit\":$limit}" >/dev/null ||
+      echo "demo: the limit of $sn was not set (see $RUN/api.log)"
+  fi
+done
 
 cat <<TXT
 

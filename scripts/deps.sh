@@ -7,6 +7,8 @@ PKGS=(
   gcc make cmake pkg-config git ca-certificates openssl procps iproute2
   mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
   postgresql-15 postgresql-client-15 libpq-dev
+  postgresql-server-dev-15
+  nginx
   redis-server redis-tools libhiredis-dev
   libcjson-dev libcmocka-dev libsodium-dev zlib1g-dev libssl-dev
   libcurl4-openssl-dev libxml2-dev curl
@@ -25,6 +27,17 @@ missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
+  fi
+done
+
+# The server headers (TimescaleDB's build, scripts/timescaledb.sh) at the
+# version of the installed server: installing the newest would upgrade
+# postgresql-15 in place under running servers, which then fail to load
+# plpgsql.so (../shared/PLATFORM.md).
+pgver=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+for i in "${!missing[@]}"; do
+  if [ "${missing[$i]}" = postgresql-server-dev-15 ] && [ -n "$pgver" ]; then
+    missing[$i]="postgresql-server-dev-15=$pgver"
   fi
 done
 

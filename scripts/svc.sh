@@ -28,6 +28,15 @@
 #     with mosquitto_passwd -U from DIR/mosquitto/passwd.plain "user:password"
 #     lines, if the caller wrote any, plus worker, admin and mcsd) and an acl_file
 #     with pattern rules (a device's client id is its serial number).
+#
+# PostgreSQL flavour, chosen by MCS_PG_DIALECT at the first `start` of DIR and
+# remembered in DIR/env as PG_DIALECT and PG_SERVER_BIN (issue #18):
+#   native (default)        Debian's PostgreSQL 15
+#   timescaledb             a private PostgreSQL tree with TimescaleDB built
+#                           by scripts/timescaledb.sh (once per machine, ~2-5
+#                           min) and shared_preload_libraries = timescaledb
+#   timescaledb-nopreload   the same tree without the preload: the extension
+#                           is available but CREATE EXTENSION would fail
 set -euo pipefail
 
 cmd=${1:?usage: svc.sh start|stop|pg-stop|pg-start|... DIR}
@@ -63,6 +72,7 @@ gen_certs() {
 pg_start() {
   # shellcheck disable=SC1091
   . "$DIR/env"
+  PGBIN=${PG_SERVER_BIN:-$PGBIN}
   if [ ! -f "$DIR/pg/PG_VERSION" ]; then
     mkdir -p "$DIR/pg"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR/pg"
@@ -75,6 +85,10 @@ max_connections = 200
 shared_buffers = 128MB
 log_min_messages = warning
 CONF
+    if [ "${PG_DIALECT:-native}" = timescaledb ]; then
+      printf "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n" \
+        >> "$DIR/pg/postgresql.conf"
+    fi
     NEWDB=1
   fi
   [ "$(id -u)" -eq 0 ] && chmod 755 "$DIR"
@@ -88,6 +102,9 @@ CONF
 
 pg_stop() {
   [ -f "$DIR/pg/postmaster.pid" ] || return 0
+  # shellcheck disable=SC1091
+  . "$DIR/env"
+  PGBIN=${PG_SERVER_BIN:-$PGBIN}
   as_pg $PGBIN/pg_ctl -D "$DIR/pg" -m fast -w -t 60 stop >/dev/null || true
 }
 
@@ -311,6 +328,14 @@ MQTT_PORT=$(free_port)
 MQTT_TLS_PORT=$(free_port)
 MQTT_CAFILE=$DIR/tls/ca.crt
 ENV
+      case "${MCS_PG_DIALECT:-native}" in
+        native) ;;
+        timescaledb|timescaledb-nopreload)
+          tsbin=$(bash "$REPO/scripts/timescaledb.sh") || { rm -f "$DIR/env"; exit 1; }
+          printf 'PG_DIALECT=%s\nPG_SERVER_BIN=%s\n' "$MCS_PG_DIALECT" "$tsbin" >> "$DIR/env" ;;
+        *) echo "svc.sh: MCS_PG_DIALECT must be native, timescaledb or timescaledb-nopreload" >&2
+           rm -f "$DIR/env"; exit 2 ;;
+      esac
     fi
     gen_certs
     pg_start

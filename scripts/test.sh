@@ -3,7 +3,8 @@
 #   lint; build normal and ASan+UBSan; unit tests (ctest) in both builds;
 #   libFuzzer targets (build-fuzz, clang) for MCS_TEST_FUZZ_SECONDS (20) each;
 #   integration tests (pytest, real Mosquitto/PostgreSQL/Redis started by the
-#   tests themselves) against the sanitizer build of every binary.
+#   tests themselves) against the sanitizer build of every binary, then the
+#   storage/archive/history files again on TimescaleDB (MCS_PG_DIALECT).
 # Ends with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,27 @@ MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
   $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest.xml" tests/integration
 rc=$?
 [ $rc -ne 0 ] && fail=1
+
+# The TimescaleDB pass (issue #18): the storage, archive and history files
+# again on a hypertable, against TimescaleDB built from ../shared/vendor by
+# scripts/timescaledb.sh (once per machine, cached outside the tree), plus
+# test_timescaledb.py, which runs only here.
+# The build runs here, before pytest, whose service start has a time limit:
+# 2-8 min on 2 cores the first time on a machine, nothing afterwards.
+t0=$(date +%s)
+if ! bash scripts/timescaledb.sh >"$OUT/timescaledb-build.log" 2>&1; then
+  cat "$OUT/timescaledb-build.log"; echo "test: TimescaleDB build failed"
+  printf '<testsuite name="timescaledb"><testcase name="timescaledb_build"><failure message="see timescaledb-build.log"/></testcase></testsuite>\n' >"$OUT/timescaledb-build.xml"
+  fail=1
+fi
+echo "test: TimescaleDB ready after $(( $(date +%s) - t0 )) s"
+MCS_PG_DIALECT=timescaledb MCS_BUILD_DIR=$ROOT/build-asan MCS_BUILD_DIR_RELEASE=$ROOT/build \
+  $PY -m pytest -p no:cacheprovider -q -rfE --junitxml="$OUT/pytest-timescaledb.xml" \
+  -o junit_suite_name=timescaledb tests/integration/test_timescaledb.py \
+  tests/integration/test_ingest.py tests/integration/test_archive.py \
+  tests/integration/test_archive_history.py tests/integration/test_archive_sched.py \
+  tests/integration/test_backup_script.py tests/integration/test_ops_card.py
+[ $? -ne 0 ] && fail=1
 
 $PY scripts/summarize.py "$OUT"/*.xml || fail=1
 exit $fail

@@ -2,7 +2,8 @@
 # web.sh - the web app (web/, Vue 3 + Vite) as `make build` and `make test`
 # use it. npm packages come only from web/package-lock.json (npm ci).
 #   web.sh deps    npm ci when node_modules is missing or older than the lock
-#   web.sh build   deps, then types from docs/api/openapi.yaml and vite build → web/dist
+#   web.sh build   deps, then types from docs/api/openapi.yaml, vite build → web/dist,
+#                  and .gz/.br siblings of the hashed assets (scripts/precompress.mjs)
 #   web.sh test    deps, vitest (junit → $OUT/vitest.xml)
 #   web.sh e2e     built app + real stack, Playwright with Debian Chromium (junit → $OUT/e2e-*.xml)
 #   web.sh bench   the web figures (screen_*, alarm_screen_p99_ms, analyzer_day_s) as name: value
@@ -20,12 +21,18 @@ deps() {
   fi
 }
 
+# Types, bundle, then the precompressed siblings mcs-api serves.
+build() {
+  node scripts/gen-api.mjs >/dev/null
+  npx vite build --logLevel warn
+  node scripts/precompress.mjs
+}
+
 case "${1:-build}" in
   deps) deps ;;
   build)
     deps
-    node scripts/gen-api.mjs >/dev/null
-    npx vite build --logLevel warn
+    build
     ;;
   test)
     deps
@@ -36,7 +43,7 @@ case "${1:-build}" in
   e2e)
     deps
     mkdir -p "$OUT"
-    [ -f dist/index.html ] || { node scripts/gen-api.mjs >/dev/null; npx vite build --logLevel warn; }
+    [ -f dist/index.html ] || build
     rm -f "$OUT"/e2e-*.xml
     rc=0
     MCS_TEST_RESULTS="$OUT" node tests/e2e/run.mjs || rc=$?
@@ -49,7 +56,7 @@ case "${1:-build}" in
     ;;
   bench)
     deps
-    [ -f dist/.vite/manifest.json ] || { node scripts/gen-api.mjs >/dev/null; npx vite build --logLevel warn; }
+    [ -f dist/.vite/manifest.json ] || build
     node tests/bench/web_bench.mjs
     ;;
   *) echo "usage: web.sh deps|build|test|e2e|bench"; exit 2 ;;

@@ -54,16 +54,19 @@ CREATE TRIGGER devices_notify_upd
                     range_max, high_limit, low_limit, enabled
     ON devices FOR EACH ROW EXECUTE FUNCTION mcs_device_notify();
 
--- Readings. Partitioned by UTC day: a TimescaleDB hypertable with 1-day
--- chunks and compression segmented by sn where the extension exists, native
--- declarative partitions otherwise (the daily partitions themselves are
--- created ahead of time by mcsd, src/mcsd/dialect.c). The unique index
--- (sn, time DESC, seq) both serves per-device time queries and enforces
--- exactly-once storage by (sn, time, seq) (R-PR-5).
+-- Readings. A TimescaleDB hypertable with 1-day chunks where the extension
+-- is installed and preloaded (CREATE EXTENSION fails on a server that does
+-- not preload it: that server gets native partitions, and mcsd logs why),
+-- native declarative partitions otherwise (the daily partitions or chunks
+-- themselves are created ahead of time by mcsd, src/mcsd/dialect.c, on the
+-- plant's local days since migrations 030 and 075; compression: 075). The
+-- unique index (sn, time DESC, seq) both serves per-device time queries and
+-- enforces exactly-once storage by (sn, time, seq) (R-PR-5).
 DO $$
 DECLARE
-    timescale boolean := EXISTS (SELECT 1 FROM pg_available_extensions
-                                 WHERE name = 'timescaledb');
+    timescale boolean := EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+        OR (EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+            AND current_setting('shared_preload_libraries') ~ '(^|[\s,"])timescaledb($|[\s,"])');
 BEGIN
     IF timescale THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
@@ -84,9 +87,6 @@ BEGIN
     IF timescale THEN
         PERFORM create_hypertable('sensor_data', 'time',
                                   chunk_time_interval => INTERVAL '1 day');
-        EXECUTE 'ALTER TABLE sensor_data SET (timescaledb.compress, '
-                'timescaledb.compress_segmentby = ''sn'')';
-        PERFORM add_compression_policy('sensor_data', INTERVAL '1 day');
     END IF;
 END $$;
 CREATE UNIQUE INDEX sensor_data_sn_time_seq ON sensor_data (sn, time DESC, seq);

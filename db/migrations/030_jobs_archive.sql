@@ -86,8 +86,9 @@ DECLARE
     hi timestamptz;
     d date;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        RETURN;
+    IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table
+                   WHERE partrelid = 'sensor_data'::regclass) THEN
+        RETURN; -- a TimescaleDB hypertable: its chunks, migration 075
     END IF;
     PERFORM set_config('TimeZone', 'UTC', true);
     CREATE TEMP TABLE mcs_old_parts (name text) ON COMMIT DROP;

@@ -83,9 +83,11 @@ struct api_req {
     size_t body_len;
     const char *params[API_MAX_PARAMS]; /* path parameters, into pbuf */
     char pbuf[API_MAX_PARAMS][128];
-    /* Set by the router after the token was checked. */
+    /* Set by the router after the token was checked (authorised = 1). */
+    int authorised;
     char user[65];
     enum api_role role;
+    long gen;
     long exp;
     char auth[2048]; /* Authorization header */
 };
@@ -114,6 +116,7 @@ void api_header(struct api_resp *rs, const char *name, const char *fmt, ...)
 /* Counters shown by /metrics; written on the loop thread, except ws_* and
  * feed_* which the feed thread writes under feed's lock. */
 struct api_stats {
+    int proxy_warned; /* proxied requests seen without API_TRUSTED_PROXY, logged once */
     uint64_t http_requests;
     uint64_t http_by_class[6]; /* index status/100 */
     uint64_t logins_ok, logins_failed, logins_throttled;

@@ -3,6 +3,7 @@
 #include "audit.h"
 #include "err.h"
 #include "log.h"
+#include "reqparse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,12 @@ static void mask_in_place(cJSON *j)
     for(cJSON *c = j ? j->child : NULL; c; c = c->next) {
         if(cJSON_IsString(c) && audit_is_secret(c->string) && c->valuestring[0])
             cJSON_SetValuestring(c, API_SECRET_MASK);
+        else if(cJSON_IsString(c) && c->string && !strcmp(c->string, "url")) {
+            /* Robot URLs carry their access token. */
+            char url[1100];
+            rq_url_mask(c->valuestring, url, sizeof(url));
+            cJSON_SetValuestring(c, url);
+        }
         else if(cJSON_IsObject(c) || cJSON_IsArray(c))
             mask_in_place(c);
     }

@@ -20,24 +20,27 @@
 #define THROTTLE_MAX_LOCK_S 900
 #define THROTTLE_PRUNE_MS 60000 /* shared rows of a day ago go at most this often */
 #define USER_CACHE_SLOTS 256
-#define USER_CACHE_MS 10000
+#define KEY_MAX 160 /* login_throttle.key (migration 060) */
 
 struct throttle {
-    char key[80];
+    char key[KEY_MAX];
     int fails;
     int64_t last_ms;
     int64_t locked_until_ms;
 };
 
+/* A user's row as the database had it at at_ms (exists = 0: no such
+ * enabled user). */
 struct ucache {
     char user[65];
     enum api_role role;
-    int valid;
+    int exists;
+    long gen;
     int64_t at_ms;
 };
 
 struct api_auth {
-    int max_user, max_ip, lock_s;
+    int max_user, max_ip, max_user_all, lock_s;
     int64_t pruned_ms;
     struct throttle t[THROTTLE_SLOTS];
     struct ucache u[USER_CACHE_SLOTS];
@@ -50,6 +53,7 @@ struct api_auth *auth_new(const struct mcs_config *cfg)
         return NULL;
     a->max_user = cfg->login_max_fail_user;
     a->max_ip = cfg->login_max_fail_ip;
+    a->max_user_all = cfg->login_max_fail_user_all;
     a->lock_s = cfg->login_lock_s;
     return a;
 }
@@ -73,7 +77,7 @@ const char *auth_role_name(enum api_role r)
     return r == ROLE_ADMIN ? "admin" : r == ROLE_VIEWER ? "viewer" : "none";
 }
 
-char *auth_issue(const struct mcs_config *cfg, const char *user, enum api_role role,
+char *auth_issue(const struct mcs_config *cfg, const char *user, enum api_role role, long gen,
                  int64_t now_s)
 {
     jwt_t *j = NULL;
@@ -82,6 +86,7 @@ char *auth_issue(const struct mcs_config *cfg, const char *user, enum api_role r
     if(jwt_new(&j))
         return NULL;
     if(jwt_add_grant(j, "sub", user) || jwt_add_grant(j, "role", auth_role_name(role)) ||
+       jwt_add_grant_int(j, "gen", gen) ||
        jwt_add_grant_int(j, "iat", (long)now_s) ||
        jwt_add_grant_int(j, "exp", (long)(now_s + (int64_t)cfg->jwt_expire_hours * 3600)) ||
        jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret,
@@ -117,11 +122,12 @@ static int header_alg_ok(const char *token)
 }
 
 int auth_verify(const struct mcs_config *cfg, const char *token, int64_t now_s,
-                char user[65], enum api_role *role, long *exp, char *err, size_t errn)
+                char user[65], enum api_role *role, long *gen, long *exp, char *err,
+                size_t errn)
 {
     jwt_t *j = NULL;
     const char *sub, *r;
-    long e, iat;
+    long e, iat, g;
     int rc = MCS_EINVAL;
     size_t dots = 0;
 
@@ -167,7 +173,16 @@ int auth_verify(const struct mcs_config *cfg, const char *token, int64_t now_s,
         snprintf(err, errn, "token lacks sub or role");
         goto out;
     }
+    /* A token of before the session generation (migration 060) cannot be
+     * ended with its user: log in again. */
+    errno = 0;
+    g = jwt_get_grant_int(j, "gen");
+    if(errno || g <= 0) {
+        snprintf(err, errn, "token lacks gen: log in again");
+        goto out;
+    }
     snprintf(user, 65, "%s", sub);
+    *gen = g;
     *role = auth_role_parse(r);
     *exp = e;
     rc = 0;
@@ -183,13 +198,10 @@ int auth_check_password(const char *hash, const char *pw)
     return crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
 }
 
-static struct throttle *slot(struct api_auth *a, const char *kind, const char *who,
-                             int create, int64_t now_ms)
+static struct throttle *slot(struct api_auth *a, const char *key, int create, int64_t now_ms)
 {
-    char key[80];
     struct throttle *oldest = NULL;
 
-    snprintf(key, sizeof(key), "%s:%s", kind, who);
     for(int i = 0; i < THROTTLE_SLOTS; i++) {
         struct throttle *t = &a->t[i];
         if(t->key[0] && !strcmp(t->key, key))
@@ -203,6 +215,20 @@ static struct throttle *slot(struct api_auth *a, const char *kind, const char *w
     memset(oldest, 0, sizeof(*oldest));
     snprintf(oldest->key, sizeof(oldest->key), "%s", key);
     return oldest;
+}
+
+/* The three keys of an attempt (auth.h) and their limits. */
+enum { K_IP, K_UA, K_USER, NKEYS };
+
+static void keys_of(const struct api_auth *a, const char *ip, const char *user,
+                    char k[NKEYS][KEY_MAX], int max[NKEYS])
+{
+    snprintf(k[K_IP], KEY_MAX, "ip:%s", ip);
+    snprintf(k[K_UA], KEY_MAX, "ua:%s|%s", user, ip);
+    snprintf(k[K_USER], KEY_MAX, "user:%s", user);
+    max[K_IP] = a->max_ip;
+    max[K_UA] = a->max_user;
+    max[K_USER] = a->max_user_all;
 }
 
 /* The back-off after fails failures against a limit of max: 0 below it,
@@ -226,20 +252,17 @@ static int db_ok(PGresult *r, ExecStatusType want)
     return 0;
 }
 
-/* Seconds either shared key stays locked: 0 when neither is. */
-static long shared_wait(PGconn *pg, const char *ip, const char *user)
+/* Seconds any shared key stays locked: 0 when none is. */
+static long shared_wait(PGconn *pg, char k[NKEYS][KEY_MAX])
 {
-    char k[2][80];
-    const char *v[2] = {k[0], k[1]};
+    const char *v[NKEYS] = {k[K_IP], k[K_UA], k[K_USER]};
     PGresult *r;
     long w = 0;
 
-    snprintf(k[0], sizeof(k[0]), "ip:%s", ip);
-    snprintf(k[1], sizeof(k[1]), "user:%s", user);
     r = PQexecParams(pg,
                      "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint "
-                     "FROM login_throttle WHERE key IN ($1, $2) AND locked_until > now()",
-                     2, NULL, v, NULL, NULL, 0);
+                     "FROM login_throttle WHERE key IN ($1, $2, $3) AND locked_until > now()",
+                     NKEYS, NULL, v, NULL, NULL, 0);
     if(db_ok(r, PGRES_TUPLES_OK) && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
         w = strtol(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -248,15 +271,13 @@ static long shared_wait(PGconn *pg, const char *ip, const char *user)
 
 /* One more failure of a shared key, in one statement so that two instances
  * counting at once both count; then its lock if the limit is reached. */
-static void shared_fail(struct api_auth *a, PGconn *pg, const char *kind, const char *who,
-                        int max)
+static void shared_fail(struct api_auth *a, PGconn *pg, const char *key, int max)
 {
-    char key[80], win[16], lock[24];
+    char win[16], lock[24];
     const char *v[2] = {key, win};
     PGresult *r;
     long l;
 
-    snprintf(key, sizeof(key), "%s:%s", kind, who);
     snprintf(win, sizeof(win), "%d", THROTTLE_WINDOW_MS / 1000);
     r = PQexecParams(pg,
                      "INSERT INTO login_throttle AS t (key, fails, last_at) VALUES ($1, 1, now()) "
@@ -286,14 +307,20 @@ static void shared_fail(struct api_auth *a, PGconn *pg, const char *kind, const 
 int auth_throttled(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
                    int64_t now_ms, long *retry_s)
 {
-    struct throttle *t[2] = {slot(a, "ip", ip, 0, now_ms), slot(a, "user", user, 0, now_ms)};
-    long wait = pg ? shared_wait(pg, ip, user) : 0;
-    for(int i = 0; i < 2; i++)
-        if(t[i] && t[i]->locked_until_ms > now_ms) {
-            long w = (long)((t[i]->locked_until_ms - now_ms + 999) / 1000);
+    char k[NKEYS][KEY_MAX];
+    int max[NKEYS];
+    long wait;
+
+    keys_of(a, ip, user, k, max);
+    wait = pg ? shared_wait(pg, k) : 0;
+    for(int i = 0; i < NKEYS; i++) {
+        struct throttle *t = slot(a, k[i], 0, now_ms);
+        if(t && t->locked_until_ms > now_ms) {
+            long w = (long)((t->locked_until_ms - now_ms + 999) / 1000);
             if(w > wait)
                 wait = w;
         }
+    }
     *retry_s = wait;
     return wait > 0;
 }
@@ -312,15 +339,19 @@ static void fail_one(struct api_auth *a, struct throttle *t, int max, int64_t no
         t->locked_until_ms = now_ms + lock * 1000;
 }
 
-void auth_login_failed(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
-                       int64_t now_ms)
+void auth_attempt_reserve(struct api_auth *a, PGconn *pg, const char *ip, const char *user,
+                          int64_t now_ms)
 {
-    fail_one(a, slot(a, "ip", ip, 1, now_ms), a->max_ip, now_ms);
-    fail_one(a, slot(a, "user", user, 1, now_ms), a->max_user, now_ms);
+    char k[NKEYS][KEY_MAX];
+    int max[NKEYS];
+
+    keys_of(a, ip, user, k, max);
+    for(int i = 0; i < NKEYS; i++)
+        fail_one(a, slot(a, k[i], 1, now_ms), max[i], now_ms);
     if(!pg)
         return;
-    shared_fail(a, pg, "ip", ip, a->max_ip);
-    shared_fail(a, pg, "user", user, a->max_user);
+    for(int i = 0; i < NKEYS; i++)
+        shared_fail(a, pg, k[i], max[i]);
     if(now_ms - a->pruned_ms > THROTTLE_PRUNE_MS) {
         PGresult *r = PQexec(pg, "DELETE FROM login_throttle WHERE last_at < now() - "
                                  "interval '1 day' AND (locked_until IS NULL OR "
@@ -331,18 +362,29 @@ void auth_login_failed(struct api_auth *a, PGconn *pg, const char *ip, const cha
     }
 }
 
-void auth_login_ok(struct api_auth *a, PGconn *pg, const char *user)
+void auth_attempt_ok(struct api_auth *a, PGconn *pg, const char *ip, const char *user)
 {
-    struct throttle *t = slot(a, "user", user, 0, 0);
-    if(t)
-        memset(t, 0, sizeof(*t));
+    char k[NKEYS][KEY_MAX];
+    int max[NKEYS];
+    struct throttle *t;
+
+    keys_of(a, ip, user, k, max);
+    for(int i = K_UA; i <= K_USER; i++)
+        if((t = slot(a, k[i], 0, 0)))
+            memset(t, 0, sizeof(*t));
+    /* The address keeps its other failures: only this attempt's is taken
+     * back (a lock it caused stays, as a failure's would). */
+    if((t = slot(a, k[K_IP], 0, 0)) && t->fails > 0)
+        t->fails--;
     if(pg) {
-        char key[80];
-        const char *v[1] = {key};
-        PGresult *r;
-        snprintf(key, sizeof(key), "user:%s", user);
-        r = PQexecParams(pg, "DELETE FROM login_throttle WHERE key = $1", 1, NULL, v, NULL, NULL,
-                         0);
+        const char *v[NKEYS] = {k[K_IP], k[K_UA], k[K_USER]};
+        PGresult *r = PQexecParams(pg, "DELETE FROM login_throttle WHERE key IN ($1, $2)", 2,
+                                   NULL, v + K_UA, NULL, NULL, 0);
+        db_ok(r, PGRES_COMMAND_OK);
+        PQclear(r);
+        r = PQexecParams(pg, "UPDATE login_throttle SET fails = greatest(fails - 1, 0) "
+                             "WHERE key = $1",
+                         1, NULL, v + K_IP, NULL, NULL, 0);
         db_ok(r, PGRES_COMMAND_OK);
         PQclear(r);
     }
@@ -356,33 +398,46 @@ static struct ucache *ufind(struct api_auth *a, const char *user)
     return NULL;
 }
 
-int auth_user_cached(struct api_auth *a, const char *user, enum api_role role, int64_t now_ms)
+int auth_user_valid(struct api_auth *a, PGconn *pg, const char *user, enum api_role role,
+                    long gen, int64_t now_ms)
 {
     struct ucache *c = ufind(a, user);
-    if(!c || now_ms - c->at_ms > USER_CACHE_MS)
-        return -1;
-    return c->valid && c->role == role;
-}
 
-void auth_user_store(struct api_auth *a, const char *user, enum api_role role, int valid,
-                     int64_t now_ms)
-{
-    struct ucache *c = ufind(a, user);
-    if(!c) {
-        c = &a->u[0];
-        for(int i = 0; i < USER_CACHE_SLOTS; i++) {
-            if(!a->u[i].user[0]) {
-                c = &a->u[i];
-                break;
-            }
-            if(a->u[i].at_ms < c->at_ms)
-                c = &a->u[i];
+    if(!c || now_ms - c->at_ms > AUTH_USER_CACHE_MS) {
+        const char *v[1] = {user};
+        PGresult *r;
+
+        if(!pg)
+            return MCS_EDB;
+        r = PQexecParams(pg, "SELECT role, token_gen FROM users WHERE username = $1 AND "
+                             "NOT disabled",
+                         1, NULL, v, NULL, NULL, 0);
+        if(PQresultStatus(r) != PGRES_TUPLES_OK) {
+            PQclear(r);
+            return MCS_EDB;
         }
+        if(!c) {
+            c = &a->u[0];
+            for(int i = 0; i < USER_CACHE_SLOTS; i++) {
+                if(!a->u[i].user[0]) {
+                    c = &a->u[i];
+                    break;
+                }
+                if(a->u[i].at_ms < c->at_ms)
+                    c = &a->u[i];
+            }
+        }
+        memset(c, 0, sizeof(*c));
+        snprintf(c->user, sizeof(c->user), "%s", user);
+        c->exists = PQntuples(r) == 1;
+        if(c->exists) {
+            c->role = auth_role_parse(PQgetvalue(r, 0, 0));
+            c->gen = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+        }
+        c->at_ms = now_ms;
+        PQclear(r);
     }
-    snprintf(c->user, sizeof(c->user), "%s", user);
-    c->role = role;
-    c->valid = valid;
-    c->at_ms = now_ms;
+    return c->exists && c->role == role && c->gen == gen;
 }
 
 void auth_user_forget(struct api_auth *a, const char *user)

@@ -9,12 +9,15 @@
 #include "audit.h"
 #include "err.h"
 #include "handlers.h"
+#include "health.h"
 #include "jobs.h"
 #include "log.h"
+#include "mailaddr.h"
 #include "notify_chan.h"
 #include "reqparse.h"
 #include "secret.h"
 #include "conn.h"
+#include "sysalarm.h"
 #include "timeutil.h"
 
 #include <math.h>
@@ -145,6 +148,32 @@ static void mask_into(cJSON *out, const char *k, const char *stored)
     cJSON_AddStringToObject(out, k, stored && stored[0] ? API_SECRET_MASK : "");
 }
 
+/* alarm.general.system with every default filled in (docs/ALARMS.md). */
+static cJSON *system_view(const cJSON *general)
+{
+    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(general, "system");
+    const cJSON *nt = cJSON_GetObjectItemCaseSensitive(sys, "notify");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(sys, "health");
+    cJSON *o = cJSON_CreateObject(), *n = cJSON_AddObjectToObject(o, "notify"),
+          *hv = cJSON_AddObjectToObject(o, "health");
+    struct sysalarm_cfg sc;
+    char *txt = cJSON_PrintUnformatted(general);
+    sysalarm_cfg_parse(&sc, txt);
+    free(txt);
+    for(const char *const *t = sysalarm_types; *t; t++)
+        cJSON_AddBoolToObject(n, *t, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(nt, *t)));
+    cJSON_AddNumberToObject(o, "unknown_digest_s", sc.unknown_digest_s);
+    for(const struct health_field *f = health_fields; f->key; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(h, f->key);
+        cJSON_AddNumberToObject(hv, f->key,
+                                cJSON_IsNumber(v) && v->valuedouble >= f->lo &&
+                                        v->valuedouble <= f->hi
+                                    ? v->valuedouble
+                                    : f->def);
+    }
+    return o;
+}
+
 /* The §10.2 view of the stored settings. */
 static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
 {
@@ -179,7 +208,11 @@ static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
         robot = ch[2 + 3];
     cJSON_AddItemToObject(w, "enabled", bool_of(robot, "enabled"));
     cJSON_AddStringToObject(w, "platform", robot_i == 3 ? "custom" : robot_names[robot_i]);
-    cJSON_AddStringToObject(w, "url", jstr(robot, "url") ? jstr(robot, "url") : "");
+    {
+        char url[1100];
+        rq_url_mask(jstr(robot, "url") ? jstr(robot, "url") : "", url, sizeof(url));
+        cJSON_AddStringToObject(w, "url", url);
+    }
     mask_into(w, "secret", jstr(robot, "secret"));
     cJSON_AddItemToObject(w, "at_mobiles",
                           split_list(jstr(robot, robot_i == 2 ? "mentioned_mobiles" : "at_mobiles"),
@@ -206,6 +239,7 @@ static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
                             jstr(sched, "start") ? jstr(sched, "start") : "00:00");
     cJSON_AddStringToObject(st, "schedule_end", jstr(sched, "end") ? jstr(sched, "end") : "24:00");
     cJSON_AddStringToObject(st, "timezone", jstr(sched, "tz") ? jstr(sched, "tz") : "Asia/Shanghai");
+    cJSON_AddItemToObject(o, "system", system_view(general));
     (void)nch;
     return o;
 }
@@ -347,19 +381,129 @@ static int hhmm_ok(const char *s)
            ((s[0] - '0') * 10 + (s[1] - '0') < 24 || !strcmp(s, "24:00"));
 }
 
+/* 1 when a PUT section leaves the stored secret `field` of m in place: it
+ * is set, and the request sent no new value (absent or the mask). */
+static int secret_kept(const cJSON *m, const char *field, const cJSON *in)
+{
+    const char *stored = jstr(m, field);
+    return stored && stored[0] && (!in || (cJSON_IsString(in) && !strcmp(in->valuestring,
+                                                                         API_SECRET_MASK)));
+}
+
+/* The SMTP destination of a stored email channel as one string: where its
+ * password goes (host, port, user, security). */
+static void mail_dest(const cJSON *m, char *out, size_t n)
+{
+    const cJSON *port = cJSON_GetObjectItemCaseSensitive(m, "port");
+    snprintf(out, n, "%s\n%g\n%s\n%s", jstr(m, "host") ? jstr(m, "host") : "",
+             cJSON_IsNumber(port) ? port->valuedouble : 0, jstr(m, "user") ? jstr(m, "user") : "",
+             jstr(m, "security") ? jstr(m, "security") : "");
+}
+
+/* The url of a webhook PUT: sent back as GET masked it, the stored URL
+ * (with its token) stays; a URL with the mask in it otherwise would send
+ * the robot's token nowhere useful: refused. Else as opt_str. */
+static int put_url(const cJSON *w, cJSON *m, char *err, size_t errn)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(w, "url");
+    char masked[1100];
+    if(cJSON_IsString(v) && strstr(v->valuestring, API_SECRET_MASK)) {
+        rq_url_mask(jstr(m, "url") ? jstr(m, "url") : "", masked, sizeof(masked));
+        if(!strcmp(v->valuestring, masked))
+            return 0;
+        snprintf(err, errn, "webhook.url: 修改地址须重新输入完整地址（含 access_token/key）/ "
+                            "a changed URL must be entered whole, token included");
+        return MCS_EINVAL;
+    }
+    return opt_str(w, "url", 1023, m, "url", err, errn);
+}
+
 /* "section: reason" into err (err may already hold the reason). */
 static int section_err(char *err, size_t errn, const char *section, int is_object)
 {
     char tmp[200];
-    snprintf(tmp, sizeof(tmp), "%s", is_object ? err : "must be an object");
+    snprintf(tmp, sizeof(tmp), "%.190s", is_object ? err : "must be an object");
     snprintf(err, errn, "%.20s: %.170s", section, tmp);
     return MCS_EINVAL;
+}
+
+/* The object k of o, made (replacing a non-object) when missing. */
+static cJSON *obj_of(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if(cJSON_IsObject(v))
+        return v;
+    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+    return cJSON_AddObjectToObject(o, k);
+}
+
+/* The "system" section: per-type send switches, the unknown-device digest
+ * window and the health thresholds, each within its bounds. */
+static int apply_system(const cJSON *in, cJSON *general, char *err, size_t errn)
+{
+    static const char *const syk[] = {"notify", "unknown_digest_s", "health", NULL};
+    const cJSON *nt = cJSON_GetObjectItemCaseSensitive(in, "notify");
+    const cJSON *ud = cJSON_GetObjectItemCaseSensitive(in, "unknown_digest_s");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(in, "health"), *v;
+    cJSON *sys;
+
+    if(!cJSON_IsObject(in) || rq_known_fields(in, syk, err, errn))
+        return section_err(err, errn, "system", cJSON_IsObject(in));
+    sys = obj_of(general, "system");
+    if(nt) {
+        cJSON *dst;
+        if(!cJSON_IsObject(nt))
+            return snprintf(err, errn, "system.notify must be an object"), MCS_EINVAL;
+        dst = obj_of(sys, "notify");
+        cJSON_ArrayForEach(v, nt)
+        {
+            const char *const *t = sysalarm_types;
+            while(*t && strcmp(*t, v->string))
+                t++;
+            if(!*t)
+                return snprintf(err, errn, "system.notify: unknown alarm type %.40s", v->string),
+                       MCS_EINVAL;
+            if(!cJSON_IsBool(v))
+                return snprintf(err, errn, "system.notify.%s must be true or false", *t),
+                       MCS_EINVAL;
+            put_item(dst, *t, cJSON_CreateBool(cJSON_IsTrue(v)));
+        }
+    }
+    if(ud) {
+        if(!cJSON_IsNumber(ud) || ud->valuedouble < SYSALARM_DIGEST_MIN ||
+           ud->valuedouble > SYSALARM_DIGEST_MAX)
+            return snprintf(err, errn, "system.unknown_digest_s must be in [%d, %d]",
+                            SYSALARM_DIGEST_MIN, SYSALARM_DIGEST_MAX),
+                   MCS_EINVAL;
+        put_item(sys, "unknown_digest_s", cJSON_CreateNumber(ud->valuedouble));
+    }
+    if(h) {
+        cJSON *dst;
+        if(!cJSON_IsObject(h))
+            return snprintf(err, errn, "system.health must be an object"), MCS_EINVAL;
+        dst = obj_of(sys, "health");
+        cJSON_ArrayForEach(v, h)
+        {
+            const struct health_field *f = health_fields;
+            while(f->key && strcmp(f->key, v->string))
+                f++;
+            if(!f->key)
+                return snprintf(err, errn, "system.health: unknown field %.40s", v->string),
+                       MCS_EINVAL;
+            if(!cJSON_IsNumber(v) || v->valuedouble < f->lo || v->valuedouble > f->hi)
+                return snprintf(err, errn, "system.health.%s must be in [%g, %g]", f->key, f->lo,
+                                f->hi),
+                       MCS_EINVAL;
+            put_item(dst, f->key, cJSON_CreateNumber(v->valuedouble));
+        }
+    }
+    return 0;
 }
 
 static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJSON *ch[NCH],
                        int changed[NCH + 1], char *err, size_t errn)
 {
-    static const char *const top[] = {"email", "webhook", "sms", "settings", NULL};
+    static const char *const top[] = {"email", "webhook", "sms", "settings", "system", NULL};
     static const char *const emk[] = {"enabled", "smtp_host", "smtp_port", "ssl", "sender",
                                       "smtp_user", "smtp_pass", "recipients", NULL};
     static const char *const whk[] = {"enabled", "platform", "url", "secret", "at_mobiles",
@@ -377,8 +521,27 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
         return MCS_EINVAL;
     if(e) {
         cJSON *m = ch[0];
+        const cJSON *pass_in = cJSON_GetObjectItemCaseSensitive(e, "smtp_pass");
+        char dest0[600], dest1[600];
+        int pass_kept = secret_kept(m, "password", pass_in);
         if(!cJSON_IsObject(e) || rq_known_fields(e, emk, err, errn))
             return section_err(err, errn, "email", cJSON_IsObject(e));
+        mail_dest(m, dest0, sizeof(dest0));
+        v = cJSON_GetObjectItemCaseSensitive(e, "sender");
+        if(v && (!cJSON_IsString(v) || (v->valuestring[0] && !mcs_mail_addr_valid(v->valuestring))))
+            return snprintf(err, errn, "email.sender: 发件人须为一个邮箱地址 / must be one e-mail "
+                                       "address such as alarm@example.com"),
+                   MCS_EINVAL;
+        v = cJSON_GetObjectItemCaseSensitive(e, "recipients");
+        if(cJSON_IsArray(v)) {
+            const cJSON *a;
+            cJSON_ArrayForEach(a, v)
+            if(cJSON_IsString(a) && !mcs_mail_addr_valid(a->valuestring))
+                return snprintf(err, errn, "email.recipients: '%.80s' 不是邮箱地址 / is not an "
+                                           "e-mail address",
+                                a->valuestring),
+                       MCS_EINVAL;
+        }
         if(opt_bool(e, "enabled", m, "enabled", err, errn) ||
            opt_str(e, "smtp_host", 255, m, "host", err, errn) ||
            opt_str(e, "sender", 255, m, "from", err, errn) ||
@@ -406,6 +569,14 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
             v = cJSON_GetObjectItemCaseSensitive(m, "port");
             put_str(m, "security", cJSON_IsNumber(v) && v->valuedouble == 587 ? "starttls" : "ssl");
         }
+        /* The stored password goes only where it went: a new server, port,
+         * account or security needs it typed again (issue #16, defect 8). */
+        mail_dest(m, dest1, sizeof(dest1));
+        if(pass_kept && strcmp(dest0, dest1))
+            return snprintf(err, errn, "email: 修改服务器、端口、账号或加密方式须重新输入密码 / "
+                                       "changing smtp_host, smtp_port, smtp_user or ssl needs "
+                                       "smtp_pass entered again"),
+                   MCS_EINVAL;
         if(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "enabled")) &&
            (!jstr(m, "host") || !jstr(m, "host")[0] || !jstr(m, "to") || !jstr(m, "to")[0]))
             return snprintf(err, errn, "email: enabled needs smtp_host and recipients"), MCS_EINVAL;
@@ -427,7 +598,8 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
     }
     if(w) {
         const char *plat;
-        int ri = -1;
+        char url0[1024];
+        int ri = -1, secret_was;
         cJSON *m;
         if(!cJSON_IsObject(w) || rq_known_fields(w, whk, err, errn))
             return section_err(err, errn, "webhook", cJSON_IsObject(w));
@@ -441,8 +613,9 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
             return snprintf(err, errn, "webhook.platform must be dingtalk, feishu, wecom or custom"),
                    MCS_EINVAL;
         m = ch[2 + ri];
-        if(opt_bool(w, "enabled", m, "enabled", err, errn) ||
-           opt_str(w, "url", 1023, m, "url", err, errn) ||
+        secret_was = secret_kept(m, "secret", cJSON_GetObjectItemCaseSensitive(w, "secret"));
+        snprintf(url0, sizeof(url0), "%s", jstr(m, "url") ? jstr(m, "url") : "");
+        if(opt_bool(w, "enabled", m, "enabled", err, errn) || put_url(w, m, err, errn) ||
            opt_str(w, "template", 4000, m, "template", err, errn) ||
            opt_list(w, "at_mobiles", ",", m, ri == 2 ? "mentioned_mobiles" : "at_mobiles", err,
                     errn) ||
@@ -450,6 +623,10 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
             return MCS_EINVAL;
         if(jstr(m, "url") && jstr(m, "url")[0] && !url_ok(jstr(m, "url")))
             return snprintf(err, errn, "webhook.url must be an http(s) URL"), MCS_EINVAL;
+        if(secret_was && url0[0] && !rq_same_origin(url0, jstr(m, "url") ? jstr(m, "url") : ""))
+            return snprintf(err, errn, "webhook: 修改地址的主机须重新输入 secret / a URL to "
+                                       "another host needs the secret entered again"),
+                   MCS_EINVAL;
         if(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "enabled"))) {
             if(!jstr(m, "url") || !jstr(m, "url")[0])
                 return snprintf(err, errn, "webhook: enabled needs url"), MCS_EINVAL;
@@ -507,12 +684,18 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
             return MCS_EINVAL;
         changed[NCH] = 1;
     }
+    v = cJSON_GetObjectItemCaseSensitive(in, "system");
+    if(v) {
+        if(apply_system(v, general, err, errn))
+            return MCS_EINVAL;
+        changed[NCH] = 1;
+    }
     return 0;
 }
 
 int h_cfg_alarm_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[200];
+    char err[320];
     cJSON *in = rq_json_object(rq->body, rq->body_len, err, sizeof(err));
     cJSON *general = NULL, *ch[NCH], *before = NULL, *after = NULL;
     int changed[NCH + 1] = {0};
@@ -825,6 +1008,7 @@ int h_cfg_storage_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     cJSON *in = rq_json_object(rq->body, rq->body_len, err, sizeof(err)), *s = NULL,
           *before = NULL;
     const char *b;
+    int keys_kept;
 
     if(!in)
         return api_error(rs, 400, E_R2, "%s", err);
@@ -840,6 +1024,7 @@ int h_cfg_storage_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     if(!s)
         goto fail;
     before = cJSON_Duplicate(s, 1);
+    keys_kept = secret_kept(s, "secret_key", cJSON_GetObjectItemCaseSensitive(in, "secret_key"));
     if(opt_str(in, "endpoint", 512, s, "endpoint", err, sizeof(err)) ||
        opt_str(in, "bucket", 63, s, "bucket", err, sizeof(err)) ||
        opt_str(in, "region", 64, s, "region", err, sizeof(err)) ||
@@ -853,6 +1038,12 @@ int h_cfg_storage_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *
     }
     if(jstr(s, "endpoint") && jstr(s, "endpoint")[0] && !url_ok(jstr(s, "endpoint"))) {
         api_error(rs, 400, E_R2, "endpoint must be an http(s) URL");
+        goto fail;
+    }
+    if(keys_kept && jstr(before, "endpoint") && jstr(before, "endpoint")[0] &&
+       !rq_same_origin(jstr(before, "endpoint"), jstr(s, "endpoint") ? jstr(s, "endpoint") : "")) {
+        api_error(rs, 400, E_R2, "修改 endpoint 的主机须重新输入 secret_key / an endpoint on "
+                                 "another host needs secret_key entered again");
         goto fail;
     }
     b = jstr(s, "bucket");

@@ -245,7 +245,7 @@ int h_dev_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     cJSON *after;
     struct dev_in d;
     const char *v[DF_COUNT + 1];
-    int cols[DF_COUNT], nv = 0, found;
+    int cols[DF_COUNT], nv = 0, found, twin;
     PGresult *r;
     size_t o1, o2;
 
@@ -259,19 +259,27 @@ int h_dev_add(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         o1 += (size_t)snprintf(sql + o1, sizeof(sql) - o1, ", %s", dev_columns[cols[i]]);
         o2 += (size_t)snprintf(vals + o2, sizeof(vals) - o2, ", $%d", i + 2);
     }
-    snprintf(sql + o1, sizeof(sql) - o1, ") VALUES (%s) ON CONFLICT (sn) DO NOTHING RETURNING sn",
+    snprintf(sql + o1, sizeof(sql) - o1, ") VALUES (%s) ON CONFLICT DO NOTHING RETURNING sn",
              vals);
     if(api_begin(ctx, rs))
         return 0;
-    r = api_query(ctx, rs, sql, nv + 1, v);
+    /* SNs are unique ignoring case (migration 065's devices_sn_lower); this
+     * also covers the case twins an upgraded database kept, which that
+     * index leaves out. */
+    r = api_query(ctx, rs, "SELECT 1 FROM devices WHERE lower(sn) = lower($1)", 1, v);
+    twin = r && PQntuples(r);
+    if(r && !twin) {
+        PQclear(r);
+        r = api_query(ctx, rs, sql, nv + 1, v);
+    }
     if(!r) {
         api_rollback(ctx);
         return 0;
     }
-    if(PQntuples(r) != 1) {
+    if(twin || PQntuples(r) != 1) {
         PQclear(r);
         api_rollback(ctx);
-        return api_error(rs, 409, E_DEV_EXISTS, "SN: %s", d.sn);
+        return api_error(rs, 409, E_DEV_EXISTS, "SN: %s (SNs are unique ignoring case)", d.sn);
     }
     PQclear(r);
     after = dev_fetch(ctx, rs, d.sn, 0, &found);

@@ -351,6 +351,9 @@ int h_metrics(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     counter(&b, &n, &cap, "mcs_api_audit_failed_total", ctx->st.audit_failed);
     counter(&b, &n, &cap, "mcs_api_bodies_too_large_total", ctx->st.bodies_too_large);
     sample(&b, &n, &cap, "# TYPE mcs_api_ws_clients gauge\nmcs_api_ws_clients %d\n", ws.clients);
+    sample(&b, &n, &cap, "# TYPE mcs_api_ws_unauthed gauge\nmcs_api_ws_unauthed %d\n",
+           ws.unauthed);
+    counter(&b, &n, &cap, "mcs_api_ws_unauthed_closed_total", ws.unauthed_closed);
     counter(&b, &n, &cap, "mcs_api_ws_frames_total", ws.frames_sent);
     counter(&b, &n, &cap, "mcs_api_ws_realtime_skipped_total", ws.realtime_skipped);
     {

@@ -3,6 +3,7 @@
  * thread; the api_ctx comes from the vhost's user pointer. */
 #include "http.h"
 #include "api.h"
+#include "err.h"
 #include "jobs.h"
 #include "log.h"
 #include "reqparse.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define CHUNK 16384
@@ -71,6 +73,39 @@ static enum api_method method_of(struct lws *wsi)
     }
 }
 
+/* The browser security headers of every answer, the app's files and the
+ * API's JSON alike (issue #16, defect 13). The CSP allows only this origin:
+ * scripts and style sheets from its files (Vite emits no inline script),
+ * images from the API (the floor plan) or data:/blob: URLs (ECharts' image
+ * export), the WebSocket to the same origin ('self' covers ws: and wss: of
+ * it, CSP level 3). Style attributes are allowed ('unsafe-inline' in
+ * style-src only): ECharts builds its tooltips as HTML with style
+ * attributes (innerHTML), which a stricter style-src blocks; the web e2e
+ * (no violation with or without it) does not hover a chart. No script may
+ * be inline. Nobody may frame the app (clickjacking of the admin pages):
+ * frame-ancestors 'none', and X-Frame-Options DENY for browsers before
+ * CSP 2. The page's address is not sent to other sites. */
+static const char *const sec_headers[][2] = {
+    {"content-security-policy:",
+     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"},
+    {"x-frame-options:", "DENY"},
+    {"x-content-type-options:", "nosniff"},
+    {"referrer-policy:", "same-origin"},
+};
+
+/* Adds sec_headers at *q. 0, or -1 when they do not fit before end. */
+static int add_sec_headers(struct lws *wsi, unsigned char **q, unsigned char *end)
+{
+    for(size_t i = 0; i < sizeof(sec_headers) / sizeof(sec_headers[0]); i++)
+        if(lws_add_http_header_by_name(wsi, (const unsigned char *)sec_headers[i][0],
+                                       (const unsigned char *)sec_headers[i][1],
+                                       (int)strlen(sec_headers[i][1]), q, end))
+            return -1;
+    return 0;
+}
+
 /* Writes the status line and headers, then asks for writable callbacks to
  * send the body in chunks. Returns what the callback must return. */
 static int respond(struct lws *wsi, struct http_pss *p)
@@ -90,8 +125,7 @@ static int respond(struct lws *wsi, struct http_pss *p)
                                    rs->ctype ? rs->ctype : "application/json",
                                    (lws_filepos_t)rs->len, &q, end))
         return -1;
-    if(lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                   (const unsigned char *)"nosniff", 7, &q, end) ||
+    if(add_sec_headers(wsi, &q, end) ||
        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                    (const unsigned char *)"no-store", 8, &q, end))
         return -1;
@@ -164,10 +198,21 @@ static void client_address(struct lws *wsi, const struct mcs_config *cfg, char *
     ip[len] = '\0';
 }
 
-void http_client_ip(struct lws *wsi, const struct mcs_config *cfg, char *ip, size_t n)
+void http_client_ip(struct lws *wsi, struct api_ctx *ctx, char *ip, size_t n)
 {
     lws_get_peer_simple(wsi, ip, n);
-    client_address(wsi, cfg, ip, n);
+    if(!ctx->cfg.api_trusted_proxy[0] && !ctx->st.proxy_warned &&
+       (lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0 ||
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_X_REAL_IP) > 0)) {
+        /* Behind nginx without it every client is the proxy's address: one
+         * client's failed logins lock out everyone (issue #16). */
+        ctx->st.proxy_warned = 1;
+        LOG_W("http", "proxied requests (X-Forwarded-For/X-Real-IP) but API_TRUSTED_PROXY is "
+                      "not set: every client counts as the proxy's address for the login "
+                      "throttle and audit; set API_TRUSTED_PROXY to the proxy's address",
+              LS("peer", ip));
+    }
+    client_address(wsi, &ctx->cfg, ip, n);
 }
 
 static int is_api(const char *path)
@@ -175,23 +220,120 @@ static int is_api(const char *path)
     return !strcmp(path, "/api") || !strncmp(path, "/api/", 5) || !strcmp(path, "/metrics");
 }
 
+/* Whether an Accept-Encoding value admits `coding` (RFC 9110 12.5.3): named,
+ * or covered by "*", with a q-value other than zero. A client that names no
+ * coding gets the file as it is. */
+static int accepts_coding(const char *ae, const char *coding)
+{
+    size_t cl = strlen(coding);
+    int named = -1, star = 0;
+    const char *s = ae;
+
+    while(*s) {
+        const char *tok;
+        size_t tl;
+        int ok = 1;
+
+        s += strspn(s, " \t,");
+        if(!*s)
+            break;
+        tok = s;
+        tl = strcspn(s, " \t;,");
+        s += tl;
+        while(*s && *s != ',') {
+            s += strspn(s, " \t;");
+            if((*s == 'q' || *s == 'Q') && s[1] == '=') {
+                size_t vl;
+                s += 2;
+                vl = strcspn(s, " \t;,");
+                /* q=0, q=0.0, q=0.000: "not acceptable". */
+                ok = !(vl && s[0] == '0' && strspn(s + 1, ".0") == vl - 1);
+                s += vl;
+            } else
+                s += strcspn(s, ";,");
+        }
+        if(tl == cl && !strncasecmp(tok, coding, cl))
+            named = ok;
+        else if(tl == 1 && *tok == '*')
+            star = ok;
+    }
+    return named >= 0 ? named : star;
+}
+
+/* The precompressed sibling of `full` (`full`.br or .gz, written by
+ * scripts/web.sh build) that the request accepts: its path into alt and
+ * the coding returned, or NULL for the file as it is. *vary is set when a
+ * sibling exists at all, so caches keep the codings apart. */
+static const char *compressed_sibling(struct lws *wsi, const char *full, char *alt, size_t n,
+                                      int *vary)
+{
+    static const char *const codings[][2] = {{"br", ".br"}, {"gzip", ".gz"}};
+    char ae[256] = "";
+    const char *found = NULL;
+    struct stat sb;
+
+    *vary = 0;
+    if(lws_hdr_copy(wsi, ae, sizeof(ae), WSI_TOKEN_HTTP_ACCEPT_ENCODING) < 0)
+        ae[0] = '\0';
+    for(size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
+        int k = snprintf(alt, n, "%s%s", full, codings[i][1]);
+        if(k < 0 || (size_t)k >= n || stat(alt, &sb) || !S_ISREG(sb.st_mode))
+            continue;
+        *vary = 1;
+        if(!found && accepts_coding(ae, codings[i][0]))
+            found = codings[i][0];
+    }
+    if(found)
+        snprintf(alt, n, "%s%s", full, strcmp(found, "br") ? ".gz" : ".br");
+    return found;
+}
+
+/* Caching and coding headers of a static file, NUL-terminated in buf (lws
+ * adds its own "cache-control: no-store" unless other_headers name one).
+ * Vite names files under /assets/ by their content hash, so they never
+ * change: a year, immutable; index.html and the rest must be revalidated
+ * (no-cache), so a new build is seen at once. Returns the length or -1. */
+static int static_headers(struct lws *wsi, char *buf, size_t n, int hashed, const char *coding,
+                          int vary)
+{
+    unsigned char *q = (unsigned char *)buf, *end = (unsigned char *)buf + n - 1;
+    const char *cc = hashed ? "public, max-age=31536000, immutable" : "no-cache";
+
+    if(lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                   (const unsigned char *)cc, (int)strlen(cc), &q, end))
+        return -1;
+    if(coding && lws_add_http_header_by_name(wsi, (const unsigned char *)"content-encoding:",
+                                             (const unsigned char *)coding, (int)strlen(coding),
+                                             &q, end))
+        return -1;
+    if(vary && lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
+                                           (const unsigned char *)"Accept-Encoding", 15, &q, end))
+        return -1;
+    if(add_sec_headers(wsi, &q, end))
+        return -1;
+    *q = '\0';
+    return (int)(q - (unsigned char *)buf);
+}
+
 static int serve_static(struct lws *wsi, struct http_pss *p, const char *path)
 {
     struct api_ctx *ctx = ctx_of(wsi);
-    char full[1024];
+    char full[1024], alt[1040], hdr[1536];
     struct stat sb;
-    const char *mime;
-    int n;
+    const char *mime, *coding;
+    int n, hashed, vary, hl;
 
     if(method_of(wsi) != API_GET || strstr(path, "..") || strlen(path) > 512) {
         api_error(&p->rs, method_of(wsi) != API_GET ? 405 : 404,
                   method_of(wsi) != API_GET ? E_METHOD : E_NOTFOUND, "static files: GET only");
         return respond(wsi, p);
     }
+    hashed = !strncmp(path, "/assets/", 8);
     n = snprintf(full, sizeof(full), "%s%s%s", ctx->cfg.web_root, path,
                  path[strlen(path) - 1] == '/' ? "index.html" : "");
     if(n < 0 || (size_t)n >= sizeof(full) || stat(full, &sb) || !S_ISREG(sb.st_mode)) {
         /* Client-side routes of the single-page app fall back to its index. */
+        hashed = 0;
         n = snprintf(full, sizeof(full), "%s/index.html", ctx->cfg.web_root);
         if(n < 0 || (size_t)n >= sizeof(full) || stat(full, &sb) || !S_ISREG(sb.st_mode)) {
             char *b = strdup(placeholder);
@@ -209,9 +351,13 @@ static int serve_static(struct lws *wsi, struct http_pss *p, const char *path)
                : fl > 4 && !strcmp(full + fl - 4, ".map") ? "application/json"
                                                         : "application/octet-stream";
     }
+    coding = compressed_sibling(wsi, full, alt, sizeof(alt), &vary);
+    hl = static_headers(wsi, hdr, sizeof(hdr), hashed, coding, vary);
+    if(hl < 0)
+        return -1;
     ctx->st.http_requests++;
     ctx->st.http_by_class[2]++;
-    n = lws_serve_http_file(wsi, full, mime, NULL, 0);
+    n = lws_serve_http_file(wsi, coding ? alt : full, mime, hdr, hl);
     if(n < 0)
         return -1;
     if(n > 0)
@@ -244,7 +390,7 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
         rq->auth[0] = '\0';
     if(lws_hdr_copy(wsi, rq->ctype, sizeof(rq->ctype), WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
         rq->ctype[0] = '\0';
-    http_client_ip(wsi, &ctx->cfg, rq->ip, sizeof(rq->ip));
+    http_client_ip(wsi, ctx, rq->ip, sizeof(rq->ip));
     for(int i = 0;; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
         if(n < 0) {
@@ -260,6 +406,16 @@ static int begin(struct lws *wsi, struct http_pss *p, const char *path)
                                                                 : ctx->cfg.api_body_max);
     if(lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
         clen = strtoll(cl, NULL, 10);
+    /* Authorised from the headers, before any body is read: a stranger's
+     * body (up to API_UPLOAD_MAX) is never buffered. An unknown route or a
+     * refused token is answered at once and the connection closed, its
+     * body unread. */
+    if(!route || api_authorise(ctx, rq, &p->rs, route)) {
+        if(!route)
+            api_dispatch(ctx, rq, &p->rs);
+        p->rs.close_after = clen > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
+        return respond(wsi, p);
+    }
     if(clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
         /* libwebsockets 4.1 does not read chunked request bodies. */
         api_error(&p->rs, 411, E_BAD_REQ, "a body needs Content-Length (no chunked encoding)");
@@ -290,7 +446,16 @@ static int run(struct lws *wsi, struct http_pss *p)
         struct api_job *j = p->rs.deferred;
         p->rs.deferred = NULL;
         j->wsi = wsi;
-        if(jobs_submit(ctx, j)) {
+        snprintf(j->ip, sizeof(j->ip), "%s", p->rq->ip);
+        switch(jobs_submit(ctx, j)) {
+        case 0:
+            break;
+        case MCS_EAGAIN:
+            jobs_free(j);
+            api_header(&p->rs, "retry-after:", "1");
+            api_error(&p->rs, 429, E_TOOMANY, "too many slow requests from this address");
+            return respond(wsi, p);
+        default:
             jobs_free(j);
             api_error(&p->rs, 503, E_UNAVAIL, "too many slow requests waiting");
             return respond(wsi, p);

@@ -6,7 +6,9 @@
 
 #include <libwebsockets.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define JOBS_MAX 64
 
@@ -20,6 +22,7 @@ struct api_jobs {
     _Atomic int halting; /* set by jobs_halt before it waits for a running job */
     struct api_job *todo, *todo_tail, *done, *done_tail;
     int ntodo;
+    char running_ip[64]; /* the address of the job the worker runs ("" idle) */
 };
 
 static void push(struct api_job **head, struct api_job **tail, struct api_job *j)
@@ -56,9 +59,11 @@ static void *worker(void *arg)
             break;
         j = pop(&q->todo, &q->todo_tail);
         q->ntodo--;
+        snprintf(q->running_ip, sizeof(q->running_ip), "%s", j->ip);
         pthread_mutex_unlock(&q->mu);
         j->work(j);
         pthread_mutex_lock(&q->mu);
+        q->running_ip[0] = '\0';
         push(&q->done, &q->done_tail, j);
         pthread_mutex_unlock(&q->mu);
         lws_cancel_service(q->ctx->lws);
@@ -131,9 +136,16 @@ int jobs_submit(struct api_ctx *ctx, struct api_job *j)
     if(!q)
         return MCS_EFULL;
     pthread_mutex_lock(&q->mu);
-    if(q->ntodo >= JOBS_MAX) {
+    if(j->ip[0]) {
+        int same = !strcmp(q->running_ip, j->ip);
+        for(const struct api_job *t = q->todo; t; t = t->next)
+            same += !strcmp(t->ip, j->ip);
+        if(same >= q->ctx->cfg.api_jobs_per_addr)
+            rc = MCS_EAGAIN;
+    }
+    if(!rc && q->ntodo >= JOBS_MAX)
         rc = MCS_EFULL;
-    } else {
+    if(!rc) {
         push(&q->todo, &q->todo_tail, j);
         q->ntodo++;
         pthread_cond_signal(&q->cv);

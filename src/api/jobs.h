@@ -20,6 +20,7 @@ struct api_job {
     /* Set by http.c: the connection waiting for the answer. NULL once it
      * closed (the result is then dropped). Loop thread only. */
     struct lws *wsi;
+    char ip[64]; /* the client's address: API_JOBS_PER_ADDR of one at once */
     struct api_job *next;
 };
 
@@ -31,8 +32,11 @@ void jobs_halt(struct api_ctx *ctx);
 /* Halts, then frees every job still queued. Call after lws_context_destroy. */
 void jobs_stop(struct api_ctx *ctx);
 
-/* Loop thread: queues j (taken over). Returns 0, or MCS_EFULL when 64 jobs
- * wait already (the caller answers 503). */
+/* Loop thread: queues j (taken over only on success: on an error the
+ * caller still owns it). Returns 0; MCS_EAGAIN when API_JOBS_PER_ADDR jobs
+ * of j->ip are queued or running already (the caller answers 429: one
+ * client cannot take the queue from the others); MCS_EFULL when 64 jobs
+ * wait already (503). */
 int jobs_submit(struct api_ctx *ctx, struct api_job *j);
 /* Loop thread: the next finished job or NULL. The caller runs done (when
  * wsi is set) and jobs_free(). */

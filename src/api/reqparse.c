@@ -1,13 +1,16 @@
 /* reqparse.c - input checks of the REST API (see reqparse.h).
  * Owns nothing beyond its arguments. Thread: any. */
 #include "reqparse.h"
+#include "audit.h"
 #include "err.h"
+#include "jsoncheck.h"
 #include "numparse.h"
 #include "utf8.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 const char *rq_arg(const struct api_req *rq, const char *name)
@@ -206,7 +209,8 @@ static int depth_ok(const cJSON *j, int depth)
 cJSON *rq_json_object(const unsigned char *body, size_t len, char *err, size_t errn)
 {
     cJSON *j = NULL;
-    const char *end = NULL;
+    char dup[48];
+    int fault;
 
     if(!body || !len) {
         snprintf(err, errn, "a JSON object body is required");
@@ -216,20 +220,18 @@ cJSON *rq_json_object(const unsigned char *body, size_t len, char *err, size_t e
         snprintf(err, errn, "body is not valid UTF-8");
         return NULL;
     }
-    j = cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0);
-    if(!j) {
-        snprintf(err, errn, "body is not valid JSON");
-        return NULL;
+    j = mcs_json_parse_strict((const char *)body, len, &fault, dup, sizeof(dup));
+    switch(fault) {
+    case MCS_JSON_OK: break;
+    case MCS_JSON_TRAILING: snprintf(err, errn, "trailing data after the JSON value"); break;
+    case MCS_JSON_NUL:
+        snprintf(err, errn, "strings must not contain \\u0000 (a NUL character)");
+        break;
+    case MCS_JSON_DUP: snprintf(err, errn, "field '%.40s' given twice", dup); break;
+    default: snprintf(err, errn, "body is not valid JSON"); break;
     }
-    /* Only white space may follow the value. */
-    while(end && (size_t)(end - (const char *)body) < len &&
-          (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-        end++;
-    if(end && (size_t)(end - (const char *)body) < len && *end) {
-        snprintf(err, errn, "trailing data after the JSON value");
-        cJSON_Delete(j);
+    if(!j)
         return NULL;
-    }
     if(!cJSON_IsObject(j)) {
         snprintf(err, errn, "body must be a JSON object");
         cJSON_Delete(j);
@@ -256,12 +258,6 @@ int rq_known_fields(const cJSON *obj, const char *const *allowed, char *err, siz
             snprintf(err, errn, "unknown field '%.40s'", c->string ? c->string : "");
             return MCS_EINVAL;
         }
-        /* A repeated key would let a checked value be shadowed. */
-        for(const cJSON *d = c->next; d; d = d->next)
-            if(d->string && c->string && !strcmp(d->string, c->string)) {
-                snprintf(err, errn, "field '%.40s' given twice", c->string);
-                return MCS_EINVAL;
-            }
     }
     return 0;
 }
@@ -520,6 +516,73 @@ int rq_command(const cJSON *obj, cJSON **payload, const char **kind, int *calib,
 fail:
     cJSON_Delete(p);
     return rc < 0 ? rc : MCS_EINVAL;
+}
+
+/* Appends len bytes of s to out at *o; 0, or -1 when they do not fit. */
+static int cat(char *out, size_t n, size_t *o, const char *s, size_t len)
+{
+    if(*o + len >= n)
+        return -1;
+    memcpy(out + *o, s, len);
+    *o += len;
+    out[*o] = '\0';
+    return 0;
+}
+
+void rq_url_mask(const char *url, char *out, size_t n)
+{
+    static const char *const names[] = {"access_token=", "key=", "token=", NULL};
+    const char *q = strchr(url, '?'), *hook = strstr(url, "/hook/"), *p = url;
+    size_t o = 0;
+    int bad = 0;
+
+    if(!n)
+        return;
+    out[0] = '\0';
+    if(hook && (!q || hook < q)) {
+        const char *end = q ? q : url + strlen(url);
+        bad |= cat(out, n, &o, url, (size_t)(hook + 6 - url));
+        bad |= cat(out, n, &o, API_SECRET_MASK, strlen(API_SECRET_MASK));
+        p = end;
+    }
+    if(!q) {
+        bad |= cat(out, n, &o, p, strlen(p));
+    } else {
+        bad |= cat(out, n, &o, p, (size_t)(q + 1 - p));
+        for(p = q + 1; *p;) {
+            size_t len = strcspn(p, "&#");
+            int secret = 0;
+            for(const char *const *nm = names; *nm; nm++)
+                if(!strncmp(p, *nm, strlen(*nm)) && strlen(*nm) <= len) {
+                    bad |= cat(out, n, &o, p, strlen(*nm));
+                    bad |= cat(out, n, &o, API_SECRET_MASK, strlen(API_SECRET_MASK));
+                    secret = 1;
+                    break;
+                }
+            if(!secret)
+                bad |= cat(out, n, &o, p, len);
+            p += len;
+            if(*p == '#') {
+                bad |= cat(out, n, &o, p, strlen(p));
+                break;
+            }
+            if(*p)
+                bad |= cat(out, n, &o, p++, 1);
+        }
+    }
+    if(bad)
+        snprintf(out, n, "%s", API_SECRET_MASK);
+}
+
+int rq_same_origin(const char *a, const char *b)
+{
+    const char *sa = strstr(a, "://"), *sb = strstr(b, "://");
+    size_t la, lb;
+    if(!sa || !sb)
+        return 0;
+    la = (size_t)(sa + 3 - a) + strcspn(sa + 3, "/?#");
+    lb = (size_t)(sb + 3 - b) + strcspn(sb + 3, "/?#");
+    return la == lb && !strncasecmp(a, b, la);
 }
 
 long rq_interval(const char *s)

@@ -47,12 +47,15 @@ int rq_sn_valid(const char *sn);
 /* 1 when the n bytes are valid UTF-8 without NUL bytes. */
 int rq_utf8_valid(const unsigned char *s, size_t n);
 
-/* Parses the body as one JSON object (valid UTF-8, nesting at most 16).
- * Returns it (caller frees) or NULL with the reason in err. */
+/* Parses the body as one JSON object (valid UTF-8, nesting at most 16,
+ * nothing but white space after it, no "\u0000" escape, no member name
+ * twice in any object: src/common/jsoncheck.h). Returns it (caller frees)
+ * or NULL with the reason in err. */
 cJSON *rq_json_object(const unsigned char *body, size_t len, char *err, size_t errn);
 
 /* 0 when every member of obj is named in allowed (NULL-terminated), else
- * MCS_EINVAL naming the first unknown one. */
+ * MCS_EINVAL naming the first unknown one. Repeated names were already
+ * refused by rq_json_object. */
 int rq_known_fields(const cJSON *obj, const char *const *allowed, char *err, size_t errn);
 
 /* A device body (POST /api/devices, PUT /api/devices/{sn}). Each settable
@@ -82,6 +85,16 @@ int rq_device(const cJSON *obj, int create, struct dev_in *out, int *calib, char
  * *calib = 1 when the error is a calibration error (40004). */
 int rq_command(const cJSON *obj, cJSON **payload, const char **kind, int *calib, char *err,
                size_t errn);
+
+/* Copies url into out (n bytes) with the values of the access-token query
+ * arguments (access_token: DingTalk; key: WeCom; token) and the path after
+ * "/hook/" (Feishu) replaced by API_SECRET_MASK: robot URLs carry their
+ * credential in the URL. A URL that does not fit is masked whole. */
+void rq_url_mask(const char *url, char *out, size_t n);
+
+/* 1 when a and b have the same scheme and authority (host, port, user
+ * info), ignoring case; where a request with a secret goes. */
+int rq_same_origin(const char *a, const char *b);
 
 /* History interval: "raw" -> 0, "1m" -> 60 ... "1d" -> 86400; -1 unknown. */
 long rq_interval(const char *s);

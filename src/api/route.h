@@ -27,7 +27,16 @@ extern const struct api_route api_routes[];
 const struct api_route *api_route_find(enum api_method m, const char *path,
                                        struct api_req *rq, int *path_known);
 
-/* Runs the request: route, token, role, handler. Always fills rs. */
+/* Checks the bearer token of rq, that its user still holds the token's
+ * role and gen (auth_user_valid; trusted while the database is down, so
+ * that health answers), and the role route r needs. Called from the
+ * headers, before a body is read (http.c). Returns 0 with rq->authorised
+ * set, or -1 with a 401/403 on rs. */
+int api_authorise(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs,
+                  const struct api_route *r);
+
+/* Runs the request: route, token and role (unless already authorised),
+ * handler. Always fills rs. */
 void api_dispatch(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs);
 
 /* Prints "METHOD PATTERN ROLE" lines of the table (for `mcs-api --routes`

@@ -16,19 +16,26 @@
 #include <string.h>
 
 #define WSQ 64            /* queued alarm/reply frames per client */
-#define AUTH_TIMEOUT_S 10 /* to send {"type":"auth"} after opening */
+#define RECHECK_S 2       /* an authenticated client's user is checked this often */
 #define MAX_BAD 10        /* garbage frames before the server closes */
+#define UNAUTHED_GRACE_MS 1000 /* a socket this young is not closed to make room */
+#define SILENCE_BURST 5   /* silence frames a client may send at once ... */
+#define SILENCE_EVERY_MS 1000 /* ... then one per this interval */
 #define SILENCE_MAX 1000  /* alarm ids in one silence frame */
 #define ID_MAX 9007199254740991.0 /* 2^53 - 1: exact in a JSON number */
 
 struct ws_client {
     struct lws *wsi;
     struct ws_client *prev, *next;
+    int linked; /* in the list and counted (ESTABLISHED); a refused upgrade never is */
     int authed, bad, closing;
     char user[65];
     char ip[64]; /* the client's address, for audit rows */
     enum api_role role;
+    long gen; /* the token's session generation (auth_user_valid) */
     long exp; /* the token's expiry: the feed stops with it */
+    int64_t opened_ms;
+    int64_t silence_ms; /* the silence token bucket: full at now - BURST * EVERY */
     struct api_msg *q[WSQ];
     int qh, qn;
     struct api_msg *rt; /* newest realtime frame not yet written */
@@ -138,6 +145,62 @@ static void unlink_client(struct api_ws *w, struct ws_client *c)
     c->prev = c->next = NULL;
 }
 
+/* Unauthenticated sockets are bounded apart from the dashboards
+ * (WS_UNAUTHED_MAX, WS_UNAUTHED_PER_ADDR): while a bound is passed, the
+ * oldest unauthenticated socket (of the newcomer's address, for the second
+ * bound) is closed. A socket younger than UNAUTHED_GRACE_MS is spared: 200
+ * screens opening at once behind one address (a restart of mcs-api) are
+ * all established before libwebsockets reads their auth frames. So
+ * strangers who open sockets and never authenticate cannot keep a
+ * dashboard out, and hold at most the bounds plus what they open within
+ * the grace. */
+static void make_room(struct api_ctx *ctx, const struct ws_client *c)
+{
+    int64_t young = mcs_mono_ms() - UNAUTHED_GRACE_MS;
+
+    for(;;) {
+        struct ws_client *oldest = NULL, *oldest_here = NULL;
+        int all = 0, here = 0;
+
+        for(struct ws_client *o = ctx->ws->head; o; o = o->next) {
+            if(o->authed || o->closing)
+                continue;
+            all++;
+            here += !strcmp(o->ip, c->ip);
+            if(o->opened_ms > young)
+                continue;
+            if(!oldest || o->opened_ms <= oldest->opened_ms)
+                oldest = o;
+            if(!strcmp(o->ip, c->ip) &&
+               (!oldest_here || o->opened_ms <= oldest_here->opened_ms))
+                oldest_here = o;
+        }
+        if(here > ctx->cfg.ws_unauthed_per_addr && oldest_here)
+            oldest = oldest_here;
+        else if(all <= ctx->cfg.ws_unauthed_max)
+            return;
+        if(!oldest)
+            return;
+        ctx->ws->st.unauthed_closed++;
+        oldest->closing = 1;
+        lws_set_timeout(oldest->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+/* Runs sql with the one text parameter v on pg: the rows, or NULL after
+ * an error frame `fail` (90007) to c. */
+static PGresult *query1(struct api_ctx *ctx, struct ws_client *c, PGconn *pg, const char *sql,
+                        const char *v, const char *fail)
+{
+    PGresult *r = PQexecParams(pg, sql, 1, NULL, &v, NULL, NULL, 0);
+    if(PQresultStatus(r) == PGRES_TUPLES_OK)
+        return r;
+    PQclear(r);
+    api_pg_check(ctx);
+    send_error(ctx, c, E_UNAVAIL, fail);
+    return NULL;
+}
+
 static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
 {
     PGconn *pg = api_pg(ctx);
@@ -162,19 +225,15 @@ static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
         return;
     }
     PQclear(r);
-    r = PQexecParams(pg,
-                     "SELECT to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                     "round(avg(ppm)::numeric, 3), round(avg(temp)::numeric, 2) FROM ("
-                     "SELECT date_bin('1 minute', time, TIMESTAMPTZ 'epoch') b, ppm, temp "
-                     "FROM sensor_data WHERE sn = $1 AND time >= now() - interval '1 hour' "
-                     "AND time <= now()) s GROUP BY b ORDER BY b",
-                     1, NULL, v, NULL, NULL, 0);
-    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
-        PQclear(r);
-        api_pg_check(ctx);
-        send_error(ctx, c, E_UNAVAIL, "history query failed");
+    r = query1(ctx, c, pg,
+               "SELECT to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "round(avg(ppm)::numeric, 3), round(avg(temp)::numeric, 2) FROM ("
+               "SELECT date_bin('1 minute', time, TIMESTAMPTZ 'epoch') b, ppm, temp "
+               "FROM sensor_data WHERE sn = $1 AND time >= now() - interval '1 hour' "
+               "AND time <= now()) s GROUP BY b ORDER BY b",
+               sn, "history query failed");
+    if(!r)
         return;
-    }
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "history");
     cJSON_AddStringToObject(j, "sn", sn);
@@ -191,16 +250,47 @@ static void history(struct api_ctx *ctx, struct ws_client *c, const char *sn)
     send_json(ctx, c, j);
 }
 
+/* Whether c's user still holds its token's role and gen: one whose user
+ * was disabled, deleted, re-roled or changed password is marked closing
+ * with the close reason 4001 set; the caller, in c's own callback, then
+ * returns -1. Returns 1 when the user is still valid (or the database
+ * cannot say). */
+static int user_still_valid(struct api_ctx *ctx, struct ws_client *c)
+{
+    int v = auth_user_valid(ctx->auth, api_pg(ctx), c->user, c->role, c->gen, mcs_mono_ms());
+    if(v < 0) {
+        api_pg_check(ctx);
+        return 1;
+    }
+    if(!v) {
+        /* The caller (in c's own callback) returns -1: closed with 4001. */
+        ctx->st.auth_rejected++;
+        c->closing = 1;
+        LOG_I("ws", "dashboard session ended with its user", LS("user", c->user),
+              LS("ip", c->ip));
+        lws_close_reason(c->wsi, 4001, (unsigned char *)"session ended", 13);
+    }
+    return v;
+}
+
 /* {"type":"silence","ids":[...]}: the wall screen's 消音 (issue #9). One
  * audit_logs row `alarm.silence` with the token's user (a "user" member of
- * the frame is ignored), the ids as target and the client address; answers
- * {"type":"silenced","ids":[...]}. Any authenticated role may silence. */
+ * the frame is ignored), as target the ids that are alarms on screen
+ * (docs/ALARMS.md: open, or a latched gas alarm not yet acknowledged), and
+ * the client address; answers {"type":"silenced","ids":[...],"ignored":[...]}.
+ * Ids of no alarm on screen are ignored; when none is left, an error and no
+ * row. SILENCE_BURST frames at once, then one a second per connection
+ * (issue #16): more get an error and no row. Any authenticated role may
+ * silence. */
 static void silence(struct api_ctx *ctx, struct ws_client *c, const cJSON *j)
 {
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
     const cJSON *id;
-    cJSON *after, *list, *o;
-    char *target, *p;
+    cJSON *after = NULL, *list, *ignored = NULL, *o;
+    char *arr = NULL, *target = NULL, *p;
+    PGresult *r = NULL;
+    PGconn *pg;
+    int64_t now = mcs_mono_ms(), full = now - SILENCE_BURST * SILENCE_EVERY_MS;
     int n;
 
     n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
@@ -218,37 +308,79 @@ static void silence(struct api_ctx *ctx, struct ws_client *c, const cJSON *j)
             return;
         }
     }
-    target = malloc((size_t)n * 18 + 1); /* 16 digits and a comma each */
-    after = cJSON_CreateObject();
-    list = after ? cJSON_AddArrayToObject(after, "ids") : NULL;
-    if(!target || !list) {
-        free(target);
-        cJSON_Delete(after);
-        send_error(ctx, c, E_INTERNAL, "out of memory");
+    if(c->silence_ms < full)
+        c->silence_ms = full;
+    if(c->silence_ms + SILENCE_EVERY_MS > now) {
+        ctx->ws->st.bad_frames++;
+        send_error(ctx, c, E_TOOMANY, "silence: at most one frame a second");
         return;
     }
+    c->silence_ms += SILENCE_EVERY_MS;
+    if(!user_still_valid(ctx, c))
+        return;
+    if(!(pg = api_pg(ctx))) {
+        send_error(ctx, c, E_UNAVAIL, "database unavailable");
+        return;
+    }
+    arr = malloc((size_t)n * 18 + 3); /* 16 digits and a comma each, braces */
+    target = malloc((size_t)n * 18 + 1);
+    after = cJSON_CreateObject();
+    list = after ? cJSON_AddArrayToObject(after, "ids") : NULL;
+    ignored = cJSON_CreateArray();
+    if(!arr || !target || !list || !ignored) {
+        send_error(ctx, c, E_INTERNAL, "out of memory");
+        goto out;
+    }
+    p = arr;
+    *p++ = '{';
+    cJSON_ArrayForEach(id, ids)
+        p += snprintf(p, 18, "%s%lld", p == arr + 1 ? "" : ",", (long long)id->valuedouble);
+    snprintf(p, 2, "}");
+    /* The ids in the order given, each once, that are alarms on screen
+     * (the predicate spelled as in migration 022). */
+    r = query1(ctx, c, pg,
+               "SELECT i.id, a.id IS NOT NULL FROM (SELECT id, min(o) o FROM "
+               "unnest($1::bigint[]) WITH ORDINALITY u(id, o) GROUP BY id) i "
+               "LEFT JOIN alarm_logs a ON a.id = i.id AND (a.cleared_at IS NULL OR "
+               "(a.category = 'gas' AND a.ack_at IS NULL)) ORDER BY i.o",
+               arr, "silence not recorded");
+    if(!r)
+        goto out;
     p = target;
     *p = '\0';
-    cJSON_ArrayForEach(id, ids)
-    {
-        long long v = (long long)id->valuedouble;
-        p += snprintf(p, 18, "%s%lld", p == target ? "" : ",", v);
-        cJSON_AddItemToArray(list, cJSON_CreateNumber((double)v));
+    for(int i = 0; i < PQntuples(r); i++) {
+        double d = strtod(PQgetvalue(r, i, 0), NULL);
+        if(PQgetvalue(r, i, 1)[0] != 't') {
+            cJSON_AddItemToArray(ignored, cJSON_CreateNumber(d));
+            continue;
+        }
+        p += snprintf(p, 18, "%s%s", p == target ? "" : ",", PQgetvalue(r, i, 0));
+        cJSON_AddItemToArray(list, cJSON_CreateNumber(d));
+    }
+    if(!cJSON_GetArraySize(list)) {
+        send_error(ctx, c, E_NOTFOUND, "silence: no such alarm on screen");
+        goto out;
     }
     if(audit_log_as(ctx, c->user, c->ip, "alarm.silence", target, NULL, after)) {
         api_pg_check(ctx);
         send_error(ctx, c, E_UNAVAIL, "silence not recorded");
-    } else {
-        LOG_I("ws", "alarms silenced", LS("user", c->user), LI("count", n));
-        o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", "silenced");
-        cJSON_AddItemToObject(o, "ids", cJSON_Duplicate(list, 1));
-        cJSON_AddStringToObject(o, "user", c->user);
-        cJSON_AddNumberToObject(o, "ts", (double)(mcs_now_ms() / 1000));
-        send_json(ctx, c, o);
+        goto out;
     }
+    LOG_I("ws", "alarms silenced", LS("user", c->user), LI("count", cJSON_GetArraySize(list)));
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "silenced");
+    cJSON_AddItemToObject(o, "ids", cJSON_Duplicate(list, 1));
+    cJSON_AddItemToObject(o, "ignored", ignored);
+    ignored = NULL;
+    cJSON_AddStringToObject(o, "user", c->user);
+    cJSON_AddNumberToObject(o, "ts", (double)(mcs_now_ms() / 1000));
+    send_json(ctx, c, o);
+out:
+    PQclear(r);
+    free(arr);
     free(target);
     cJSON_Delete(after);
+    cJSON_Delete(ignored);
 }
 
 static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
@@ -274,14 +406,24 @@ static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
             send_error(ctx, c, E_BAD_REQ, "already authenticated");
         } else if(!cJSON_IsString(tok) ||
                   auth_verify(&ctx->cfg, tok->valuestring, mcs_now_ms() / 1000, c->user,
-                              &c->role, &c->exp, err, sizeof(err))) {
+                              &c->role, &c->gen, &c->exp, err, sizeof(err)) ||
+                  !user_still_valid(ctx, c)) {
             ctx->st.auth_rejected++;
             cJSON_Delete(j);
             lws_close_reason(wsi, 4001, (unsigned char *)"unauthorized", 12);
             return -1;
+        } else if(ctx->ws->st.clients >= ctx->cfg.ws_max_clients) {
+            LOG_W("ws", "dashboard client refused: WS_MAX_CLIENTS reached", LS("user", c->user),
+                  LS("ip", c->ip));
+            cJSON_Delete(j);
+            lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)"full", 4);
+            return -1;
         } else {
             cJSON *o = cJSON_CreateObject();
             c->authed = 1;
+            ctx->ws->st.unauthed--;
+            ctx->ws->st.clients++;
+            lws_set_timer_usecs(wsi, (lws_usec_t)RECHECK_S * LWS_USEC_PER_SEC);
             cJSON_AddStringToObject(o, "type", "connected");
             cJSON_AddStringToObject(o, "user", c->user);
             cJSON_AddStringToObject(o, "role", auth_role_name(c->role));
@@ -310,7 +452,7 @@ static int on_message(struct lws *wsi, struct api_ctx *ctx, struct ws_client *c)
         send_error(ctx, c, E_BAD_REQ, "unknown type");
     }
     cJSON_Delete(j);
-    return 0;
+    return c->closing ? -1 : 0; /* the session ended (user_still_valid) */
 }
 
 /* New frames from the feed: realtime replaces a client's unsent one (a slow
@@ -460,19 +602,26 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         ctx = ctx_of(wsi);
         memset(c, 0, sizeof(*c));
         c->wsi = wsi;
-        c->done_ms = mcs_mono_ms();
-        http_client_ip(wsi, &ctx->cfg, c->ip, sizeof(c->ip));
+        c->done_ms = c->opened_ms = mcs_mono_ms();
+        http_client_ip(wsi, ctx, c->ip, sizeof(c->ip));
         c->next = ctx->ws->head;
         if(c->next)
             c->next->prev = c;
         ctx->ws->head = c;
-        ctx->ws->st.clients++;
-        lws_set_timer_usecs(wsi, (lws_usec_t)AUTH_TIMEOUT_S * LWS_USEC_PER_SEC);
+        c->linked = 1;
+        ctx->ws->st.unauthed++;
+        lws_set_timer_usecs(wsi, (lws_usec_t)ctx->cfg.ws_auth_timeout_s * LWS_USEC_PER_SEC);
+        make_room(ctx, c);
         return 0;
     case LWS_CALLBACK_TIMER:
-        if(c && !c->authed) {
+        if(c && c->linked && !c->authed) {
             lws_close_reason(wsi, 4001, (unsigned char *)"authentication timeout", 22);
             return -1;
+        }
+        if(c && c->authed && !c->closing) {
+            if(!user_still_valid(ctx_of(wsi), c))
+                return -1;
+            lws_set_timer_usecs(wsi, (lws_usec_t)RECHECK_S * LWS_USEC_PER_SEC);
         }
         return 0;
     case LWS_CALLBACK_RECEIVE:
@@ -497,8 +646,14 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         return writable(wsi, ctx_of(wsi), c);
     case LWS_CALLBACK_CLOSED:
         ctx = ctx_of(wsi);
+        if(!c || !c->linked)
+            return 0; /* a refused upgrade: never counted */
         unlink_client(ctx->ws, c);
-        ctx->ws->st.clients--;
+        c->linked = 0;
+        if(c->authed)
+            ctx->ws->st.clients--;
+        else
+            ctx->ws->st.unauthed--;
         while(c->qn) {
             msg_unref(c->q[c->qh]);
             c->qh = (c->qh + 1) % WSQ;

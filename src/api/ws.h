@@ -29,7 +29,9 @@ struct api_ctx;
 #define WS_NDELIVERY 9
 
 struct api_ws_stats {
-    int clients;
+    int clients;  /* authenticated dashboards (WS_MAX_CLIENTS bounds them) */
+    int unauthed; /* sockets open, not yet authenticated */
+    uint64_t unauthed_closed; /* closed to make room (WS_UNAUTHED_MAX/_PER_ADDR) */
     uint64_t frames_sent, realtime_skipped, dropped, bad_frames;
     /* Realtime frames delivered, per bucket (the last: over 5 s), and the
      * sum of their delivery times in ms. */

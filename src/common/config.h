@@ -78,6 +78,11 @@ struct mcs_config {
     char api_mqtt_pass[256];
     int login_max_fail_user;
     int login_max_fail_ip;
+    int login_max_fail_user_all;
+    int api_jobs_per_addr;
+    int ws_auth_timeout_s;
+    int ws_unauthed_max;
+    int ws_unauthed_per_addr;
     int login_lock_s;
     int ws_max_clients;
     int ws_stall_s;

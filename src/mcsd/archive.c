@@ -14,6 +14,7 @@
 #include "log.h"
 #include "storage_cfg.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,23 @@ void archive_key(int64_t day, char *out, size_t n)
     int y, m, d;
     mcs_civil_from_days(day, &y, &m, &d);
     snprintf(out, n, "archive/%04d/%02d/sensor_data_%04d%02d%02d.csv.gz", y, m, y, m, d);
+}
+
+/* The key of the version after old_key (NULL: the first, archive_key):
+ * archive/YYYY/MM/sensor_data_YYYYMMDD.vN.csv.gz for N >= 2. */
+static void archive_key_next(int64_t day, const char *old_key, char *out, size_t n)
+{
+    char base[128];
+    int v = 1;
+    archive_key(day, base, sizeof(base));
+    if(old_key) {
+        const char *p = strstr(old_key, ".v");
+        v = p && isdigit((unsigned char)p[2]) ? (int)strtol(p + 2, NULL, 10) : 1;
+    }
+    if(!old_key)
+        snprintf(out, n, "%s", base);
+    else
+        snprintf(out, n, "%.*s.v%d.csv.gz", (int)(strlen(base) - strlen(".csv.gz")), base, v + 1);
 }
 
 static int exec1(PGconn *pg, const char *sql, int n, const char *const *params, char *err,
@@ -73,14 +91,22 @@ int archive_due_days(PGconn *pg, const struct mcs_config *cfg, int64_t now, int6
         PQclear(r);
     }
     else {
-        r = mcs_pg_query(pg, "SELECT extract(epoch FROM min(time))::bigint FROM sensor_data", 0,
-                         NULL, PGRES_TUPLES_OK, err, errn);
+        /* Every local day a chunk covers: the day's own chunk (made ahead
+         * of time, maybe empty) or one TimescaleDB cut on UTC days. */
+        r = mcs_pg_query(pg,
+                         "SELECT extract(epoch FROM range_start)::bigint,"
+                         " extract(epoch FROM range_end)::bigint FROM timescaledb_information.chunks"
+                         " WHERE hypertable_schema = current_schema()"
+                         " AND hypertable_name = 'sensor_data' ORDER BY range_start",
+                         0, NULL, PGRES_TUPLES_OK, err, errn);
         if(!r)
             return MCS_EDB;
-        if(!PQgetisnull(r, 0, 0)) {
-            for(int64_t d = mcs_local_day(strtoll(PQgetvalue(r, 0, 0), NULL, 10));
-                mcs_local_midnight(d + 1) <= cutoff && n < max; d++)
-                days[n++] = d;
+        for(int i = 0; i < PQntuples(r); i++) {
+            int64_t d0 = mcs_local_day(strtoll(PQgetvalue(r, i, 0), NULL, 10));
+            int64_t d1 = mcs_local_day(strtoll(PQgetvalue(r, i, 1), NULL, 10) - 1);
+            for(int64_t d = d0; d <= d1 && mcs_local_midnight(d + 1) <= cutoff && n < max; d++)
+                if(n == 0 || days[n - 1] < d)
+                    days[n++] = d;
         }
         PQclear(r);
     }
@@ -157,7 +183,7 @@ static void set_log(PGconn *pg, const char *days, const char *status, const char
 
 /* Streams the day's rows through gzip into an upload; *rows receives the
  * number of data rows. */
-static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
+static int export_day(PGconn *pg, int64_t lo, int64_t hi, int header, struct zsink *zs,
                       const _Atomic int *stop, int64_t *rows, char *err, size_t errn)
 {
     char sql[512];
@@ -166,8 +192,8 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
     snprintf(sql, sizeof(sql),
              "COPY (SELECT time, sn, v_raw, ppm, temp, humi, bat, rssi, seq FROM sensor_data"
              " WHERE time >= to_timestamp(%" PRId64 ") AND time < to_timestamp(%" PRId64 "))"
-             " TO STDOUT WITH (FORMAT csv, HEADER)",
-             lo, hi);
+             " TO STDOUT WITH (FORMAT csv%s)",
+             lo, hi, header ? ", HEADER" : "");
     PGresult *r = PQexec(pg, sql);
     if(PQresultStatus(r) != PGRES_COPY_OUT) {
         snprintf(err, errn, "%s", PQresultErrorMessage(r));
@@ -216,7 +242,77 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
     PQclear(r);
     while((r = PQgetResult(pg)))
         PQclear(r);
-    *rows = lines > 0 ? lines - 1 : 0;
+    *rows = header ? (lines > 0 ? lines - 1 : 0) : lines;
+    return rc;
+}
+
+/* The previous version of an archived day, gunzipped into the new one. */
+struct oldfile {
+    z_stream z;
+    struct zsink *zs;
+    unsigned char *buf;
+    int64_t lines;
+    int ended;
+    char err[256];
+};
+
+static int old_chunk(void *arg, const void *p, size_t n)
+{
+    struct oldfile *o = arg;
+    o->z.next_in = (unsigned char *)(uintptr_t)p;
+    o->z.avail_in = (uInt)n;
+    while(o->z.avail_in > 0) {
+        if(o->ended) {
+            /* A further gzip member: ours are one, but a file is a file. */
+            if(inflateReset(&o->z) != Z_OK)
+                return -1;
+            o->ended = 0;
+        }
+        o->z.next_out = o->buf;
+        o->z.avail_out = INBUF;
+        int zr = inflate(&o->z, Z_NO_FLUSH);
+        if(zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+            snprintf(o->err, sizeof(o->err), "the archived file does not gunzip");
+            return -1;
+        }
+        size_t have = INBUF - o->z.avail_out;
+        for(size_t i = 0; i < have; i++)
+            o->lines += o->buf[i] == '\n';
+        if(have && zs_add(o->zs, (const char *)o->buf, have, o->err, sizeof(o->err)))
+            return -1;
+        if(zr == Z_STREAM_END)
+            o->ended = 1;
+        else if(zr == Z_BUF_ERROR && !have)
+            break;
+    }
+    return 0;
+}
+
+/* Streams the object old_key (header and old_rows data rows) into zs.
+ * Returns 0, or MCS_ECORRUPT when it does not hold old_rows rows. */
+static int copy_old(struct mcs_sink *k, const char *old_key, int64_t old_rows, struct zsink *zs,
+                    char *err, size_t errn)
+{
+    struct oldfile o;
+    int rc;
+    memset(&o, 0, sizeof(o));
+    o.zs = zs;
+    if(!(o.buf = malloc(INBUF)))
+        return MCS_ENOMEM;
+    if(inflateInit2(&o.z, 15 + 16) != Z_OK) {
+        free(o.buf);
+        return MCS_ENOMEM;
+    }
+    rc = k->ops->get(k, old_key, old_chunk, &o, err, errn);
+    if(rc && o.err[0])
+        snprintf(err, errn, "%s: %s", old_key, o.err);
+    else if(!rc && (!o.ended || o.lines != old_rows + 1)) {
+        snprintf(err, errn, "%s holds %" PRId64 " lines%s, archive_logs says %" PRId64 " rows",
+                 old_key, o.lines, o.ended ? "" : " (truncated)", old_rows);
+        rc = MCS_ECORRUPT;
+    }
+    inflateEnd(&o.z);
+    free(o.buf);
     return rc;
 }
 
@@ -224,7 +320,8 @@ static int export_day(PGconn *pg, int64_t lo, int64_t hi, struct zsink *zs,
  * file's; then they go and archive_logs says where they went. */
 static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_t rows,
                          const char *days, const struct mcs_upload_result *ur,
-                         const char *sinkname, int record, char *err, size_t errn)
+                         const char *sinkname, int record, int64_t file_rows, const char *key,
+                         char *err, size_t errn)
 {
     char los[32], his[32], rowss[32], bytess[32], e2[128];
     const struct mcs_dialect *dl = dialect_detect(pg);
@@ -232,18 +329,13 @@ static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_
     PGresult *r = NULL;
     snprintf(los, sizeof(los), "%" PRId64, lo);
     snprintf(his, sizeof(his), "%" PRId64, hi);
-    snprintf(rowss, sizeof(rowss), "%" PRId64, rows);
+    snprintf(rowss, sizeof(rowss), "%" PRId64, file_rows);
     snprintf(bytess, sizeof(bytess), "%" PRId64, ur ? ur->bytes : 0);
     if(exec1(pg, "BEGIN", 0, NULL, err, errn))
         return MCS_EDB;
-    if(dl == &mcs_dialect_native) {
-        char name[64], sql[160];
-        dialect_partition_name(day, name, sizeof(name));
-        /* No row can enter or leave the day between the count and the drop. */
-        snprintf(sql, sizeof(sql), "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", name);
-        if(exec1(pg, sql, 0, NULL, err, errn))
-            goto out;
-    }
+    /* No row can enter or leave the day between the count and the drop. */
+    if(dl->lock_day(pg, day, err, errn))
+        goto out;
     {
         const char *p[2] = {los, his};
         r = mcs_pg_query(pg,
@@ -267,14 +359,14 @@ static int drop_verified(PGconn *pg, int64_t day, int64_t lo, int64_t hi, int64_
         goto out;
     }
     if(record) {
-        const char *p[7] = {days, rows ? "archived" : "empty", rowss, bytess,
-                            ur && rows ? ur->md5 : NULL, ur && rows ? ur->etag : NULL,
-                            sinkname};
+        const char *p[8] = {days, file_rows ? "archived" : "empty", rowss, bytess,
+                            ur && file_rows ? ur->md5 : NULL, ur && file_rows ? ur->etag : NULL,
+                            sinkname, key};
         if(exec1(pg,
                  "UPDATE archive_logs SET status = $2, row_count = $3::bigint,"
                  " size_bytes = $4::bigint, md5 = $5, etag = $6, sink = $7, error = NULL,"
-                 " updated_at = now() WHERE day = $1::date",
-                 7, p, err, errn))
+                 " file_name = $8, updated_at = now() WHERE day = $1::date",
+                 8, p, err, errn))
             goto out;
     }
     if(exec1(pg, "COMMIT", 0, NULL, err, errn))
@@ -286,14 +378,31 @@ out:
     return rc;
 }
 
+/* Records a failure of day `days`. A day archived before keeps its status
+ * (its file is still the truth for history and a later merge); others
+ * become 'failed'. */
+static void set_failed(PGconn *pg, const char *days, int merging, const char *error)
+{
+    char err[256];
+    const char *p[2] = {days, error};
+    if(!merging) {
+        set_log(pg, days, "failed", error);
+        return;
+    }
+    if(exec1(pg, "UPDATE archive_logs SET error = $2, updated_at = now() WHERE day = $1::date", 2,
+             p, err, sizeof(err)))
+        LOG_W("archive", "archive_logs not updated", LS("day", days), LS("error", err));
+}
+
 int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, int64_t day,
                 const _Atomic int *stop, struct archive_day_result *res, char *err, size_t errn)
 {
-    char key[128], days[16], how[16];
+    char key[160], days[16], how[16], old_key[160] = "";
     int64_t lo = mcs_local_midnight(day), hi = mcs_local_midnight(day + 1), rows = 0;
+    int64_t old_rows = 0;
     struct zsink zs;
     struct mcs_upload_result ur;
-    int rc, zinit = 0;
+    int rc, zinit = 0, merging = 0;
     PGresult *r;
 
     memset(res, 0, sizeof(*res));
@@ -307,26 +416,36 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
                          "($1::date, $2, 'running', $3) "
                          "ON CONFLICT (day) DO UPDATE SET status = CASE WHEN archive_logs.status IN"
                          " ('archived', 'empty') THEN archive_logs.status ELSE 'running' END,"
-                         " updated_at = now() RETURNING status",
+                         " updated_at = now() RETURNING status, file_name, coalesce(row_count, 0)",
                          3, p, PGRES_TUPLES_OK, err, errn);
         if(!r)
             return MCS_EDB;
         int done = strcmp(PQgetvalue(r, 0, 0), "running") != 0;
+        merging = !strcmp(PQgetvalue(r, 0, 0), "archived");
+        snprintf(old_key, sizeof(old_key), "%s", PQgetvalue(r, 0, 1));
+        old_rows = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
         PQclear(r);
         if(done) {
-            /* Archived before: the partition must be an empty one made again
-             * ahead of time; new rows in an archived day would be lost by
-             * overwriting its file, so they stop the run instead. */
-            rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, 0, err, errn);
-            if(rc == MCS_ECORRUPT)
-                snprintf(err, errn, "day %s was archived already but holds rows again; "
-                         "not overwritten", days);
-            snprintf(res->status, sizeof(res->status), "skipped");
-            if(rc)
-                LOG_W("archive", "archived day holds rows", LS("day", days));
-            return rc;
+            /* Archived before: the partition is most often an empty one made
+             * again ahead of time, dropped quietly. Rows in it came late (a
+             * journal replayed after an outage): they are merged into a new
+             * version of the day's file below, never lost by overwriting. */
+            rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, 0, 0, NULL, err,
+                               errn);
+            if(rc != MCS_ECORRUPT) {
+                snprintf(res->status, sizeof(res->status), "skipped");
+                return rc;
+            }
+            LOG_I("archive", "archived day holds late rows: merging", LS("day", days),
+                  LS("old_key", merging ? old_key : ""));
+            if(!merging) {
+                /* 'empty': no file to merge with; archived as a new day. */
+                set_log(pg, days, "running", NULL);
+            }
         }
     }
+    if(merging)
+        archive_key_next(day, old_key, key, sizeof(key));
     /* Times in the file are the plant's local time with their offset. */
     {
         const char *p[1] = {cfg->tz};
@@ -350,13 +469,16 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
     zinit = 1;
     if((rc = sink_upload_begin(k, key, &zs.up, err, errn)))
         goto fail;
-    if((rc = export_day(pg, lo, hi, &zs, stop, &rows, err, errn)))
+    if(merging && (rc = copy_old(k, old_key, old_rows, &zs, err, errn)))
         goto fail;
-    if(rows == 0) {
+    if((rc = export_day(pg, lo, hi, !merging, &zs, stop, &rows, err, errn)))
+        goto fail;
+    if(rows == 0 && !merging) {
         /* A day without readings leaves no file; its (empty) partition goes. */
         sink_upload_abort(zs.up);
         zs.up = NULL;
-        if((rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, 1, err, errn)))
+        if((rc = drop_verified(pg, day, lo, hi, 0, days, NULL, k->ops->name, 1, 0, key, err,
+                               errn)))
             goto fail;
         snprintf(res->status, sizeof(res->status), "empty");
         goto done;
@@ -370,19 +492,28 @@ int archive_day(PGconn *pg, struct mcs_sink *k, const struct mcs_config *cfg, in
     if((rc = sink_verify(k, key, &ur, cfg->archive_verify_download, how, err, errn)))
         goto fail;
     LOG_I("archive", "day uploaded and verified", LS("day", days), LS("key", key),
-          LI("rows", rows), LI("bytes", ur.bytes), LS("md5", ur.md5), LS("verified_by", how),
-          LI("parts", ur.parts));
+          LI("rows", rows), LI("merged_rows", old_rows), LI("bytes", ur.bytes), LS("md5", ur.md5),
+          LS("verified_by", how), LI("parts", ur.parts));
     if(getenv("MCS_TEST_ARCHIVE_CRASH")) {
         /* Test hook: die between upload and drop (tests/integration/test_archive.py). */
         LOG_W("archive", "MCS_TEST_ARCHIVE_CRASH: exiting before the drop");
         _exit(99);
     }
-    if((rc = drop_verified(pg, day, lo, hi, rows, days, &ur, k->ops->name, 1, err, errn)))
+    if((rc = drop_verified(pg, day, lo, hi, rows, days, &ur, k->ops->name, 1,
+                           rows + (merging ? old_rows : 0), key, err, errn)))
         goto fail;
+    if(merging) {
+        /* The new version is the day's file now; the old one is only a
+         * leftover (history caches by key, so no reader is stale). */
+        char e2[256];
+        if(k->ops->del(k, old_key, e2, sizeof(e2)))
+            LOG_W("archive", "old version of the day not deleted", LS("key", old_key),
+                  LS("error", e2));
+    }
     res->rows = rows;
     res->bytes = ur.bytes;
     snprintf(res->md5, sizeof(res->md5), "%s", ur.md5);
-    snprintf(res->status, sizeof(res->status), "archived");
+    snprintf(res->status, sizeof(res->status), merging ? "merged" : "archived");
 done:
     deflateEnd(&zs.z);
     free(zs.out);
@@ -394,7 +525,7 @@ fail:
         deflateEnd(&zs.z);
     free(zs.out);
     free(zs.in);
-    set_log(pg, days, "failed", err);
+    set_failed(pg, days, merging, err);
     return rc ? rc : MCS_EIO;
 }
 
@@ -403,9 +534,9 @@ enum mcs_job_outcome archive_job(struct mcs_jobctx *jc)
     int64_t *days = malloc(DAYS_MAX * sizeof(*days));
     struct mcs_sink *k = NULL;
     enum mcs_job_outcome o = JOB_FAILED;
-    int n, done = 0, empty = 0;
+    int n, done = 0, empty = 0, merged = 0, failed = 0, streak = 0;
     int64_t rows = 0, bytes = 0;
-    char first[16] = "", last[16] = "";
+    char first[16] = "", last[16] = "", failed_days[200] = "";
 
     if(!days) {
         snprintf(jc->err, sizeof(jc->err), "out of memory");
@@ -426,13 +557,28 @@ enum mcs_job_outcome archive_job(struct mcs_jobctx *jc)
         if(archive_day(jc->pg, k, jc->cfg, days[i], jc->stop, &r, e, sizeof(e))) {
             char ds[16];
             mcs_day_iso(days[i], ds, sizeof(ds));
-            /* Oldest first: a day that fails stops the run, so no newer day
-             * is dropped while an older one is still in the database. */
-            snprintf(jc->err, sizeof(jc->err), "day %s: %.480s", ds, e);
-            goto out;
+            LOG_W("archive", "day failed", LS("day", ds), LS("error", e));
+            /* One day's trouble (rows that do not match, a damaged old
+             * version) does not hold back the newer days: each is archived
+             * and dropped on its own. The job fails and names the first
+             * failed day. Three failures in a row look like the sink or the
+             * database, not the days: the run stops there. */
+            if(!failed++)
+                snprintf(jc->err, sizeof(jc->err), "day %s: %.480s", ds, e);
+            if(strlen(failed_days) + 12 < sizeof(failed_days))
+                snprintf(failed_days + strlen(failed_days), sizeof(failed_days) - strlen(failed_days),
+                         "%s\"%s\"", failed_days[0] ? "," : "", ds);
+            if(++streak >= 3 || PQstatus(jc->pg) == CONNECTION_BAD) {
+                snprintf(jc->err + strlen(jc->err), sizeof(jc->err) - strlen(jc->err),
+                         " (run stopped after %d failed days in a row)", streak);
+                goto out;
+            }
+            continue;
         }
-        if(!strcmp(r.status, "archived")) {
+        streak = 0;
+        if(!strcmp(r.status, "archived") || !strcmp(r.status, "merged")) {
             done++;
+            merged += !strcmp(r.status, "merged");
             rows += r.rows;
             bytes += r.bytes;
         }
@@ -442,12 +588,14 @@ enum mcs_job_outcome archive_job(struct mcs_jobctx *jc)
             mcs_day_iso(days[i], first, sizeof(first));
         mcs_day_iso(days[i], last, sizeof(last));
     }
-    o = JOB_OK;
+    o = failed ? JOB_FAILED : JOB_OK;
 out:
     snprintf(jc->detail, sizeof(jc->detail),
-             "{\"days_due\":%d,\"archived\":%d,\"empty\":%d,\"rows\":%" PRId64
-             ",\"bytes\":%" PRId64 ",\"first\":\"%s\",\"last\":\"%s\",\"sink\":\"%s\"}",
-             n < 0 ? 0 : n, done, empty, rows, bytes, first, last, k ? k->ops->name : jc->cfg->archive_sink);
+             "{\"days_due\":%d,\"archived\":%d,\"merged\":%d,\"empty\":%d,\"failed\":[%s],"
+             "\"rows\":%" PRId64 ",\"bytes\":%" PRId64 ",\"first\":\"%s\",\"last\":\"%s\","
+             "\"sink\":\"%s\"}",
+             n < 0 ? 0 : n, done, merged, empty, failed_days, rows, bytes, first, last,
+             k ? k->ops->name : jc->cfg->archive_sink);
     sink_free(k);
     free(days);
     return o;

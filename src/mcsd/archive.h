@@ -24,7 +24,7 @@ struct archive_day_result {
     int64_t rows;
     int64_t bytes;
     char md5[33];
-    char status[16]; /* archived, empty, skipped */
+    char status[16]; /* archived, merged (late rows into a new version), empty, skipped */
 };
 
 /* Archives one local day (see above) on pg, which must be in no

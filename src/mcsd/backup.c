@@ -395,6 +395,50 @@ out:
     return o;
 }
 
+/* TimescaleDB's documented restore: the target database gets the
+ * extension and timescaledb_pre_restore() before pg_restore, and
+ * timescaledb_post_restore() after; without them pg_restore fails on the
+ * chunks' indexes. Only where the server preloads the extension (a native
+ * server restores a dump of native partitions as it is). Returns 1 when the
+ * target was put in restoring mode, 0 when not needed, or MCS_EDB. */
+static int ts_restore_step(const struct mcs_config *cfg, const char *dbname, int post,
+                           char *err, size_t errn)
+{
+    struct mcs_config *c = malloc(sizeof(*c));
+    PGconn *pg = NULL;
+    PGresult *r = NULL;
+    int rc = MCS_EDB;
+    if(!c)
+        return MCS_ENOMEM;
+    *c = *cfg;
+    snprintf(c->db_name, sizeof(c->db_name), "%s", dbname);
+    if(!(pg = mcs_pg_connect(c, "mcs-restore", err, errn)))
+        goto out;
+    r = mcs_pg_query(pg,
+                     "SELECT current_setting('shared_preload_libraries')"
+                     " ~ '(^|[\\s,\"])timescaledb($|[\\s,\"])'",
+                     0, NULL, PGRES_TUPLES_OK, err, errn);
+    if(!r)
+        goto out;
+    if(PQgetvalue(r, 0, 0)[0] != 't') {
+        rc = 0;
+        goto out;
+    }
+    if(mcs_pg_exec(pg,
+                   post ? "SELECT timescaledb_post_restore()"
+                        : "CREATE EXTENSION IF NOT EXISTS timescaledb;"
+                          " SELECT timescaledb_pre_restore()",
+                   err, errn))
+        goto out;
+    rc = 1;
+out:
+    PQclear(r);
+    if(pg)
+        PQfinish(pg);
+    free(c);
+    return rc;
+}
+
 int backup_restore(const struct mcs_config *cfg, const char *key, const char *dbname,
                    char *err, size_t errn)
 {
@@ -424,11 +468,25 @@ int backup_restore(const struct mcs_config *cfg, const char *key, const char *db
         rc = MCS_ENOMEM;
         goto out;
     }
+    int ts = ts_restore_step(cfg, dbname, 0, err, errn);
+    if(ts < 0) {
+        rc = ts;
+        goto out;
+    }
     {
         char *argv[] = {restore, "--no-password", "--no-owner", "--exit-on-error", "-h",
                         (char *)cfg->db_host, "-p", port, "-U", (char *)cfg->db_user, "-d",
                         (char *)dbname, NULL};
         rc = pipe_object(k, real, argv, env, err, errn);
+    }
+    if(ts == 1) {
+        /* Out of restoring mode whatever pg_restore did. */
+        char e2[256];
+        int prc = ts_restore_step(cfg, dbname, 1, e2, sizeof(e2));
+        if(prc < 0 && !rc) {
+            snprintf(err, errn, "timescaledb_post_restore: %s", e2);
+            rc = prc;
+        }
     }
     if(!rc)
         LOG_I("backup", "restored", LS("key", real), LS("dbname", dbname));

@@ -6,6 +6,7 @@
 #include "localday.h"
 #include "log.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -52,6 +53,14 @@ static int native_ensure(PGconn *pg, int64_t from_day, int64_t to_day)
     return 0;
 }
 
+static int native_lock(PGconn *pg, int64_t day, char *err, size_t errn)
+{
+    char name[64], sql[160];
+    dialect_partition_name(day, name, sizeof(name));
+    snprintf(sql, sizeof(sql), "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", name);
+    return mcs_pg_exec(pg, sql, err, errn) ? MCS_EDB : 0;
+}
+
 static int native_drop(PGconn *pg, int64_t day)
 {
     char name[64], sql[256], err[512];
@@ -60,33 +69,104 @@ static int native_drop(PGconn *pg, int64_t day)
     return mcs_pg_exec(pg, sql, err, sizeof(err)) ? MCS_EDB : 0;
 }
 
+/* TimescaleDB cuts chunks on multiples of chunk_time_interval since the
+ * Unix epoch, that is UTC days, and has no origin setting. The local day's
+ * chunk is therefore made ahead of time with explicit bounds (migration
+ * 075, mcs_ts_ensure_day); a row that still lands where no chunk is gets
+ * one TimescaleDB cuts around the existing ones. */
 static int ts_ensure(PGconn *pg, int64_t from_day, int64_t to_day)
 {
-    (void)pg;
-    (void)from_day;
-    (void)to_day;
-    return 0; /* TimescaleDB creates chunks as rows arrive */
+    char sql[256], err[512], a[16], b[16];
+    mcs_day_iso(from_day, a, sizeof(a));
+    mcs_day_iso(to_day, b, sizeof(b));
+    snprintf(sql, sizeof(sql),
+             "SELECT mcs_ts_ensure_day(d::date, current_setting('mcs.tz'))"
+             " FROM generate_series('%s'::date, '%s'::date, interval '1 day') d",
+             a, b);
+    if(mcs_pg_exec(pg, sql, err, sizeof(err)) && mcs_pg_exec(pg, sql, err, sizeof(err))) {
+        LOG_W("dialect", "cannot create chunks", LS("from", a), LS("to", b), LS("error", err));
+        return MCS_EDB;
+    }
+    return 0;
+}
+
+/* The day's bounds as to_timestamp() arguments: "lo, hi" in Unix seconds. */
+static void day_bounds(int64_t day, char *lo, char *hi, size_t n)
+{
+    snprintf(lo, n, "%" PRId64, mcs_local_midnight(day));
+    snprintf(hi, n, "%" PRId64, mcs_local_midnight(day + 1));
+}
+
+static int ts_lock(PGconn *pg, int64_t day, char *err, size_t errn)
+{
+    char lo[24], hi[24];
+    day_bounds(day, lo, hi, sizeof(lo));
+    const char *p[2] = {lo, hi};
+    if(mcs_pg_exec(pg, "LOCK TABLE sensor_data IN SHARE UPDATE EXCLUSIVE MODE", err, errn))
+        return MCS_EDB;
+    PGresult *r = mcs_pg_query(pg, "SELECT mcs_ts_lock_day(to_timestamp($1::bigint),"
+                                   " to_timestamp($2::bigint))",
+                               2, p, PGRES_TUPLES_OK, err, errn);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    return 0;
 }
 
 static int ts_drop(PGconn *pg, int64_t day)
 {
-    char lo[48], hi[48], sql[256], err[512];
-    day_str(day, lo, sizeof(lo));
-    day_str(day + 1, hi, sizeof(hi));
-    snprintf(sql, sizeof(sql),
-             "DELETE FROM sensor_data WHERE time >= '%s' AND time < '%s'", lo, hi);
-    return mcs_pg_exec(pg, sql, err, sizeof(err)) ? MCS_EDB : 0;
+    /* The chunks inside the day go whole; rows of the day in a chunk that
+     * reaches past it (cut by TimescaleDB on UTC days) are deleted. */
+    static const char *const sql[2] = {
+        "SELECT count(*) FROM drop_chunks('sensor_data', older_than => to_timestamp($2::bigint),"
+        " newer_than => to_timestamp($1::bigint))",
+        "DELETE FROM sensor_data WHERE time >= to_timestamp($1::bigint)"
+        " AND time < to_timestamp($2::bigint)"};
+    static const ExecStatusType want[2] = {PGRES_TUPLES_OK, PGRES_COMMAND_OK};
+    char lo[24], hi[24], err[512];
+    day_bounds(day, lo, hi, sizeof(lo));
+    const char *p[2] = {lo, hi};
+    for(int i = 0; i < 2; i++) {
+        PGresult *r = mcs_pg_query(pg, sql[i], 2, p, want[i], err, sizeof(err));
+        if(!r) {
+            LOG_W("dialect", "dropping the day failed", LS("step", i ? "delete" : "drop_chunks"),
+                  LS("error", err));
+            return MCS_EDB;
+        }
+        PQclear(r);
+    }
+    return 0;
 }
 
-const struct mcs_dialect mcs_dialect_native = {"native", native_ensure, native_drop};
-const struct mcs_dialect mcs_dialect_timescale = {"timescaledb", ts_ensure, ts_drop};
+const struct mcs_dialect mcs_dialect_native = {"native", native_ensure, native_lock, native_drop};
+const struct mcs_dialect mcs_dialect_timescale = {"timescaledb", ts_ensure, ts_lock, ts_drop};
 
 const struct mcs_dialect *dialect_detect(PGconn *pg)
 {
-    PGresult *r = PQexec(pg, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'");
+    PGresult *r = PQexec(pg, "SELECT NOT EXISTS (SELECT 1 FROM pg_partitioned_table"
+                             " WHERE partrelid = 'sensor_data'::regclass)"
+                             " AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')");
     const struct mcs_dialect *d = &mcs_dialect_native;
-    if(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+    if(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't')
         d = &mcs_dialect_timescale;
     PQclear(r);
     return d;
+}
+
+void dialect_log_choice(PGconn *pg)
+{
+    PGresult *r = PQexec(pg, "SELECT EXISTS (SELECT 1 FROM pg_available_extensions"
+                             " WHERE name = 'timescaledb'),"
+                             " current_setting('shared_preload_libraries') ~ '(^|[\\s,\"])timescaledb($|[\\s,\"])',"
+                             " to_regclass('sensor_data') IS NOT NULL");
+    if(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        int avail = PQgetvalue(r, 0, 0)[0] == 't', pre = PQgetvalue(r, 0, 1)[0] == 't';
+        int made = PQgetvalue(r, 0, 2)[0] == 't';
+        if(avail && !pre && !made)
+            LOG_W("dialect",
+                  "timescaledb is installed but not in shared_preload_libraries: sensor_data "
+                  "gets native partitions (add it to shared_preload_libraries and restart "
+                  "PostgreSQL before the first migration to use TimescaleDB)");
+    }
+    PQclear(r);
 }

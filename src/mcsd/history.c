@@ -501,13 +501,63 @@ static int by_time(const void *a, const void *b)
     return x->us < y->us ? -1 : x->us > y->us;
 }
 
-/* Reads sn's lines of one cached day: those in [from, to) in time order. */
+/* One day's rows of one device, gathered before they go out in time order. */
+struct dayrows {
+    struct crow *rows;
+    size_t n, cap;
+    char err[160];
+};
+
+/* Appends a copy of line (time us). Returns 0 or MCS_ETOOBIG/MCS_ENOMEM. */
+static int dayrows_add(struct dayrows *v, const char *line, size_t len, int64_t us)
+{
+    if(v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 1024;
+        if(nc > DAY_ROWS_MAX) {
+            snprintf(v->err, sizeof(v->err), "more than %d rows of one device in a day",
+                     DAY_ROWS_MAX);
+            return MCS_ETOOBIG;
+        }
+        void *nr = realloc(v->rows, nc * sizeof(*v->rows));
+        if(!nr)
+            return MCS_ENOMEM;
+        v->rows = nr;
+        v->cap = nc;
+    }
+    v->rows[v->n].line = malloc(len + 1);
+    if(!v->rows[v->n].line)
+        return MCS_ENOMEM;
+    memcpy(v->rows[v->n].line, line, len);
+    v->rows[v->n].line[len] = '\0';
+    v->rows[v->n].us = us;
+    v->rows[v->n].len = len;
+    v->n++;
+    return 0;
+}
+
+static void dayrows_free(struct dayrows *v)
+{
+    for(size_t i = 0; i < v->n; i++)
+        free(v->rows[i].line);
+    free(v->rows);
+    memset(v, 0, sizeof(*v));
+}
+
+/* Sends the gathered rows in time order. */
+static void dayrows_emit(struct dayrows *v, history_row_cb cb, void *arg, int64_t *nrows)
+{
+    qsort(v->rows, v->n, sizeof(*v->rows), by_time);
+    for(size_t i = 0; i < v->n; i++)
+        if(cb(arg, v->rows[i].line, v->rows[i].len))
+            break;
+    *nrows += (int64_t)v->n;
+}
+
+/* Gathers sn's lines of one cached day that lie in [from, to). */
 static int read_cold(const char *dir, const char *sn, int64_t from_us, int64_t to_us,
-                     history_row_cb cb, void *arg, int64_t *nrows, char *err, size_t errn)
+                     struct dayrows *v, char *err, size_t errn)
 {
     char path[1600], line[LINE_MAX_LEN + 2];
-    struct crow *rows = NULL;
-    size_t n = 0, cap = 0;
     int rc = 0;
     snprintf(path, sizeof(path), "%s/sn_%s.gz", dir, sn);
     if(access(path, F_OK) != 0)
@@ -530,43 +580,32 @@ static int read_cold(const char *dir, const char *sn, int64_t from_us, int64_t t
         }
         if(us < from_us || us >= to_us)
             continue;
-        if(n == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            if(nc > DAY_ROWS_MAX) {
-                snprintf(err, errn, "more than %d rows of one device in a day", DAY_ROWS_MAX);
-                rc = MCS_ETOOBIG;
-                break;
-            }
-            void *nr = realloc(rows, nc * sizeof(*rows));
-            if(!nr) {
-                rc = MCS_ENOMEM;
-                break;
-            }
-            rows = nr;
-            cap = nc;
-        }
-        rows[n].us = us;
-        rows[n].len = len;
-        rows[n].line = malloc(len + 1);
-        if(!rows[n].line) {
-            rc = MCS_ENOMEM;
+        if((rc = dayrows_add(v, line, len, us))) {
+            snprintf(err, errn, "%s", v->err[0] ? v->err : "out of memory");
             break;
         }
-        memcpy(rows[n].line, line, len + 1);
-        n++;
     }
     gzclose(gz);
-    if(!rc) {
-        qsort(rows, n, sizeof(*rows), by_time);
-        for(size_t i = 0; i < n; i++)
-            if(cb(arg, rows[i].line, rows[i].len))
-                break;
-        *nrows += (int64_t)n;
-    }
-    for(size_t i = 0; i < n; i++)
-        free(rows[i].line);
-    free(rows);
     return rc;
+}
+
+/* history_row_cb of read_hot that gathers rows of an archived day which are
+ * in the database too: late rows not merged into the day's file yet. */
+static int gather_late(void *arg, const char *line, size_t len)
+{
+    struct dayrows *v = arg;
+    const char *c1 = memchr(line, ',', len);
+    int64_t us;
+    if(!c1 || parse_pg_time(line, (size_t)(c1 - line), &us)) {
+        snprintf(v->err, sizeof(v->err), "bad time in a stored row");
+        return 1;
+    }
+    if(dayrows_add(v, line, len, us)) {
+        if(!v->err[0])
+            snprintf(v->err, sizeof(v->err), "out of memory");
+        return 1;
+    }
+    return 0;
 }
 
 /* Rows of sn in [from, to) from the database, in time order. */
@@ -703,8 +742,26 @@ int history_query(const struct mcs_config *cfg, PGconn *pg, const char *sn, int6
         if(hi > to_s)
             hi = to_s;
         rc = cache_get(cfg, pg, &k, PQgetvalue(r, ci, 1), path, sizeof(path), &hit, err, errn);
-        if(!rc)
-            rc = read_cold(path, sn, cur * 1000000, hi * 1000000, cb, arg, &st->rows, err, errn);
+        {
+            /* The day's file, plus rows that reached the day after it was
+             * archived and wait in the database for the next run to merge
+             * them into a new version (docs/ARCHIVE.md): never both for one
+             * row, as the merge drops them in the commit that names it. */
+            struct dayrows v;
+            int64_t late = 0;
+            memset(&v, 0, sizeof(v));
+            if(!rc)
+                rc = read_cold(path, sn, cur * 1000000, hi * 1000000, &v, err, errn);
+            if(!rc)
+                rc = read_hot(pg, cfg->tz, sn, cur, hi, gather_late, &v, &late, err, errn);
+            if(!rc && v.err[0]) {
+                snprintf(err, errn, "%s", v.err);
+                rc = MCS_EIO;
+            }
+            if(!rc)
+                dayrows_emit(&v, cb, arg, &st->rows);
+            dayrows_free(&v);
+        }
         st->cold_days++;
         if(hit)
             st->cache_hits++;

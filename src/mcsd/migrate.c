@@ -3,6 +3,7 @@
 #include "pglocks.h"
 #include "migrate.h"
 #include "conn.h"
+#include "dialect.h"
 #include "err.h"
 #include "log.h"
 
@@ -20,6 +21,7 @@ int migrate_apply(PGconn *pg)
     if((rc = mcs_pg_exec(pg, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", err, sizeof(err))))
         goto fail;
     locked = 1;
+    dialect_log_choice(pg);
     if((rc = mcs_pg_exec(pg,
                          "CREATE TABLE IF NOT EXISTS schema_migrations ("
                          " version integer PRIMARY KEY, name text NOT NULL,"

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "notify_chan.h"
 #include "secret.h"
+#include "sysalarm.h"
 #include "timeutil.h"
 #include "utf8.h"
 
@@ -161,8 +162,10 @@ static const char claim_sql[] =
     " COALESCE(trim_scale(round((CASE WHEN c.event = 'raise' THEN a.value ELSE"
     "  a.last_value END)::numeric, 2))::text, ''),"
     " COALESCE(trim_scale(round(a.threshold::numeric, 2))::text, ''),"
-    " to_char(COALESCE(a.triggered_at, now()) AT TIME ZONE $6, 'YYYY-MM-DD HH24:MI:SS'),"
-    " COALESCE(a.count, 0), c.was"
+    " to_char(COALESCE(CASE WHEN c.event = 'clear' THEN a.cleared_at END, a.triggered_at,"
+    "  now()) AT TIME ZONE $6, 'YYYY-MM-DD HH24:MI:SS'),"
+    " COALESCE(a.count, 0), c.was, COALESCE(a.message, ''),"
+    " COALESCE(to_char(d.last_seen AT TIME ZONE $6, 'YYYY-MM-DD HH24:MI:SS'), '')"
     " FROM c LEFT JOIN alarm_logs a ON a.id = c.alarm_id LEFT JOIN devices d ON d.sn = a.sn"
     " ORDER BY c.level DESC, c.id";
 
@@ -186,6 +189,8 @@ static void fill_row(struct row *r, PGresult *res, int i)
     snprintf(r->msg.time, sizeof(r->msg.time), "%s", PQgetvalue(res, i, 14));
     r->msg.count = strtoll(PQgetvalue(res, i, 15), NULL, 10);
     r->was_unknown = !strcmp(PQgetvalue(res, i, 16), "unknown");
+    snprintf(r->msg.detail, sizeof(r->msg.detail), "%s", PQgetvalue(res, i, 17));
+    snprintf(r->msg.last_seen, sizeof(r->msg.last_seen), "%s", PQgetvalue(res, i, 18));
     r->msg.level = r->level;
     r->msg.alarm_id = r->alarm_id;
     r->msg.recipients = r->recipients[0] ? r->recipients : NULL;
@@ -452,8 +457,10 @@ static int claim(struct chan_worker *w, const struct alarm_cfg *ac, const char *
             PQclear(res);
             return MCS_ENOMEM;
         }
-        for(int i = 0; i < n; i++)
+        for(int i = 0; i < n; i++) {
             fill_row(&(*out)[i], res, i);
+            (*out)[i].msg.tz_offset_s = ac->tz_offset_s;
+        }
     }
     PQclear(res);
     return n;
@@ -726,6 +733,7 @@ struct hk {
     int relay;        /* holds the relay lock and LISTENs */
     int64_t next_redis_ms;
     char last_mirror[40]; /* alarm_notify_state mirrored up to this time */
+    struct sysalarm_cfg sys;
 };
 
 static int ensure_redis(struct hk *h)
@@ -894,6 +902,14 @@ static void escalation(struct hk *h, const struct alarm_cfg *ac)
     PQclear(r);
 }
 
+static void sys_cfg_load(struct hk *h)
+{
+    PGresult *r = qp(h->pg, "SELECT value::text FROM system_config WHERE key = 'alarm.general'",
+                     0, NULL);
+    sysalarm_cfg_parse(&h->sys, r && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL);
+    PQclear(r);
+}
+
 static void *hk_main(void *arg)
 {
     struct hk h;
@@ -920,6 +936,7 @@ static void *hk_main(void *arg)
             struct alarm_cfg c;
             if(alarm_cfg_load(h.pg, &c) == 0)
                 alarm_engine_set_cfg(nt->eng, &c);
+            sys_cfg_load(&h);
             take_relay(&h);
             next_cfg = now + 2000;
         }
@@ -930,6 +947,7 @@ static void *hk_main(void *arg)
             reminders(&h, &c);
             escalation(&h, &c);
             mirror_last(&h, &c);
+            sysalarm_digest_unknown(h.pg, &h.sys, c.tz);
             next_scan = mcs_mono_ms() + 1000;
         }
         relay_events(&h);

@@ -242,146 +242,7 @@ int notify_mime_subject(const char *utf8, char *out, size_t outn)
     return 0;
 }
 
-/* ---- templates ---- */
-
-static const char *type_text(const char *t)
-{
-    static const struct {
-        const char *t, *zh;
-    } tab[] = {{"HIGH", "浓度高报"},        {"LOW", "浓度低报"},
-               {"OVER_RANGE", "超量程"},    {"LOW_BAT", "电量低"},
-               {"DEVICE", "传感器故障"},    {"OFFLINE", "设备离线"},
-               {"UNKNOWN_DEVICE", "未知设备"}, {"NOTIFY_FAILED", "通知失败"}};
-    for(size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-        if(!strcmp(tab[i].t, t))
-            return tab[i].zh;
-    return t;
-}
-
-static const char *level_text(const struct notify_msg *m)
-{
-    if(!strcmp(m->category, "fault"))
-        return "设备故障";
-    if(!strcmp(m->category, "system"))
-        return "系统告警";
-    return m->level >= 2 ? "二级报警" : "一级报警";
-}
-
-static const char *event_text(const char *ev)
-{
-    if(!strcmp(ev, "level2"))
-        return "[升级为二级] ";
-    if(!strcmp(ev, "reminder"))
-        return "[提醒] ";
-    if(!strcmp(ev, "escalate"))
-        return "[未确认升级通知] ";
-    if(!strcmp(ev, "test"))
-        return "[测试] ";
-    return "";
-}
-
-static void json_esc(const char *s, char *out, size_t outn)
-{
-    size_t o = 0;
-    for(; *s && o + 7 < outn; s++) {
-        unsigned char c = (unsigned char)*s;
-        if(c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        }
-        else if(c < 0x20)
-            o += (size_t)snprintf(out + o, outn - o, "\\u%04x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
-
-void notify_render(const char *tpl, const struct notify_msg *m, int json_escape, char *out,
-                   size_t outn)
-{
-    size_t o = 0;
-    char num[32], lvl[8], tmp[512];
-    if(!outn)
-        return;
-    while(*tpl && o + 1 < outn) {
-        const char *v = NULL;
-        if(*tpl == '{') {
-            const char *end = strchr(tpl, '}');
-            size_t kl = end ? (size_t)(end - tpl - 1) : 0;
-#define K(name) (kl == sizeof(name) - 1 && !strncmp(tpl + 1, name, kl))
-            if(!end)
-                v = NULL;
-            else if(K("sn"))
-                v = m->sn;
-            else if(K("name"))
-                v = m->name[0] ? m->name : m->sn;
-            else if(K("location"))
-                v = m->location;
-            else if(K("time"))
-                v = m->time;
-            else if(K("type"))
-                v = m->type;
-            else if(K("type_text"))
-                v = type_text(m->type);
-            else if(K("level")) {
-                snprintf(lvl, sizeof(lvl), "%d", m->level);
-                v = lvl;
-            }
-            else if(K("level_text"))
-                v = level_text(m);
-            else if(K("val"))
-                v = m->val;
-            else if(K("unit"))
-                v = m->unit;
-            else if(K("threshold"))
-                v = m->threshold;
-            else if(K("event"))
-                v = m->event;
-            else if(K("event_text"))
-                v = event_text(m->event);
-            else if(K("id")) {
-                snprintf(num, sizeof(num), "%lld", m->alarm_id);
-                v = num;
-            }
-            else if(K("count")) {
-                snprintf(num, sizeof(num), "%lld", m->count);
-                v = num;
-            }
-#undef K
-            if(v) {
-                if(json_escape) {
-                    json_esc(v, tmp, sizeof(tmp));
-                    v = tmp;
-                }
-                size_t vl = strlen(v);
-                if(o + vl >= outn)
-                    vl = outn - 1 - o;
-                memcpy(out + o, v, vl);
-                o += vl;
-                tpl = end + 1;
-                continue;
-            }
-        }
-        out[o++] = *tpl++;
-    }
-    out[o] = '\0';
-    utf8_cut(out, outn - 1);
-}
-
-#define DEFAULT_TPL                                                                         \
-    "{event_text}【{level_text}】{type_text} 设备 {name}({sn}) 位置 {location} 当前值 "    \
-    "{val}{unit} 阈值 {threshold}{unit} 时间 {time}"
-
-void notify_default_text(const struct notify_msg *m, char *out, size_t outn)
-{
-    if(m->text) {
-        snprintf(out, outn, "%s", m->text);
-        utf8_cut(out, outn - 1);
-        return;
-    }
-    notify_render(DEFAULT_TPL, m, 0, out, outn);
-}
+/* ---- templates (the words themselves: notify_text.c) ---- */
 
 static void msg_text(const cJSON *cfg, const struct notify_msg *m, char *out, size_t outn)
 {
@@ -575,6 +436,7 @@ static void send_dingtalk(const cJSON *cfg, const struct mcs_secret_key *key,
     sodium_memzero(secret, sizeof(secret));
     msg_text(cfg, m, text, sizeof(text));
     snprintf(content, sizeof(content), "%s%s%s", kw, *kw ? " " : "", text);
+    utf8_cut(content, sizeof(content) - 1);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "msgtype", "text");
     cJSON *t = cJSON_AddObjectToObject(body, "text");
@@ -739,6 +601,35 @@ static size_t on_read(char *p, size_t sz, size_t nm, void *ud)
     return n;
 }
 
+/* RFC 5322 date-time in the plant's zone: "Mon, 07 Dec 2026 21:00:50 +0800"
+ * (names in English whatever the locale, as the RFC requires). */
+static void mail_date(int offset_s, char *out, size_t outn)
+{
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = time(NULL) + offset_s;
+    int a = offset_s < 0 ? -offset_s : offset_s;
+    struct tm tmv;
+    gmtime_r(&t, &tmv);
+    snprintf(out, outn, "%s, %02d %s %04d %02d:%02d:%02d %c%02d%02d", wd[tmv.tm_wday],
+             tmv.tm_mday, mo[tmv.tm_mon], tmv.tm_year + 1900, tmv.tm_hour, tmv.tm_min,
+             tmv.tm_sec, offset_s < 0 ? '-' : '+', a / 3600, a % 3600 / 60);
+}
+
+/* RFC 5322 Message-ID, unique per message (a retry of one outbox row is a
+ * new message for the relay): <alarm.time.random@domain of from>. */
+static void mail_id(const struct notify_msg *m, const char *from, char *out, size_t outn)
+{
+    const char *at = strrchr(from, '@');
+    const char *dom = at && at[1] && !strpbrk(at + 1, "<> \"") ? at + 1 : "mcs-iot.invalid";
+    unsigned char rnd[8];
+    randombytes_buf(rnd, sizeof(rnd));
+    snprintf(out, outn, "<mcs.%lld.%lld.%02x%02x%02x%02x%02x%02x%02x%02x@%.100s>", m->alarm_id,
+             (long long)time(NULL), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
+             dom);
+}
+
 static void send_email(const cJSON *cfg, const struct mcs_secret_key *key,
                        const struct notify_msg *m, long timeout_ms, struct notify_result *res)
 {
@@ -748,10 +639,10 @@ static void send_email(const cJSON *cfg, const struct mcs_secret_key *key,
     const char *user = cfg_str(cfg, "user", "");
     const char *to = m->recipients ? m->recipients : cfg_str(cfg, "to", "");
     const char *cafile = cfg_str(cfg, "cafile", "");
-    const char *subj_tpl = cfg_str(cfg, "subject", "{event_text}【{level_text}】{name} {type_text}");
+    const char *subj_tpl = cfg_str(cfg, "subject", notify_default_subject);
     int port = cfg_int(cfg, "port", !strcmp(sec, "ssl") ? 465 : 587);
     char pass[256], url[512], subject[512], subj_enc[1400], text[TEXT_MAX];
-    char date[64], *b64body = NULL, *mail = NULL;
+    char date[64], msgid[160], *b64body = NULL, *mail = NULL;
     struct curl_slist *rcpt = NULL;
     size_t tl, bl, ml = 0, cap;
     CURL *c = NULL;
@@ -816,17 +707,14 @@ static void send_email(const cJSON *cfg, const struct mcs_secret_key *key,
         goto out;
     }
     sodium_bin2base64(b64body, bl, (const unsigned char *)text, tl, B64V);
-    {
-        time_t now = time(NULL);
-        struct tm tmv;
-        gmtime_r(&now, &tmv);
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tmv);
-    }
+    mail_date(m->tz_offset_s, date, sizeof(date));
+    mail_id(m, from, msgid, sizeof(msgid));
     ml = (size_t)snprintf(mail, cap,
-                          "Date: %s\r\nFrom: <%s>\r\nTo: %s\r\nSubject: %s\r\n"
-                          "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+                          "Date: %s\r\nMessage-ID: %s\r\nFrom: <%s>\r\nTo: %s\r\n"
+                          "Subject: %s\r\nMIME-Version: 1.0\r\n"
+                          "Content-Type: text/plain; charset=UTF-8\r\n"
                           "Content-Transfer-Encoding: base64\r\nX-MCS-Alarm: %lld\r\n\r\n",
-                          date, from, tolist, subj_enc, m->alarm_id);
+                          date, msgid, from, tolist, subj_enc, m->alarm_id);
     for(size_t i = 0, l = strlen(b64body); i < l && ml + 80 < cap; i += 76) {
         size_t n = l - i < 76 ? l - i : 76;
         memcpy(mail + ml, b64body + i, n);

@@ -7,6 +7,7 @@
 #ifndef MCS_NOTIFY_CHAN_H
 #define MCS_NOTIFY_CHAN_H
 
+#include "notify_text.h"
 #include "secret.h"
 
 #include <cjson/cJSON.h>
@@ -20,7 +21,11 @@ struct notify_msg {
     char sn[33], name[65], location[129], unit[17];
     char type[24], category[8];
     int level;
-    char val[32], threshold[32], time[32];
+    char val[32], threshold[32];
+    char time[32];      /* local time of the alarm, "YYYY-MM-DD HH:MM:SS" */
+    int tz_offset_s;    /* of that local time, seconds east of UTC */
+    char last_seen[32]; /* OFFLINE: the device's last report, local time */
+    char detail[1024];  /* system alarms: what failed (alarm_logs.message) */
     long long count;
     const char *text;   /* when set (digest): the whole text, no template */
     const char *recipients; /* escalation: replaces the channel's recipients */
@@ -68,14 +73,7 @@ const struct notify_channel *notify_channel_find(const char *name);
 /* All channels, ended by a NULL name. */
 extern const struct notify_channel notify_channels[];
 
-/* Renders tpl with {sn} {name} {location} {time} {type} {level} {val} {unit}
- * {threshold} {event} {id} {count} {level_text} {type_text}; json_escape
- * escapes the values for a JSON body. Unknown {x} stay as they are. Output
- * is cut at outn-1 bytes (never mid UTF-8 sequence). */
-void notify_render(const char *tpl, const struct notify_msg *m, int json_escape, char *out,
-                   size_t outn);
-/* The default Chinese text of a message. */
-void notify_default_text(const struct notify_msg *m, char *out, size_t outn);
+/* Message text (notify_render, notify_default_text): notify_text.h. */
 
 /* DingTalk: sign = urlencode(base64(HMAC-SHA256(secret, ts_ms "\n" secret))). */
 int notify_dingtalk_sign(const char *secret, long long ts_ms, char *out, size_t outn);

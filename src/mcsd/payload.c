@@ -3,6 +3,7 @@
  * Thread: the ingest (MQTT) thread, and tests. */
 #include "payload.h"
 #include "devcred.h"
+#include "jsoncheck.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -36,9 +37,25 @@ static int sane(const cJSON *item, int depth)
     return 1;
 }
 
+/* Parses the whole payload strictly (src/common/jsoncheck.h) as one
+ * object. Returns MCS_REJ_NONE with *root, or the reason. */
+static int parse_object(const char *buf, size_t len, cJSON **root)
+{
+    int fault;
+    *root = mcs_json_parse_strict(buf, len, &fault, NULL, 0);
+    switch(fault) {
+    case MCS_JSON_OK: break;
+    case MCS_JSON_TRAILING: return MCS_REJ_trailing_data;
+    case MCS_JSON_DUP: return MCS_REJ_dup_key;
+    default: return MCS_REJ_bad_json;
+    }
+    return cJSON_IsObject(*root) ? MCS_REJ_NONE : MCS_REJ_bad_json;
+}
+
 /* The members of a telemetry object we know, found in one pass over its
  * children (a lookup per key would compare every key with every name: a
- * twentieth of the ingest thread's time). The first of duplicate keys wins. */
+ * twentieth of the ingest thread's time). Repeated keys were refused by
+ * parse_object. */
 struct fields {
     const cJSON *ts, *seq, *v_raw, *temp, *humi, *bat, *rssi, *err, *ver, *net;
 };
@@ -121,15 +138,8 @@ int mcs_payload_parse(const char *buf, size_t len, const struct mcs_payload_limi
     struct fields f;
     double ts, seq, v_raw, bat, rssi, err;
 
-    if(len == 0) {
-        rc = MCS_REJ_bad_json;
+    if((rc = parse_object(buf, len, &root)) != MCS_REJ_NONE)
         goto out;
-    }
-    root = cJSON_ParseWithLengthOpts(buf, len, NULL, 0);
-    if(!root || !cJSON_IsObject(root)) {
-        rc = MCS_REJ_bad_json;
-        goto out;
-    }
     if(!sane(root, 0)) {
         rc = MCS_REJ_out_of_range;
         goto out;
@@ -180,11 +190,8 @@ int mcs_status_parse(const char *buf, size_t len, int *online, int64_t *ts)
     int rc = MCS_REJ_NONE;
     const cJSON *st, *t;
 
-    root = len ? cJSON_ParseWithLengthOpts(buf, len, NULL, 0) : NULL;
-    if(!root || !cJSON_IsObject(root)) {
-        rc = MCS_REJ_bad_json;
+    if((rc = parse_object(buf, len, &root)) != MCS_REJ_NONE)
         goto out;
-    }
     st = cJSON_GetObjectItemCaseSensitive(root, "status");
     if(!st) {
         rc = MCS_REJ_missing_field;

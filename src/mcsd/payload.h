@@ -21,7 +21,9 @@
     X(unknown_sn)                                                       \
     X(disabled)                                                         \
     X(spool_full)                                                       \
-    X(spool_error)
+    X(spool_error)                                                      \
+    X(trailing_data)                                                    \
+    X(dup_key)
 
 enum mcs_reject {
     MCS_REJ_NONE = -1,
@@ -64,12 +66,16 @@ struct mcs_payload_limits {
  * Required: ts, seq, v_raw. Optional: temp, humi, bat, rssi, net, ver, err;
  * unknown keys are ignored. Returns MCS_REJ_NONE or the reason. out->sn is
  * not touched (it comes from the topic). Nesting deeper than 4 or any string
- * longer than 64 bytes is refused. */
+ * longer than 64 bytes is refused (out_of_range); anything but white space
+ * after the object is trailing_data; a member name twice in one object is
+ * dup_key (which of the two would count is a guess); a "\u0000" escape is
+ * bad_json (cJSON would cut the string there). */
 int mcs_payload_parse(const char *buf, size_t len, const struct mcs_payload_limits *lim,
                       struct mcs_reading *out);
 
-/* Parses a status payload {"status":"online"|"offline","ts":N}. Returns
- * MCS_REJ_NONE with *online = 1/0 and *ts (0 when absent), or the reason. */
+/* Parses a status payload {"status":"online"|"offline","ts":N}, as strictly
+ * as telemetry. Returns MCS_REJ_NONE with *online = 1/0 and *ts (0 when
+ * absent), or the reason. */
 int mcs_status_parse(const char *buf, size_t len, int *online, int64_t *ts);
 
 /* Splits "{prefix}/{sn}/{kind}". Writes sn (NUL-terminated) and returns 1 for

@@ -10,6 +10,8 @@
  * Thread: single-threaded. */
 #include "conn.h"
 #include "err.h"
+#include "jsoncheck.h"
+#include "mailaddr.h"
 #include "mcs_util.h"
 #include "notify_chan.h"
 #include "secret.h"
@@ -34,6 +36,24 @@ static int err_out(int rc, const char *msg, const char *arg)
 {
     fprintf(stderr, "mcs: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
     return rc;
+}
+
+/* The email channel's from and to as the API checks them (issue #16): one
+ * address each, so nothing can add a header line. 0 or MCS_EINVAL (said). */
+static int mail_fields_ok(const char *k, const cJSON *obj)
+{
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(obj, "from");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(obj, "to");
+    char bad[300];
+    if(strcmp(k, "email"))
+        return 0;
+    if(cJSON_IsString(from) && from->valuestring[0] && !mcs_mail_addr_valid(from->valuestring))
+        return err_out(MCS_EINVAL, "from must be one e-mail address such as alarm@example.com",
+                       from->valuestring);
+    if(cJSON_IsString(to) && to->valuestring[0] &&
+       !mcs_mail_list_valid(to->valuestring, bad, sizeof(bad)))
+        return err_out(MCS_EINVAL, "to must be e-mail addresses separated by ';'", bad);
+    return 0;
 }
 
 static int valid_key(const char *k)
@@ -250,13 +270,20 @@ static int alarm_run(const struct mcs_config *cfg, int cfgmode, const char *sub,
     if(cfgmode && !strcmp(pos[0], "show") && npos == 1)
         rc = cmd_show(pg);
     else if(cfgmode && !strcmp(pos[0], "set") && npos == 3) {
-        char fk[64];
-        cJSON *v = cJSON_Parse(pos[2]);
+        char fk[64], dup[48];
+        int fault;
+        /* As strict as the API: no repeated key, no \u0000, nothing after. */
+        cJSON *v = mcs_json_parse_strict(pos[2], strlen(pos[2]), &fault, dup, sizeof(dup));
         if(!valid_key(pos[1]))
             rc = err_out(MCS_EINVAL, "unknown key (general or a channel name)", pos[1]);
+        else if(fault == MCS_JSON_DUP)
+            rc = err_out(MCS_EINVAL, "a field is given twice", dup);
+        else if(fault == MCS_JSON_NUL)
+            rc = err_out(MCS_EINVAL, "strings must not contain \\u0000", NULL);
         else if(!cJSON_IsObject(v))
             rc = err_out(MCS_EINVAL, "the value must be a JSON object", NULL);
-        else if(!(rc = encrypt_secrets(v, &key, allow_plain))) {
+        else if(!(rc = mail_fields_ok(pos[1], v)) &&
+                !(rc = encrypt_secrets(v, &key, allow_plain))) {
             char *s = cJSON_PrintUnformatted(v);
             full_key(pos[1], fk, sizeof(fk));
             rc = s ? put(pg, fk, s) : MCS_ENOMEM;
@@ -291,7 +318,7 @@ static int alarm_run(const struct mcs_config *cfg, int cfgmode, const char *sub,
             }
             else
                 rc = encrypt_secrets(obj, &key, allow_plain);
-            if(!rc) {
+            if(!rc && !(rc = mail_fields_ok(pos[1], obj))) {
                 char *s = cJSON_PrintUnformatted(obj);
                 rc = s ? put(pg, fk, s) : MCS_ENOMEM;
                 free(s);

@@ -169,9 +169,18 @@ static int cmd_add(struct cli *c, const struct cli_args *a)
     rc = cli_db_open(c);
     if(rc)
         goto out;
-    rc = cli_pg_query(c, sql, n, vals, &r);
+    /* SNs are unique ignoring case, as in the API (migration 065). */
+    rc = cli_pg_query(c, "SELECT 1 FROM devices WHERE lower(sn) = lower($1)", 1, vals, &r);
+    if(!rc && PQntuples(r))
+        rc = MCS_EDUP;
+    PQclear(r);
+    r = NULL;
+    if(!rc)
+        rc = cli_pg_query(c, sql, n, vals, &r);
     if(rc == MCS_EDUP)
-        cli_fail(rc, "device %s already exists (change it with `mcs device set`)", a->sn);
+        cli_fail(rc, "device %s already exists, or one whose SN differs only in case (change it "
+                     "with `mcs device set`)",
+                 a->sn);
     if(rc)
         goto out;
     printf("device %s added\n", a->sn);

@@ -18,15 +18,17 @@ static void usage(void)
           "       mcs user passwd NAME                      new password on stdin\n"
           "       mcs user list [--json]\n"
           "       mcs user del NAME\n"
-          "NAME: 1 to 64 of A-Z a-z 0-9 _ . -; passwords 8 to 256 bytes; role default admin.\n",
+          "NAME: 1 to 64 of A-Z a-z 0-9 _ . -, unique ignoring case; passwords 8 to 256 bytes,\n"
+          "not a common password, the name, only spaces or one repeated character;\n"
+          "role default admin.\n",
           stderr);
 }
 
 /* Reads one line of stdin as the password and hashes it into hash (the
  * rules and hash of src/common/account.h, as the API applies them). */
-static int read_hash(char *hash, size_t n)
+static int read_hash(const char *name, char *hash, size_t n)
 {
-    char pw[300], err[80];
+    char pw[300], err[160];
     int rc;
 
     if(!fgets(pw, sizeof(pw), stdin)) {
@@ -34,7 +36,7 @@ static int read_hash(char *hash, size_t n)
         return MCS_EINVAL;
     }
     pw[strcspn(pw, "\r\n")] = '\0';
-    rc = mcs_account_password_check(pw, err, sizeof(err));
+    rc = mcs_account_password_check_for(name, pw, err, sizeof(err));
     if(rc) {
         fprintf(stderr, "mcs user: %s\n", err);
         goto out;
@@ -125,7 +127,7 @@ int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
         usage();
         return MCS_EINVAL;
     }
-    if((!strcmp(sub, "add") || !strcmp(sub, "passwd")) && (rc = read_hash(hash, sizeof(hash))))
+    if((!strcmp(sub, "add") || !strcmp(sub, "passwd")) && (rc = read_hash(name, hash, sizeof(hash))))
         return rc;
     pg = mcs_pg_connect(cfg, "mcs-user", err, sizeof(err));
     if(!pg) {
@@ -134,11 +136,19 @@ int mcs_user_run(const struct mcs_config *cfg, int argc, char **argv)
     }
     if(!strcmp(sub, "add")) {
         const char *v[3] = {name, hash, role};
-        rc = change(pg, "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) "
-                        "ON CONFLICT (username) DO NOTHING",
+        int twins = 0;
+        /* Unique ignoring case, as the API (migration 065). */
+        rc = exec(pg, "SELECT 1 FROM users WHERE lower(username) = lower($1)", 1, v, &twins);
+        if(!rc && twins)
+            rc = MCS_ENOTFOUND;
+        else if(!rc)
+            rc = change(pg, "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) "
+                        "ON CONFLICT DO NOTHING",
                     3, v, "user.add", name);
         if(rc == MCS_ENOTFOUND) {
-            fprintf(stderr, "mcs user: %s exists (use `mcs user passwd`)\n", name);
+            fprintf(stderr, "mcs user: %s exists, or a name that differs only in case (use "
+                            "`mcs user passwd`)\n",
+                    name);
             rc = MCS_EDUP;
         } else if(!rc) {
             printf("user %s added (%s)\n", name, role);

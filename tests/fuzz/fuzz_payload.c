@@ -74,7 +74,8 @@ static void telemetry(const uint8_t *data, size_t n)
         /* Only reasons a payload can have; the others belong to ingest. */
         FUZZ_CHECK(rc == MCS_REJ_bad_json || rc == MCS_REJ_missing_field ||
                    rc == MCS_REJ_bad_type || rc == MCS_REJ_out_of_range ||
-                   rc == MCS_REJ_ts_future || rc == MCS_REJ_ts_past);
+                   rc == MCS_REJ_ts_future || rc == MCS_REJ_ts_past ||
+                   rc == MCS_REJ_trailing_data || rc == MCS_REJ_dup_key);
         return;
     }
     FUZZ_CHECK(r.ts >= LIM.now_s - LIM.max_past_s && r.ts <= LIM.now_s + LIM.max_future_s);
@@ -108,7 +109,8 @@ static void status(const uint8_t *data, size_t n)
 
     if(rc != MCS_REJ_NONE) {
         FUZZ_CHECK(rc == MCS_REJ_bad_json || rc == MCS_REJ_missing_field ||
-                   rc == MCS_REJ_bad_type || rc == MCS_REJ_out_of_range);
+                   rc == MCS_REJ_bad_type || rc == MCS_REJ_out_of_range ||
+                   rc == MCS_REJ_trailing_data || rc == MCS_REJ_dup_key);
         return;
     }
     FUZZ_CHECK(online == 0 || online == 1);

@@ -1,8 +1,9 @@
 """Helpers of the alarm tests (issue #7): local capture servers that verify
 the platforms' signatures independently of mcsd and answer with each
 platform's real success and error shapes, an SMTP server (aiosmtpd with
-STARTTLS / implicit TLS and AUTH), and the alarm configuration in
+STARTTLS / implicit TLS and AUTH, optionally slow to accept), and the alarm configuration in
 system_config."""
+import asyncio
 import base64
 import email
 import email.header
@@ -218,11 +219,12 @@ def text_of(req):
 
 class Smtp:
     """aiosmtpd on a free port: mode 'starttls' (TLS required before AUTH)
-    or 'smtps' (implicit TLS); AUTH LOGIN/PLAIN against user/password.
+    or 'smtps' (implicit TLS); AUTH LOGIN/PLAIN against user/password;
+    delay: seconds before each message is accepted (250).
     .messages: list of email.message.Message with .rcpt."""
 
     def __init__(self, certfile, keyfile, mode="starttls", user="alarm@example.com",
-                 password="授权码123"):
+                 password="授权码123", delay=0.0):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, SMTP as Server
 
@@ -233,6 +235,8 @@ class Smtp:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
+                if delay:  # a slow relay: the 250 comes late
+                    await asyncio.sleep(delay)
                 m = email.message_from_bytes(envelope.content)
                 m.rcpt = list(envelope.rcpt_tos)
                 m.mail_from = envelope.mail_from
@@ -299,6 +303,13 @@ def reset_alarm_config(pg, **general):
         g[k] = v
     with pg.cursor() as cur:
         cur.execute("DELETE FROM system_config WHERE key LIKE 'alarm.channel.%%'")
+        # System alarms an earlier test left open (health thresholds, a failed
+        # archive, NOTIFY_FAILED) would otherwise be cleared, or raised again,
+        # on this test's channels. Closed after the channels are gone, so the
+        # clear enqueues nothing.
+        cur.execute("UPDATE alarm_logs SET cleared_at = now(),"
+                    " ack_at = COALESCE(ack_at, now()), ack_by = COALESCE(ack_by, 'test-reset')"
+                    " WHERE category = 'system' AND cleared_at IS NULL")
         # Rows an earlier test left pending must not reach this test's servers.
         cur.execute("UPDATE alarm_outbox SET status = 'dropped', last_error = 'test reset'"
                     " WHERE status = 'pending'")
@@ -306,6 +317,9 @@ def reset_alarm_config(pg, **general):
         cur.execute("UPDATE alarm_logs SET ack_at = now(), ack_by = 'test-reset',"
                     " escalated_at = COALESCE(escalated_at, now())"
                     " WHERE ack_at IS NULL OR escalated_at IS NULL")
+        # ... nor OFFLINE alarms of earlier tests' devices, silent since: the
+        # silence scan of this test's mcsd only looks at devices seen.
+        cur.execute("UPDATE devices SET last_seen = NULL WHERE last_seen IS NOT NULL")
     set_config(pg, "alarm.general", g)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import websocket
 
 from mcshelpers import build_dir
 
@@ -245,3 +246,75 @@ def error_of(r):
     assert isinstance(j["code"], int) and isinstance(j["message"], str) and \
         isinstance(j["detail"], str), j
     return j
+
+
+def ws_open(a, token=None, timeout=5):
+    ws = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard", timeout=timeout)
+    if token:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        first = json.loads(ws.recv())
+        assert first["type"] == "connected", first
+    return ws
+
+
+def recv_until(ws, pred, timeout=5.0):
+    """Frames until pred(frame) holds; returns (frame, frames seen)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ws.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            f = json.loads(ws.recv())
+        except websocket.WebSocketTimeoutException:
+            break
+        seen.append(f)
+        if pred(f):
+            return f, seen
+    pytest.fail(f"no matching frame in {timeout}s; saw types {[s.get('type') for s in seen]}"
+                f" last {str(seen[-1:])[:500]}", pytrace=False)
+
+
+def closed_with(ws, code, timeout=5):
+    """(True, data) when the server closes ws with code within timeout
+    (frames before the close are skipped)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ws.settimeout(max(0.05, deadline - time.monotonic()))
+            op, data = ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(data[:2], "big") == code, data
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return False, b"closed without close frame"
+    except websocket.WebSocketTimeoutException:
+        pass
+    return False, b"not closed in time"
+
+
+@pytest.fixture
+def screen_alarms(pg):
+    """screen_alarms(n) inserts n open HIGH alarms (on screen, docs/ALARMS.md)
+    of fresh device names and returns their ids; deleted afterwards."""
+    from mcshelpers import new_sn
+    made = []
+
+    def make(n=1):
+        sn = new_sn("S")  # one open alarm per device and type: sn + "_1", ...
+        with pg.cursor() as cur:
+            cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, value, threshold) "
+                        "SELECT %s || '_' || g, 'HIGH', 2, 900, 100 FROM generate_series(1, %s) g "
+                        "RETURNING id", (sn, n))
+            ids = sorted(i for (i,) in cur.fetchall())
+        made.extend(ids)
+        return ids
+    yield make
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM alarm_logs WHERE id = ANY(%s)", (made,))
+
+
+def silence_rows(pg, user):
+    """The alarm.silence audit rows of user: (username, target, after, ip)."""
+    with pg.cursor() as cur:
+        cur.execute("SELECT username, target, after, ip FROM audit_logs WHERE action = "
+                    "'alarm.silence' AND username = %s ORDER BY id", (user,))
+        return cur.fetchall()

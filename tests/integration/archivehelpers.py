@@ -140,20 +140,40 @@ def archive_key(d):
 
 
 def partition(d):
+    """Day d's partition (native) or chunk (TimescaleDB, in
+    _timescaledb_internal): both are named so by mcsd."""
     return f"sensor_data_{d:%Y%m%d}"
+
+
+def is_timescale(pg):
+    """Whether sensor_data is a TimescaleDB hypertable (MCS_PG_DIALECT=timescaledb)."""
+    return one(pg, "SELECT NOT EXISTS (SELECT 1 FROM pg_partitioned_table "
+                   "WHERE partrelid = 'sensor_data'::regclass)")[0]
+
+
+def ensure_day(pg, d):
+    """Makes day d's partition or chunk as mcsd does ahead of time."""
+    fn = "mcs_ts_ensure_day" if is_timescale(pg) else "mcs_create_day_partition"
+    with pg.cursor() as cur:
+        cur.execute(f"SELECT {fn}(%s, %s)", (d, TZ))
 
 
 def reset_archive_state(pg, retention=3):
     """Drops every partition older than the retention, forgets archive_logs
     and clears system alarms, so that each test sees only its own days."""
     cutoff = datetime.datetime.now(ZONE) - datetime.timedelta(days=retention)
+    ts = is_timescale(pg)
     with pg.cursor() as cur:
-        cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'sensor_data'::regclass")
-        for (name,) in cur.fetchall():
-            d = datetime.datetime.strptime(name[-8:], "%Y%m%d").date()
-            if day_bounds(d)[1] <= cutoff:
-                cur.execute(f'DROP TABLE "{name}"')
+        if ts:
+            cur.execute("SELECT count(*) FROM drop_chunks('sensor_data', older_than => %s)",
+                        (cutoff,))
+        else:
+            cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c "
+                        "ON c.oid = i.inhrelid WHERE i.inhparent = 'sensor_data'::regclass")
+            for (name,) in cur.fetchall():
+                d = datetime.datetime.strptime(name[-8:], "%Y%m%d").date()
+                if day_bounds(d)[1] <= cutoff:
+                    cur.execute(f'DROP TABLE "{name}"')
         # Hot-day rows that earlier archive tests seeded (their own SNs only).
         cur.execute("DELETE FROM sensor_data WHERE sn LIKE ANY "
                     "(ARRAY['ARC%%', 'HIST%%', 'BIG%%', 'LATE%%'])")
@@ -180,8 +200,8 @@ def seed_day(pg, d, n=500, sns=("ARC1", "ARC2", "ARC3"), start_seq=0, random_val
         buf.write(f"{t.isoformat()}\t{sn}\t{v[0]}\t{v[1]}\t{v[2]}\t{v[3]}\t{80 + i % 20}\t"
                   f"{-60 - i % 30}\t{(start_seq + i) % 65536}\n")
     buf.seek(0)
+    ensure_day(pg, d)
     with pg.cursor() as cur:
-        cur.execute("SELECT mcs_create_day_partition(%s, %s)", (d, TZ))
         cur.copy_expert(f"COPY sensor_data ({COLS}) FROM STDIN", buf)
     return n
 
@@ -214,9 +234,21 @@ def gunzip_csv(blob):
 
 
 def table_exists(pg, name):
+    """A table by name; a day's partition name also finds its TimescaleDB chunk."""
     with pg.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (name,))
+        cur.execute("SELECT coalesce(to_regclass(%s), to_regclass('_timescaledb_internal.' || %s))",
+                    (name, name))
         return cur.fetchone()[0] is not None
+
+
+def table_counts(conn, tables):
+    """{table: row count} of the given tables."""
+    out = {}
+    with conn.cursor() as cur:
+        for t in tables:
+            cur.execute(f"SELECT count(*) FROM {t}")
+            out[t] = cur.fetchone()[0]
+    return out
 
 
 def one(pg, sql, params=()):

@@ -115,6 +115,19 @@ def services():
         if m.returncode != 0:
             pytest.fail(f"mcsd --migrate exited {m.returncode}:\n{m.stdout}\n{m.stderr}",
                         pytrace=False)
+        if os.environ.get("MCS_PG_DIALECT") == "timescaledb":
+            # The TimescaleDB pass must not quietly run on native partitions.
+            c = svc.pg_connect()
+            try:
+                with c.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM timescaledb_information.hypertables "
+                                "WHERE hypertable_name = 'sensor_data'")
+                    hyper = cur.fetchone()[0] == 1
+            finally:
+                c.close()
+            if not hyper:
+                pytest.fail("MCS_PG_DIALECT=timescaledb but sensor_data is no hypertable",
+                            pytrace=False)
         yield svc
     finally:
         if started:
@@ -243,5 +256,6 @@ def db_count(pg):
 
 
 def pytest_report_header(config):
-    return f"mcsd build dir: {build_dir()}"
+    return (f"mcsd build dir: {build_dir()}; PostgreSQL: "
+            f"{os.environ.get('MCS_PG_DIALECT', 'native')} (MCS_PG_DIALECT)")
 

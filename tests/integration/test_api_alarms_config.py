@@ -80,6 +80,42 @@ def test_alarm_config_example_secrets_encrypted_masked_and_kept(api, pg):
         assert r.status_code == 400 and error_of(r)["code"] == 50001, bad
 
 
+def test_system_alarm_settings_validated_and_stored(api, pg):
+    """alarm.general.system (issue #15): per-type send switches, the
+    unknown-device digest window and the §8.4 health thresholds, each
+    checked against its bounds; the view shows every default."""
+    tok = api.admin_token
+    got = api.get("/api/config/alarm", tok).json()["system"]
+    assert got["notify"]["ARCHIVE_FAILED"] is True and got["notify"]["DISK_HIGH"] is True
+    assert got["health"]["disk_pct"] == 80 and got["health"]["cpu_min"] == 5
+    assert got["unknown_digest_s"] == 60
+    r = api.put("/api/config/alarm", tok, json={"system": {
+        "notify": {"UNKNOWN_DEVICE": False}, "unknown_digest_s": 300,
+        "health": {"disk_pct": 85, "online_pct": 95, "hysteresis_pct": 3}}})
+    assert r.status_code == 200, r.text
+    stored = cfg_rows(pg)["alarm.general"]["system"]
+    assert stored["notify"]["UNKNOWN_DEVICE"] is False and stored["unknown_digest_s"] == 300
+    assert {k: stored["health"][k] for k in ("disk_pct", "online_pct", "hysteresis_pct")} == \
+        {"disk_pct": 85, "online_pct": 95, "hysteresis_pct": 3}
+    got = api.get("/api/config/alarm", tok).json()["system"]
+    assert got["notify"]["UNKNOWN_DEVICE"] is False and got["health"]["online_pct"] == 95
+    assert got["health"]["mem_pct"] == 80
+    for bad, word in [({"health": {"disk_pct": 150}}, "disk_pct"),
+                      ({"health": {"cpu_min": 0}}, "cpu_min"),
+                      ({"health": {"swap_pct": 10}}, "swap_pct"),
+                      ({"notify": {"HIGH": False}}, "HIGH"),
+                      ({"notify": {"DISK_HIGH": "no"}}, "DISK_HIGH"),
+                      ({"unknown_digest_s": 0}, "unknown_digest_s"),
+                      ({"thresholds": {}}, "thresholds")]:
+        r = api.put("/api/config/alarm", tok, json={"system": bad})
+        assert r.status_code == 400 and error_of(r)["code"] == 50001, bad
+        assert word in r.text, r.text
+    assert cfg_rows(pg)["alarm.general"]["system"] == stored
+    api.put("/api/config/alarm", tok, json={"system": {
+        "notify": {"UNKNOWN_DEVICE": True}, "unknown_digest_s": 60,
+        "health": {"disk_pct": 80, "online_pct": 90, "hysteresis_pct": 5}}})
+
+
 def test_storage_config_masked_and_kept(api, pg):
     tok = api.admin_token
     body = {"endpoint": "https://acc.r2.cloudflarestorage.com", "bucket": "mcs-archive",
@@ -234,7 +270,8 @@ def test_alarm_list_detail_ack_stats_export(api, add_device, pg):
     s = api.get("/api/alarms/stats", tok).json()
     assert {"total", "active", "unacked", "today", "by_type", "by_day", "top_devices"} <= set(s)
     assert s["by_type"].get("HIGH", 0) >= 1 and s["today"] >= 3
-    r = api.get(f"/api/alarms/export?sn={sn}", tok)
+    assert api.get(f"/api/alarms/export?sn={sn}", tok).status_code == 403  # viewer
+    r = api.get(f"/api/alarms/export?sn={sn}", api.admin_token)
     assert r.status_code == 200 and r.content[:2] == b"PK"
     assert "attachment" in r.headers["Content-Disposition"]
     z = zipfile.ZipFile(io.BytesIO(r.content))
@@ -262,7 +299,7 @@ def test_a_large_export_does_not_stall_other_requests(api, pg):
 
     def export():
         # stream: returns at the response head, when the workbook is written.
-        r = api.get(f"/api/alarms/export?sn={sn}", api.viewer_token, stream=True, timeout=60)
+        r = api.get(f"/api/alarms/export?sn={sn}", api.admin_token, stream=True, timeout=60)
         done["export"] = time.monotonic()
         done["status"], done["body"] = r.status_code, r.content
     try:

@@ -10,45 +10,9 @@ import time
 import pytest
 import websocket
 
-from apihelpers import api, api_launcher, forge_jwt  # noqa: F401
+from apihelpers import (api, api_launcher, closed_with, forge_jwt, recv_until,  # noqa: F401
+                        screen_alarms, silence_rows, ws_open)
 from mcshelpers import new_sn, wait_until
-
-
-def ws_open(a, token=None, timeout=5):
-    ws = websocket.create_connection(f"ws://127.0.0.1:{a.port}/ws/dashboard", timeout=timeout)
-    if token:
-        ws.send(json.dumps({"type": "auth", "token": token}))
-        first = json.loads(ws.recv())
-        assert first["type"] == "connected", first
-    return ws
-
-
-def recv_until(ws, pred, timeout=5.0):
-    """Frames until pred(frame) holds; returns (frame, frames seen)."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        ws.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            f = json.loads(ws.recv())
-        except websocket.WebSocketTimeoutException:
-            break
-        seen.append(f)
-        if pred(f):
-            return f, seen
-    pytest.fail(f"no matching frame in {timeout}s; saw types {[s.get('type') for s in seen]}"
-                f" last {str(seen[-1:])[:500]}", pytrace=False)
-
-
-def closed_with(ws, code, timeout=5):
-    ws.settimeout(timeout)
-    try:
-        while True:
-            op, data = ws.recv_data(control_frame=True)
-            if op == websocket.ABNF.OPCODE_CLOSE:
-                return int.from_bytes(data[:2], "big") == code, data
-    except (websocket.WebSocketConnectionClosedException, ConnectionError):
-        return False, b"closed without close frame"
 
 
 @pytest.fixture
@@ -359,8 +323,11 @@ def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(api_launcher
         slow.close()
 
 
-def test_feed_stops_when_the_token_expires(api):
-    tok = forge_jwt({"sub": api.viewer, "role": "viewer", "iat": int(time.time()),
+def test_feed_stops_when_the_token_expires(api, pg):
+    with pg.cursor() as cur:
+        cur.execute("SELECT token_gen FROM users WHERE username = %s", (api.viewer,))
+        (gen,) = cur.fetchone()
+    tok = forge_jwt({"sub": api.viewer, "role": "viewer", "gen": gen, "iat": int(time.time()),
                      "exp": int(time.time()) + 4})
     ws = ws_open(api, tok)
     recv_until(ws, lambda f: f["type"] == "realtime", 3)
@@ -391,23 +358,18 @@ def test_two_instances_both_push_every_alarm(api_launcher, add_device, pg):
         wb.close()
 
 
-def silence_rows(pg, user):
-    with pg.cursor() as cur:
-        cur.execute("SELECT username, target, after, ip FROM audit_logs WHERE action = "
-                    "'alarm.silence' AND username = %s ORDER BY id", (user,))
-        return cur.fetchall()
-
-
-def test_silence_is_recorded_with_the_tokens_user(api, pg):
+def test_silence_is_recorded_with_the_tokens_user(api, pg, screen_alarms):
     """Who silenced what (issue #9): the wall screen's 消音 sends the ids on the
-    feed; the audit row names the token's user, never the frame's claim."""
+    feed; the audit row names the token's user, never the frame's claim, and
+    only alarms on screen (issue #16)."""
     assert api.admin != api.viewer
+    a1, a2, a3 = screen_alarms(3)
     ws = ws_open(api, api.viewer_token)
     try:
-        ws.send(json.dumps({"type": "silence", "ids": [41, 7, 123456789], "user": api.admin}))
+        ws.send(json.dumps({"type": "silence", "ids": [a3, a1, a2], "user": api.admin}))
         f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
-        assert f["type"] == "silenced" and f["ids"] == [41, 7, 123456789], f
-        assert f["user"] == api.viewer
+        assert f["type"] == "silenced" and f["ids"] == [a3, a1, a2], f
+        assert f["ignored"] == [] and f["user"] == api.viewer
         # Garbage gets an error frame, writes no row and keeps the connection.
         n_bad = 0
         for bad in ({"ids": []}, {"ids": "41"}, {}, {"ids": [1, "2"]}, {"ids": [1.5]},
@@ -417,12 +379,19 @@ def test_silence_is_recorded_with_the_tokens_user(api, pg):
             e, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
             assert e["type"] == "error" and e["code"] == 90001, (bad, e)
             n_bad += 1
-        # A thousand ids is allowed (compact, to fit a 4 KiB frame); the
-        # connection is still usable.
-        big = list(range(1, 1001))
+        # A thousand ids is allowed (compact, to fit a 4 KiB frame); those of
+        # no alarm on screen are ignored; the connection is still usable.
+        big = [a1, a2, a3] + list(range(1, 998))
         ws.send(json.dumps({"type": "silence", "ids": big}, separators=(",", ":")))
         f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
-        assert f["type"] == "silenced" and f["ids"] == big, str(f)[:300]
+        assert f["type"] == "silenced" and f["ids"][:3] == [a1, a2, a3], str(f)[:300]
+        assert sorted(f["ids"] + f["ignored"]) == sorted(set(big))  # each id once
+        with pg.cursor() as cur:
+            cur.execute("SELECT count(*) FROM alarm_logs WHERE id = ANY(%s) AND "
+                        "(cleared_at IS NULL OR (category = 'gas' AND ack_at IS NULL))",
+                        (f["ignored"],))
+            assert cur.fetchone()[0] == 0
+        big_ids = f["ids"]
         ws.send(json.dumps({"type": "ping"}))
         recv_until(ws, lambda f: f["type"] == "pong", 3)
     finally:
@@ -430,36 +399,38 @@ def test_silence_is_recorded_with_the_tokens_user(api, pg):
     rows = silence_rows(pg, api.viewer)
     assert len(rows) == 2, rows
     assert rows[0][0] == api.viewer
-    assert rows[0][1] == "41,7,123456789"
-    assert rows[0][2] == {"ids": [41, 7, 123456789]}
+    assert rows[0][1] == f"{a3},{a1},{a2}"
+    assert rows[0][2] == {"ids": [a3, a1, a2]}
     assert rows[0][3] == "127.0.0.1"
-    assert rows[1][1] == ",".join(map(str, big)) and rows[1][2] == {"ids": big}
+    assert rows[1][1] == ",".join(map(str, big_ids)) and rows[1][2] == {"ids": big_ids}
     assert silence_rows(pg, api.admin) == []
 
 
-def test_silence_by_admin_and_needs_auth(api, pg):
+def test_silence_by_admin_and_needs_auth(api, pg, screen_alarms):
+    a5, a6 = screen_alarms(2)
     ws = ws_open(api, api.admin_token)
     try:
-        ws.send(json.dumps({"type": "silence", "ids": [5]}))
+        ws.send(json.dumps({"type": "silence", "ids": [a5]}))
         f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
         assert f["type"] == "silenced" and f["user"] == api.admin, f
     finally:
         ws.close()
-    assert [r[1] for r in silence_rows(pg, api.admin)] == ["5"]
+    assert [r[1] for r in silence_rows(pg, api.admin)] == [str(a5)]
     # Before authentication a silence frame closes the socket, no row.
     ws = ws_open(api)
-    ws.send(json.dumps({"type": "silence", "ids": [6], "user": api.admin}))
+    ws.send(json.dumps({"type": "silence", "ids": [a6], "user": api.admin}))
     ok, data = closed_with(ws, 4001)
     assert ok, data
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM audit_logs WHERE action = 'alarm.silence' AND "
-                    "target = '6'")
+                    "target = %s", (str(a6),))
         assert cur.fetchone()[0] == 0
 
 
-def test_silence_row_has_the_client_address_behind_the_proxy(api_launcher, pg):
+def test_silence_row_has_the_client_address_behind_the_proxy(api_launcher, pg, screen_alarms):
     from apihelpers import add_user
     a = api_launcher.start(API_TRUSTED_PROXY="127.0.0.1")
+    (a77,) = screen_alarms(1)
     user = "wsprox_" + new_sn("").lower()
     add_user(a.env, user, "wsprox-password", "viewer")
     tok = a.login(user, "wsprox-password")
@@ -468,10 +439,10 @@ def test_silence_row_has_the_client_address_behind_the_proxy(api_launcher, pg):
     try:
         ws.send(json.dumps({"type": "auth", "token": tok}))
         recv_until(ws, lambda f: f["type"] == "connected", 3)
-        ws.send(json.dumps({"type": "silence", "ids": [77]}))
+        ws.send(json.dumps({"type": "silence", "ids": [a77]}))
         f, _ = recv_until(ws, lambda f: f["type"] in ("silenced", "error"), 3)
         assert f["type"] == "silenced", f
     finally:
         ws.close()
     # The last address the proxy appended, as for HTTP audit rows.
-    assert silence_rows(pg, user) == [(user, "77", {"ids": [77]}, "10.9.8.7")]
+    assert silence_rows(pg, user) == [(user, str(a77), {"ids": [a77]}, "10.9.8.7")]

@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 
-from archivehelpers import (archive_key, count_day, day_rows, gunzip_csv, job_env,  # noqa: F401
-                            local_day, mcs_run, one, partition, reset_archive_state, rows,
-                            s3, s3_env, s3server, seed_day, table_exists)
+from archivehelpers import (archive_key, count_day, day_bounds, day_rows, ensure_day,  # noqa: F401
+                            gunzip_csv, job_env, local_day, mcs_run, one, partition,
+                            reset_archive_state, rows, s3, s3_env, s3server, seed_day,
+                            table_exists)
 
 HEADER = "time,sn,v_raw,ppm,temp,humi,bat,rssi,seq"
 
@@ -68,8 +69,7 @@ def test_archive_several_days_verified_then_dropped(pg, s3, s3_env, mcs_run):
 
 def test_day_without_data(pg, s3, s3_env, mcs_run):
     empty, full = local_day(8), local_day(6)
-    with pg.cursor() as cur:
-        cur.execute("SELECT mcs_create_day_partition(%s, 'Asia/Shanghai')", (empty,))
+    ensure_day(pg, empty)
     seed_day(pg, full, n=100)
     r = mcs_run("job", "run", "archive", env=s3_env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -100,9 +100,9 @@ def test_upload_failure_deletes_nothing_and_alarms(pg, s3, s3_env, mcs_run, fail
     for d in days:
         assert day_rows(pg, d) == before[d], "a failed run deleted rows"
         assert table_exists(pg, partition(d))
-    assert one(pg, "SELECT status FROM archive_logs WHERE day = %s", (days[0],)) == ("failed",)
-    # Oldest first: the newer day was not attempted after the older failed.
-    assert one(pg, "SELECT count(*) FROM archive_logs WHERE day = %s", (days[1],))[0] == 0
+        # One day's failure does not hold the next back (issue #18): both
+        # were tried, both failed, both keep every row.
+        assert one(pg, "SELECT status FROM archive_logs WHERE day = %s", (d,)) == ("failed",)
     alarms = active_alarms(pg)
     assert len(alarms) == 1 and "archive" in alarms[0][0]
     assert one(pg, "SELECT outcome FROM job_runs WHERE job = 'archive' ORDER BY id DESC "
@@ -153,8 +153,7 @@ def test_rerun_never_duplicates_or_loses(pg, s3, s3_env, mcs_run):
     log = one(pg, "SELECT status, row_count, md5, updated_at FROM archive_logs WHERE day = %s", (d,))
 
     # The store thread makes empty partitions ahead of time: one reappears.
-    with pg.cursor() as cur:
-        cur.execute("SELECT mcs_create_day_partition(%s, 'Asia/Shanghai')", (d,))
+    ensure_day(pg, d)
     r = mcs_run("job", "run", "archive", env=s3_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert s3.get(s3_env["R2_BUCKET"], archive_key(d)) == blob
@@ -163,12 +162,7 @@ def test_rerun_never_duplicates_or_loses(pg, s3, s3_env, mcs_run):
                (d,)) == log[:3]
     assert one(pg, "SELECT count(*) FROM archive_logs WHERE day = %s", (d,))[0] == 1
 
-    # Rows that reach an archived day again are not overwritten into its file.
-    seed_day(pg, d, n=10, sns=("LATE1",))
-    r = mcs_run("job", "run", "archive", env=s3_env)
-    assert r.returncode == 1 and "archived already" in r.stdout
-    assert s3.get(s3_env["R2_BUCKET"], archive_key(d)) == blob
-    assert count_day(pg, d) == 10
+    # Rows that reach an archived day again: test_late_rows_*.
 
 
 def test_multipart_upload_of_a_large_day(pg, s3, s3_env, mcs_run):
@@ -222,3 +216,107 @@ def test_multipart_failure_midway_deletes_nothing(pg, s3, s3_env, mcs_run):
     assert one(pg, "SELECT outcome FROM job_runs WHERE job = 'archive' ORDER BY id DESC "
                    "LIMIT 1") == ("failed",)
     assert not s3.exists(s3_env["R2_BUCKET"], archive_key(d))
+
+
+def v2_key(d, n=2):
+    return f"archive/{d:%Y}/{d:%m}/sensor_data_{d:%Y%m%d}.v{n}.csv.gz"
+
+
+def test_late_rows_into_an_archived_day_are_merged(pg, s3, s3_env, mcs_run):
+    """A journal replayed after an outage that spanned 02:00 re-creates an
+    archived day's partition with rows: they go into a verified new version
+    of the day's file, the old version goes, history reads them (issue #18)."""
+    d, newer = local_day(7), local_day(6)
+    seed_day(pg, d, n=250)
+    bucket = s3_env["R2_BUCKET"]
+    assert mcs_run("job", "run", "archive", env=s3_env).returncode == 0
+    header, first = gunzip_csv(s3.get(bucket, archive_key(d)))
+
+    seed_day(pg, d, n=12, sns=("LATE1",), start_seq=900)
+    late = day_rows(pg, d)[1]
+    # History shows the late rows at once, beside the day's file.
+    lo, hi = day_bounds(d)
+    h = mcs_run("history", "LATE1", lo.isoformat(), hi.isoformat(), env=s3_env)
+    assert h.returncode == 0, h.stderr
+    assert sorted(h.stdout.splitlines()[1:]) == late
+    h = mcs_run("history", "ARC1", lo.isoformat(), hi.isoformat(), env=s3_env)
+    assert len(h.stdout.splitlines()) == 1 + 84  # ARC1's rows of 250, from the file
+    seed_day(pg, newer, n=40)
+    newer_rows = day_rows(pg, newer)
+    r = mcs_run("job", "run", "archive", env=s3_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    detail = json.loads(r.stdout.splitlines()[1])
+    assert detail["archived"] == 2 and detail["merged"] == 1 and detail["failed"] == []
+
+    blob = s3.get(bucket, v2_key(d))
+    assert gunzip_csv(blob) == (header, sorted(first + late))
+    assert not s3.exists(bucket, archive_key(d))
+    assert one(pg, "SELECT status, row_count, file_name, md5, size_bytes FROM archive_logs "
+                   "WHERE day = %s", (d,)) == ("archived", 262, v2_key(d),
+                                               hashlib.md5(blob).hexdigest(), len(blob))
+    assert count_day(pg, d) == 0 and not table_exists(pg, partition(d))
+    assert gunzip_csv(s3.get(bucket, archive_key(newer))) == newer_rows
+    h = mcs_run("history", "LATE1", lo.isoformat(), hi.isoformat(), env=s3_env)
+    assert h.returncode == 0, h.stderr
+    assert sorted(h.stdout.splitlines()[1:]) == late
+
+    # A third version replaces the second the same way.
+    seed_day(pg, d, n=3, sns=("LATE2",), start_seq=950)
+    assert mcs_run("job", "run", "archive", env=s3_env).returncode == 0
+    assert len(gunzip_csv(s3.get(bucket, v2_key(d, 3)))[1]) == 265
+    assert not s3.exists(bucket, v2_key(d))
+
+
+def test_one_failed_day_does_not_hold_back_newer_days(pg, s3, s3_env, mcs_run):
+    """An archived day whose late rows cannot be merged (its file is gone
+    from the bucket) fails alone: it keeps its rows and its record, newer
+    days are archived and dropped, the job fails and alarms."""
+    d, newer = local_day(8), local_day(6)
+    seed_day(pg, d, n=100)
+    bucket = s3_env["R2_BUCKET"]
+    assert mcs_run("job", "run", "archive", env=s3_env).returncode == 0
+    s3.curl("DELETE", f"{bucket}/{archive_key(d)}")
+    seed_day(pg, d, n=5, sns=("LATE1",))
+    seed_day(pg, newer, n=60)
+    newer_rows = day_rows(pg, newer)
+
+    r = mcs_run("job", "run", "archive", env=s3_env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"day {d}" in r.stdout
+    assert count_day(pg, d) == 5
+    log = one(pg, "SELECT status, row_count, file_name, error IS NOT NULL FROM archive_logs "
+                  "WHERE day = %s", (d,))
+    assert log == ("archived", 100, archive_key(d), True)
+    assert gunzip_csv(s3.get(bucket, archive_key(newer))) == newer_rows
+    assert count_day(pg, newer) == 0 and not table_exists(pg, partition(newer))
+    assert active_alarms(pg)
+    run = one(pg, "SELECT outcome, detail->'failed' FROM job_runs WHERE job = 'archive' "
+                  "ORDER BY id DESC LIMIT 1")
+    assert run == ("failed", [str(d)])
+
+
+def test_late_reading_stored_by_mcsd_is_merged(pg, s3, s3_env, mcs_run, mcsd, add_device,
+                                               mqtt_pub, wait_db):
+    """The path of a real late row: mcsd stores a reading of a day already
+    archived (it accepts readings as old as its own DATA_RETENTION_DAYS; a
+    journal replayed after an outage stores them the same way), which makes
+    the day's partition or chunk again; the next archive merges it."""
+    d = local_day(6)
+    seed_day(pg, d, n=50)
+    assert mcs_run("job", "run", "archive", env=s3_env).returncode == 0
+    before = gunzip_csv(s3.get(s3_env["R2_BUCKET"], archive_key(d)))
+
+    sn = add_device(sn="LATE" + os.urandom(3).hex().upper())
+    mcsd(DATA_RETENTION_DAYS="30")
+    ts = int(day_bounds(d)[0].timestamp()) + 12 * 3600
+    mqtt_pub.reading(sn, ts=ts, seq=7, v_raw=1234.5)
+    wait_db("SELECT 1 FROM sensor_data WHERE sn = %s", (sn,), desc="the late reading stored")
+    late = day_rows(pg, d)[1]
+    assert len(late) == 1 and sn in late[0]
+
+    r = mcs_run("job", "run", "archive", env=s3_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert gunzip_csv(s3.get(s3_env["R2_BUCKET"], v2_key(d))) == (before[0],
+                                                                  sorted(before[1] + late))
+    assert count_day(pg, d) == 0
+    assert one(pg, "SELECT row_count FROM archive_logs WHERE day = %s", (d,)) == (51,)

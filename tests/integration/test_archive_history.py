@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from archivehelpers import (TZ, ZONE, day_bounds, job_env, local_day, mcs_run,  # noqa: F401
-                            reset_archive_state, s3, s3_env, s3server, seed_day)
+from archivehelpers import (TZ, ZONE, day_bounds, ensure_day, job_env, local_day,  # noqa: F401
+                            mcs_run, reset_archive_state, s3, s3_env, s3server, seed_day)
 
 HEADER = "time,sn,v_raw,ppm,temp,humi,bat,rssi,seq"
 
@@ -44,8 +44,7 @@ def history(mcs_run, env, sn, lo, hi):
 def test_history_across_hot_and_cold(pg, s3, s3_env, mcs_run):
     sns = ("HIST1", "HIST2")
     for b in (6, 5, 1, 0):
-        with pg.cursor() as cur:
-            cur.execute("SELECT mcs_create_day_partition(%s, %s)", (local_day(b), TZ))
+        ensure_day(pg, local_day(b))
     for b in (6, 5):
         seed_day(pg, local_day(b), n=480, sns=sns)
     seed_day(pg, local_day(1), n=96, sns=sns)

@@ -10,9 +10,9 @@ import time
 import psycopg2
 import pytest
 
-from archivehelpers import (ZONE, archive_key, count_day, job_env, local_day,  # noqa: F401
-                            mcs_run, one, partition, reset_archive_state, rows, s3, s3_env,
-                            s3server, seed_day, table_exists)
+from archivehelpers import (ZONE, archive_key, count_day, ensure_day, job_env,  # noqa: F401
+                            local_day, mcs_run, one, partition, reset_archive_state, rows, s3, s3_env,
+                            s3server, seed_day, table_counts, table_exists)
 from mcshelpers import wait_until
 
 TABLES = ["sensor_data", "devices", "alarm_logs", "archive_logs", "job_runs", "audit_logs",
@@ -26,12 +26,7 @@ def clean(pg):
 
 
 def counts(conn):
-    out = {}
-    with conn.cursor() as cur:
-        for t in TABLES:
-            cur.execute(f"SELECT count(*) FROM {t}")
-            out[t] = cur.fetchone()[0]
-    return out
+    return table_counts(conn, TABLES)
 
 
 def test_backup_is_verified_and_restores_into_an_empty_db(pg, services, s3, s3_env, mcs_run,
@@ -155,9 +150,7 @@ def test_hourly_packet_loss_from_stored_rows(pg, job_env, mcs_run):
     hour = (int(now) // 3600) * 3600 - 3600
     h0 = datetime.datetime.fromtimestamp(hour, datetime.timezone.utc)
     for t in (h0 - datetime.timedelta(minutes=10), h0, h0 + datetime.timedelta(minutes=59)):
-        with pg.cursor() as cur:
-            cur.execute("SELECT mcs_create_day_partition(%s, 'Asia/Shanghai')",
-                        (t.astimezone(ZONE).date(),))
+        ensure_day(pg, t.astimezone(ZONE).date())
     sn, sn2 = "LOSS" + secrets.token_hex(3), "LOSS" + secrets.token_hex(3)
     # As if two instances stored alternate readings: the loss is in the union.
     prev = [(h0 - datetime.timedelta(minutes=10), 65532)]

@@ -14,7 +14,7 @@ from mcshelpers import (McsdLauncher, Publisher, build_dir, new_sn, telemetry, u
                         wait_until)
 
 REASONS = ("too_large bad_json bad_topic missing_field bad_type out_of_range ts_future "
-           "ts_past unknown_sn disabled spool_full").split()
+           "ts_past unknown_sn disabled spool_full trailing_data dup_key").split()
 PAYLOAD_MAX = 1024
 
 
@@ -113,6 +113,19 @@ def bad_cases(sn):
             (up, b'"a string"'),
             (up, b"null"),
             (up, b'{"ts": 1734320000, "seq": 1,'),
+            # cJSON would cut the string at the NUL: "1.0\u0000x" read as "1.0".
+            (up, json.dumps(t(ver="1.0\u0000x")).encode()),
+        ],
+        # Issue #16: both were stored before (cJSON stops after the first
+        # value; of repeated keys the first counted).
+        "trailing_data": [
+            (up, json.dumps(t()).encode() + b"garbage"),
+            (up, json.dumps(t()).encode() + b'{"ts": 1}'),
+            (up, json.dumps(t()).encode() + b"\x00\x00"),
+        ],
+        "dup_key": [
+            (up, json.dumps(t()).encode()[:-1] + b', "v_raw": 99999}'),
+            (up, json.dumps(t()).encode()[:-1] + b', "x": {"a": 1, "a": 2}}'),
         ],
         "missing_field": [
             (up, without(t(), "ts")),
@@ -194,7 +207,8 @@ def check_counted(rig, reason, msgs):
 
 
 @pytest.mark.parametrize("reason", ["too_large", "bad_json", "missing_field", "bad_type",
-                                    "out_of_range", "ts_future", "ts_past", "bad_topic"])
+                                    "out_of_range", "ts_future", "ts_past", "bad_topic",
+                                    "trailing_data", "dup_key"])
 def test_bad_payload_rejected_and_counted(rig, reason):
     check_counted(rig, reason, bad_cases(rig.sn)[reason])
 

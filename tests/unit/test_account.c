@@ -33,7 +33,8 @@ static void passwords(void **state)
 {
     char pw[258], err[80] = "";
     (void)state;
-    memset(pw, 'p', sizeof(pw) - 1);
+    for(size_t i = 0; i < sizeof(pw) - 1; i++)
+        pw[i] = (char)('a' + (i * 7) % 26);
     pw[257] = '\0';
     assert_int_equal(mcs_account_password_check(pw, err, sizeof(err)), MCS_EINVAL);
     assert_string_equal(err, "password must be 8..256 bytes");
@@ -43,6 +44,34 @@ static void passwords(void **state)
     assert_int_equal(mcs_account_password_check(pw, err, sizeof(err)), 0);
     pw[7] = '\0';
     assert_int_equal(mcs_account_password_check(pw, err, sizeof(err)), MCS_EINVAL);
+}
+
+/* NIST SP 800-63B: common and trivial passwords are refused, no
+ * composition rules (issue #16, defect 12). */
+static void weak_passwords(void **state)
+{
+    static const char *const weak[] = {"12345678", "password", "PassWord", "qwerty123",
+                                       "woaini1314", "        ", "\t\t\t\t\t\t\t\t",
+                                       "\xe3\x80\x80\xe3\x80\x80\xe3\x80\x80", "aaaaaaaa",
+                                       "999999999999", NULL};
+    char err[128];
+    (void)state;
+    for(const char *const *w = weak; *w; w++) {
+        err[0] = '\0';
+        assert_int_equal(mcs_account_password_check_for("someone", *w, err, sizeof(err)),
+                         MCS_EINVAL);
+        assert_true(strstr(err, "password") != NULL);
+    }
+    assert_int_equal(mcs_account_password_check_for("operator1", "Operator1", err, sizeof(err)),
+                     MCS_EINVAL);
+    assert_string_equal(err, "密码不能是用户名 / password must not be the user name");
+    /* No composition rule: a long lower-case phrase is fine, so is one
+     * with spaces inside. */
+    assert_int_equal(mcs_account_password_check_for("operator1", "correct horse battery", err,
+                                                    sizeof(err)),
+                     0);
+    assert_int_equal(mcs_account_password_check_for(NULL, "operator1", err, sizeof(err)), 0);
+    assert_int_equal(mcs_account_password_check("a aaaaaaa", err, sizeof(err)), 0);
 }
 
 static void hashes(void **state)
@@ -61,6 +90,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names),
         cmocka_unit_test(passwords),
+        cmocka_unit_test(weak_passwords),
         cmocka_unit_test(hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "err.h"
+#include "mailaddr.h"
 #include "reqparse.h"
 
 #include <sodium.h>
@@ -132,12 +133,84 @@ static void bodies(void **state)
     assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL);
     assert_int_equal(calib, 1);
     cJSON_Delete(j);
-    j = obj("{\"name\":\"a\",\"name\":\"b\"}");
-    assert_int_equal(rq_device(j, 0, &d, &calib, err, sizeof(err)), MCS_EINVAL);
-    cJSON_Delete(j);
+    /* Repeated names (at any depth) and \u0000 are refused at the parse
+     * (issue #16): cJSON keeps both members and cuts the string at NUL. */
+    assert_null(rq_json_object((const unsigned char *)"{\"name\":\"a\",\"name\":\"b\"}",
+                               strlen("{\"name\":\"a\",\"name\":\"b\"}"), err, sizeof(err)));
+    assert_string_equal(err, "field 'name' given twice");
+    {
+        const char *nested = "{\"email\":{\"sender\":\"a@b.cn\",\"sender\":\"c@d.cn\"}}";
+        assert_null(rq_json_object((const unsigned char *)nested, strlen(nested), err,
+                                   sizeof(err)));
+        assert_string_equal(err, "field 'sender' given twice");
+    }
+    {
+        char big[4096];
+        size_t n = (size_t)snprintf(big, sizeof(big), "{");
+        for(int i = 0; i < 300; i++)
+            n += (size_t)snprintf(big + n, sizeof(big) - n, "\"k%d\":0,", i);
+        snprintf(big + n, sizeof(big) - n, "\"k7\":1}");
+        assert_null(rq_json_object((const unsigned char *)big, strlen(big), err, sizeof(err)));
+        assert_string_equal(err, "field 'k7' given twice");
+    }
+    {
+        const char *nul = "{\"username\":\"pt_u\\u0000x\"}";
+        assert_null(rq_json_object((const unsigned char *)nul, strlen(nul), err, sizeof(err)));
+        assert_string_equal(err, "strings must not contain \\u0000 (a NUL character)");
+        j = obj("{\"username\":\"pt_u\\\\u0000x\"}"); /* an escaped backslash, then text */
+        cJSON_Delete(j);
+    }
     j = obj("{\"sn\":\"broadcast\"}");
     assert_int_equal(rq_device(j, 1, &d, &calib, err, sizeof(err)), MCS_EINVAL);
     cJSON_Delete(j);
+}
+
+/* Addresses as addresses (issue #16, defect 9): nothing that could end a
+ * header line or add a second address reaches From: or the envelope. */
+static void emails(void **state)
+{
+    static const char *const good[] = {"alarm@example.com", "a.b+c@mail.co", "x@localhost",
+                                       "o'neil@a-b.example.org", NULL};
+    static const char *const bad[] = {"", "@example.com", "a@", "a@@b.cn", "a b@c.cn",
+                                      "a@b.cn\r\nBcc: x@evil.cn", "a@b.cn\n", "a@-b.cn",
+                                      "a@b-.cn", "a@b..cn", ".a@b.cn", "a.@b.cn", "a..b@c.cn",
+                                      "Name <a@b.cn>", "a@b.cn,c@d.cn", "报警@公司.cn", NULL};
+    (void)state;
+    for(const char *const *g = good; *g; g++)
+        assert_int_equal(mcs_mail_addr_valid(*g), 1);
+    for(const char *const *b = bad; *b; b++)
+        assert_int_equal(mcs_mail_addr_valid(*b), 0);
+    {
+        char badone[64];
+        assert_int_equal(mcs_mail_list_valid("a@b.cn; c@d.cn ,e@f.cn", badone, sizeof(badone)), 1);
+        assert_int_equal(mcs_mail_list_valid("a@b.cn; c@d.cn\r\nBcc: x@y.cn", badone,
+                                             sizeof(badone)),
+                         0);
+        assert_string_equal(badone, "c@d.cn\r\nBcc: x@y.cn");
+        assert_int_equal(mcs_mail_list_valid(" ; ", badone, sizeof(badone)), 0);
+    }
+}
+
+/* Robot URLs carry their access token (issue #16, defect 8). */
+static void url_masks(void **state)
+{
+    char out[300];
+    (void)state;
+    rq_url_mask("https://oapi.dingtalk.com/robot/send?access_token=abc123", out, sizeof(out));
+    assert_string_equal(out, "https://oapi.dingtalk.com/robot/send?access_token=******");
+    rq_url_mask("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?debug=1&key=k-9#x", out,
+                sizeof(out));
+    assert_string_equal(out, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?debug=1&key=******#x");
+    rq_url_mask("https://open.feishu.cn/open-apis/bot/v2/hook/5f0c-77", out, sizeof(out));
+    assert_string_equal(out, "https://open.feishu.cn/open-apis/bot/v2/hook/******");
+    rq_url_mask("https://hooks.example.com/in?monkey=1", out, sizeof(out));
+    assert_string_equal(out, "https://hooks.example.com/in?monkey=1");
+    rq_url_mask("https://oapi.dingtalk.com/robot/send?access_token=abc123", out, 20);
+    assert_string_equal(out, "******");
+    assert_int_equal(rq_same_origin("https://A.example.com/x?y", "https://a.example.com/z"), 1);
+    assert_int_equal(rq_same_origin("https://a.example.com/x", "https://a.example.com:444/x"), 0);
+    assert_int_equal(rq_same_origin("https://a.example.com/x", "http://a.example.com/x"), 0);
+    assert_int_equal(rq_same_origin("https://a.example.com", "https://a.example.com.evil.cn"), 0);
 }
 
 static void commands(void **state)
@@ -197,24 +270,25 @@ static void tokens(void **state)
     struct mcs_config cfg;
     char user[65], err[128], *tok, *none;
     enum api_role role;
-    long exp;
+    long exp, gen;
     (void)state;
     memset(&cfg, 0, sizeof(cfg));
     snprintf(cfg.jwt_secret, sizeof(cfg.jwt_secret), "%s", "0123456789abcdef0123456789abcdef");
     cfg.jwt_expire_hours = 24;
-    tok = auth_issue(&cfg, "admin", ROLE_ADMIN, 1700000000);
+    tok = auth_issue(&cfg, "admin", ROLE_ADMIN, 42, 1700000000);
     assert_non_null(tok);
-    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &exp, err, sizeof(err)), 0);
+    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &gen, &exp, err, sizeof(err)), 0);
     assert_string_equal(user, "admin");
     assert_int_equal(role, ROLE_ADMIN);
+    assert_int_equal(gen, 42);
     assert_int_equal(exp, 1700000000 + 86400);
     /* Expired, issued in the future, another key, altered payload. */
-    assert_int_equal(auth_verify(&cfg, tok, 1700086400, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, tok, 1700086400, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
-    assert_int_equal(auth_verify(&cfg, tok, 1699990000, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, tok, 1699990000, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
     cfg.jwt_secret[0] = 'X';
-    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, tok, 1700000100, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
     cfg.jwt_secret[0] = '0';
     /* alg=none with the same claims. */
@@ -228,7 +302,7 @@ static void tokens(void **state)
         none[l + n] = '.';
         none[l + n + 1] = '\0';
     }
-    assert_int_equal(auth_verify(&cfg, none, 1700000100, user, &role, &exp, err, sizeof(err)),
+    assert_int_equal(auth_verify(&cfg, none, 1700000100, user, &role, &gen, &exp, err, sizeof(err)),
                      MCS_EINVAL);
     free(none);
     free(tok);
@@ -242,24 +316,42 @@ static void throttle(void **state)
     (void)state;
     memset(&cfg, 0, sizeof(cfg));
     cfg.login_max_fail_user = 3;
+    cfg.login_max_fail_user_all = 6;
     cfg.login_max_fail_ip = 5;
     cfg.login_lock_s = 10;
     a = auth_new(&cfg);
     assert_non_null(a);
     for(int i = 0; i < 3; i++) {
         assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 1000, &retry), 0);
-        auth_login_failed(a, NULL, "1.2.3.4", "bob", 1000);
+        auth_attempt_reserve(a, NULL, "1.2.3.4", "bob", 1000);
     }
-    assert_int_equal(auth_throttled(a, NULL, "9.9.9.9", "bob", 1000, &retry), 1);
+    /* bob is locked from 1.2.3.4, not from elsewhere; alice is not. */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 1000, &retry), 1);
     assert_int_equal(retry, 10);
+    assert_int_equal(auth_throttled(a, NULL, "9.9.9.9", "bob", 1000, &retry), 0);
     assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "alice", 1000, &retry), 0);
-    auth_login_failed(a, NULL, "1.2.3.4", "bob", 12000); /* one more: 20 s */
-    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 1);
+    auth_attempt_reserve(a, NULL, "1.2.3.4", "bob", 12000); /* one more: 20 s */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "bob", 12000, &retry), 1);
     assert_int_equal(retry, 20);
-    auth_login_failed(a, NULL, "1.2.3.4", "carol", 12000); /* 5th from this address */
-    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "dave", 12000, &retry), 1);
-    auth_login_ok(a, NULL, "bob");
+    /* The global brake: 6 failures of bob from anywhere lock him everywhere. */
+    auth_attempt_reserve(a, NULL, "5.5.5.5", "bob", 12000);
     assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 0);
+    auth_attempt_reserve(a, NULL, "6.6.6.6", "bob", 12000);
+    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 1);
+    auth_attempt_reserve(a, NULL, "1.2.3.4", "carol", 12000); /* 5th from this address */
+    assert_int_equal(auth_throttled(a, NULL, "1.2.3.4", "dave", 12000, &retry), 1);
+    auth_attempt_ok(a, NULL, "8.8.8.8", "bob");
+    assert_int_equal(auth_throttled(a, NULL, "8.8.8.8", "bob", 12000, &retry), 0);
+    /* A good attempt takes back its own reservation of the address only. */
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "erin", 12000);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "erin", 12000);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "frank", 12000);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "gina", 12000);
+    auth_attempt_ok(a, NULL, "7.7.7.7", "gina");
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "hal", 12000);
+    assert_int_equal(auth_throttled(a, NULL, "7.7.7.7", "ivy", 12000, &retry), 0);
+    auth_attempt_reserve(a, NULL, "7.7.7.7", "ivy", 12000);
+    assert_int_equal(auth_throttled(a, NULL, "7.7.7.7", "jon", 12000, &retry), 1);
     auth_free(a);
 }
 
@@ -267,6 +359,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(times),    cmocka_unit_test(args),   cmocka_unit_test(bodies),
+        cmocka_unit_test(emails),
+        cmocka_unit_test(url_masks),
         cmocka_unit_test(commands), cmocka_unit_test(images), cmocka_unit_test(tokens),
         cmocka_unit_test(throttle), cmocka_unit_test(pages),
     };

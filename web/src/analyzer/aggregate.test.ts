@@ -7,7 +7,7 @@ describe('analyzer math', () => {
     expect(slope([0, 1], [0, 1])).toBeNaN()
   })
   it('zero drift in ppm per day from the hourly baseline', () => {
-    const agg = new Aggregator()
+    const agg = new Aggregator('UTC')
     const t0 = 1734307200
     for (let h = 0; h < 24; h++) {
       for (let k = 0; k < 360; k++) {
@@ -24,7 +24,7 @@ describe('analyzer math', () => {
     expect(s.rssiWeakPct).toBe(100)
   })
   it('1 s debug readings do not push completeness past 100 %', () => {
-    const agg = new Aggregator()
+    const agg = new Aggregator('UTC')
     for (let t = 0; t < 86400; t++) agg.add({ t, sn: 'D', vRaw: 1, ppm: 1, temp: NaN, humi: NaN, bat: NaN, rssi: NaN, seq: t & 0xffff })
     expect(agg.summaries()[0].completenessPct).toBe(100)
   })

@@ -1,14 +1,23 @@
 // Aggregates archive readings per device in bounded memory: one minute
 // bucket (min/max/sum/count), one 10 s slot bit and hourly battery/signal/
-// baseline figures per device and UTC day. 1,000 devices × 1 day ≈ 30 MB,
-// independent of the 8.6 M rows.
+// baseline figures per device and local day of the plant's time zone.
+// 1,000 devices × 1 day ≈ 30 MB, independent of the 8.6 M rows.
 import type { BadReason, Reading } from './csv'
 import { lossPct, newSeqState, stepSeq, type SeqState } from './seq'
+import { DEFAULT_TZ, ZoneOffset } from './zone'
 
 export const CADENCE_S = 10
-const SLOTS_PER_DAY = 86400 / CADENCE_S
+// A local day lasts 23 to 25 hours where the zone keeps daylight saving
+// time; buffers are sized for the longest, indexed by seconds since local
+// midnight (elapsed, so the repeated autumn hour does not collide).
+const MAX_DAY_S = 25 * 3600
+const MAX_MIN = MAX_DAY_S / 60
+const MAX_H = 25
+const MAX_SLOTS = MAX_DAY_S / CADENCE_S
 
 interface DayBuf {
+  start: number // Unix time of local midnight
+  length: number // seconds in this local day (86,400 but on a DST change)
   mMin: Float32Array
   mMax: Float32Array
   mSum: Float64Array
@@ -22,24 +31,26 @@ interface DayBuf {
   hVrawMin: Float32Array
 }
 
-function newDay(): DayBuf {
+function newDay(start: number, length: number): DayBuf {
   const d: DayBuf = {
-    mMin: new Float32Array(1440).fill(Infinity),
-    mMax: new Float32Array(1440).fill(-Infinity),
-    mSum: new Float64Array(1440),
-    mN: new Uint16Array(1440),
-    slots: new Uint8Array(SLOTS_PER_DAY / 8),
-    hBatSum: new Float64Array(24),
-    hBatN: new Uint32Array(24),
-    hRssiSum: new Float64Array(24),
-    hRssiN: new Uint32Array(24),
-    hPpmMin: new Float32Array(24).fill(Infinity),
-    hVrawMin: new Float32Array(24).fill(Infinity),
+    start, length,
+    mMin: new Float32Array(MAX_MIN).fill(Infinity),
+    mMax: new Float32Array(MAX_MIN).fill(-Infinity),
+    mSum: new Float64Array(MAX_MIN),
+    mN: new Uint16Array(MAX_MIN),
+    slots: new Uint8Array(MAX_SLOTS / 8),
+    hBatSum: new Float64Array(MAX_H),
+    hBatN: new Uint32Array(MAX_H),
+    hRssiSum: new Float64Array(MAX_H),
+    hRssiN: new Uint32Array(MAX_H),
+    hPpmMin: new Float32Array(MAX_H).fill(Infinity),
+    hVrawMin: new Float32Array(MAX_H).fill(Infinity),
   }
   return d
 }
 
-interface DeviceAgg {
+/** One device's running figures (opaque outside this file but for the reader's cache). */
+export interface DeviceAgg {
   sn: string
   rows: number
   firstT: number
@@ -47,8 +58,13 @@ interface DeviceAgg {
   reordered: number
   seq: SeqState
   days: Map<number, DayBuf>
+  // The day the last row went to, so a run of rows skips the map lookup.
+  curDay: number
+  curBuf: DayBuf | null
   batFirst: number
+  batFirstT: number
   batLast: number
+  batLastT: number
   batMin: number
   rssiSum: number
   rssiN: number
@@ -96,7 +112,8 @@ export interface Totals {
   bad: number
   badByReason: Record<BadReason, number>
   devices: number
-  days: number[]
+  days: number[] // local day numbers (days since 1970-01-01 in tz)
+  tz: string
   firstT: number
   lastT: number
 }
@@ -119,8 +136,16 @@ export interface HourlySeries {
 
 export interface HeatMap {
   sns: string[]
-  l1: number[][] // [device][hour 0..23] minutes with max ≥ level 1
+  l1: number[][] // [device][local hour 0..23] minutes with max ≥ level 1
   l2: number[][]
+  /** Per device: the limits used, or null when none is known (row left empty). */
+  limits: (DeviceLimits | null)[]
+}
+
+/** One device's alarm limits (level 1 / level 2 HIGH), as GET /api/devices gives them. */
+export interface DeviceLimits {
+  l1: number | null
+  l2: number | null
 }
 
 /** Least-squares slope of y over x; NaN with fewer than 3 points. */
@@ -139,6 +164,11 @@ export function slope(x: number[], y: number[]): number {
   return den > 0 ? num / den : NaN
 }
 
+/** Limits with at least one level set. */
+function known(l: DeviceLimits | null | undefined): l is DeviceLimits {
+  return !!l && (l.l1 !== null || l.l2 !== null)
+}
+
 function popcount8(b: number): number {
   b = b - ((b >> 1) & 0x55)
   b = (b & 0x33) + ((b >> 2) & 0x33)
@@ -149,69 +179,117 @@ const BAD_REASONS: BadReason[] = ['fields', 'time', 'sn', 'number', 'seq']
 
 export class Aggregator {
   readonly devices = new Map<string, DeviceAgg>()
-  readonly days = new Set<number>()
+  /** Local days seen → their length in seconds. */
+  readonly days = new Map<number, number>()
   readonly badSamples: BadSample[] = []
+  readonly zone: ZoneOffset
   lines = 0
   headers = 0
   good = 0
   badByReason: Record<BadReason, number> = { fields: 0, time: 0, sn: 0, number: 0, seq: 0 }
   maxSamples = 50
+  // The device of the previous row: archives come sorted by time, so
+  // consecutive rows are often the same device.
+  private lastSn = ''
+  private lastDev: DeviceAgg | null = null
+
+  /** `tz`: the plant's IANA zone; days, hours and the heat map are its local ones. */
+  constructor(tz: string = DEFAULT_TZ) {
+    this.zone = new ZoneOffset(tz)
+  }
 
   bad(file: string, line: number, reason: BadReason, text: string): void {
     this.badByReason[reason]++
     if (this.badSamples.length < this.maxSamples) this.badSamples.push({ file, line, reason, text: text.slice(0, 200) })
   }
 
-  add(r: Reading): void {
-    this.good++
-    let d = this.devices.get(r.sn)
+  /** Known SN: skips the SN check of a row for a device already seen. */
+  has(sn: string): boolean {
+    return sn === this.lastSn || this.devices.has(sn)
+  }
+
+  /** The device `sn` (a valid SN), created on first use at time `t`. */
+  device(sn: string, t: number): DeviceAgg {
+    if (sn === this.lastSn && this.lastDev) return this.lastDev
+    let d = this.devices.get(sn)
     if (!d) {
       d = {
-        sn: r.sn, rows: 0, firstT: r.t, lastT: r.t, reordered: 0, seq: newSeqState(), days: new Map(),
-        batFirst: NaN, batLast: NaN, batMin: Infinity, rssiSum: 0, rssiN: 0, rssiWeak: 0, ppmMax: -Infinity, ppmMaxT: NaN,
+        sn, rows: 0, firstT: t, lastT: t, reordered: 0, seq: newSeqState(), days: new Map(), curDay: NaN, curBuf: null,
+        batFirst: NaN, batFirstT: Infinity, batLast: NaN, batLastT: -Infinity, batMin: Infinity,
+        rssiSum: 0, rssiN: 0, rssiWeak: 0, ppmMax: -Infinity, ppmMaxT: NaN,
       }
-      this.devices.set(r.sn, d)
+      this.devices.set(sn, d)
     }
-    d.rows++
-    if (r.t < d.lastT) d.reordered++
-    else stepSeq(d.seq, r.seq)
-    if (r.t < d.firstT) d.firstT = r.t
-    if (r.t > d.lastT) d.lastT = r.t
+    this.lastSn = sn
+    this.lastDev = d
+    return d
+  }
 
-    const ts = Math.floor(r.t)
-    const day = Math.floor(ts / 86400)
+  private dayBuf(d: DeviceAgg, t: number): DayBuf {
+    const day = this.zone.day(t)
     let b = d.days.get(day)
     if (!b) {
-      b = newDay()
+      const start = this.zone.dayStart(day)
+      const length = this.zone.dayStart(day + 1) - start
+      b = newDay(start, length)
       d.days.set(day, b)
-      this.days.add(day)
+      this.days.set(day, length)
     }
-    const sod = ts - day * 86400
+    d.curDay = day
+    d.curBuf = b
+    return b
+  }
+
+  add(r: Reading): void {
+    this.addRow(r.t, r.sn, r.vRaw, r.ppm, r.bat, r.rssi, r.seq)
+  }
+
+  /** One valid row. NaN bat/rssi: empty; seq -1: empty. */
+  addRow(t: number, sn: string, vRaw: number, ppm: number, bat: number, rssi: number, seq: number): void {
+    this.addTo(this.device(sn, t), t, vRaw, ppm, bat, rssi, seq)
+  }
+
+  /** addRow for a device already looked up (the reader's hot path: no string, no map per row). */
+  addTo(d: DeviceAgg, t: number, vRaw: number, ppm: number, bat: number, rssi: number, seq: number): void {
+    this.good++
+    d.rows++
+    if (t < d.lastT) d.reordered++
+    else stepSeq(d.seq, seq)
+    if (t < d.firstT) d.firstT = t
+    if (t > d.lastT) d.lastT = t
+
+    // Rows of a device mostly fall in the day of its previous row.
+    let b = d.curBuf
+    if (!b || t < b.start || t >= b.start + b.length) b = this.dayBuf(d, t)
+    let sod = Math.floor(t) - b.start
+    if (sod >= b.length) sod = b.length - 1
+    else if (sod < 0) sod = 0
     const m = (sod / 60) | 0
     const h = (sod / 3600) | 0
-    if (r.ppm < b.mMin[m]) b.mMin[m] = r.ppm
-    if (r.ppm > b.mMax[m]) b.mMax[m] = r.ppm
-    b.mSum[m] += r.ppm
+    if (ppm < b.mMin[m]) b.mMin[m] = ppm
+    if (ppm > b.mMax[m]) b.mMax[m] = ppm
+    b.mSum[m] += ppm
     if (b.mN[m] < 65535) b.mN[m]++
     const slot = (sod / CADENCE_S) | 0
     b.slots[slot >> 3] |= 1 << (slot & 7)
-    if (r.ppm < b.hPpmMin[h]) b.hPpmMin[h] = r.ppm
-    if (r.vRaw < b.hVrawMin[h]) b.hVrawMin[h] = r.vRaw
-    if (!Number.isNaN(r.bat)) {
-      b.hBatSum[h] += r.bat
+    if (ppm < b.hPpmMin[h]) b.hPpmMin[h] = ppm
+    if (vRaw < b.hVrawMin[h]) b.hVrawMin[h] = vRaw
+    if (bat === bat) {
+      b.hBatSum[h] += bat
       b.hBatN[h]++
-      if (Number.isNaN(d.batFirst)) d.batFirst = r.bat
-      d.batLast = r.bat
-      if (r.bat < d.batMin) d.batMin = r.bat
+      // First and last by time, whatever order the files were dropped in.
+      if (t < d.batFirstT) { d.batFirstT = t; d.batFirst = bat }
+      if (t >= d.batLastT) { d.batLastT = t; d.batLast = bat }
+      if (bat < d.batMin) d.batMin = bat
     }
-    if (!Number.isNaN(r.rssi)) {
-      b.hRssiSum[h] += r.rssi
+    if (rssi === rssi) {
+      b.hRssiSum[h] += rssi
       b.hRssiN[h]++
-      d.rssiSum += r.rssi
+      d.rssiSum += rssi
       d.rssiN++
-      if (r.rssi < -100) d.rssiWeak++
+      if (rssi < -100) d.rssiWeak++
     }
-    if (r.ppm > d.ppmMax) { d.ppmMax = r.ppm; d.ppmMaxT = r.t }
+    if (ppm > d.ppmMax) { d.ppmMax = ppm; d.ppmMaxT = t }
   }
 
   totals(): Totals {
@@ -224,18 +302,21 @@ export class Aggregator {
     }
     return {
       lines: this.lines, headers: this.headers, good: this.good, bad, badByReason: { ...this.badByReason },
-      devices: this.devices.size, days: [...this.days].sort((a, b) => a - b),
+      devices: this.devices.size, days: [...this.days.keys()].sort((a, b) => a - b), tz: this.zone.tz,
       firstT: Number.isFinite(firstT) ? firstT : NaN, lastT: Number.isFinite(lastT) ? lastT : NaN,
     }
   }
 
+  private sortedDays(d: DeviceAgg): DayBuf[] {
+    return [...d.days.keys()].sort((a, b) => a - b).map((k) => d.days.get(k)!)
+  }
+
   private hourly(d: DeviceAgg): HourlySeries {
     const out: HourlySeries = { sn: d.sn, t: [], bat: [], rssi: [], baseline: [] }
-    for (const day of [...d.days.keys()].sort((a, b) => a - b)) {
-      const b = d.days.get(day)!
-      for (let h = 0; h < 24; h++) {
+    for (const b of this.sortedDays(d)) {
+      for (let h = 0; h < MAX_H; h++) {
         if (b.hPpmMin[h] === Infinity) continue
-        out.t.push(day * 86400 + h * 3600)
+        out.t.push(b.start + h * 3600)
         out.bat.push(b.hBatN[h] ? b.hBatSum[h] / b.hBatN[h] : null)
         out.rssi.push(b.hRssiN[h] ? b.hRssiSum[h] / b.hRssiN[h] : null)
         out.baseline.push(b.hPpmMin[h])
@@ -246,13 +327,14 @@ export class Aggregator {
 
   /**
    * Per-device health: completeness counts the 10 s slots that hold at least
-   * one reading against every slot of the days the archives cover (a device
-   * silent all afternoon is not 100 %; a device in 1 s debug mode is not
-   * 1000 %). Zero drift is the slope of the hourly minimum ppm (the baseline
-   * between gas events) in ppm per day.
+   * one reading against every slot of the local days the archives cover (a
+   * device silent all afternoon is not 100 %; a device in 1 s debug mode is
+   * not 1000 %). Zero drift is the slope of the hourly minimum ppm (the
+   * baseline between gas events) in ppm per day.
    */
   summaries(): DeviceSummary[] {
-    const expected = this.days.size * SLOTS_PER_DAY
+    let expected = 0
+    for (const len of this.days.values()) expected += len / CADENCE_S
     const out: DeviceSummary[] = []
     for (const d of this.devices.values()) {
       let filled = 0
@@ -283,11 +365,10 @@ export class Aggregator {
     const d = this.devices.get(sn)
     if (!d) return null
     const out: MinuteSeries = { sn, t: [], min: [], max: [], avg: [] }
-    for (const day of [...d.days.keys()].sort((a, b) => a - b)) {
-      const b = d.days.get(day)!
-      for (let m = 0; m < 1440; m++) {
+    for (const b of this.sortedDays(d)) {
+      for (let m = 0; m < MAX_MIN; m++) {
         if (!b.mN[m]) continue
-        out.t.push(day * 86400 + m * 60)
+        out.t.push(b.start + m * 60)
         out.min.push(b.mMin[m])
         out.max.push(b.mMax[m])
         out.avg.push(b.mSum[m] / b.mN[m])
@@ -302,31 +383,40 @@ export class Aggregator {
   }
 
   /**
-   * Alarm distribution: for each device and hour of the day (local time at
-   * tzOffsetMin east of UTC), the minutes whose highest reading reached
-   * level 1 and level 2. Thresholds are parameters so the page can change
-   * them without reading the files again.
+   * Alarm distribution: for each device and local hour of the day, the
+   * minutes whose highest reading reached that device's level 1 and level 2.
+   * `limits` holds each device's own limits (GET /api/devices); `fallback`
+   * applies to devices it does not know, and without it such a device's
+   * row stays empty and its `limits` entry null, so the page can say so
+   * instead of painting it against a made-up threshold.
    */
-  heatMap(level1: number, level2: number, tzOffsetMin: number): HeatMap {
+  heatMap(limits: Record<string, DeviceLimits>, fallback: DeviceLimits | null = null): HeatMap {
     const sns = [...this.devices.keys()].sort()
-    const l1: number[][] = [], l2: number[][] = []
+    const l1: number[][] = [], l2: number[][] = [], used: (DeviceLimits | null)[] = []
     for (const sn of sns) {
       const d = this.devices.get(sn)!
       const r1 = new Array(24).fill(0), r2 = new Array(24).fill(0)
-      for (const [day, b] of d.days) {
-        for (let m = 0; m < 1440; m++) {
-          if (!b.mN[m]) continue
-          const mx = b.mMax[m]
-          if (mx < level1 && mx < level2) continue
-          const local = (((day * 1440 + m + tzOffsetMin) % 1440) + 1440) % 1440
-          const h = (local / 60) | 0
-          if (mx >= level1) r1[h]++
-          if (mx >= level2) r2[h]++
+      const own = limits[sn]
+      const lim = known(own) ? own : known(fallback) ? fallback : null
+      used.push(lim)
+      const a = lim?.l1 ?? Infinity, c = lim?.l2 ?? Infinity
+      if (lim) {
+        for (const b of d.days.values()) {
+          for (let m = 0; m < MAX_MIN; m++) {
+            if (!b.mN[m]) continue
+            const mx = b.mMax[m]
+            if (mx < a && mx < c) continue
+            // The wall-clock hour of this minute (on a DST day the elapsed
+            // minute is shifted by the change).
+            const h = (((b.start + m * 60 + this.zone.at(b.start + m * 60)) % 86400) / 3600) | 0
+            if (mx >= a) r1[h]++
+            if (mx >= c) r2[h]++
+          }
         }
       }
       l1.push(r1)
       l2.push(r2)
     }
-    return { sns, l1, l2 }
+    return { sns, l1, l2, limits: used }
   }
 }

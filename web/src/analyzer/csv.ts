@@ -18,7 +18,7 @@ export interface Reading {
   seq: number // -1 when empty
 }
 
-const SN_RE = /^[A-Za-z0-9_.:-]{1,64}$/
+export const SN_RE = /^[A-Za-z0-9_.:-]{1,64}$/
 
 function digits(s: string, from: number, n: number): number {
   let v = 0

@@ -58,13 +58,17 @@ describe('CsvGzReader', () => {
     expect(s[0].ppmMax).toBe(600)
     expect(s[0].batFirst).toBe(90)
     expect(s[0].batLast).toBe(85)
-    const heat = agg.heatMap(100, 500, 0)
+    const lim = { A000: { l1: 100, l2: 500 }, A001: { l1: 100, l2: 500 }, A002: { l1: 100, l2: 500 } }
+    const heat = agg.heatMap(lim)
     expect(heat.sns).toEqual(['A000', 'A001', 'A002'])
-    expect(heat.l1[0][3]).toBe(3)
-    expect(heat.l2[0][3]).toBe(1)
+    // 03:00 UTC is 11:00 in the plant's zone (Asia/Shanghai by default).
+    expect(heat.l1[0][11]).toBe(3)
+    expect(heat.l2[0][11]).toBe(1)
     expect(heat.l1[1].reduce((a, b) => a + b, 0)).toBe(0)
-    // Shanghai time shifts the alarm to 11:00.
-    expect(agg.heatMap(100, 500, 480).l1[0][11]).toBe(3)
+    // The same readings in a UTC plant.
+    const utc = new Aggregator('UTC')
+    feed(utc, gzipSync(Buffer.from(text)))
+    expect(utc.heatMap(lim).l1[0][3]).toBe(3)
     const ms = agg.minuteSeries('A000')!
     const i3 = ms.t.indexOf(T0 + 3 * 3600 + 60)
     expect(ms.max[i3]).toBe(600)
@@ -97,6 +101,64 @@ describe('CsvGzReader', () => {
     expect(tot.badByReason.fields).toBe(1)
     expect(tot.badByReason.number).toBe(1)
     expect(agg.badSamples.map((b) => b.line)).toEqual([3, 4])
+  })
+
+  it('a complete Asia/Shanghai day file is one 100 % day, whatever the browser zone', () => {
+    // 2025-12-17 00:00 to 24:00 at +08:00, written with +08 offsets as a
+    // plant's archive is, two devices.
+    const start = Date.UTC(2025, 11, 16, 16) / 1000
+    const lines = ['time,sn,v_raw,ppm,temp,humi,bat,rssi,seq']
+    const z = (t: number) => iso(t + 8 * 3600).replace('+00', '+08')
+    for (let k = 0; k < 8640; k++) for (const sn of ['S1', 'S2']) lines.push(`${z(start + k * 10)},${sn},100,1,20,50,80,-70,${k}`)
+    const agg = new Aggregator()
+    feed(agg, gzipSync(Buffer.from(lines.join('\n') + '\n')), 65536)
+    const tot = agg.totals()
+    expect(tot.tz).toBe('Asia/Shanghai')
+    expect(tot.days.length).toBe(1)
+    expect(tot.days[0]).toBe(Date.UTC(2025, 11, 17) / 86400000)
+    for (const s of agg.summaries()) {
+      expect(s.slotsExpected).toBe(8640)
+      expect(s.completenessPct).toBe(100)
+    }
+    // The minute series starts at local midnight (16:00 UTC the day before).
+    expect(agg.minuteSeries('S1')!.t[0]).toBe(start)
+    // Two consecutive local day files: still 100 %, two days.
+    const next = lines.slice(1).map((l) => l.replace('2025-12-17', '2025-12-18').replace('2025-12-16', '2025-12-17'))
+    feed(agg, gzipSync(Buffer.from(['time,sn,v_raw,ppm,temp,humi,bat,rssi,seq', ...next].join('\n') + '\n')))
+    expect(agg.totals().days.length).toBe(2)
+    for (const s of agg.summaries()) expect(s.completenessPct).toBe(100)
+  })
+
+  it('battery first → last by time, not by the order the files were dropped in', () => {
+    const day = (d: number, bat: number) => gzipSync(Buffer.from(
+      `time,sn,v_raw,ppm,temp,humi,bat,rssi,seq\n${iso(T0 + d * 86400)},B1,1,1,20,50,${bat},-70,${d}\n`))
+    const agg = new Aggregator()
+    feed(agg, day(2, 70)) // the later day dropped first
+    feed(agg, day(0, 90))
+    feed(agg, day(1, 80))
+    const [s] = agg.summaries()
+    expect(s.batFirst).toBe(90)
+    expect(s.batLast).toBe(70)
+    expect(s.batMin).toBe(70)
+  })
+
+  it('the heat map counts each device against its own limits and leaves unknown ones empty', () => {
+    const { text } = makeCsv(3, 6 * 3600)
+    const agg = new Aggregator()
+    feed(agg, gzipSync(Buffer.from(text)))
+    // A000 peaks at 150 then 600; A001 reads 11 ppm, A002 12 ppm.
+    const heat = agg.heatMap({ A000: { l1: 200, l2: null }, A001: { l1: 10, l2: 11 } })
+    expect(heat.l1[0][11]).toBe(1) // only the 600 ppm minute reaches 200
+    expect(heat.l2[0].reduce((a, b) => a + b, 0)).toBe(0) // no level 2 known for A000
+    expect(heat.l1[1].reduce((a, b) => a + b, 0)).toBe(6 * 60) // 11 ≥ 10 every minute
+    expect(heat.l2[1].reduce((a, b) => a + b, 0)).toBe(6 * 60)
+    expect(heat.limits[2]).toBeNull() // A002: no limits known, nothing counted
+    expect(heat.l1[2].reduce((a, b) => a + b, 0)).toBe(0)
+    // Levels the user typed apply to the devices without limits only.
+    const fb = agg.heatMap({ A000: { l1: 200, l2: null } }, { l1: 12, l2: null })
+    expect(fb.limits[2]).toEqual({ l1: 12, l2: null })
+    expect(fb.l1[2].reduce((a, b) => a + b, 0)).toBe(6 * 60)
+    expect(fb.l1[0][11]).toBe(1)
   })
 
   it('fails a truncated file instead of reporting it as complete', () => {

@@ -87,6 +87,9 @@ export default {
     kiosk: 'Full screen', noPlan: 'No floor plan uploaded yet', ack: 'Ack', acked: 'Acknowledged', close: 'Close',
   },
   analyzer: {
+    zone: 'Time zone: {tz} ({off})', zoneServer: 'from the server configuration', zoneDefault: 'default (not signed in or server configuration unavailable)',
+    ownLimits: 'Counted against each device\'s own level 1 / level 2 limits ({n} devices with known limits)', noLimits: '{n} devices have no known limits (read from the device list when signed in) and are not counted: {sns}',
+    noLimitsShort: 'no limits', fallbackLimits: 'Levels for devices without limits:',
     title: 'Archive analyzer', fromBucket: 'Pick from the archive bucket', analyze: 'Analyze', drop: 'Drop sensor_data_YYYYMMDD.csv.gz files here (several at once) or click to pick', reading: 'Decompressing and parsing…',
     files: 'Files', members: 'gzip members', rows: 'Good rows', bad: 'Bad lines', headers: 'Header lines', devices: 'Devices', seconds: '{s} s',
     range: 'Time range', trend: 'History trend', heatmap: 'Alarm distribution (device × hour)', health: 'Sensor health report', level1: 'Level 1',

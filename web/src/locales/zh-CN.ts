@@ -87,6 +87,9 @@ export default {
     kiosk: '全屏', noPlan: '尚未上传平面图', ack: '确认', acked: '已确认', close: '关闭',
   },
   analyzer: {
+    zone: '时区：{tz}（{off}）', zoneServer: '来自服务器配置', zoneDefault: '默认（未登录或无法读取服务器配置）',
+    ownLimits: '按各设备自己的一级/二级阈值统计（{n} 台设备阈值已知）', noLimits: '{n} 台设备没有已知阈值（登录后从设备列表读取），未统计：{sns}',
+    noLimitsShort: '无阈值', fallbackLimits: '为无阈值设备指定：',
     title: '归档数据分析', fromBucket: '从归档列表选择', analyze: '分析', drop: '拖入 sensor_data_YYYYMMDD.csv.gz 文件（可多个），或点击选择', reading: '正在解压与解析…',
     files: '文件', members: 'gzip 段', rows: '有效行', bad: '错误行', headers: '表头行', devices: '设备数', seconds: '耗时 {s} 秒',
     range: '时间范围', trend: '历史趋势', heatmap: '报警分布（设备 × 小时）', health: '传感器健康报告', level1: '一级阈值',

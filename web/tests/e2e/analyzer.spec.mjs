@@ -1,7 +1,7 @@
 // Analyzer specs: a generated csv.gz and a two-member one (made by
 // concatenating gzip streams, which DecompressionStream would reject).
 import { spec, expect, waitFor } from './harness.mjs'
-import { archiveText, gz } from './gen.mjs'
+import { archiveText, gz, shanghaiDayText } from './gen.mjs'
 
 async function statText(page, id) {
   return (await page.getByTestId(id).textContent()).replace(/[,\s]/g, '')
@@ -47,9 +47,37 @@ spec('analyzer reads a two-member gzip archive', async ({ page, baseUrl }) => {
   await page.waitForTimeout(400)
 })
 
+// A complete Asia/Shanghai day in a browser running in UTC (run.mjs):
+// every device 100 %, one day, the zone named on the page.
+async function shanghaiDay(page, baseUrl, zoneText) {
+  const a = shanghaiDayText({ devices: 2 })
+  await loadFiles(page, baseUrl, [{ name: 'sensor_data_20251217.csv.gz', mimeType: 'application/gzip', buffer: gz(a.text) }])
+  expect(await statText(page, 'stat-rows') === String(a.rows), 'rows of the day')
+  const tz = await page.getByTestId('analyzer-tz').textContent()
+  expect(tz.includes(zoneText) && tz.includes('Asia/Shanghai') && tz.includes('UTC+08:00'), `zone shown: ${tz}`)
+  await page.getByRole('tab', { name: /健康|health/i }).click()
+  for (const sn of ['SH-000', 'SH-001']) {
+    const row = page.getByTestId('health-table').locator('tr', { hasText: sn }).first()
+    await waitFor(async () => (await row.count()) > 0, { desc: `health row ${sn}` })
+    const cells = await row.locator('td').allTextContents()
+    expect(cells.some((c) => c.trim() === '100.0%'), `${sn} completeness 100.0 % in ${cells}`)
+    expect(await row.locator('.warn').count() === 0, `${sn} not flagged`)
+  }
+  const range = await page.locator('.stat.wide b').textContent()
+  expect(range.includes('2025-12-17 00:00:00') && range.includes('2025-12-17 23:59:50'), `range in plant time: ${range}`)
+}
+
+spec('analyzer: a complete +08:00 day is 100 % (Chinese)', async ({ page, baseUrl }) => {
+  await shanghaiDay(page, baseUrl, '时区')
+})
+
 spec('analyzer in English', async ({ page }) => {
   await page.getByTestId('lang-switch').click()
   await waitFor(async () => (await page.locator('h2').textContent()).includes('Archive analyzer'), { desc: 'English title' })
   await page.getByRole('tab', { name: 'Sensor health report' }).click()
   await page.waitForTimeout(300)
+})
+
+spec('analyzer: a complete +08:00 day is 100 % (English)', async ({ page, baseUrl }) => {
+  await shanghaiDay(page, baseUrl, 'Time zone')
 })

@@ -32,3 +32,22 @@ export function archiveText({ devices = 3, hours = 1, startHour = 0, bad = [] } 
 }
 
 export const gz = (text) => gzipSync(Buffer.from(text))
+
+/**
+ * One complete plant day of Asia/Shanghai (2025-12-17 00:00 to 24:00 at
+ * +08:00), timestamps written with their +08 offset as the plant's
+ * archive has them: `devices` devices, every 10 s slot filled.
+ */
+export function shanghaiDayText({ devices = 2 } = {}) {
+  const lines = ['time,sn,v_raw,ppm,temp,humi,bat,rssi,seq']
+  const start = Date.UTC(2025, 11, 16, 16) / 1000
+  let rows = 0
+  for (let k = 0; k < 8640; k++) {
+    const local = iso(start + k * 10 + 8 * 3600).replace('+00', '+08')
+    for (let i = 0; i < devices; i++) {
+      lines.push(`${local},SH-${String(i).padStart(3, '0')},120.0,20.0,25.0,50.0,${90 - i},-70,${k}`)
+      rows++
+    }
+  }
+  return { text: lines.join('\n') + '\n', rows }
+}

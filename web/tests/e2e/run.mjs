@@ -44,6 +44,14 @@ try {
         const sctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } })
         const screen = await sctx.newPage()
         for (const p of [page, screen]) p.on('pageerror', (e) => console.log('page error:', e.message))
+        // mcs-api's Content-Security-Policy (issue #16): anything the app
+        // does that the policy blocks is a failure, not a silent breakage.
+        const cspViolations = []
+        for (const p of [page, screen]) {
+          p.on('console', (m) => {
+            if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text())
+          })
+        }
         // The big screen signs in once in its own context (the wall PC).
         await screen.goto(`${st.baseUrl}/login`)
         await screen.getByTestId('login-user').fill('admin')
@@ -54,6 +62,11 @@ try {
         const files = (process.env.MCS_E2E_SPECS || 'stack,panel').split(',')
         if (files.includes('stack')) (await import('./stack.spec.mjs')).stackSpecs(st)
         if (files.includes('panel')) (await import('./panel.spec.mjs')).panelSpecs(st)
+        spec('no Content-Security-Policy violation in any page above', async () => {
+          const r = await fetch(`${st.baseUrl}/`)
+          if (!/frame-ancestors 'none'/.test(r.headers.get('content-security-policy') || '')) throw new Error('no CSP header on /')
+          if (cspViolations.length) throw new Error(`${cspViolations.length} violations:\n${cspViolations.slice(0, 5).join('\n')}`)
+        })
         failed += await runAll('stack', { page, screen, browser })
         await ctx.close()
         await sctx.close()

@@ -259,6 +259,9 @@ export function stackSpecs(st) {
     expect(resp.status() === 200, `archive list answered ${resp.status()}`)
     await page.waitForTimeout(400)
     await page.keyboard.press('Escape')
+    // Signed in as an admin, the plant's zone comes from the alarm settings.
+    await waitFor(async () => /来自服务器配置|from the server/.test(await page.getByTestId('analyzer-tz').textContent()), { desc: 'zone from the server' })
+    expect(await page.getByTestId('analyzer-tz').getAttribute('data-tz') === 'Asia/Shanghai', 'server zone Asia/Shanghai')
   })
 
   spec('admin in English', async ({ page }) => {
