@@ -143,6 +143,12 @@ static cJSON *bool_of(const cJSON *o, const char *k)
     return cJSON_CreateBool(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)));
 }
 
+/* A channel's "recovery" switch (issue #15): on unless stored false. */
+static cJSON *recovery_of(const cJSON *o)
+{
+    return cJSON_CreateBool(!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "recovery")));
+}
+
 static void mask_into(cJSON *out, const char *k, const char *stored)
 {
     cJSON_AddStringToObject(out, k, stored && stored[0] ? API_SECRET_MASK : "");
@@ -192,6 +198,7 @@ static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
     cJSON_AddStringToObject(e, "smtp_user", jstr(mail, "user") ? jstr(mail, "user") : "");
     mask_into(e, "smtp_pass", jstr(mail, "password"));
     cJSON_AddItemToObject(e, "recipients", split_list(jstr(mail, "to"), ';'));
+    cJSON_AddItemToObject(e, "recovery", recovery_of(mail));
 
     /* The robot shown is the enabled one, else the first with a URL. */
     for(int i = 0; i < ROBOTS && !robot; i++)
@@ -218,6 +225,7 @@ static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
                           split_list(jstr(robot, robot_i == 2 ? "mentioned_mobiles" : "at_mobiles"),
                                      ','));
     cJSON_AddStringToObject(w, "template", jstr(robot, "template") ? jstr(robot, "template") : "");
+    cJSON_AddItemToObject(w, "recovery", recovery_of(robot));
 
     cJSON_AddItemToObject(s, "enabled", bool_of(sms, "enabled"));
     cJSON_AddStringToObject(s, "access_key_id",
@@ -227,6 +235,7 @@ static cJSON *alarm_view(cJSON *general, cJSON *ch[], int nch)
     cJSON_AddStringToObject(s, "template_code",
                             jstr(sms, "template_code") ? jstr(sms, "template_code") : "");
     cJSON_AddItemToObject(s, "phones", split_list(jstr(sms, "phones"), ','));
+    cJSON_AddItemToObject(s, "recovery", recovery_of(sms));
 
     v = cJSON_GetObjectItemCaseSensitive(general, "debounce_min");
     cJSON_AddNumberToObject(st, "debounce_minutes", cJSON_IsNumber(v) ? v->valuedouble : 10);
@@ -505,11 +514,13 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
 {
     static const char *const top[] = {"email", "webhook", "sms", "settings", "system", NULL};
     static const char *const emk[] = {"enabled", "smtp_host", "smtp_port", "ssl", "sender",
-                                      "smtp_user", "smtp_pass", "recipients", NULL};
+                                      "smtp_user", "smtp_pass", "recipients", "recovery",
+                                      NULL};
     static const char *const whk[] = {"enabled", "platform", "url", "secret", "at_mobiles",
-                                      "template", NULL};
+                                      "template", "recovery", NULL};
     static const char *const smk[] = {"enabled", "access_key_id", "access_key_secret",
-                                      "sign_name", "template_code", "phones", NULL};
+                                      "sign_name", "template_code", "phones", "recovery",
+                                      NULL};
     static const char *const stk[] = {"debounce_minutes", "enable_schedule", "schedule_days",
                                       "schedule_start", "schedule_end", "timezone", NULL};
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(in, "email");
@@ -543,6 +554,7 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
                        MCS_EINVAL;
         }
         if(opt_bool(e, "enabled", m, "enabled", err, errn) ||
+           opt_bool(e, "recovery", m, "recovery", err, errn) ||
            opt_str(e, "smtp_host", 255, m, "host", err, errn) ||
            opt_str(e, "sender", 255, m, "from", err, errn) ||
            opt_str(e, "smtp_user", 255, m, "user", err, errn) ||
@@ -587,6 +599,7 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
         if(!cJSON_IsObject(s) || rq_known_fields(s, smk, err, errn))
             return section_err(err, errn, "sms", cJSON_IsObject(s));
         if(opt_bool(s, "enabled", m, "enabled", err, errn) ||
+           opt_bool(s, "recovery", m, "recovery", err, errn) ||
            opt_str(s, "access_key_id", 128, m, "access_key_id", err, errn) ||
            opt_str(s, "sign_name", 128, m, "sign_name", err, errn) ||
            opt_str(s, "template_code", 128, m, "template_code", err, errn) ||
@@ -615,7 +628,8 @@ static int apply_alarm(struct api_ctx *ctx, const cJSON *in, cJSON *general, cJS
         m = ch[2 + ri];
         secret_was = secret_kept(m, "secret", cJSON_GetObjectItemCaseSensitive(w, "secret"));
         snprintf(url0, sizeof(url0), "%s", jstr(m, "url") ? jstr(m, "url") : "");
-        if(opt_bool(w, "enabled", m, "enabled", err, errn) || put_url(w, m, err, errn) ||
+        if(opt_bool(w, "enabled", m, "enabled", err, errn) ||
+           opt_bool(w, "recovery", m, "recovery", err, errn) || put_url(w, m, err, errn) ||
            opt_str(w, "template", 4000, m, "template", err, errn) ||
            opt_list(w, "at_mobiles", ",", m, ri == 2 ? "mentioned_mobiles" : "at_mobiles", err,
                     errn) ||

@@ -116,7 +116,12 @@ void alarm_decide(int type, const struct alarm_limits *lim, double hyst_pct,
         case AL_OVER_RANGE:
             level = s->over_range ? 2 : 0;
             thr = lim->range_max;
-            clear = !s->over_range;
+            /* Like HIGH (issue #15): a sensor hovering at its range maximum
+             * must not clear and raise again every cycle. It clears once the
+             * reading is back below range_max by the hysteresis band. */
+            if(!level && st->open)
+                clear = isnan(lim->range_max) || isnan(s->ppm) ||
+                        s->ppm <= lim->range_max - band(lim, lim->range_max, hyst_pct);
             break;
         case AL_LOW_BAT:
             level = bat_low(s) ? 1 : 0;
@@ -254,6 +259,11 @@ int alarm_may_send(const struct alarm_schedule *sc, int level2_override, int lev
         return 1;
     alarm_local_time(utc_s, offset_s, &dow, &minute);
     return alarm_schedule_allows(sc, dow, minute);
+}
+
+int alarm_raise_forced(int type, int level)
+{
+    return level >= 2 && type != AL_OVER_RANGE;
 }
 
 int alarm_debounce_ok(int64_t last_notified_ms, int64_t now_ms, int64_t window_ms, int level2)

@@ -106,6 +106,12 @@ int alarm_schedule_allows(const struct alarm_schedule *sc, int isodow, int minut
 int alarm_may_send(const struct alarm_schedule *sc, int level2_override, int level,
                    int64_t utc_s, int offset_s);
 
+/* Whether a raise notifies at once, whatever the debounce window: one at a
+ * level-2 gas limit does. OVER_RANGE is level 2 by nature but is debounced
+ * like HIGH (issue #15: a sensor hovering at its range maximum notified
+ * every cycle on every channel). */
+int alarm_raise_forced(int type, int level);
+
 /* Debounce (R-AL-2): a raise notifies when (sn, type) was never notified or
  * last at least window_ms ago; a level-2 event always does. */
 int alarm_debounce_ok(int64_t last_notified_ms, int64_t now_ms, int64_t window_ms, int level2);

@@ -38,6 +38,7 @@ struct aldev {
     int pend_count[AL_NTYPES];
     double pend_last[AL_NTYPES];
     int64_t pend_ts[AL_NTYPES];
+    uint32_t praise_i[AL_NTYPES]; /* id -1: its entry in the batch's raises */
 };
 
 /* A raise decided but not yet written: raises are inserted together (one
@@ -480,7 +481,8 @@ static int refresh_open(struct alarm_engine *e, PGconn *pg)
     return 0;
 }
 
-/* Reads the open alarms of the known devices of the scratch and locks them. */
+/* Reads the open alarms of the known devices of the scratch and locks them,
+ * in the global lock order (sn, alarm type) that raises follow too. */
 static int lock_open(struct alarm_engine *e, PGconn *pg)
 {
     char *arr = sn_array(e->scr, e->nscr, want_known);
@@ -490,7 +492,8 @@ static int lock_open(struct alarm_engine *e, PGconn *pg)
         return MCS_ENOMEM;
     r = q(e, pg,
           "SELECT id, sn, alarm_type, level, peak_value FROM alarm_logs"
-          " WHERE cleared_at IS NULL AND sn = ANY($1::text[]) ORDER BY id FOR UPDATE",
+          " WHERE cleared_at IS NULL AND sn = ANY($1::text[])"
+          " ORDER BY sn COLLATE \"C\", alarm_type COLLATE \"C\" FOR UPDATE",
           1, p);
     free(arr);
     if(!r)
@@ -682,6 +685,25 @@ static int do_clear(struct alarm_engine *e, PGconn *pg, struct aldev *d, int t, 
     if(!r)
         return MCS_EDB;
     PQclear(r);
+    if(alarm_type_category(t) == AL_CAT_GAS) {
+        /* The recovery message (issue #15): the channels that were paged
+         * for this alarm (a row not held back by the schedule) learn that
+         * it is over, unless their "recovery" switch is off. Same outbox,
+         * same transaction as the clear: exactly once with it. */
+        r = q(e, pg,
+              "INSERT INTO alarm_outbox (alarm_id, channel, event, level)"
+              " SELECT a.id, substr(c.key, 15), 'clear', a.level"
+              " FROM alarm_logs a, system_config c WHERE a.id = $1"
+              " AND c.key LIKE 'alarm.channel.%' AND c.value->>'enabled' = 'true'"
+              " AND COALESCE(c.value->>'recovery', 'true') <> 'false'"
+              " AND EXISTS (SELECT 1 FROM alarm_outbox o WHERE o.alarm_id = a.id"
+              " AND o.channel = substr(c.key, 15) AND o.event <> 'clear'"
+              " AND o.status NOT IN ('held', 'dropped'))",
+              1, p);
+        if(!r)
+            return MCS_EDB;
+        PQclear(r);
+    }
     d->id[t] = 0;
     STAT(e, cleared);
     return 0;
@@ -728,7 +750,7 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
         snprintf(id, sizeof(id), "%lld", pr->d->id[pr->t]);
         snprintf(lv, sizeof(lv), "%d", pr->level);
         if(alarm_may_send(&cfg->sched, cfg->level2_override, pr->level, now_s, cfg->tz_offset_s)) {
-            int k = pr->level >= 2;
+            int k = alarm_raise_forced(pr->t, pr->level);
             sb_elem(&a[k][0], id);
             sb_elem(&a[k][1], pr->d->sn);
             sb_elem(&a[k][2], alarm_type_name(pr->t));
@@ -762,7 +784,8 @@ static int notify_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_
               "WITH ev AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
               " $4::smallint[]) AS x(id, sn, typ, lvl)),"
               " s AS (INSERT INTO alarm_notify_state AS ns (sn, alarm_type, last_notified_at)"
-              " SELECT sn, typ, now() FROM ev ON CONFLICT (sn, alarm_type) DO UPDATE SET"
+              " SELECT sn, typ, now() FROM ev ORDER BY sn COLLATE \"C\", typ COLLATE \"C\""
+              " ON CONFLICT (sn, alarm_type) DO UPDATE SET"
               " suppressed = CASE WHEN $6::bool OR ns.last_notified_at <= now() -"
               "  make_interval(secs => $5::float8) THEN 0 ELSE ns.suppressed + 1 END,"
               " last_notified_at = CASE WHEN $6::bool OR ns.last_notified_at <= now() -"
@@ -812,8 +835,11 @@ out:
     return rc;
 }
 
-/* Inserts the raises of the batch so far in one statement, adopts the ones
- * another instance raised meanwhile, then writes their notifications. */
+/* Inserts the raises of the batch so far in one statement, in the global
+ * lock order (sn, alarm type): two instances raising crossing devices wait
+ * for each other in the same order instead of deadlocking (issue #15).
+ * Adopts the ones another instance raised meanwhile, then writes their
+ * notifications. */
 static int flush_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_cfg *cfg)
 {
     struct sbuf c[8] = {{0}};
@@ -857,6 +883,7 @@ static int flush_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_c
               " msg, $9 FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[],"
               " $5::float8[], $6::float8[], $7::bigint[], $8::text[])"
               " AS x(sn, typ, cat, lvl, val, thr, ts, msg)"
+              " ORDER BY sn COLLATE \"C\", typ COLLATE \"C\""
               " ON CONFLICT (sn, alarm_type) WHERE cleared_at IS NULL AND"
               " alarm_type <> 'UNKNOWN_DEVICE' DO NOTHING"
               " RETURNING id, sn, alarm_type",
@@ -883,10 +910,20 @@ static int flush_raises(struct alarm_engine *e, PGconn *pg, const struct alarm_c
             continue;
         /* Raised by the other instance meanwhile: ours to update, not to
          * raise or notify again. The raising reading counts as a repeat. */
-        int cnt = d->pend_count[pr->t];
+        int cnt = d->pend_count[pr->t], lvl = pr->level;
         if(adopt_open(e, pg, d, pr->t)) {
             rc = MCS_EDB;
             goto out;
+        }
+        if(lvl > d->st[pr->t].level && d->id[pr->t] > 0 && pr->t != AL_OVER_RANGE) {
+            /* Our reading took the other instance's alarm to level 2. */
+            d->st[pr->t].level = lvl;
+            if(alarm_notify_event(pg, cfg, d->id[pr->t], d->sn, alarm_type_name(pr->t),
+                                  "level2", lvl, 1) < 0) {
+                snprintf(e->err, sizeof(e->err), "%s", PQerrorMessage(pg));
+                rc = MCS_EDB;
+                goto out;
+            }
         }
         d->pend_count[pr->t] = cnt + 1;
         d->pend_last[pr->t] = pr->value;
@@ -934,6 +971,7 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
                 e->praise = np;
                 e->praise_cap = nc;
             }
+            d->praise_i[t] = (uint32_t)e->npraise;
             struct pend_raise *pr = &e->praise[e->npraise++];
             pr->d = d;
             pr->t = t;
@@ -954,26 +992,47 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
         case AL_ACT_LEVEL2: {
             char thr[32], id[24];
             const char *p[2];
-            if(d->id[t] < 0 && flush_raises(e, pg, cfg))
-                return MCS_EDB;
-            if(d->id[t] <= 0)
+            if(d->id[t] < 0) {
+                /* Raised in this batch and not inserted yet: it is raised at
+                 * level 2 (notified at once), in memory, so that the batch
+                 * inserts its raises in one ordered statement. */
+                struct pend_raise *pr = &e->praise[d->praise_i[t]];
+                pr->level = dec.level;
+                pr->value = dec.value; /* what the level-2 message reports */
+                pr->thr = dec.threshold;
+                alarm_apply(t, &d->st[t], &dec);
+                d->pend_count[t]++;
+                d->pend_last[t] = dec.value;
+                d->pend_ts[t] = rec->ts;
+                break;
+            }
+            if(d->id[t] == 0)
                 break; /* raced away by the other instance: nothing of ours */
             alarm_apply(t, &d->st[t], &dec);
             d->pend_count[t]++;
             d->pend_last[t] = dec.value;
             d->pend_ts[t] = rec->ts;
-            if(flush_pending(e, pg, d, t))
-                return MCS_EDB;
             snprintf(id, sizeof(id), "%lld", d->id[t]);
             p[0] = id;
             fmt_num(thr, sizeof(thr), dec.threshold, &p[1]);
+            /* A rise to level 2 is a new alarm condition (GB 16808): an
+             * acknowledgement of level 1 no longer silences it. It is kept in
+             * ack1_*, and the alarm is unacknowledged again, in the statement
+             * that raises the level, so that the screens' event says both
+             * (issue #15). */
             PGresult *r = q(e, pg,
-                            "UPDATE alarm_logs SET threshold = COALESCE($2, threshold)"
-                            " WHERE id = $1",
+                            "UPDATE alarm_logs SET threshold = COALESCE($2, threshold),"
+                            " level = GREATEST(level, 2),"
+                            " ack1_at = COALESCE(ack_at, ack1_at),"
+                            " ack1_by = CASE WHEN ack_at IS NULL THEN ack1_by ELSE ack_by END,"
+                            " ack1_note = CASE WHEN ack_at IS NULL THEN ack1_note ELSE ack_note END,"
+                            " ack_at = NULL, ack_by = NULL, ack_note = NULL WHERE id = $1",
                             2, p);
             if(!r)
                 return MCS_EDB;
             PQclear(r);
+            if(flush_pending(e, pg, d, t))
+                return MCS_EDB;
             /* Level 2 notifies at once, whatever the debounce window. */
             if(alarm_notify_event(pg, cfg, d->id[t], d->sn, alarm_type_name(t), "level2", 2,
                                   1) < 0) {
@@ -992,15 +1051,6 @@ static int eval_record(struct alarm_engine *e, PGconn *pg, const struct alarm_cf
             break;
         }
     }
-    return 0;
-}
-
-static int exec_simple(struct alarm_engine *e, PGconn *pg, const char *sql)
-{
-    PGresult *r = q(e, pg, sql, 0, NULL);
-    if(!r)
-        return MCS_EDB;
-    PQclear(r);
     return 0;
 }
 
@@ -1081,7 +1131,7 @@ static int rec_interesting(struct alarm_engine *e, const struct mcs_jrec *rec, c
     return alarm_state_interesting(&e->state, sn, high, low, &s);
 }
 
-/* Everything after the savepoint; MCS_EDB on any statement failure. */
+/* The decisions of the batch; MCS_EDB on any statement failure (e->err). */
 static int eval_inner(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                       int need_open)
 {
@@ -1178,36 +1228,22 @@ int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *
         jrec_sn(&recs[i], sn);
         any = rec_interesting(e, &recs[i], sn);
     }
-    if(!any)
+    if(!any || !eval_inner(e, pg, recs, n, need_open))
         goto out;
-    if(exec_simple(e, pg, "SAVEPOINT mcs_alarm")) {
-        rc = MCS_EDB;
-        goto out;
-    }
-    if(eval_inner(e, pg, recs, n, need_open))
-        goto fail;
-    if(exec_simple(e, pg, "RELEASE SAVEPOINT mcs_alarm"))
-        goto fail;
-    goto out;
-fail:
-    if(PQstatus(pg) == CONNECTION_BAD) {
-        rc = MCS_EDB;
-        goto out;
-    }
-    LOG_E("alarm", "alarm decisions of a batch failed; readings stored without them",
+    /* No savepoint: a batch's readings and its decisions commit together or
+     * not at all (issue #15). A failed evaluation (deadlock, lock or
+     * statement timeout, any refused statement) fails the whole batch; the
+     * store rolls it back and tries the same batch again, the journal does
+     * not advance, and the retry decides again from what is committed. */
+    rc = PQstatus(pg) == CONNECTION_BAD ? MCS_EDB : MCS_EAGAIN;
+    LOG_W("alarm", "alarm decisions of a batch failed; the batch is rolled back and retried",
           LS("error", e->err));
     STAT(e, errors);
-    {
-        PGresult *r = PQexec(pg, "ROLLBACK TO SAVEPOINT mcs_alarm");
-        if(PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = MCS_EDB;
-        PQclear(r);
-    }
     e->next_open_ms = 0;
 out:
     scr_reset(e);
     publish_sizes(e);
     if(rc)
-        snprintf(err, errn, "alarm engine: %s", PQerrorMessage(pg));
+        snprintf(err, errn, "alarm engine: %s", e->err);
     return rc;
 }

@@ -60,10 +60,13 @@ void alarm_engine_set_cfg(struct alarm_engine *e, const struct alarm_cfg *c);
 void alarm_engine_get_cfg(struct alarm_engine *e, struct alarm_cfg *c);
 
 /* Decides the alarms of recs[0..n) in journal order inside the caller's open
- * transaction on pg (store thread). A statement error of its own is rolled
- * back to its savepoint, logged and counted, so that readings are never
- * refused because of an alarm. Returns 0, or MCS_EDB when the connection is
- * lost (the caller rolls the batch back and retries it; err says why). */
+ * transaction on pg (store thread). Row locks are taken in one global order
+ * (sn, alarm type), so two instances deciding crossing devices cannot
+ * deadlock on each other. Returns 0; MCS_EAGAIN when a statement failed on a
+ * live connection (deadlock, lock or statement timeout, refused statement:
+ * logged, counted; the caller must roll the whole batch back and retry it,
+ * so that readings never commit without their decisions); MCS_EDB when the
+ * connection is lost. err says why. */
 int alarm_eval_batch(struct alarm_engine *e, PGconn *pg, const struct mcs_jrec *recs, size_t n,
                      char *err, size_t errn);
 

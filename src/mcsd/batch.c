@@ -147,19 +147,44 @@ static enum mcs_pgfail write_checkpoint(struct mcs_batchdb *b, int64_t next)
                3, p, NULL);
 }
 
+/* Status records in the global lock order (sn, then journal order): two
+ * instances updating crossing devices' rows wait for each other instead of
+ * deadlocking (issue #15); a device's last status still wins. */
+static int status_cmp(const void *a, const void *b)
+{
+    const struct mcs_jrec *x = *(const struct mcs_jrec *const *)a;
+    const struct mcs_jrec *y = *(const struct mcs_jrec *const *)b;
+    int c = strncmp(x->sn, y->sn, MCS_SN_MAX);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
 static enum mcs_pgfail write_statuses(struct mcs_batchdb *b, const struct mcs_jrec *recs, int n)
 {
-    for(int i = 0; i < n; i++) {
-        char sn[MCS_SN_MAX + 1];
-        if(recs[i].type != MCS_JREC_STATUS)
-            continue;
-        jrec_sn(&recs[i], sn);
-        const char *p[2] = {sn, recs[i].online ? "online" : "offline"};
-        enum mcs_pgfail f = run(b, "UPDATE devices SET status = $2 WHERE sn = $1", 2, p, NULL);
-        if(f)
-            return f;
+    const struct mcs_jrec **st;
+    enum mcs_pgfail f = MCS_PGF_NONE;
+    int k = 0;
+
+    for(int i = 0; i < n; i++)
+        k += recs[i].type == MCS_JREC_STATUS;
+    if(!k)
+        return MCS_PGF_NONE;
+    if(!(st = malloc((size_t)k * sizeof(*st)))) {
+        snprintf(b->err, sizeof(b->err), "out of memory");
+        return MCS_PGF_TRANSIENT;
     }
-    return MCS_PGF_NONE;
+    k = 0;
+    for(int i = 0; i < n; i++)
+        if(recs[i].type == MCS_JREC_STATUS)
+            st[k++] = &recs[i];
+    qsort(st, (size_t)k, sizeof(*st), status_cmp);
+    for(int i = 0; i < k && !f; i++) {
+        char sn[MCS_SN_MAX + 1];
+        jrec_sn(st[i], sn);
+        const char *p[2] = {sn, st[i]->online ? "online" : "offline"};
+        f = run(b, "UPDATE devices SET status = $2 WHERE sn = $1", 2, p, NULL);
+    }
+    free(st);
+    return f;
 }
 
 static void fmt_dbl(char *out, size_t n, double v, int present)
@@ -256,12 +281,16 @@ static enum mcs_pgfail try_batch(struct mcs_batchdb *b, const struct mcs_jrec *r
     }
     if(!f)
         f = write_statuses(b, recs, n);
-    /* Alarm decisions of the batch (issue #7): same transaction, so they are
-     * made exactly once like the rows. Its own statement errors are kept
-     * inside its savepoint; only a lost connection fails the batch. */
-    if(!f && b->alarm &&
-       alarm_eval_batch(b->alarm, b->pg, recs, (size_t)n, b->err, sizeof(b->err)))
-        f = MCS_PGF_CONN;
+    /* Alarm decisions of the batch (issues #7, #15): same transaction, so
+     * the readings and their decisions commit together or not at all. A
+     * failed evaluation fails the batch: rolled back, retried as a whole. */
+    if(!f && b->alarm) {
+        int arc = alarm_eval_batch(b->alarm, b->pg, recs, (size_t)n, b->err, sizeof(b->err));
+        if(arc == MCS_EDB)
+            f = MCS_PGF_CONN;
+        else if(arc)
+            f = MCS_PGF_TRANSIENT;
+    }
     if(!f)
         f = write_checkpoint(b, next);
     if(!f)

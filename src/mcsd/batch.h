@@ -1,6 +1,7 @@
 /* batch.h - writes one journal batch into PostgreSQL in one transaction:
  * the readings (binary COPY; a staged INSERT ... ON CONFLICT DO NOTHING when
- * the batch holds a duplicate, R-PR-5), the status records, and the journal
+ * the batch holds a duplicate, R-PR-5), the status records (in sn order:
+ * the global lock order, issue #15), and the journal
  * checkpoint, so that the batch is stored exactly once across crashes.
  * Failures are told apart by SQLSTATE (PG_DIAG_SQLSTATE), never by message
  * text: a transient one (timeout, deadlock, lock, resources, cancel) rolls

@@ -56,15 +56,19 @@ def test_raise_notify_once_update_clear(mcsd, pg, add_device, mqtt_pub, wait_db,
     send(mqtt_pub, sn, 97, 6)       # below 100 - 2: cleared
     rows = wait_alarm(wait_db, sn, lambda r: r and r[0][6], "cleared")
     assert rows[0][1] == "cleared_unack"  # a gas alarm latches until acknowledged
+    # The clear sends one recovery message (issue #15) on the paged channel.
+    wait_until(lambda: cap.count() >= 2, 10, desc="recovery delivered")
     time.sleep(1.0)
     reqs = cap.snapshot()
-    assert len(reqs) == 1, reqs
+    assert len(reqs) == 2, reqs
     b = reqs[0]["body"]
     assert b["sn"] == sn and b["type"] == "HIGH" and b["level"] == 1 and b["name"] == "1号探头"
     assert b["val"] == "150" and b["threshold"] == "100"
     assert "浓度高报" in b["text"] and "车间A" in b["text"]
+    assert reqs[1]["body"]["event"] == "clear" and "已恢复" in reqs[1]["body"]["text"]
     ob = outbox(pg, aid)
-    assert [(o["channel"], o["status"], o["event"]) for o in ob] == [("webhook", "sent", "raise")]
+    assert [(o["channel"], o["status"], o["event"]) for o in ob] == [
+        ("webhook", "sent", "raise"), ("webhook", "sent", "clear")]
     wait_db("SELECT channels, notified FROM alarm_logs WHERE id = %s", (aid,),
             pred=lambda r: r[0] == ("webhook:sent", True), desc="alarm_logs.channels")
     with pg.cursor() as cur:

@@ -261,6 +261,30 @@ static void settings(void **state)
     assert_int_equal(alarm_cfg_parse(&c, "{"), -9);
 }
 
+/* OVER_RANGE (issue #15): hovering at the range maximum (50000, band 2 %
+ * = 1000) keeps one alarm open; it clears only below 49000; its raise is
+ * debounced, a level-2 gas limit's is not. */
+static void over_range_hysteresis(void **state)
+{
+    struct alarm_open st = {0, 0, NAN};
+    struct alarm_decision d;
+    static const double v[] = {50001, 49999, 50001, 49500, 50001, 49000};
+    static const int want[] = {AL_ACT_RAISE, AL_ACT_NONE,   AL_ACT_UPDATE,
+                               AL_ACT_NONE,  AL_ACT_UPDATE, AL_ACT_CLEAR};
+    (void)state;
+    for(int i = 0; i < 6; i++) {
+        struct alarm_sample s = rd(v[i] > LIM.range_max ? LIM.range_max : v[i]);
+        s.over_range = v[i] > LIM.range_max;
+        alarm_decide(AL_OVER_RANGE, &LIM, 2, &st, &s, &d);
+        assert_int_equal(d.action, want[i]);
+        alarm_apply(AL_OVER_RANGE, &st, &d);
+    }
+    assert_int_equal(st.open, 0);
+    assert_false(alarm_raise_forced(AL_OVER_RANGE, 2));
+    assert_true(alarm_raise_forced(AL_HIGH, 2));
+    assert_false(alarm_raise_forced(AL_HIGH, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +292,7 @@ int main(void)
         cmocka_unit_test(low_oxygen),         cmocka_unit_test(fault_types),
         cmocka_unit_test(offline),            cmocka_unit_test(debounce_and_reminders),
         cmocka_unit_test(schedule),           cmocka_unit_test(settings),
+        cmocka_unit_test(over_range_hysteresis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

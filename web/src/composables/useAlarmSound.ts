@@ -46,6 +46,8 @@ export function useAlarmSound(active: Ref<SoundingAlarm[]>) {
   let timer: ReturnType<typeof setTimeout> | null = null
 
   const level = computed(() => soundLevel(active.value, silenced.value))
+  /** True only while the AudioContext runs: what the screen may claim it plays. */
+  const canPlay = computed(() => ctxState.value === 'running')
 
   function ensureCtx(): AudioContext | null {
     if (!ctx) {
@@ -60,10 +62,17 @@ export function useAlarmSound(active: Ref<SoundingAlarm[]>) {
     return ctx
   }
 
-  /** Browsers start audio only after a user gesture: the screen asks once. */
+  /**
+   * Browsers start audio only after a user gesture (Chromium's default
+   * autoplay policy): without one, resume() stays pending and the context
+   * suspended. Called at start and on every click until it runs; a pending
+   * resume is not awaited for ever.
+   */
   async function unlock(): Promise<void> {
     const c = ensureCtx()
-    if (c && c.state !== 'running') await c.resume().catch(() => {})
+    if (c && c.state !== 'running') {
+      await Promise.race([c.resume().catch(() => {}), new Promise((r) => setTimeout(r, 500))])
+    }
     ctxState.value = c && c.state === 'running' ? 'running' : 'suspended'
   }
 
@@ -121,5 +130,5 @@ export function useAlarmSound(active: Ref<SoundingAlarm[]>) {
     void ctx?.close()
   })
 
-  return { level, ctxState, silenced, silencedAt, silence, unlock }
+  return { level, ctxState, canPlay, silenced, silencedAt, silence, unlock }
 }

@@ -7,7 +7,7 @@ export default {
     download: 'Download', yes: 'Yes', no: 'No', minutes: 'min', seconds: 's', enabled: 'On', disabled: 'Off',
     ppm: 'ppm', deleteConfirm: 'Delete {name}?', done: 'Done', unknown: 'Unknown', total: '{n} in total',
   },
-  status: { online: 'Online', offline: 'Offline', alarm: 'Alarm', alarm1: 'Level 1 alarm', alarm2: 'Level 2 alarm', fault: 'Fault', normal: 'Normal' },
+  status: { online: 'Online', offline: 'Offline', alarm: 'Alarm', alarm1: 'Level 1 alarm', alarm2: 'Level 2 alarm', fault: 'Fault', normal: 'Normal', latched: 'Awaiting acknowledgement' },
   nav: {
     overview: 'Overview', devices: 'Devices', alarmConfig: 'Alarm settings', alarmRecords: 'Alarm records', dataQuery: 'Data query',
     dashboardConfig: 'Screen layout', users: 'Users', system: 'System', dashboard: 'Big screen', analyzer: 'Archive analyzer',
@@ -85,6 +85,10 @@ export default {
     alarmList: 'Alarms', firstAlarm: 'First alarm', totalAlarms: 'Total', duration: 'for {d}', noAlarms: 'No active alarms',
     trend: 'Last hour (per minute)', details: 'Device', licenseLocked: 'License invalid', licenseLockedDetail: 'Contact your supplier to renew the license. Alarms are still recorded.',
     kiosk: 'Full screen', noPlan: 'No floor plan uploaded yet', ack: 'Ack', acked: 'Acknowledged', close: 'Close',
+    soundBlocked: 'Sound cannot play', soundBlockedBanner: 'Alarm sound CANNOT play: click anywhere on the screen to enable it', soundBlockedSub: 'The browser blocked autoplay; alarms will be silent',
+    latched: 'Awaiting ack', awaitingAck: 'Cleared, awaiting ack', ackAll: 'Ack all ({n})', ackAllDone: '{n} alarms acknowledged', ackAllFailed: '{n} not acknowledged: {e}',
+    legend: { normal: 'Normal', alarm1: 'Level 1', alarm2: 'Level 2', latched: 'Cleared, awaiting ack', fault: 'Fault', offline: 'Offline', stale: 'No data (grey)' },
+    more: '+{n} more', page: 'Page {p}/{n}',
   },
   analyzer: {
     zone: 'Time zone: {tz} ({off})', zoneServer: 'from the server configuration', zoneDefault: 'default (not signed in or server configuration unavailable)',

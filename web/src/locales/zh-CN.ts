@@ -7,7 +7,7 @@ export default {
     download: '下载', yes: '是', no: '否', minutes: '分钟', seconds: '秒', enabled: '启用', disabled: '停用',
     ppm: 'ppm', deleteConfirm: '确定删除 {name}？', done: '操作成功', unknown: '未知', total: '共 {n} 条',
   },
-  status: { online: '在线', offline: '离线', alarm: '报警', alarm1: '一级报警', alarm2: '二级报警', fault: '故障', normal: '正常' },
+  status: { online: '在线', offline: '离线', alarm: '报警', alarm1: '一级报警', alarm2: '二级报警', fault: '故障', normal: '正常', latched: '待确认' },
   nav: {
     overview: '概览', devices: '设备管理', alarmConfig: '报警配置', alarmRecords: '报警记录', dataQuery: '数据查询',
     dashboardConfig: '大屏配置', users: '用户管理', system: '系统设置', dashboard: '可视化大屏', analyzer: '归档分析',
@@ -82,9 +82,13 @@ export default {
     title: '气体监测实时大屏', online: '在线', offline: '离线', alarms: '报警', unit: '台',
     silence: '消音', silenced: '已消音', soundArmed: '声音已开启', enableSound: '点击启用报警声音', soundPlaying: '报警声响起',
     stale: '数据已中断 {s} 秒，画面不是实时的', reconnecting: '正在重新连接…', connecting: '正在连接…',
-    alarmList: '报警列表', firstAlarm: '首个报警', totalAlarms: '报警总数', duration: '持续 {d}', noAlarms: '当前无报警',
+    alarmList: '报警列表', firstAlarm: '首警', totalAlarms: '报警总数', duration: '持续 {d}', noAlarms: '当前无报警',
     trend: '最近 1 小时趋势（每分钟）', details: '设备详情', licenseLocked: '系统授权已失效', licenseLockedDetail: '请联系供应商更新授权。报警仍在后台记录。',
     kiosk: '全屏', noPlan: '尚未上传平面图', ack: '确认', acked: '已确认', close: '关闭',
+    soundBlocked: '声音无法播放', soundBlockedBanner: '报警声音无法播放：点击屏幕任意位置启用声音', soundBlockedSub: '浏览器禁止了自动播放，报警时将不会响铃 · Alarm sound blocked by the browser: click anywhere to enable',
+    latched: '待确认', awaitingAck: '已恢复，待确认', ackAll: '全部确认（{n}）', ackAllDone: '已确认 {n} 条报警', ackAllFailed: '{n} 条确认失败：{e}',
+    legend: { normal: '正常', alarm1: '一级报警', alarm2: '二级报警', latched: '已恢复待确认', fault: '故障', offline: '离线', stale: '数据中断（灰色）' },
+    more: '+{n} 台未显示', page: '第 {p}/{n} 页',
   },
   analyzer: {
     zone: '时区：{tz}（{off}）', zoneServer: '来自服务器配置', zoneDefault: '默认（未登录或无法读取服务器配置）',

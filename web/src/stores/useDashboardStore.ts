@@ -57,6 +57,34 @@ export function alarmVisible(a: ScreenAlarm): boolean {
   return a.clearedAt === null || (a.category === 'gas' && !a.acked)
 }
 
+/**
+ * The controller's list order (GB 16808): active unacknowledged, then
+ * active acknowledged, then latched (cleared, unacknowledged); newest first
+ * within each, so a new alarm is always at the top of its group.
+ */
+export function alarmGroup(a: ScreenAlarm): number {
+  return a.clearedAt !== null ? 2 : a.acked ? 1 : 0
+}
+
+export function sortAlarms(list: ScreenAlarm[]): ScreenAlarm[] {
+  return [...list].sort((x, y) => alarmGroup(x) - alarmGroup(y) || y.startedAt - x.startedAt || y.id - x.id)
+}
+
+/**
+ * 首警: the earliest gas alarm of the current episode. An episode lasts while
+ * any gas alarm is open or latched (all of them are in `visible`); faults
+ * and offline never start one.
+ */
+export function firstGasAlarm(visible: ScreenAlarm[]): ScreenAlarm | null {
+  let first: ScreenAlarm | null = null
+  for (const a of visible)
+    if (a.category === 'gas' && (!first || a.startedAt < first.startedAt || (a.startedAt === first.startedAt && a.id < first.id))) first = a
+  return first
+}
+
+/** Devices in the order a tray shows them: the ones needing attention first. */
+export const STATE_RANK: Record<MarkerState, number> = { alarm2: 0, alarm1: 1, latched: 2, fault: 3, offline: 4, normal: 5 }
+
 export function fromRecord(r: Alarm): ScreenAlarm {
   const type = String(r.type ?? '')
   const category = categoryOf(type, r.category)
@@ -148,16 +176,16 @@ export const useDashboardStore = defineStore('dashboard', () => {
     if (e.count) a.count = e.count
     if (e.event === 'cleared' || state.startsWith('cleared')) a.clearedAt = a.clearedAt ?? ts
     if (e.event === 'acked' || state.endsWith('_ack')) { a.acked = true; a.ackBy = e.ack_by ?? a.ackBy }
+    // A rise to level 2 clears the level-1 acknowledgement (docs/ALARMS.md):
+    // the alarm is unacknowledged again and sounds.
+    else if (state.endsWith('_unack')) { a.acked = false; a.ackBy = null }
     const m = new Map(alarms.value)
     m.set(id, { ...a })
     alarms.value = m
   }
 
-  // Gas alarms first, level 2 before level 1, then faults; oldest first within each.
-  const rank = (a: ScreenAlarm) => (a.category === 'gas' ? (a.level >= 2 ? 0 : 1) : 2)
-  const visibleAlarms = computed(() =>
-    [...alarms.value.values()].filter(alarmVisible).sort((x, y) => rank(x) - rank(y) || x.startedAt - y.startedAt))
-  const firstAlarm = computed(() => visibleAlarms.value.reduce<ScreenAlarm | null>((f, a) => (!f || a.startedAt < f.startedAt ? a : f), null))
+  const visibleAlarms = computed(() => sortAlarms([...alarms.value.values()].filter(alarmVisible)))
+  const firstAlarm = computed(() => firstGasAlarm(visibleAlarms.value))
 
   /** The highest level of an open gas alarm per device. */
   const gasLevel = computed(() => {
@@ -172,7 +200,7 @@ export const useDashboardStore = defineStore('dashboard', () => {
     return s
   })
 
-  /** Visible (open or latched) alarms per device, from the alarm list. */
+  /** Devices with a latched gas alarm (cleared, not acknowledged). */
   const latchedGas = computed(() => {
     const m = new Set<string>()
     for (const a of alarms.value.values()) if (a.category === 'gas' && a.clearedAt !== null && !a.acked) m.add(a.sn)
@@ -193,8 +221,8 @@ export const useDashboardStore = defineStore('dashboard', () => {
   /**
    * Marker colour. Red only for an open gas alarm (from the alarm list, else
    * from the frame's alarm_type when the list does not know the device); a
-   * cleared gas alarm that still waits for acknowledgement stays in the list
-   * but the marker shows the present condition.
+   * cleared gas alarm that still waits for acknowledgement is `latched` (a
+   * red outline, "待确认"), never green, until someone acknowledges it.
    */
   function stateOf(d: ScreenDevice): MarkerState {
     const offline = isOffline(d)
@@ -202,6 +230,7 @@ export const useDashboardStore = defineStore('dashboard', () => {
     if (lvl && !offline) return lvl >= 2 ? 'alarm2' : 'alarm1'
     const frameGas = d.status === 'alarm' && d.activeType !== null && GAS.has(d.activeType) && !latchedGas.value.has(d.sn)
     if (frameGas && !offline) return (d.activeLevel ?? (d.activeType === 'OVER_RANGE' ? 2 : 1)) >= 2 ? 'alarm2' : 'alarm1'
+    if (latchedGas.value.has(d.sn) && !offline) return 'latched'
     const fault = faulty.value.has(d.sn) || (d.activeType !== null && FAULT.has(d.activeType) && d.activeType !== 'OFFLINE')
     return markerState({ sn: d.sn, ppm: d.ppm, status: offline ? 'offline' : 'online', bat: d.bat, err: d.err, fault: fault && !offline })
   }
@@ -211,8 +240,9 @@ export const useDashboardStore = defineStore('dashboard', () => {
     for (const d of devices.value.values()) {
       if (isOffline(d)) offline++
       else online++
+      // A latched gas alarm still counts: it has not been dealt with.
       const s = stateOf(d)
-      if (s === 'alarm1' || s === 'alarm2') alarm++
+      if (s === 'alarm1' || s === 'alarm2' || s === 'latched') alarm++
     }
     return { online, offline, alarm }
   })

@@ -1,7 +1,8 @@
 // Which colour a device's marker shows (R-UI-2, issue #9): red for a gas
 // alarm (level 2 distinct from level 1), yellow for a fault (device error
 // code that raises a device alarm, low battery), grey offline, green normal.
-export type MarkerState = 'normal' | 'alarm1' | 'alarm2' | 'fault' | 'offline'
+// `latched`: a gas alarm that has cleared but nobody acknowledged (the store decides it).
+export type MarkerState = 'normal' | 'alarm1' | 'alarm2' | 'latched' | 'fault' | 'offline'
 
 export interface LiveDevice {
   sn: string
