@@ -94,6 +94,9 @@ JWT_SECRET=$JWT_SECRET
 WEB_ROOT=$ROOT/web/dist
 API_MQTT_USER=worker
 API_MQTT_PASS=$WORKER_PASS
+# The key of secrets at rest (channel passwords, robot secrets): one key for
+# mcs-api, which encrypts them, and mcsd, which sends the alarms (issue #15).
+MCS_SECRET_KEY_FILE=$RUN/secret.key
 ENV
 # The demo's own settings win over any MQTT_CAFILE etc. in the caller's shell.
 TLS_CA=$MQTT_CAFILE
@@ -122,7 +125,7 @@ API_ADMIN_PASS=$(openssl rand -hex 8)
 if ! printf '%s\n' "$API_ADMIN_PASS" | ./build/mcs --env-file "$RUN/mcs.env" user add admin --role admin >/dev/null 2>&1; then
   printf '%s\n' "$API_ADMIN_PASS" | ./build/mcs --env-file "$RUN/mcs.env" user passwd admin >/dev/null
 fi
-MCS_SECRET_KEY_FILE=$RUN/secret.key nohup ./build/mcs-api --env-file "$RUN/mcs.env" > "$RUN/api.log" 2>&1 &
+nohup ./build/mcs-api --env-file "$RUN/mcs.env" > "$RUN/api.log" 2>&1 &
 echo $! > "$RUN/api.pid"
 for _ in $(seq 100); do grep -q '"msg":"ready"' "$RUN/api.log" && break; sleep 0.1; done
 grep -q '"msg":"ready"' "$RUN/api.log" || { echo "mcs-api did not start, see $RUN/api.log"; tail -5 "$RUN/api.log"; exit 1; }

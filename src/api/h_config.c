@@ -2,7 +2,7 @@
  * the manual's §10.2 shape mapped onto the alarm engine's system_config
  * layout (docs/ALARMS.md: alarm.general, alarm.channel.NAME), storage, the
  * dashboard layout and its floor-plan image, and a channel test send through
- * the engine's own channel code (notify_chan). Secrets are encrypted at rest
+ * the alarm outbox, delivered by mcsd's notifier like any alarm. Secrets are encrypted at rest
  * (src/common/secret.h), masked in answers, and a PUT that sends the mask
  * back keeps the stored secret.
  * Owns nothing. Thread: the lws loop thread. */
@@ -16,16 +16,24 @@
 #include "notify_chan.h"
 #include "reqparse.h"
 #include "secret.h"
+#include "conn.h"
 #include "sysalarm.h"
 #include "timeutil.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ROBOTS 4
+/* A test send waits for mcsd this much beyond NOTIFY_TIMEOUT_MS (its poll,
+ * a lease of another request, the outcome's commit). */
+#define TEST_WAIT_EXTRA_MS 8000
+/* ... and gives up sooner when no mcsd has even taken the row: the job
+ * worker also serves logins. */
+#define TEST_CLAIM_WAIT_MS 4000
 static const char *const robot_names[ROBOTS] = {"dingtalk", "feishu", "wecom", "webhook"};
 
 /* Reads system_config[key] as JSON; an absent key is an empty object. NULL
@@ -751,29 +759,70 @@ out:
 }
 
 struct test_job {
-    cJSON *cfg;
-    struct mcs_secret_key key;
-    const struct notify_channel *chan;
-    struct notify_msg msg;
-    struct notify_result res;
+    const struct mcs_config *cfg;
+    const _Atomic int *stop;
+    long long id;       /* the test's outbox row */
+    char channel[16];
     int code;
+    int state;          /* 0 no outcome, 1 sent, 2 failed, -1 database error */
+    int claimed;        /* an mcsd took it */
+    long http;
+    char detail[300];
     char user[65], ip[64];
 };
 
+/* Waits on the job worker (never the loop) for mcsd's outcome of the test
+ * row: the first attempt, as the notifier records it for every alarm. */
 static void test_work(struct api_job *j)
 {
     struct test_job *t = j->data;
-    t->chan->send(t->cfg, &t->key, &t->msg, 5000, &t->res);
-}
+    char err[256], id[24];
+    const char *p[1] = {id};
+    int64_t t0 = mcs_mono_ms();
+    int64_t deadline = t0 + t->cfg->notify_timeout_ms + TEST_WAIT_EXTRA_MS;
+    PGconn *pg = mcs_pg_connect(t->cfg, "mcs-api-test-send", err, sizeof(err));
 
-static void test_free(void *d)
-{
-    struct test_job *t = d;
-    if(!t)
+    snprintf(id, sizeof(id), "%lld", t->id);
+    if(!pg) {
+        t->state = -1;
+        snprintf(t->detail, sizeof(t->detail), "%s", err);
         return;
-    cJSON_Delete(t->cfg);
-    sodium_memzero(&t->key, sizeof(t->key));
-    free(t);
+    }
+    while(!t->state && mcs_mono_ms() < deadline && !(t->stop && atomic_load(t->stop))) {
+        PGresult *r = PQexecParams(pg,
+                                   "SELECT o.claimed_at IS NOT NULL, a.ok, a.http_status, a.detail"
+                                   " FROM alarm_outbox o LEFT JOIN LATERAL (SELECT ok,"
+                                   " COALESCE(http_status, 0) AS http_status,"
+                                   " COALESCE(detail, '') AS detail FROM alarm_attempts"
+                                   " WHERE outbox_id = o.id ORDER BY id LIMIT 1) a ON true"
+                                   " WHERE o.id = $1::bigint",
+                                   1, NULL, p, NULL, NULL, 0);
+        if(PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            t->state = -1;
+            snprintf(t->detail, sizeof(t->detail), "%s", PQresultErrorMessage(r));
+        }
+        else {
+            t->claimed = !strcmp(PQgetvalue(r, 0, 0), "t");
+            if(!PQgetisnull(r, 0, 1)) {
+                t->state = !strcmp(PQgetvalue(r, 0, 1), "t") ? 1 : 2;
+                t->http = strtol(PQgetvalue(r, 0, 2), NULL, 10);
+                snprintf(t->detail, sizeof(t->detail), "%s", PQgetvalue(r, 0, 3));
+            }
+        }
+        PQclear(r);
+        if(!t->state && !t->claimed && mcs_mono_ms() - t0 > TEST_CLAIM_WAIT_MS)
+            break;
+        if(!t->state)
+            mcs_sleep_ms(100);
+    }
+    if(!t->state && !t->claimed)
+        /* Nobody will send it later by surprise. */
+        PQclear(PQexecParams(pg,
+                             "UPDATE alarm_outbox SET status = 'dropped', last_error ="
+                             " 'test: no mcsd took it in time' WHERE id = $1::bigint"
+                             " AND status = 'pending' AND claimed_at IS NULL",
+                             1, NULL, p, NULL, NULL, 0));
+    PQfinish(pg);
 }
 
 static void test_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *rs)
@@ -784,15 +833,29 @@ static void test_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *r
 
     snprintf(who.user, sizeof(who.user), "%s", t->user);
     snprintf(who.ip, sizeof(who.ip), "%s", t->ip);
-    audit_log(ctx, &who, "config.alarm.test", t->chan->name, NULL, NULL);
-    if(!t->res.ok) {
-        api_error(rs, 502, t->code, "%s (status %ld)", t->res.detail, t->res.http);
+    audit_log(ctx, &who, "config.alarm.test", t->channel, NULL, NULL);
+    if(t->state == -1) {
+        api_error(rs, 503, E_UNAVAIL, "database: %s", t->detail);
+        return;
+    }
+    if(t->state == 0) {
+        api_error(rs, 503, E_UNAVAIL,
+                  t->claimed ? "mcsd is sending the test; no answer from %s yet"
+                             : "no mcsd took the test send of %s within 4 s: mcsd not running"
+                               " (ALARMS_ENABLED=1), or the channel busy or at its rate limit"
+                               " (GET /api/config/alarm/channels)",
+                  t->channel);
+        return;
+    }
+    if(t->state == 2) {
+        api_error(rs, 502, t->code, "%s (status %ld)", t->detail, t->http);
         return;
     }
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", "测试发送成功");
-    cJSON_AddStringToObject(o, "channel", t->chan->name);
-    cJSON_AddStringToObject(o, "detail", t->res.detail);
+    cJSON_AddStringToObject(o, "channel", t->channel);
+    cJSON_AddStringToObject(o, "detail", t->detail);
+    cJSON_AddNumberToObject(o, "outbox_id", (double)t->id);
     api_json(rs, 200, o);
 }
 
@@ -803,8 +866,8 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
     cJSON *in = rq_json_object(rq->body, rq->body_len, err, sizeof(err)), *cfg = NULL;
     const char *name;
     const struct notify_channel *chan;
-    struct notify_msg *msg;
     struct test_job *t;
+    PGresult *r;
     int code;
 
     if(!in)
@@ -830,14 +893,12 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
         free_all(general, ch);
     }
     chan = notify_channel_find(name);
-    if(!chan) {
-        cJSON_Delete(in);
+    cJSON_Delete(in);
+    if(!chan)
         return api_error(rs, 400, E_BAD_REQ,
                          "channel must be email, webhook, dingtalk, feishu, wecom or sms");
-    }
     snprintf(key, sizeof(key), "alarm.channel.%s", chan->name);
     cfg = cfg_load(ctx, rs, key);
-    cJSON_Delete(in);
     if(!cfg)
         return 0;
     code = !strcmp(chan->name, "email") ? E_MAIL : !strcmp(chan->name, "sms") ? E_SMS : E_WEBHOOK;
@@ -845,36 +906,97 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
         cJSON_Delete(cfg);
         return api_error(rs, 400, E_ALARM_CFG, "channel %s is not configured", chan->name);
     }
+    cJSON_Delete(cfg);
+    /* The test goes through the outbox and mcsd's notifier, with mcsd's
+     * key and code, exactly as an alarm would: a passing test means alarms
+     * are delivered (issue #15). */
+    {
+        const char *v[1] = {chan->name};
+        r = api_query(ctx, rs,
+                      "INSERT INTO alarm_outbox (channel, event, level) VALUES ($1, 'test', 1)"
+                      " RETURNING id",
+                      1, v);
+    }
+    if(!r)
+        return 0;
     t = calloc(1, sizeof(*t));
     if(!t) {
-        cJSON_Delete(cfg);
+        PQclear(r);
         return api_error(rs, 500, E_INTERNAL, "out of memory");
     }
-    t->cfg = cfg;
-    t->key = ctx->skey;
-    t->chan = chan;
+    t->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    t->cfg = &ctx->cfg;
+    t->stop = jobs_halting(ctx);
     t->code = code;
+    snprintf(t->channel, sizeof(t->channel), "%s", chan->name);
     snprintf(t->user, sizeof(t->user), "%s", rq->user);
     snprintf(t->ip, sizeof(t->ip), "%s", rq->ip);
-    msg = &t->msg;
-    snprintf(msg->event, sizeof(msg->event), "test");
-    snprintf(msg->sn, sizeof(msg->sn), "TEST");
-    snprintf(msg->name, sizeof(msg->name), "测试设备");
-    snprintf(msg->location, sizeof(msg->location), "测试位置");
-    snprintf(msg->unit, sizeof(msg->unit), "ppm");
-    snprintf(msg->type, sizeof(msg->type), "HIGH");
-    snprintf(msg->category, sizeof(msg->category), "gas");
-    msg->level = 1;
-    snprintf(msg->val, sizeof(msg->val), "0");
-    snprintf(msg->threshold, sizeof(msg->threshold), "0");
-    {
-        char ts[40];
-        mcs_time_iso8601(mcs_now_us(), ts, sizeof(ts));
-        snprintf(msg->time, sizeof(msg->time), "%.31s", ts);
-    }
-    /* The send runs on the job worker, bounded to 5 s: the loop goes on. */
-    api_defer_work(rs, test_work, test_done, test_free, t);
+    api_defer_work(rs, test_work, test_done, free, t);
     return 0;
+}
+
+/* GET /api/config/alarm/channels: each channel's delivery state as mcsd's
+ * notifier records it (alarm_channel_state, written with every outcome):
+ * last success, last failure and its reason, requests sent / failed on the
+ * plant's local day (alarm.general.schedule.tz), messages waiting. */
+int h_cfg_alarm_channels(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    static const char sql[] =
+        "WITH g AS (SELECT COALESCE((SELECT n.name FROM system_config c, pg_timezone_names n"
+        "  WHERE c.key = 'alarm.general' AND n.name = c.value->'schedule'->>'tz'),"
+        "  'Asia/Shanghai') AS tz),"
+        " ch AS (SELECT * FROM unnest(ARRAY['email','dingtalk','feishu','wecom','webhook','sms'])"
+        "  WITH ORDINALITY AS x(channel, o))"
+        " SELECT ch.channel, COALESCE(c.value->>'enabled', 'false') = 'true',"
+        " to_char(s.last_ok_at AT TIME ZONE g.tz, 'YYYY-MM-DD HH24:MI:SS'),"
+        " to_char(s.last_fail_at AT TIME ZONE g.tz, 'YYYY-MM-DD HH24:MI:SS'),"
+        " s.last_fail_detail,"
+        " CASE WHEN s.day = (now() AT TIME ZONE g.tz)::date THEN s.sent_day ELSE 0 END,"
+        " CASE WHEN s.day = (now() AT TIME ZONE g.tz)::date THEN s.failed_day ELSE 0 END,"
+        " (SELECT count(*) FROM alarm_outbox o WHERE o.channel = ch.channel"
+        "  AND o.status = 'pending'), g.tz, extract(epoch FROM s.last_ok_at),"
+        " extract(epoch FROM s.last_fail_at)"
+        " FROM ch CROSS JOIN g LEFT JOIN alarm_channel_state s ON s.channel = ch.channel"
+        " LEFT JOIN system_config c ON c.key = 'alarm.channel.' || ch.channel ORDER BY ch.o";
+    PGresult *r = api_query(ctx, rs, sql, 0, NULL);
+    cJSON *o, *arr;
+    (void)rq;
+    if(!r)
+        return 0;
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "channels");
+    for(int i = 0; i < PQntuples(r); i++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "channel", PQgetvalue(r, i, 0));
+        cJSON_AddBoolToObject(c, "enabled", !strcmp(PQgetvalue(r, i, 1), "t"));
+        for(int k = 0; k < 2; k++) {
+            static const char *const names[2][2] = {{"last_ok_at", "last_ok_local"},
+                                                    {"last_fail_at", "last_fail_local"}};
+            if(PQgetisnull(r, i, 2 + k)) {
+                cJSON_AddNullToObject(c, names[k][0]);
+                cJSON_AddNullToObject(c, names[k][1]);
+                continue;
+            }
+            char iso[40];
+            mcs_time_iso8601((int64_t)(strtod(PQgetvalue(r, i, 9 + k), NULL) * 1e6), iso,
+                             sizeof(iso));
+            cJSON_AddStringToObject(c, names[k][0], iso);
+            cJSON_AddStringToObject(c, names[k][1], PQgetvalue(r, i, 2 + k));
+        }
+        if(PQgetisnull(r, i, 4))
+            cJSON_AddNullToObject(c, "last_fail_detail");
+        else
+            cJSON_AddStringToObject(c, "last_fail_detail", PQgetvalue(r, i, 4));
+        cJSON_AddNumberToObject(c, "sent_today", strtod(PQgetvalue(r, i, 5), NULL));
+        cJSON_AddNumberToObject(c, "failed_today", strtod(PQgetvalue(r, i, 6), NULL));
+        cJSON_AddNumberToObject(c, "pending", strtod(PQgetvalue(r, i, 7), NULL));
+        cJSON_AddItemToArray(arr, c);
+    }
+    if(PQntuples(r) > 0)
+        cJSON_AddStringToObject(o, "tz", PQgetvalue(r, 0, 8));
+    PQclear(r);
+    return api_json(rs, 200, o);
 }
 
 int h_cfg_storage_get(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)

@@ -35,6 +35,7 @@ H(h_alarm_export);
 H(h_cfg_alarm_get);
 H(h_cfg_alarm_put);
 H(h_cfg_alarm_test);
+H(h_cfg_alarm_channels);
 H(h_cfg_storage_get);
 H(h_cfg_storage_put);
 H(h_cfg_dash_get);

@@ -44,6 +44,7 @@ const struct api_route api_routes[] = {
     {API_GET, "/api/config/alarm", ADM, BODY_NONE, h_cfg_alarm_get},
     {API_PUT, "/api/config/alarm", ADM, BODY_JSON, h_cfg_alarm_put},
     {API_POST, "/api/config/alarm/test", ADM, BODY_JSON, h_cfg_alarm_test},
+    {API_GET, "/api/config/alarm/channels", ADM, BODY_NONE, h_cfg_alarm_channels},
     {API_GET, "/api/config/storage", ADM, BODY_NONE, h_cfg_storage_get},
     {API_PUT, "/api/config/storage", ADM, BODY_JSON, h_cfg_storage_put},
     {API_GET, "/api/config/dashboard", VIEW, BODY_NONE, h_cfg_dash_get},

@@ -2,6 +2,8 @@
  * Owns nothing. Thread: any. */
 #include "utf8.h"
 
+#include <string.h>
+
 size_t mcs_utf8_next(const unsigned char *s, size_t n, unsigned *cp)
 {
     unsigned c, v;
@@ -38,4 +40,33 @@ size_t mcs_utf8_next(const unsigned char *s, size_t n, unsigned *cp)
         return 0;
     *cp = v;
     return k + 1;
+}
+
+void mcs_utf8_clean(const char *in, char *out, size_t outn)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = strlen(in), o = 0;
+    while(n > 0) {
+        unsigned cp;
+        size_t l = mcs_utf8_next(s, n, &cp);
+        const unsigned char *src = s;
+        size_t take = l;
+        if(l == 0) { /* ill-formed here */
+            size_t need = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 1;
+            if(need > n)
+                break; /* a character cut off at the end (snprintf): dropped */
+        }
+        if(l == 0) {
+            src = (const unsigned char *)"?";
+            take = 1;
+            l = 1;
+        }
+        if(o + take >= outn)
+            break;
+        memcpy(out + o, src, take);
+        o += take;
+        s += l;
+        n -= l;
+    }
+    out[o] = '\0';
 }

@@ -224,7 +224,17 @@ int main(int argc, char **argv)
         }
     }
     if(check) {
+        char err[512];
         mcs_config_print(&cfg);
+        if(cfg.alarms_enabled) {
+            int crc = notify_check_secrets(&cfg, err, sizeof(err));
+            if(crc == MCS_EINVAL) {
+                fprintf(stderr, "mcsd: %s\n", err);
+                return 2;
+            }
+            if(crc)
+                fprintf(stderr, "mcsd: alarm channels not checked (%s)\n", err);
+        }
         fprintf(stderr, "mcsd: configuration is valid\n");
         return 0;
     }

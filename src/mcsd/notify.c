@@ -12,11 +12,13 @@
 #include "secret.h"
 #include "sysalarm.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <math.h>
 #include <poll.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,8 +26,10 @@
 #include <string.h>
 #include <time.h>
 
-#define CLAIM_MAX 2000        /* outbox rows per transaction: a storm goes in few digests */
-#define SEND_BUDGET_MS 5000   /* stop starting sends after this long in one transaction */
+#define CLAIM_MAX 2000  /* level-1 raises in one digest: a storm goes in few messages */
+#define LEASE_EXTRA_S 5 /* a lease outlasts the request's time limit by this much */
+#define DROP_EVERY_MS 10000 /* a switched-off channel drops its pending rows */
+#define STOP_CANCEL_BEFORE_MS 1000 /* at stop, requests in flight end by then */
 #define RELAY_LOCK MCS_LOCK_ALARM_RELAY /* the one instance relaying events */
 #define MAX_CHANNELS 8
 
@@ -41,6 +45,7 @@ struct chan_worker {
     unsigned sent_i;
     int64_t throttled_until_ms;
     double query_after_s; /* sms: wait before QuerySendDetails */
+    int64_t next_drop_ms; /* off: when its pending rows are dropped next */
     int daily_cap;        /* sms: texts per number and day */
 };
 
@@ -48,7 +53,8 @@ struct mcs_notify {
     struct mcsd *d;
     struct alarm_engine *eng;
     struct mcs_secret_key key;
-    _Atomic int stop;
+    _Atomic int stop;   /* no new work; every wait ends */
+    _Atomic int cancel; /* requests in flight are aborted (libcurl) */
     pthread_t hk;
     int hk_started;
     struct chan_worker w[MAX_CHANNELS];
@@ -92,24 +98,23 @@ static PGresult *qp(PGconn *pg, const char *sql, int n, const char *const *p)
 
 /* ---- channel workers ---- */
 
-/* 1 when a message may go now under the platform limits. */
-static int rate_ok(struct chan_worker *w, int64_t now)
+/* Milliseconds until a message may go under the platform limits (0: now). */
+static int64_t rate_wait_ms(struct chan_worker *w, int64_t now)
 {
     const struct notify_channel *ch = w->ch;
     unsigned ring = sizeof(w->sent_ms) / sizeof(w->sent_ms[0]);
-    if(now < w->throttled_until_ms)
-        return 0;
+    int64_t wait = w->throttled_until_ms - now;
     if(ch->per_min && (unsigned)ch->per_min <= ring) {
         int64_t t = w->sent_ms[(w->sent_i + ring - (unsigned)ch->per_min) % ring];
-        if(t && now - t < 60000)
-            return 0;
+        if(t && t + 60000 - now > wait)
+            wait = t + 60000 - now;
     }
     if(ch->per_sec && (unsigned)ch->per_sec <= ring) {
         int64_t t = w->sent_ms[(w->sent_i + ring - (unsigned)ch->per_sec) % ring];
-        if(t && now - t < 1000)
-            return 0;
+        if(t && t + 1000 - now > wait)
+            wait = t + 1000 - now;
     }
-    return 1;
+    return wait > 0 ? wait : 0;
 }
 
 static void rate_note(struct chan_worker *w, int64_t now)
@@ -126,11 +131,43 @@ struct row {
     struct notify_msg msg;
     char recipients[512];
     /* outcome */
-    int done;      /* tried in this transaction */
     struct notify_result res;
     long long digest_id;
     int dur_ms;
 };
+
+/* The claim (issue #15): one statement in its own transaction takes due rows
+ * of the channel and leases them (due_at moved past the request's time
+ * limit, claimed_by = this connection), so no lock is held while sending
+ * and a crash leaves rows that are due again when the lease ends. $4: the
+ * channel must not resend blindly (SMS): its rows turn 'unknown' before the
+ * request leaves. $5 picks the rows: 'any' (the first due row), 'single'
+ * (the first due row that is not a pending level-1 raise), 'digest' (the
+ * pending level-1 raises), 'test' (test sends only: channel switched off). */
+static const char claim_sql[] =
+    "WITH c AS (UPDATE alarm_outbox o SET due_at = now() + make_interval(secs => $3::float8),"
+    " claimed_by = current_setting('application_name'), claimed_at = now(),"
+    " status = CASE WHEN $4::bool THEN 'unknown' ELSE o.status END"
+    " FROM (SELECT id, status FROM alarm_outbox WHERE channel = $1"
+    "  AND status IN ('pending', 'unknown') AND due_at <= now() AND CASE $5"
+    "  WHEN 'single' THEN NOT (status = 'pending' AND level < 2 AND event = 'raise')"
+    "  WHEN 'digest' THEN status = 'pending' AND level < 2 AND event = 'raise'"
+    "  WHEN 'test' THEN event = 'test' ELSE true END"
+    "  ORDER BY level DESC, id LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
+    " WHERE o.id = s.id"
+    " RETURNING o.id, o.alarm_id, o.event, o.level, o.attempts, o.recipients, s.status AS was)"
+    " SELECT c.id, c.alarm_id, c.event, c.level, c.attempts, COALESCE(c.recipients, ''),"
+    " COALESCE(a.sn, ''), COALESCE(a.alarm_type, 'TEST'), COALESCE(a.category, 'system'),"
+    " COALESCE(d.name, ''), COALESCE(d.location, ''), COALESCE(d.unit, ''),"
+    " COALESCE(trim_scale(round((CASE WHEN c.event = 'raise' THEN a.value ELSE"
+    "  a.last_value END)::numeric, 2))::text, ''),"
+    " COALESCE(trim_scale(round(a.threshold::numeric, 2))::text, ''),"
+    " to_char(COALESCE(CASE WHEN c.event = 'clear' THEN a.cleared_at END, a.triggered_at,"
+    "  now()) AT TIME ZONE $6, 'YYYY-MM-DD HH24:MI:SS'),"
+    " COALESCE(a.count, 0), c.was, COALESCE(a.message, ''),"
+    " COALESCE(to_char(d.last_seen AT TIME ZONE $6, 'YYYY-MM-DD HH24:MI:SS'), '')"
+    " FROM c LEFT JOIN alarm_logs a ON a.id = c.alarm_id LEFT JOIN devices d ON d.sn = a.sn"
+    " ORDER BY c.level DESC, c.id";
 
 static void fill_row(struct row *r, PGresult *res, int i)
 {
@@ -157,6 +194,18 @@ static void fill_row(struct row *r, PGresult *res, int i)
     r->msg.level = r->level;
     r->msg.alarm_id = r->alarm_id;
     r->msg.recipients = r->recipients[0] ? r->recipients : NULL;
+    if(!strcmp(r->msg.event, "test") && !r->alarm_id) {
+        /* The channel test of mcs-api (h_cfg_alarm_test): a made-up gas
+         * alarm through the same path as real ones. */
+        snprintf(r->msg.sn, sizeof(r->msg.sn), "TEST");
+        snprintf(r->msg.name, sizeof(r->msg.name), "测试设备");
+        snprintf(r->msg.location, sizeof(r->msg.location), "测试位置");
+        snprintf(r->msg.unit, sizeof(r->msg.unit), "ppm");
+        snprintf(r->msg.type, sizeof(r->msg.type), "HIGH");
+        snprintf(r->msg.category, sizeof(r->msg.category), "gas");
+        snprintf(r->msg.val, sizeof(r->msg.val), "0");
+        snprintf(r->msg.threshold, sizeof(r->msg.threshold), "0");
+    }
 }
 
 /* SMS: the configured (or escalation) numbers still under the daily cap
@@ -215,8 +264,13 @@ static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *
         }
         m->recipients = phones;
     }
-    res->cancel = &w->nt->stop;
+    res->cancel = &w->nt->cancel;
     w->ch->send(cfg, &w->nt->key, m, w->nt->d->cfg->notify_timeout_ms, res);
+    {
+        char clean[sizeof(res->detail)];
+        mcs_utf8_clean(res->detail, clean, sizeof(clean));
+        memcpy(res->detail, clean, sizeof(clean));
+    }
     if(sms && res->ok)
         sms_count(w, phones);
     m->recipients = given; /* phones is about to go out of scope */
@@ -226,13 +280,57 @@ static void do_send(struct chan_worker *w, const cJSON *cfg, struct notify_msg *
         w->throttled_until_ms = mcs_now_ms() + (!strcmp(w->ch->name, "dingtalk") ? 600000 : 60000);
 }
 
-/* Writes the outcome of row r (inside the claim transaction). */
+/* Statement of write_outcome: the row's new status and its attempt. */
+static const char outcome_sql[] =
+    "WITH u AS (UPDATE alarm_outbox SET attempts = $3::int,"
+    /* Acknowledged (or channel switched off) while in flight: a message that
+     * did not go is not tried again. */
+    " status = CASE WHEN status = 'dropped' AND NOT $4::bool THEN status ELSE $2 END,"
+    " due_at = now() + make_interval(secs => $7::float8), claimed_by = NULL,"
+    " sent_at = CASE WHEN $4::bool THEN now() ELSE sent_at END,"
+    " last_error = CASE WHEN $4::bool THEN NULL ELSE $8 END,"
+    " provider_id = COALESCE($9, provider_id), digest_id = $10::bigint"
+    " WHERE id = $1::bigint RETURNING id)"
+    " INSERT INTO alarm_attempts (outbox_id, instance, ok, http_status, duration_ms, detail)"
+    " SELECT id, current_setting('application_name'), $4::bool, $5::int, $6::int, $8 FROM u";
+
+/* The channel's delivery state for the admin page (GET
+ * /api/config/alarm/channels): one row per channel, counters per local day
+ * (tz). Counts requests: a digest is one message. */
+static const char state_sql[] =
+    "INSERT INTO alarm_channel_state AS s (channel, last_ok_at, last_fail_at, last_fail_detail,"
+    " day, sent_day, failed_day) VALUES ($1, CASE WHEN $2::bool THEN now() END,"
+    " CASE WHEN $2::bool THEN NULL ELSE now() END, CASE WHEN $2::bool THEN NULL ELSE $3 END,"
+    " (now() AT TIME ZONE $4)::date, $2::bool::int, (NOT $2::bool)::int)"
+    " ON CONFLICT (channel) DO UPDATE SET"
+    " last_ok_at = COALESCE(EXCLUDED.last_ok_at, s.last_ok_at),"
+    " last_fail_at = COALESCE(EXCLUDED.last_fail_at, s.last_fail_at),"
+    " last_fail_detail = COALESCE(EXCLUDED.last_fail_detail, s.last_fail_detail),"
+    " sent_day = CASE WHEN s.day = EXCLUDED.day THEN s.sent_day ELSE 0 END + EXCLUDED.sent_day,"
+    " failed_day = CASE WHEN s.day = EXCLUDED.day THEN s.failed_day ELSE 0 END"
+    "  + EXCLUDED.failed_day, day = EXCLUDED.day";
+
+static int note_state(struct chan_worker *w, const struct alarm_cfg *ac,
+                      const struct notify_result *res)
+{
+    const char *p[4] = {w->ch->name, res->ok ? "t" : "f", res->detail, ac->tz};
+    PGresult *r = qp(w->pg, state_sql, 4, p);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    return 0;
+}
+
+/* Writes the outcome of row r (inside the caller's outcome transaction). */
 static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, struct row *r)
 {
     char id[24], att[16], http[16], dur[16], due[32], dig[24];
     const char *status;
     double backoff = 0;
     PGresult *res;
+    /* A test send is answered with its first outcome (mcs-api waits for
+     * it): never retried later, and not an alarm of its own. */
+    int test = !strcmp(r->msg.event, "test");
 
     r->attempts++;
     if(r->res.ok)
@@ -242,7 +340,7 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
         status = "unknown";
         backoff = r->attempts >= ac->max_attempts ? 1e9 : w->query_after_s;
     }
-    else if(r->res.throttled || (r->res.retry && r->attempts < ac->max_attempts)) {
+    else if(!test && (r->res.throttled || (r->res.retry && r->attempts < ac->max_attempts))) {
         status = "pending";
         backoff = ac->backoff_s * pow(2, r->attempts - 1);
         if(backoff > ac->backoff_max_s)
@@ -258,30 +356,20 @@ static int write_outcome(struct chan_worker *w, const struct alarm_cfg *ac, stru
     snprintf(dur, sizeof(dur), "%d", r->dur_ms);
     snprintf(due, sizeof(due), "%.3f", backoff);
     snprintf(dig, sizeof(dig), "%lld", r->digest_id);
-    const char *p[9] = {id,   status, att,  r->res.ok ? "t" : "f",
-                        http, dur,    due,  r->res.detail,
-                        r->res.provider_id[0] ? r->res.provider_id : NULL};
-    const char *p2[10] = {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-                          r->digest_id ? dig : NULL};
-    res = qp(w->pg,
-             "WITH u AS (UPDATE alarm_outbox SET status = $2, attempts = $3::int,"
-             " due_at = now() + make_interval(secs => $7::float8),"
-             " sent_at = CASE WHEN $4::bool THEN now() ELSE sent_at END,"
-             " last_error = CASE WHEN $4::bool THEN NULL ELSE $8 END,"
-             " provider_id = COALESCE($9, provider_id), digest_id = $10::bigint"
-             " WHERE id = $1::bigint RETURNING id)"
-             " INSERT INTO alarm_attempts (outbox_id, instance, ok, http_status, duration_ms, detail)"
-             " SELECT id, current_setting('application_name'), $4::bool, $5::int, $6::int, $8 FROM u",
-             10, p2);
+    const char *p[10] = {id,   status, att,  r->res.ok ? "t" : "f",
+                         http, dur,    due,  r->res.detail,
+                         r->res.provider_id[0] ? r->res.provider_id : NULL,
+                         r->digest_id ? dig : NULL};
+    res = qp(w->pg, outcome_sql, 10, p);
     if(!res)
         return MCS_EDB;
     PQclear(res);
-    if(!strcmp(status, "failed")) {
+    if(!strcmp(status, "failed") && !test) {
         /* The failure is an alarm of its own, visible on screens. */
         char sn[32], msg[256];
         snprintf(sn, sizeof(sn), "channel:%s", w->ch->name);
-        snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: %.160s", r->id, r->alarm_id,
-                 r->res.detail);
+        snprintf(msg, sizeof(msg), "notification %lld (alarm %lld) failed: ", r->id, r->alarm_id);
+        mcs_utf8_clean(r->res.detail, msg + strlen(msg), 160);
         const char *p3[2] = {sn, msg};
         res = qp(w->pg,
                  "INSERT INTO alarm_logs (sn, alarm_type, category, level, message)"
@@ -343,178 +431,80 @@ static cJSON *load_channel_cfg(PGconn *pg, const char *name, int *ok)
     return c;
 }
 
-/* One claim-send-record round. Returns rows handled, 0 when idle, or
- * MCS_EDB. */
-static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alarm_cfg *ac)
+/* Claims rows of mode (see claim_sql), at most lim. Returns the number
+ * claimed (rows in *out, to free) or MCS_EDB / MCS_ENOMEM. */
+static int claim(struct chan_worker *w, const struct alarm_cfg *ac, const char *mode, int lim,
+                 struct row **out)
 {
-    struct row *rows = NULL;
-    int n = 0, rc = 0;
-    PGresult *res;
-    char lim[16];
-    const char *p[3] = {w->ch->name, ac->tz, lim};
-    int64_t t0 = mcs_mono_ms();
-
-    /* A channel that must not resend blindly (SMS) takes one row at a time:
-     * see the 'unknown' mark below. */
-    snprintf(lim, sizeof(lim), "%d", w->ch->verify ? 1 : CLAIM_MAX);
-    if(exec(w->pg, "BEGIN"))
+    char lims[16], lease[32];
+    double lease_s = w->nt->d->cfg->notify_timeout_ms / 1000.0 + LEASE_EXTRA_S;
+    /* An SMS row's lease is also its wait before QuerySendDetails. */
+    if(w->ch->verify && w->query_after_s > lease_s)
+        lease_s = w->query_after_s;
+    snprintf(lims, sizeof(lims), "%d", lim);
+    snprintf(lease, sizeof(lease), "%.3f", lease_s);
+    const char *p[6] = {w->ch->name, lims, lease, w->ch->verify ? "t" : "f", mode, ac->tz};
+    PGresult *res = qp(w->pg, claim_sql, 6, p);
+    int n;
+    *out = NULL;
+    if(!res)
         return MCS_EDB;
-    res = qp(w->pg,
-             "SELECT o.id, o.alarm_id, o.event, o.level, o.attempts, COALESCE(o.recipients, ''),"
-             " COALESCE(a.sn, ''), COALESCE(a.alarm_type, 'TEST'), COALESCE(a.category, 'system'),"
-             " COALESCE(d.name, ''), COALESCE(d.location, ''), COALESCE(d.unit, ''),"
-             " COALESCE(trim_scale(round((CASE WHEN o.event = 'raise' THEN a.value ELSE"
-             "  a.last_value END)::numeric, 2))::text, ''),"
-             " COALESCE(trim_scale(round(a.threshold::numeric, 2))::text, ''),"
-             " to_char(COALESCE(CASE WHEN o.event = 'clear' THEN a.cleared_at END, a.triggered_at,"
-             "  now()) AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS'),"
-             " COALESCE(a.count, 0), o.status, COALESCE(a.message, ''),"
-             " COALESCE(to_char(d.last_seen AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS'), '')"
-             " FROM alarm_outbox o LEFT JOIN alarm_logs a ON a.id = o.alarm_id"
-             " LEFT JOIN devices d ON d.sn = a.sn"
-             " WHERE o.channel = $1 AND o.status IN ('pending', 'unknown') AND o.due_at <= now()"
-             " ORDER BY o.level DESC, o.id LIMIT $3::int FOR UPDATE OF o SKIP LOCKED",
-             3, p);
-    if(!res) {
-        rc = MCS_EDB;
-        goto fail;
-    }
     n = PQntuples(res);
-    if(n == 0) {
-        PQclear(res);
-        return exec(w->pg, "COMMIT") ? MCS_EDB : 0;
-    }
-    rows = calloc((size_t)n, sizeof(*rows));
-    if(!rows) {
-        PQclear(res);
-        rc = MCS_ENOMEM;
-        goto fail;
-    }
-    for(int i = 0; i < n; i++) {
-        fill_row(&rows[i], res, i);
-        rows[i].msg.tz_offset_s = ac->tz_offset_s;
+    if(n > 0) {
+        *out = calloc((size_t)n, sizeof(**out));
+        if(!*out) {
+            /* The lease ends and the rows are claimed again. */
+            PQclear(res);
+            return MCS_ENOMEM;
+        }
+        for(int i = 0; i < n; i++) {
+            fill_row(&(*out)[i], res, i);
+            (*out)[i].msg.tz_offset_s = ac->tz_offset_s;
+        }
     }
     PQclear(res);
-    if(w->ch->verify) {
-        /* Committed as 'unknown' before the request leaves: a crash while
-         * sending leaves a row that is verified (QuerySendDetails) before
-         * any second text. Its due time keeps other instances away until
-         * this request has surely ended. */
-        char id[24], due[32];
-        double d = w->query_after_s;
-        double min_d = w->nt->d->cfg->notify_timeout_ms / 1000.0 + 5;
-        snprintf(id, sizeof(id), "%lld", rows[0].id);
-        snprintf(due, sizeof(due), "%.3f", d > min_d ? d : min_d);
-        const char *pm[2] = {id, due};
-        PGresult *m = qp(w->pg,
-                         "UPDATE alarm_outbox SET status = 'unknown', due_at = now() +"
-                         " make_interval(secs => $2::float8) WHERE id = $1::bigint",
-                         2, pm);
-        if(!m || exec(w->pg, "COMMIT") || exec(w->pg, "BEGIN")) {
-            PQclear(m);
-            rc = MCS_EDB;
-            goto fail;
-        }
-        PQclear(m);
-    }
+    return n;
+}
 
-    /* Level 2 (and tests, escalations) first and each on its own; level-1
-     * alarms beyond the digest threshold go as one message. */
-    int n1 = 0;
-    for(int i = 0; i < n; i++)
-        if(rows[i].level < 2 && !strcmp(rows[i].msg.event, "raise") && !rows[i].was_unknown)
-            n1++;
-    int digest = n1 > ac->digest_threshold;
-    for(int i = 0; i < n; i++) {
-        struct row *r = &rows[i];
-        if(digest && r->level < 2 && !strcmp(r->msg.event, "raise") && !r->was_unknown)
-            continue;
-        if(mcs_mono_ms() - t0 > SEND_BUDGET_MS || !rate_ok(w, mcs_now_ms()) ||
-           atomic_load(&w->nt->stop))
-            break;
-        if(r->was_unknown && w->ch->verify) {
-            /* Never a second text for one alarm: ask first. */
-            int64_t v0 = mcs_mono_ms();
-            memset(&r->res, 0, sizeof(r->res));
-            r->res.cancel = &w->nt->stop;
-            int found = w->ch->verify(cfg, &w->nt->key, &r->msg, w->nt->d->cfg->notify_timeout_ms,
-                                      &r->res);
-            memset(&r->res, 0, sizeof(r->res));
-            r->dur_ms = (int)(mcs_mono_ms() - v0);
-            r->done = 1;
-            if(found == 1) {
-                r->res.ok = 1;
-                snprintf(r->res.detail, sizeof(r->res.detail), "delivered (QuerySendDetails)");
-                continue;
-            }
-            if(found < 0) {
-                r->res.unknown = 1;
-                snprintf(r->res.detail, sizeof(r->res.detail), "QuerySendDetails failed");
-                continue;
-            }
+/* Commits the outcomes of rows[0..n) (one request: a message, or a digest)
+ * in one transaction, right after the request, then updates the alarms'
+ * summaries. An outcome the database refuses is written again with a plain
+ * detail and without the channel's state, so that one bad answer never
+ * leaves a row to be sent again. Returns 0 or MCS_EDB (the leases end and
+ * the rows are retried). */
+static int settle(struct chan_worker *w, const struct alarm_cfg *ac, struct row *rows, int n)
+{
+    int rc = MCS_EDB;
+    for(int attempt = 0; attempt < 2 && rc; attempt++) {
+        rc = 0;
+        if(attempt) {
+            if(PQstatus(w->pg) == CONNECTION_BAD)
+                break;
+            for(int i = 0; i < n; i++)
+                snprintf(rows[i].res.detail, sizeof(rows[i].res.detail),
+                         "(the platform's answer could not be stored)");
         }
-        do_send(w, cfg, &r->msg, &r->res, &r->dur_ms);
-        r->done = 1;
-    }
-    if(digest && rate_ok(w, mcs_now_ms()) && !atomic_load(&w->nt->stop)) {
-        size_t cap = 4000, len = 0;
-        char *text = malloc(cap);
-        struct row *first = NULL;
-        int cnt = 0;
-        if(text) {
-            len = (size_t)snprintf(text, cap, "【报警汇总】%d 条一级报警：\n", n1);
-            for(int i = 0; i < n; i++) {
-                struct row *r = &rows[i];
-                char line[600];
-                if(r->level >= 2 || strcmp(r->msg.event, "raise") || r->was_unknown)
-                    continue;
-                notify_render("{type_text} {name}({sn}) {location} {val}{unit} / {threshold}{unit}"
-                              " {time}\n",
-                              &r->msg, 0, line, sizeof(line));
-                if(len + strlen(line) + 16 < cap) {
-                    memcpy(text + len, line, strlen(line) + 1);
-                    len += strlen(line);
-                }
-                else if(len + 16 < cap) {
-                    len += (size_t)snprintf(text + len, cap - len, "……\n");
-                    cap = len; /* full */
-                }
-                if(!first)
-                    first = r;
-                cnt++;
-            }
-            struct notify_msg dm = first->msg;
-            snprintf(dm.event, sizeof(dm.event), "digest");
-            dm.text = text;
-            dm.count = cnt;
-            dm.recipients = NULL;
-            struct notify_result dres;
-            int dur = 0;
-            do_send(w, cfg, &dm, &dres, &dur);
-            for(int i = 0; i < n; i++) {
-                struct row *r = &rows[i];
-                if(r->level >= 2 || strcmp(r->msg.event, "raise") || r->was_unknown)
-                    continue;
-                r->res = dres;
-                r->dur_ms = dur;
-                r->done = 1;
-                r->digest_id = first->id;
-            }
-            free(text);
-        }
-    }
-    for(int i = 0; i < n; i++)
-        if(rows[i].done && write_outcome(w, ac, &rows[i])) {
+        if(exec(w->pg, "BEGIN")) {
             rc = MCS_EDB;
-            goto fail;
+            continue;
         }
-    if(exec(w->pg, "COMMIT")) {
-        rc = MCS_EDB;
-        goto fail;
+        for(int i = 0; i < n && !rc; i++) {
+            struct row r = rows[i]; /* attempts++ once per committed try */
+            rc = write_outcome(w, ac, &r);
+        }
+        if(!rc && !attempt) /* the second try keeps only what must not be lost */
+            rc = note_state(w, ac, &rows[0].res);
+        if(!rc)
+            rc = exec(w->pg, "COMMIT") ? MCS_EDB : 0;
+        if(rc && PQstatus(w->pg) != CONNECTION_BAD)
+            exec(w->pg, "ROLLBACK");
+    }
+    if(rc) {
+        LOG_E("notify", "outcome not stored: retried when its lease ends",
+              LS("channel", w->ch->name), LI("outbox", rows[0].id));
+        return rc;
     }
     for(int i = 0; i < n; i++) {
-        if(!rows[i].done)
-            continue;
         if(rows[i].alarm_id)
             update_summary(w, rows[i].alarm_id);
         if(rows[i].res.ok)
@@ -524,13 +514,132 @@ static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alar
             LOG_W("notify", "send failed", LS("channel", w->ch->name), LI("outbox", rows[i].id),
                   LI("alarm", rows[i].alarm_id), LS("detail", rows[i].res.detail));
     }
+    return 0;
+}
+
+/* Sends one claimed row (an SMS whose earlier send timed out is looked up
+ * first: never a second text for one alarm). */
+static void send_one(struct chan_worker *w, const cJSON *cfg, struct row *r)
+{
+    if(r->was_unknown && w->ch->verify) {
+        int64_t v0 = mcs_mono_ms();
+        memset(&r->res, 0, sizeof(r->res));
+        r->res.cancel = &w->nt->cancel;
+        int found = w->ch->verify(cfg, &w->nt->key, &r->msg, w->nt->d->cfg->notify_timeout_ms,
+                                  &r->res);
+        memset(&r->res, 0, sizeof(r->res));
+        r->dur_ms = (int)(mcs_mono_ms() - v0);
+        if(found == 1) {
+            r->res.ok = 1;
+            snprintf(r->res.detail, sizeof(r->res.detail), "delivered (QuerySendDetails)");
+            return;
+        }
+        if(found < 0) {
+            r->res.unknown = 1;
+            snprintf(r->res.detail, sizeof(r->res.detail), "QuerySendDetails failed");
+            return;
+        }
+    }
+    do_send(w, cfg, &r->msg, &r->res, &r->dur_ms);
+}
+
+/* Sends the pending level-1 raises rows[0..n) as one message listing them. */
+static void send_digest(struct chan_worker *w, const cJSON *cfg, struct row *rows, int n)
+{
+    size_t cap = 4000, len = 0;
+    char *text = malloc(cap);
+    struct notify_msg dm;
+    struct notify_result dres;
+    int dur = 0;
+
+    memset(&dres, 0, sizeof(dres));
+    if(!text) {
+        snprintf(dres.detail, sizeof(dres.detail), "out of memory");
+        dres.retry = 1;
+        goto out;
+    }
+    len = (size_t)snprintf(text, cap, "【报警汇总】%d 条一级报警：\n", n);
+    for(int i = 0; i < n; i++) {
+        char line[600];
+        notify_render("{type_text} {name}({sn}) {location} {val}{unit} / {threshold}{unit}"
+                      " {time}\n",
+                      &rows[i].msg, 0, line, sizeof(line));
+        if(len + strlen(line) + 16 < cap) {
+            memcpy(text + len, line, strlen(line) + 1);
+            len += strlen(line);
+        }
+        else if(len + 16 < cap) {
+            len += (size_t)snprintf(text + len, cap - len, "……\n");
+            cap = len; /* full */
+        }
+    }
+    dm = rows[0].msg;
+    snprintf(dm.event, sizeof(dm.event), "digest");
+    dm.text = text;
+    dm.count = n;
+    dm.recipients = NULL;
+    do_send(w, cfg, &dm, &dres, &dur);
+out:
+    for(int i = 0; i < n; i++) {
+        rows[i].res = dres;
+        rows[i].dur_ms = dur;
+        rows[i].digest_id = rows[0].id;
+    }
+    free(text);
+}
+
+/* One delivery: the most urgent due message of the channel, else a digest
+ * of the pending level-1 raises when there are more than the digest
+ * threshold, each claimed in a committed lease, sent, and its outcome
+ * committed right after. Off (enabled 0): test sends only. Returns rows
+ * handled, 0 when idle, or a negative MCS_E code. */
+static int chan_round(struct chan_worker *w, const cJSON *cfg, const struct alarm_cfg *ac,
+                      int enabled)
+{
+    struct row *rows = NULL;
+    int n, rc, digest = 0;
+    const char *mode = enabled ? "any" : "test";
+
+    if(enabled && !w->ch->verify) {
+        /* A storm goes out in few messages (SMS: one text per alarm). */
+        char thr[16];
+        const char *p[2] = {w->ch->name, thr};
+        snprintf(thr, sizeof(thr), "%d", ac->digest_threshold);
+        PGresult *r = qp(w->pg,
+                         "SELECT count(*) > $2::int FROM (SELECT 1 FROM alarm_outbox"
+                         " WHERE channel = $1 AND status = 'pending' AND due_at <= now()"
+                         " AND level < 2 AND event = 'raise' LIMIT $2::int + 1) x",
+                         2, p);
+        if(!r)
+            return MCS_EDB;
+        digest = !strcmp(PQgetvalue(r, 0, 0), "t");
+        PQclear(r);
+        if(digest)
+            mode = "single";
+    }
+    n = claim(w, ac, mode, 1, &rows);
+    if(n == 1) {
+        /* A test send follows a saved change at once: the settings as they
+         * are now, not as read up to a second ago. */
+        int ok = 0;
+        cJSON *fresh = !strcmp(rows[0].msg.event, "test")
+                           ? load_channel_cfg(w->pg, w->ch->name, &ok)
+                           : NULL;
+        send_one(w, fresh ? fresh : cfg, &rows[0]);
+        cJSON_Delete(fresh);
+        rc = settle(w, ac, rows, 1);
+        free(rows);
+        return rc ? rc : 1;
+    }
+    if(n < 0 || !digest)
+        return n;
+    n = claim(w, ac, "digest", CLAIM_MAX, &rows);
+    if(n <= 0)
+        return n;
+    send_digest(w, cfg, rows, n);
+    rc = settle(w, ac, rows, n);
     free(rows);
-    return n;
-fail:
-    free(rows);
-    if(PQstatus(w->pg) != CONNECTION_BAD)
-        exec(w->pg, "ROLLBACK");
-    return rc;
+    return rc ? rc : n;
 }
 
 static void *chan_main(void *arg)
@@ -551,6 +660,16 @@ static void *chan_main(void *arg)
                 sleep_unless_stopped(nt, 2000);
                 continue;
             }
+            /* Leases this instance held when it died (or lost its
+             * connection) end now: that request is the one that may be
+             * repeated (docs/ALARMS.md). SMS rows stay 'unknown' and are
+             * looked up before any second text. */
+            const char *p[1] = {w->ch->name};
+            PQclear(qp(w->pg,
+                       "UPDATE alarm_outbox SET due_at = now(), claimed_by = NULL"
+                       " WHERE channel = $1 AND status = 'pending'"
+                       " AND claimed_by = current_setting('application_name')",
+                       1, p));
             next_cfg = 0;
         }
         if(mcs_mono_ms() >= next_cfg) {
@@ -562,31 +681,42 @@ static void *chan_main(void *arg)
                 const cJSON *en = cJSON_GetObjectItemCaseSensitive(cfg, "enabled");
                 const cJSON *qa = cJSON_GetObjectItemCaseSensitive(cfg, "query_after_s");
                 const cJSON *dc = cJSON_GetObjectItemCaseSensitive(cfg, "daily_cap");
+                int was = enabled;
                 enabled = cJSON_IsTrue(en);
                 w->query_after_s = cJSON_IsNumber(qa) ? qa->valuedouble : 30;
                 w->daily_cap = cJSON_IsNumber(dc) ? (int)dc->valuedouble : 50;
-                if(!enabled) {
-                    /* Rows written while it was on are not sent later by
-                     * surprise: dropped, visibly. */
+                if(!enabled && (was || mcs_mono_ms() >= w->next_drop_ms)) {
+                    /* Rows written while it was on (or by an engine that
+                     * saw the switch a moment late) are not sent later by
+                     * surprise: dropped, visibly (a test send still goes:
+                     * a channel is tried before it is switched on). */
                     const char *p[1] = {w->ch->name};
                     PGresult *r = qp(w->pg,
                                      "UPDATE alarm_outbox SET status = 'dropped', last_error ="
-                                     " 'channel off' WHERE channel = $1 AND status = 'pending'",
+                                     " 'channel off' WHERE channel = $1 AND status = 'pending'"
+                                     " AND event <> 'test'",
                                      1, p);
+                    w->next_drop_ms = mcs_mono_ms() + (r ? DROP_EVERY_MS : 0);
                     PQclear(r);
                 }
             }
             next_cfg = mcs_mono_ms() + 1000;
         }
-        if(!enabled || mcs_now_ms() < w->throttled_until_ms) {
-            sleep_unless_stopped(nt, enabled ? 200 : 500);
+        /* Past the platform's limit the channel sleeps until its budget
+         * refills, without claiming anything (wakes on stop; at most 1 s, so
+         * a changed configuration is seen). */
+        int64_t wait = rate_wait_ms(w, mcs_now_ms());
+        if(wait > 0) {
+            sleep_unless_stopped(nt, wait < 1000 ? wait : 1000);
             continue;
         }
         struct alarm_cfg ac;
         alarm_engine_get_cfg(nt->eng, &ac);
-        int n = chan_round(w, cfg, &ac);
+        int n = chan_round(w, cfg, &ac, enabled);
         if(n <= 0)
-            sleep_unless_stopped(nt, n < 0 ? 1000 : nt->d->cfg->notify_poll_ms);
+            sleep_unless_stopped(nt, n < 0                  ? 1000
+                                     : enabled               ? nt->d->cfg->notify_poll_ms
+                                     : nt->d->cfg->notify_poll_ms * 5);
     }
     cJSON_Delete(cfg);
     PQfinish(w->pg);
@@ -833,6 +963,64 @@ static void *hk_main(void *arg)
     return NULL;
 }
 
+/* ---- configuration check ---- */
+
+int notify_check_secrets(const struct mcs_config *cfg, char *err, size_t errn)
+{
+    struct mcs_secret_key key;
+    char cerr[256];
+    size_t len = 0;
+    int rc, bad = 0;
+    PGconn *pg;
+    PGresult *r;
+
+    err[0] = '\0';
+    rc = secret_key_load(&key, cfg->secret_key, cfg->secret_key_file);
+    if(rc && rc != MCS_ENOTFOUND) {
+        snprintf(err, errn, "MCS_SECRET_KEY / MCS_SECRET_KEY_FILE unusable: %s", mcs_strerror(rc));
+        return MCS_EINVAL;
+    }
+    pg = mcs_pg_connect(cfg, "mcsd-check-config", cerr, sizeof(cerr));
+    if(!pg) {
+        snprintf(err, errn, "database unavailable: %s", cerr);
+        return MCS_EDB;
+    }
+    r = PQexec(pg, "SELECT substr(key, 15), value::text FROM system_config"
+                   " WHERE key LIKE 'alarm.channel.%' AND value->>'enabled' = 'true' ORDER BY key");
+    if(PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errn, "cannot read the channels: %s", PQresultErrorMessage(r));
+        rc = MCS_EDB;
+        goto out;
+    }
+    rc = 0;
+    for(int i = 0; i < PQntuples(r); i++) {
+        const struct notify_channel *ch = notify_channel_find(PQgetvalue(r, i, 0));
+        cJSON *c = ch ? cJSON_Parse(PQgetvalue(r, i, 1)) : NULL;
+        if(c && notify_check_secret(ch, c, &key) && len + 1 < errn) {
+            len += (size_t)snprintf(err + len, errn - len, "%s%s.%s", bad ? ", " : "", ch->name,
+                                    ch->secret_field);
+            if(len >= errn)
+                len = errn - 1;
+            bad++;
+        }
+        cJSON_Delete(c);
+    }
+    if(bad) {
+        char list[256];
+        snprintf(list, sizeof(list), "%s", err);
+        snprintf(err, errn,
+                 "secret of channel %s cannot be decrypted: MCS_SECRET_KEY (or"
+                 " MCS_SECRET_KEY_FILE) is %s the key mcs-api and mcs encrypted it with",
+                 list, key.set ? "not" : "missing; it must be");
+        rc = MCS_EINVAL;
+    }
+out:
+    PQclear(r);
+    PQfinish(pg);
+    sodium_memzero(&key, sizeof(key));
+    return rc;
+}
+
 int notify_start(struct mcsd *d, struct mcs_notify **out)
 {
     struct mcs_notify *nt;
@@ -854,6 +1042,12 @@ int notify_start(struct mcsd *d, struct mcs_notify **out)
     if(rc && rc != MCS_ENOTFOUND)
         LOG_E("notify", "MCS_SECRET_KEY unusable: encrypted channel secrets cannot be read",
               LS("error", mcs_strerror(rc)));
+    {
+        /* Said once at start, not only on each alarm that fails. */
+        char err[512];
+        if(notify_check_secrets(d->cfg, err, sizeof(err)) == MCS_EINVAL)
+            LOG_E("notify", "alarm channels cannot send", LS("error", err));
+    }
     {
         /* The settings before the first batch is decided (the housekeeping
          * thread refreshes them every 2 s from then on). */
@@ -902,11 +1096,17 @@ int notify_stop(struct mcs_notify *nt, int64_t deadline_ms)
     if(!nt)
         return 0;
     atomic_store(&nt->stop, 1);
-    /* A channel request still running at the deadline (a slow endpoint) is
-     * left: its outbox row stays claimable, so it is sent or retried after
-     * the restart (R-AL-6). */
+    /* No new claims. A request in flight may finish and its outcome be
+     * committed until a second before the deadline (cancelling it would
+     * make a stop repeat it after the restart, like a crash); then it is
+     * cancelled. One still running at the deadline is left: its lease ends
+     * and it is retried (R-AL-6). */
     if(nt->hk_started && join_by(nt->hk, deadline_ms))
         left = 1;
+    for(int i = 0; i < nt->nw; i++)
+        if(nt->w[i].started && join_by(nt->w[i].th, deadline_ms - STOP_CANCEL_BEFORE_MS) == 0)
+            nt->w[i].started = 0;
+    atomic_store(&nt->cancel, 1);
     for(int i = 0; i < nt->nw; i++)
         if(nt->w[i].started && join_by(nt->w[i].th, deadline_ms))
             left = 1;

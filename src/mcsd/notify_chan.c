@@ -966,11 +966,26 @@ out:
 }
 
 const struct notify_channel notify_channels[] = {
-    {"email", 0, 0, send_email, NULL},       {"dingtalk", 20, 0, send_dingtalk, NULL},
-    {"feishu", 100, 5, send_feishu, NULL},   {"wecom", 20, 0, send_wecom, NULL},
-    {"webhook", 0, 0, send_webhook, NULL},   {"sms", 0, 0, send_sms, verify_sms},
-    {NULL, 0, 0, NULL, NULL},
+    {"email", 0, 0, send_email, NULL, "password"},
+    {"dingtalk", 20, 0, send_dingtalk, NULL, "secret"},
+    {"feishu", 100, 5, send_feishu, NULL, "secret"},
+    {"wecom", 20, 0, send_wecom, NULL, NULL},
+    {"webhook", 0, 0, send_webhook, NULL, NULL},
+    {"sms", 0, 0, send_sms, verify_sms, "access_key_secret"},
+    {NULL, 0, 0, NULL, NULL, NULL},
 };
+
+int notify_check_secret(const struct notify_channel *ch, const cJSON *cfg,
+                        const struct mcs_secret_key *key)
+{
+    char plain[512];
+    int rc;
+    if(!ch->secret_field || !*cfg_str(cfg, ch->secret_field, ""))
+        return 0;
+    rc = cfg_secret(cfg, ch->secret_field, key, plain, sizeof(plain));
+    sodium_memzero(plain, sizeof(plain));
+    return rc;
+}
 
 const struct notify_channel *notify_channel_find(const char *name)
 {

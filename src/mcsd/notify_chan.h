@@ -59,7 +59,14 @@ struct notify_channel {
      * for channels that may simply be retried. */
     int (*verify)(const cJSON *cfg, const struct mcs_secret_key *key,
                   const struct notify_msg *msg, long timeout_ms, struct notify_result *res);
+    const char *secret_field; /* the field stored encrypted, or NULL */
 };
+
+/* Whether the secret field of ch's settings cfg (if set) can be decrypted
+ * with key: 0, or the MCS_E code of secret_decrypt (MCS_EINVAL: no key or
+ * not the key it was encrypted with). */
+int notify_check_secret(const struct notify_channel *ch, const cJSON *cfg,
+                        const struct mcs_secret_key *key);
 
 /* The channel of that name or NULL. */
 const struct notify_channel *notify_channel_find(const char *name);

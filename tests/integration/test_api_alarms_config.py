@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from alarmhelpers import reset_alarm_config
 from apihelpers import api, error_of  # noqa: F401
 from mcshelpers import new_sn
 
@@ -176,17 +177,22 @@ class Capture(BaseHTTPRequestHandler):
         self.send_response(Capture.status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b'{"ok":true}')
+        self.wfile.write(b'{"ok":true,"errcode":0}')
 
     def log_message(self, *a):
         pass
 
 
-def test_channel_test_send_reaches_a_capture_server(api):
+def test_channel_test_send_reaches_a_capture_server(api, mcsd, pg):
+    """The test send goes through the outbox and mcsd's notifier (issue
+    #15): the answer is the outcome mcsd recorded, and the channel's
+    delivery state shows it (GET /api/config/alarm/channels)."""
     srv = HTTPServer(("127.0.0.1", 0), Capture)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_port}/hook"
     tok = api.admin_token
+    reset_alarm_config(pg)
+    mcsd(MCS_SECRET_KEY=api.launcher.secret_key)
     try:
         r = api.put("/api/config/alarm", tok,
                     json={"webhook": {"enabled": True, "platform": "custom", "url": url}})
@@ -195,11 +201,26 @@ def test_channel_test_send_reaches_a_capture_server(api):
         r = api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})
         assert r.status_code == 200, r.text
         assert Capture.bodies and Capture.bodies[0][0] == "/hook"
+        assert "测试设备" in Capture.bodies[0][1].decode()
+        with pg.cursor() as cur:
+            cur.execute("SELECT channel, event, status FROM alarm_outbox WHERE id = %s",
+                        (r.json()["outbox_id"],))
+            assert cur.fetchone() == ("webhook", "test", "sent")
         Capture.status = 500
         r = api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})
         assert r.status_code == 502 and error_of(r)["code"] == 50003
+        assert "HTTP 500" in error_of(r)["detail"]
+        assert len(Capture.bodies) == 2  # a failed test is not retried later
         r = api.post("/api/config/alarm/test", tok, json={"channel": "pigeon"})
         assert r.status_code == 400
+        st = api.get("/api/config/alarm/channels", tok)
+        assert st.status_code == 200, st.text
+        hook = {c["channel"]: c for c in st.json()["channels"]}["webhook"]
+        assert hook["enabled"] is True and hook["sent_today"] >= 1 and hook["failed_today"] >= 1
+        assert hook["last_ok_at"] and hook["last_fail_at"] and hook["last_fail_local"]
+        assert hook["last_fail_detail"] == "HTTP 500"
+        assert st.json()["tz"] == "Asia/Shanghai"
+        assert api.get("/api/config/alarm/channels", api.viewer_token).status_code == 403
     finally:
         srv.shutdown()
         api.put("/api/config/alarm", tok, json={"webhook": {"platform": "custom",
@@ -305,11 +326,13 @@ class Slow(Capture):
         super().do_POST()
 
 
-def test_slow_channel_test_does_not_stall_other_requests(api):
+def test_slow_channel_test_does_not_stall_other_requests(api, mcsd, pg):
     import time
     srv = HTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     tok = api.admin_token
+    reset_alarm_config(pg)
+    mcsd(MCS_SECRET_KEY=api.launcher.secret_key)
     try:
         api.put("/api/config/alarm", tok, json={"webhook": {
             "enabled": True, "platform": "custom",
@@ -329,4 +352,52 @@ def test_slow_channel_test_does_not_stall_other_requests(api):
     finally:
         srv.shutdown()
         api.put("/api/config/alarm", tok, json={"webhook": {"platform": "custom",
+                                                            "enabled": False}})
+
+
+def test_test_send_uses_mcsd_and_its_key(api, mcsd, pg, base_env, bin_path):
+    """An mcsd that lacks the key mcs-api encrypted a channel's secret with
+    (the demo's old mistake) cannot send alarms: the test send says so
+    instead of succeeding on mcs-api's own key, mcsd says so at start, and
+    `mcsd --check-config` fails naming the channel."""
+    import subprocess
+    srv = HTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    tok = api.admin_token
+    reset_alarm_config(pg)
+    try:
+        r = api.put("/api/config/alarm", tok, json={"webhook": {
+            "enabled": True, "platform": "dingtalk", "secret": "SECdemo",
+            "url": f"http://127.0.0.1:{srv.server_port}/robot/send?access_token=t"}})
+        assert r.status_code == 200, r.text
+        Capture.status, Capture.bodies = 200, []
+        # No mcsd running: nobody can deliver alarms, so the test says so
+        # (and the row does not go out later by surprise).
+        r = api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})
+        assert r.status_code == 503 and "no mcsd" in error_of(r)["detail"], r.text
+        with pg.cursor() as cur:
+            cur.execute("SELECT status FROM alarm_outbox WHERE event = 'test'"
+                        " ORDER BY id DESC LIMIT 1")
+            assert cur.fetchone()[0] == "dropped"
+        d = mcsd()  # no MCS_SECRET_KEY
+        assert "alarm channels cannot send" in d.log_text(), d.log_tail()
+        assert "dingtalk.secret" in d.log_text(), d.log_tail()
+        r = api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})
+        assert r.status_code == 502, r.text
+        assert "secret" in error_of(r)["detail"] and not Capture.bodies
+        chk = subprocess.run([bin_path("mcsd"), "--check-config"], env=dict(base_env),
+                             capture_output=True, text=True, timeout=30)
+        assert chk.returncode != 0 and "dingtalk.secret" in chk.stderr, chk.stderr
+        d.stop()
+        mcsd(MCS_SECRET_KEY=api.launcher.secret_key)
+        r = api.post("/api/config/alarm/test", tok, json={"channel": "webhook"})
+        assert r.status_code == 200, r.text
+        assert len(Capture.bodies) == 1 and "sign=" in Capture.bodies[0][0]
+        env = dict(base_env, MCS_SECRET_KEY=api.launcher.secret_key)
+        chk = subprocess.run([bin_path("mcsd"), "--check-config"], env=env,
+                             capture_output=True, text=True, timeout=30)
+        assert chk.returncode == 0, chk.stderr
+    finally:
+        srv.shutdown()
+        api.put("/api/config/alarm", tok, json={"webhook": {"platform": "dingtalk",
                                                             "enabled": False}})

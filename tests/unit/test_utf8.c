@@ -1,6 +1,7 @@
 /* test_utf8.c - the UTF-8 decoder of the text checks (src/common/utf8.h)
  * and the two policies built on it: rq_utf8_valid (API, NUL refused) is
- * tested in test_api_reqparse.c; here the decoder's edges. */
+ * tested in test_api_reqparse.c; here the decoder's edges and
+ * mcs_utf8_clean. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,11 +64,36 @@ static void malformed(void **state)
     }
 }
 
+/* mcs_utf8_clean: what the notifier stores of a platform's answer. */
+static void clean(void **state)
+{
+    char out[16];
+    (void)state;
+    mcs_utf8_clean("errcode 1: 名", out, sizeof(out));
+    assert_string_equal(out, "errcode 1: 名");
+    /* Cut to fit on a character boundary, never in the middle of one. */
+    mcs_utf8_clean("abcdefghijklm名字", out, sizeof(out));
+    assert_string_equal(out, "abcdefghijklm");
+    mcs_utf8_clean("abcdefghijkl名字", out, sizeof(out));
+    assert_string_equal(out, "abcdefghijkl名");
+    /* A character a snprintf cut off at the end is dropped ... */
+    mcs_utf8_clean("ab\xE5\x90", out, sizeof(out));
+    assert_string_equal(out, "ab");
+    /* ... ill-formed bytes elsewhere become '?'. */
+    mcs_utf8_clean("a\xE5\x41\xFF" "b\xC0\xAF" "c", out, sizeof(out));
+    assert_string_equal(out, "a?A?b??c");
+    mcs_utf8_clean("", out, 1);
+    assert_string_equal(out, "");
+    mcs_utf8_clean("名", out, 3); /* no room for the whole character */
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(well_formed),
         cmocka_unit_test(malformed),
+        cmocka_unit_test(clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
