@@ -66,11 +66,13 @@ class AuthRecorder:
 # ---------------------------------------------------------------- defect 8
 
 
-def test_changing_the_smtp_server_needs_the_password_again(api, pg):
+def test_changing_the_smtp_server_needs_the_password_again(api, pg, mcsd):
     """The stored password must not follow a new host/port: PUT with the
     mask and a new server is 400, the stored row is unchanged, and a test
-    send reaches only the server it was entered for."""
+    send reaches only the server it was entered for. Test sends go out
+    through mcsd (issue #15), with the key mcs-api encrypted the secret with."""
     tok = api.admin_token
+    mcsd(MCS_SECRET_KEY=api.launcher.secret_key)
     legit, evil = AuthRecorder(), AuthRecorder()
     try:
         r = api.put("/api/config/alarm", tok, json={"email": {
