@@ -280,6 +280,7 @@ static void start_connect(struct fw_dev *d, uint32_t now)
     c.will_payload = d->will;
     c.will_len = n > 0 ? (size_t)n : 0;
     c.keepalive_s = FW_KEEPALIVE_S;
+    c.keep_session = 1; /* commands sent while offline arrive on return (#20) */
     if(d->hal->mqtt_connect(d->hal->ctx, &c) != FW_OK) {
         schedule_reconnect(d, now);
         return;
@@ -307,8 +308,11 @@ static void status_online(struct fw_dev *d)
 }
 
 /* Reports a command outcome on the status topic (not retained): the
- * device may publish only up and status (R-MQ-6). */
-static void report(struct fw_dev *d, const char *cmd, const char *result, const char *reason)
+ * device may publish only up and status (R-MQ-6). id is the command's own
+ * "id" (empty when it had none), so the server can tell which command of
+ * several this answers. */
+static void report(struct fw_dev *d, const char *id, const char *cmd, const char *result,
+                   const char *reason)
 {
     struct fw_jw w;
 
@@ -317,6 +321,8 @@ static void report(struct fw_dev *d, const char *cmd, const char *result, const 
     fw_jw_begin(&w, d->buf, sizeof(d->buf));
     fw_jw_str(&w, "status", "online");
     fw_jw_u32(&w, "ts", rtc(d));
+    if(id[0])
+        fw_jw_str(&w, "id", id);
     fw_jw_str(&w, "cmd", cmd);
     fw_jw_str(&w, "result", result);
     if(reason)
@@ -476,10 +482,27 @@ static int cmd_ota(struct fw_dev *d, const struct fw_jobj *o, const char **why)
     return FW_OK;
 }
 
+/* The command's "id" into id (FW_CMD_ID_MAX + 1 bytes): a short string of
+ * letters, digits, '_' and '-', or a whole number; anything else is left
+ * empty (the result then goes out without one, as from older servers). */
+static void cmd_id(const struct fw_jobj *o, char *id)
+{
+    const struct fw_jmember *m = fw_json_get(o, "id");
+
+    id[0] = '\0';
+    if(m && m->type == FW_JT_STR && m->str_len > 0 && m->str_len <= FW_CMD_ID_MAX) {
+        memcpy(id, m->str, m->str_len);
+        id[m->str_len] = '\0';
+        if(!ident_ok(id, FW_CMD_ID_MAX))
+            id[0] = '\0';
+    }
+}
+
 static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_large)
 {
     struct fw_jobj o;
     const struct fw_jmember *c;
+    char id[FW_CMD_ID_MAX + 1] = "";
     const char *name = "?", *why = NULL;
     float a, b, t;
     int rc;
@@ -494,6 +517,7 @@ static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_la
         rc = FW_E_MALFORMED;
         goto out;
     }
+    cmd_id(&o, id);
     c = fw_json_get(&o, "cmd");
     if(!c || c->type != FW_JT_STR) {
         why = "no_cmd";
@@ -547,6 +571,8 @@ static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_la
     else if(str_is(c, "ota")) {
         name = "ota";
         rc = cmd_ota(d, &o, &why);
+        if(rc == FW_OK)
+            memcpy(d->ota.id, id, sizeof(d->ota.id));
     }
     else {
         why = "unknown_cmd";
@@ -555,12 +581,12 @@ static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_la
 out:
     if(rc == FW_OK) {
         d->st.cmds_ok++;
-        report(d, name, "ok", NULL);
+        report(d, id, name, "ok", NULL);
     }
     else {
         /* Ignored (nothing changed) and reported. */
         d->st.cmds_rejected++;
-        report(d, name, "rejected", why);
+        report(d, id, name, "rejected", why);
     }
 }
 
@@ -572,14 +598,14 @@ static void ota_end(struct fw_dev *d, int ok, const char *why)
     d->hal->ota_finish(d->hal->ctx, ok);
     if(ok) {
         d->st.ota_ok++;
-        report(d, "ota", "done", NULL);
+        report(d, d->ota.id, "ota", "done", NULL);
         /* Boot the new image soon; the report gets out first. */
         d->reboot_pending = 1;
         d->reboot_at_ms = now_ms(d) + 1000u;
     }
     else {
         d->st.ota_failed++;
-        report(d, "ota", "failed", why);
+        report(d, d->ota.id, "ota", "failed", why);
     }
 }
 

@@ -46,6 +46,7 @@
 #define FW_OTA_CHUNK 256
 #define FW_OTA_STALL_MS 120000u
 #define FW_URL_MAX 160
+#define FW_CMD_ID_MAX 24 /* a command's "id", echoed in its result */
 #define FW_LOOP_MAX_MS 1000u /* fw_loop asks to be called at least this often */
 
 /* Device error codes (R-MQ-5). */
@@ -145,6 +146,7 @@ struct fw_dev {
         uint32_t off;
         uint32_t last_ms;
         uint8_t chunk[FW_OTA_CHUNK];
+        char id[FW_CMD_ID_MAX + 1]; /* the ota command's id, for "done"/"failed" */
     } ota;
     enum fw_led_color led_c;
     enum fw_led_mode led_m;

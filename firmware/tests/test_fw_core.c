@@ -101,6 +101,7 @@ static void test_init_connecting_running(void **state)
     assert_string_equal(t->f.conn_user, "device_" SN);
     assert_string_equal(t->f.conn_pass, "0123456789abcdef");
     assert_int_equal(t->f.keepalive, 60);
+    assert_int_equal(t->f.keep_session, 1); /* commands sent while offline arrive */
     assert_string_equal(t->f.will_topic, "mcs/" SN "/status");
     assert_string_equal(t->f.will_payload, "{\"status\":\"offline\",\"ts\":1734320000}");
     assert_int_equal(t->d.state, FW_ST_CONNECTING);
@@ -475,6 +476,26 @@ static void test_debug_and_auto_revert(void **state)
     assert_true(n >= 6 && n <= 7);
 }
 
+/* The command's id comes back in its result; a bad id is left out rather
+ * than echoed, and a command without one is answered as before. */
+static void test_cmd_id_echoed(void **state)
+{
+    struct t *t = *state;
+
+    boot_running(t);
+    send_cmd(t, "{\"cmd\":\"reboot\",\"delay\":60,\"id\":\"1234\"}");
+    assert_non_null(
+        strstr(last_status(t)->payload, "\"id\":\"1234\",\"cmd\":\"reboot\",\"result\":\"ok\""));
+    send_cmd(t, "{\"cmd\":\"nope\",\"id\":\"77\"}");
+    assert_non_null(strstr(last_status(t)->payload, "\"id\":\"77\""));
+    assert_non_null(strstr(last_status(t)->payload, "\"result\":\"rejected\""));
+    send_cmd(t, "{\"cmd\":\"debug\",\"duration\":0,\"id\":\"a\\\"b\"}");
+    assert_null(strstr(last_status(t)->payload, "\"id\""));
+    send_cmd(t, "{\"cmd\":\"debug\",\"duration\":0}");
+    assert_null(strstr(last_status(t)->payload, "\"id\""));
+    assert_non_null(strstr(last_status(t)->payload, "\"cmd\":\"debug\",\"result\":\"ok\""));
+}
+
 static void test_debug_duration_capped(void **state)
 {
     struct t *t = *state;
@@ -745,6 +766,7 @@ int main(void)
         T(test_watchdog_sim_calib_codes),
         T(test_watchdog_fed_only_from_loop),
         T(test_debug_and_auto_revert),
+        T(test_cmd_id_echoed),
         T(test_debug_duration_capped),
         T(test_debug_survives_reboot_then_reverts),
         T(test_debug_end_time_passed_while_off),

@@ -3,6 +3,7 @@
 #ifndef MCS_MCSD_H
 #define MCS_MCSD_H
 
+#include "cmdres.h"
 #include "config.h"
 #include "log.h"
 #include "journal.h"
@@ -24,6 +25,7 @@ struct mcsd {
      * bad input never hides the first line of another); ingest thread only. */
     struct mcs_ratelimit reject_rl[MCS_REJ_COUNT];
     struct alarm_engine *alarm; /* alarms (#7): made by notify_start, used by store */
+    struct mcs_cmdres cmdres;   /* command results (#20): ingest queues, store writes */
 };
 
 #endif

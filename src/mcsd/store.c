@@ -35,7 +35,7 @@ struct mcs_store {
     int max_rows;
     int64_t pos;             /* journal position stored so far */
     int64_t next_connect_ms, next_metrics_ms, next_flush_ms, next_parts_ms, next_expire_ms;
-    int64_t next_rt_ms, retry_at_ms;
+    int64_t next_rt_ms, retry_at_ms, next_cmd_ms;
     int connect_backoff_ms, retry_backoff_ms;
 };
 
@@ -225,6 +225,11 @@ static void periodic(struct mcs_store *s)
         int every = d->cfg->offline_after_s * 250 < 5000 ? d->cfg->offline_after_s * 250 : 5000;
         registry_expire(&d->reg, now_s() - d->cfg->offline_after_s);
         s->next_expire_ms = now + every;
+    }
+    if(s->db.pg && now >= s->next_cmd_ms) {
+        /* Each second: an admin waits on the page for the device's answer. */
+        cmdres_flush(&d->cmdres, s->db.pg);
+        s->next_cmd_ms = now + 1000;
     }
     if(s->db.pg && now >= s->next_flush_ms) {
         devstats_flush(&s->stats, &d->reg, s->db.pg);
