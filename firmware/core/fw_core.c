@@ -229,7 +229,12 @@ int fw_payload(const struct fw_dev *d, const struct fw_rec *r, char *buf, size_t
 {
     struct fw_jw w;
 
-    /* Key order and names exactly as R-MQ-2. */
+    /* Key order and names as R-MQ-2, less what the server knows anyway
+     * (R-MQ-8, docs/FIRMWARE.md "What each byte costs"): net and ver do not
+     * change while connected, so they go once per connection in the online
+     * status (status_online), 25 bytes; err 0 is what the server assumes
+     * when err is absent, 8 bytes. Any non-zero err is always sent. The
+     * server accepts readings with or without these fields. */
     fw_jw_begin(&w, buf, cap);
     fw_jw_u32(&w, "ts", r->ts);
     fw_jw_u32(&w, "seq", r->seq);
@@ -240,9 +245,9 @@ int fw_payload(const struct fw_dev *d, const struct fw_rec *r, char *buf, size_t
         fw_jw_fixed1(&w, "humi", r->humi_d);
     fw_jw_u32(&w, "bat", r->bat);
     fw_jw_i32(&w, "rssi", r->rssi);
-    fw_jw_str(&w, "net", d->id.net);
-    fw_jw_str(&w, "ver", d->id.ver);
-    fw_jw_u32(&w, "err", r->err);
+    if(r->err)
+        fw_jw_u32(&w, "err", r->err);
+    (void)d;
     return fw_jw_end(&w);
 }
 
@@ -297,6 +302,11 @@ static int publish(struct fw_dev *d, const char *t, const char *p, int len, int 
     return d->hal->mqtt_publish(d->hal->ctx, t, p, (size_t)len, qos, retain, mid);
 }
 
+/* The retained online status, once per connection: it carries what does
+ * not change while connected (firmware version, network type), so the
+ * server and a worker started later know them without every reading
+ * repeating them. A new version comes only with a reboot, a new network
+ * only with a new connection: both send this again. */
 static void status_online(struct fw_dev *d)
 {
     struct fw_jw w;
@@ -304,6 +314,8 @@ static void status_online(struct fw_dev *d)
     fw_jw_begin(&w, d->buf, sizeof(d->buf));
     fw_jw_str(&w, "status", "online");
     fw_jw_u32(&w, "ts", rtc(d));
+    fw_jw_str(&w, "ver", d->id.ver);
+    fw_jw_str(&w, "net", d->id.net);
     publish(d, d->t_status, d->buf, fw_jw_end(&w), 1, 1, NULL);
 }
 

@@ -181,8 +181,9 @@ uint32_t fw_interval_ms(const struct fw_dev *d);
 /* "init", "selftest_failed", "connecting", "running", "offline". */
 const char *fw_state_name(enum fw_state s);
 
-/* Formats the R-MQ-2 payload of r into buf[cap]. Returns the length or
- * FW_E_FULL. */
+/* Formats the R-MQ-2 payload of r into buf[cap], without net and ver
+ * (those go in the online status, once per connection) and without err
+ * when it is 0 (the server's default). Returns the length or FW_E_FULL. */
 int fw_payload(const struct fw_dev *d, const struct fw_rec *r, char *buf, size_t cap);
 
 #endif
