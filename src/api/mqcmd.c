@@ -4,6 +4,7 @@
 #include "mqcmd.h"
 #include "err.h"
 #include "log.h"
+#include "timeutil.h"
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -185,13 +186,7 @@ int mq_track_wait(struct api_mq *mq, const struct mq_track *t, int wait_ms)
     struct timespec until;
     int reason;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if(until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    mcs_deadline_ts(&until, CLOCK_MONOTONIC, wait_ms);
     pthread_mutex_lock(&mq->lock);
     while((reason = ack_of(mq, t->from, t->mid)) < 0)
         if(pthread_cond_timedwait(&mq->acked, &mq->lock, &until))
