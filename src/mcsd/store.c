@@ -247,7 +247,8 @@ static void periodic(struct mcs_store *s)
             struct mcs_metrics_extra x = {
                 registry_count(&d->reg),
                 atomic_load(&d->journal.wpos) - atomic_load(&d->journal.committed), rss_kb(),
-                as.dev_open, as.state_bytes};
+                as.dev_open, as.state_bytes, atomic_load(&d->cmdres.recorded),
+                atomic_load(&d->cmdres.dropped)};
             cache_put_metrics(&s->cache, &d->metrics, &x);
             cache_flush(&s->cache);
         }

@@ -84,6 +84,9 @@ def test_result_from_the_device_is_recorded(ssvc, db, device_sn, worker_mcsd, si
     ota = r.json()["command_id"]
     c = wait_state(db, ota, sn, "error")
     assert (c["result"], c["reason"]) == ("failed", "md5"), c
+    # Counted: calib ok, ota ok (accepted), ota failed; none lost.
+    worker_mcsd.wait_metric("cmd_results", lambda v: v >= 3)
+    assert worker_mcsd.metric("cmd_results_dropped") == 0
     # The device's history through the API, newest first (§10.2 list).
     h = a.get(f"/api/devices/{sn}/commands", tok, params={"page": 1, "size": 10})
     assert h.status_code == 200, h.text
