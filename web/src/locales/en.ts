@@ -38,6 +38,9 @@ export default {
     debug: 'Debug: 1 reading/s', debugLeft: 'Debugging, {left} left', reboot: 'Reboot', rebootConfirm: 'Reboot {sn}? It restarts in 5 s.',
     ota: 'Firmware update', otaUrl: 'Firmware URL', otaMd5: 'MD5', otaConfirm: 'Send a firmware update to {sn}?', commandSent: 'Command sent',
     commands: 'Commands', health: 'Health', version: 'Firmware',
+    cmdHistory: 'Command history', cmdSentAt: 'Sent', cmdName: 'Command', cmdState: 'State', cmdResult: 'Device answer', cmdNone: 'No commands yet',
+    cmdQueued: 'Device offline: the command will be delivered when it comes back',
+    cmdStates: { sent: 'Sent', delivered: 'Delivered', accepted: 'In progress', ok: 'OK', error: 'Failed', expired: 'No answer', failed: 'Not sent' },
     err: {
       0: 'OK', 1: 'Sensor read failure', 2: 'Sensor data abnormal', 3: 'Temperature sensor fault', 10: 'Battery low (<20%)', 11: 'Battery critical (<10%)',
       20: 'Weak signal', 21: 'SIM fault', 30: 'Storage full', 40: 'Watchdog reboot', 50: 'Calibration lost',

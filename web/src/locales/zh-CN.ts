@@ -38,6 +38,9 @@ export default {
     debug: '开启 1秒/次 调试', debugLeft: '调试中，剩余 {left}', reboot: '重启', rebootConfirm: '确定重启设备 {sn}？设备将在 5 秒后重启。',
     ota: '固件升级', otaUrl: '固件地址', otaMd5: 'MD5', otaConfirm: '确定向 {sn} 下发固件升级？', commandSent: '命令已下发',
     commands: '设备命令', health: '运行状况', version: '固件版本',
+    cmdHistory: '命令记录', cmdSentAt: '下发时间', cmdName: '命令', cmdState: '状态', cmdResult: '设备回复', cmdNone: '暂无命令',
+    cmdQueued: '设备离线，命令将在设备上线后送达',
+    cmdStates: { sent: '已下发', delivered: '已送达', accepted: '执行中', ok: '成功', error: '失败', expired: '超时未回复', failed: '未发出' },
     err: {
       0: '正常', 1: '传感器读取失败', 2: '传感器数据异常', 3: '温度传感器故障', 10: '电量低 (<20%)', 11: '电量极低 (<10%)',
       20: '网络信号弱', 21: 'SIM 卡异常', 30: '存储器满', 40: '看门狗重启', 50: '校准参数丢失',

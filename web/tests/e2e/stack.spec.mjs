@@ -74,6 +74,17 @@ export function stackSpecs(st) {
     await waitFor(() => st.sql(`SELECT ppm FROM sensor_data WHERE sn = '${D1}' AND time > '${t0}' ORDER BY time DESC LIMIT 1`) === '210', { timeout: 20000, desc: 'next reading calibrated' })
   })
 
+  spec('send a command and see what became of it (issue #20)', async ({ page }) => {
+    // D1 is a publisher without a command subscriber: the broker acknowledges
+    // the command (delivered) and nobody answers it.
+    await page.goto(`${st.baseUrl}/admin/devices`)
+    await page.getByTestId(`dev-edit-${D1}`).click()
+    await page.getByTestId('reboot-btn').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await waitFor(() => st.sql(`SELECT state FROM device_commands WHERE sn = '${D1}' AND cmd = 'reboot'`) === 'delivered', { desc: 'command recorded and delivered' })
+    await waitFor(async () => /reboot[\s\S]*已送达/.test(await page.getByTestId('cmd-history').textContent()), { desc: 'the command and its state in the history' })
+  })
+
   spec('upload a plan, drag the device onto it, save', async ({ page, browser }) => {
     // The plan image: a floor drawing rendered and photographed by Chromium itself.
     const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 } })
