@@ -9,7 +9,7 @@ import { spec, expect, waitFor } from './harness.mjs'
 const D1 = 'E2E-D1'
 const D2 = 'E2E-D2'
 
-async function fill(page, id, value) {
+export async function fill(page, id, value) {
   const loc = page.getByTestId(id)
   const tag = await loc.evaluate((el) => el.tagName)
   const input = tag === 'INPUT' || tag === 'TEXTAREA' ? loc : loc.locator('input')
@@ -17,7 +17,7 @@ async function fill(page, id, value) {
   await input.blur()
 }
 
-async function login(page, base, user, pass) {
+export async function login(page, base, user, pass) {
   await page.goto(`${base}/login`)
   await page.getByTestId('login-user').fill(user)
   await page.getByTestId('login-pass').fill(pass)
