@@ -229,7 +229,12 @@ int fw_payload(const struct fw_dev *d, const struct fw_rec *r, char *buf, size_t
 {
     struct fw_jw w;
 
-    /* Key order and names exactly as R-MQ-2. */
+    /* Key order and names as R-MQ-2, less what the server knows anyway
+     * (R-MQ-8, docs/FIRMWARE.md "What each byte costs"): net and ver do not
+     * change while connected, so they go once per connection in the online
+     * status (status_online), 25 bytes; err 0 is what the server assumes
+     * when err is absent, 8 bytes. Any non-zero err is always sent. The
+     * server accepts readings with or without these fields. */
     fw_jw_begin(&w, buf, cap);
     fw_jw_u32(&w, "ts", r->ts);
     fw_jw_u32(&w, "seq", r->seq);
@@ -240,9 +245,9 @@ int fw_payload(const struct fw_dev *d, const struct fw_rec *r, char *buf, size_t
         fw_jw_fixed1(&w, "humi", r->humi_d);
     fw_jw_u32(&w, "bat", r->bat);
     fw_jw_i32(&w, "rssi", r->rssi);
-    fw_jw_str(&w, "net", d->id.net);
-    fw_jw_str(&w, "ver", d->id.ver);
-    fw_jw_u32(&w, "err", r->err);
+    if(r->err)
+        fw_jw_u32(&w, "err", r->err);
+    (void)d;
     return fw_jw_end(&w);
 }
 
@@ -280,6 +285,7 @@ static void start_connect(struct fw_dev *d, uint32_t now)
     c.will_payload = d->will;
     c.will_len = n > 0 ? (size_t)n : 0;
     c.keepalive_s = FW_KEEPALIVE_S;
+    c.keep_session = 1; /* commands sent while offline arrive on return (#20) */
     if(d->hal->mqtt_connect(d->hal->ctx, &c) != FW_OK) {
         schedule_reconnect(d, now);
         return;
@@ -296,6 +302,11 @@ static int publish(struct fw_dev *d, const char *t, const char *p, int len, int 
     return d->hal->mqtt_publish(d->hal->ctx, t, p, (size_t)len, qos, retain, mid);
 }
 
+/* The retained online status, once per connection: it carries what does
+ * not change while connected (firmware version, network type), so the
+ * server and a worker started later know them without every reading
+ * repeating them. A new version comes only with a reboot, a new network
+ * only with a new connection: both send this again. */
 static void status_online(struct fw_dev *d)
 {
     struct fw_jw w;
@@ -303,12 +314,17 @@ static void status_online(struct fw_dev *d)
     fw_jw_begin(&w, d->buf, sizeof(d->buf));
     fw_jw_str(&w, "status", "online");
     fw_jw_u32(&w, "ts", rtc(d));
+    fw_jw_str(&w, "ver", d->id.ver);
+    fw_jw_str(&w, "net", d->id.net);
     publish(d, d->t_status, d->buf, fw_jw_end(&w), 1, 1, NULL);
 }
 
 /* Reports a command outcome on the status topic (not retained): the
- * device may publish only up and status (R-MQ-6). */
-static void report(struct fw_dev *d, const char *cmd, const char *result, const char *reason)
+ * device may publish only up and status (R-MQ-6). id is the command's own
+ * "id" (empty when it had none), so the server can tell which command of
+ * several this answers. */
+static void report(struct fw_dev *d, const char *id, const char *cmd, const char *result,
+                   const char *reason)
 {
     struct fw_jw w;
 
@@ -317,6 +333,8 @@ static void report(struct fw_dev *d, const char *cmd, const char *result, const 
     fw_jw_begin(&w, d->buf, sizeof(d->buf));
     fw_jw_str(&w, "status", "online");
     fw_jw_u32(&w, "ts", rtc(d));
+    if(id[0])
+        fw_jw_str(&w, "id", id);
     fw_jw_str(&w, "cmd", cmd);
     fw_jw_str(&w, "result", result);
     if(reason)
@@ -476,10 +494,27 @@ static int cmd_ota(struct fw_dev *d, const struct fw_jobj *o, const char **why)
     return FW_OK;
 }
 
+/* The command's "id" into id (FW_CMD_ID_MAX + 1 bytes): a short string of
+ * letters, digits, '_' and '-', or a whole number; anything else is left
+ * empty (the result then goes out without one, as from older servers). */
+static void cmd_id(const struct fw_jobj *o, char *id)
+{
+    const struct fw_jmember *m = fw_json_get(o, "id");
+
+    id[0] = '\0';
+    if(m && m->type == FW_JT_STR && m->str_len > 0 && m->str_len <= FW_CMD_ID_MAX) {
+        memcpy(id, m->str, m->str_len);
+        id[m->str_len] = '\0';
+        if(!ident_ok(id, FW_CMD_ID_MAX))
+            id[0] = '\0';
+    }
+}
+
 static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_large)
 {
     struct fw_jobj o;
     const struct fw_jmember *c;
+    char id[FW_CMD_ID_MAX + 1] = "";
     const char *name = "?", *why = NULL;
     float a, b, t;
     int rc;
@@ -494,6 +529,7 @@ static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_la
         rc = FW_E_MALFORMED;
         goto out;
     }
+    cmd_id(&o, id);
     c = fw_json_get(&o, "cmd");
     if(!c || c->type != FW_JT_STR) {
         why = "no_cmd";
@@ -547,6 +583,8 @@ static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_la
     else if(str_is(c, "ota")) {
         name = "ota";
         rc = cmd_ota(d, &o, &why);
+        if(rc == FW_OK)
+            memcpy(d->ota.id, id, sizeof(d->ota.id));
     }
     else {
         why = "unknown_cmd";
@@ -555,12 +593,12 @@ static void handle_cmd(struct fw_dev *d, const char *buf, size_t len, int too_la
 out:
     if(rc == FW_OK) {
         d->st.cmds_ok++;
-        report(d, name, "ok", NULL);
+        report(d, id, name, "ok", NULL);
     }
     else {
         /* Ignored (nothing changed) and reported. */
         d->st.cmds_rejected++;
-        report(d, name, "rejected", why);
+        report(d, id, name, "rejected", why);
     }
 }
 
@@ -572,14 +610,14 @@ static void ota_end(struct fw_dev *d, int ok, const char *why)
     d->hal->ota_finish(d->hal->ctx, ok);
     if(ok) {
         d->st.ota_ok++;
-        report(d, "ota", "done", NULL);
+        report(d, d->ota.id, "ota", "done", NULL);
         /* Boot the new image soon; the report gets out first. */
         d->reboot_pending = 1;
         d->reboot_at_ms = now_ms(d) + 1000u;
     }
     else {
         d->st.ota_failed++;
-        report(d, "ota", "failed", why);
+        report(d, d->ota.id, "ota", "failed", why);
     }
 }
 

@@ -46,6 +46,7 @@
 #define FW_OTA_CHUNK 256
 #define FW_OTA_STALL_MS 120000u
 #define FW_URL_MAX 160
+#define FW_CMD_ID_MAX 24 /* a command's "id", echoed in its result */
 #define FW_LOOP_MAX_MS 1000u /* fw_loop asks to be called at least this often */
 
 /* Device error codes (R-MQ-5). */
@@ -145,6 +146,7 @@ struct fw_dev {
         uint32_t off;
         uint32_t last_ms;
         uint8_t chunk[FW_OTA_CHUNK];
+        char id[FW_CMD_ID_MAX + 1]; /* the ota command's id, for "done"/"failed" */
     } ota;
     enum fw_led_color led_c;
     enum fw_led_mode led_m;
@@ -179,8 +181,9 @@ uint32_t fw_interval_ms(const struct fw_dev *d);
 /* "init", "selftest_failed", "connecting", "running", "offline". */
 const char *fw_state_name(enum fw_state s);
 
-/* Formats the R-MQ-2 payload of r into buf[cap]. Returns the length or
- * FW_E_FULL. */
+/* Formats the R-MQ-2 payload of r into buf[cap], without net and ver
+ * (those go in the online status, once per connection) and without err
+ * when it is 0 (the server's default). Returns the length or FW_E_FULL. */
 int fw_payload(const struct fw_dev *d, const struct fw_rec *r, char *buf, size_t cap);
 
 #endif

@@ -34,6 +34,9 @@ struct fw_mqtt_conn {
     const char *will_payload;
     size_t will_len;
     uint16_t keepalive_s;
+    /* 1: clean session off, so that the broker keeps the subscriptions and
+     * holds the QoS 1 commands sent while the device was offline. */
+    uint8_t keep_session;
 };
 
 struct fw_hal {

@@ -178,9 +178,10 @@ static int h_connect(void *c, const struct fw_mqtt_conn *mc)
     drop_client(d);
     if(sim_now_ms() < d->link_back_ms)
         return FW_E_IO; /* no network */
-    /* A fresh client per connection: nothing of the old session (queued
-     * messages, mids) survives, as with the modem's own MQTT stack. */
-    d->mosq = mosquitto_new(mc->client_id, true, d);
+    /* A fresh client per connection: nothing of the client's own state
+     * (queued messages, mids) survives, as with the modem's own MQTT stack;
+     * the broker's side of the session does when the core asks for it. */
+    d->mosq = mosquitto_new(mc->client_id, !mc->keep_session, d);
     if(!d->mosq)
         return FW_E_IO;
     mqe_init(&d->mq, d->mosq);

@@ -67,6 +67,7 @@ static int f_connect(void *c, const struct fw_mqtt_conn *m)
     snprintf(f->will_topic, sizeof(f->will_topic), "%s", m->will_topic);
     snprintf(f->will_payload, sizeof(f->will_payload), "%.*s", (int)m->will_len, m->will_payload);
     f->keepalive = m->keepalive_s;
+    f->keep_session = m->keep_session;
     f->nsubs = 0;
     if(!f->link_ok)
         return FW_E_IO;

@@ -41,6 +41,7 @@ struct fake {
     char conn_client[48], conn_user[48], conn_pass[40], will_topic[FAKE_TOPIC];
     char will_payload[80];
     int keepalive;
+    int keep_session;
     char subs[4][FAKE_TOPIC];
     int nsubs, sub_qos[4];
     struct fake_pub pubs[FAKE_PUB_MAX];

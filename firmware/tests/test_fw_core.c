@@ -101,6 +101,7 @@ static void test_init_connecting_running(void **state)
     assert_string_equal(t->f.conn_user, "device_" SN);
     assert_string_equal(t->f.conn_pass, "0123456789abcdef");
     assert_int_equal(t->f.keepalive, 60);
+    assert_int_equal(t->f.keep_session, 1); /* commands sent while offline arrive */
     assert_string_equal(t->f.will_topic, "mcs/" SN "/status");
     assert_string_equal(t->f.will_payload, "{\"status\":\"offline\",\"ts\":1734320000}");
     assert_int_equal(t->d.state, FW_ST_CONNECTING);
@@ -115,7 +116,9 @@ static void test_init_connecting_running(void **state)
     assert_int_equal(t->f.sub_qos[1], 1);
     /* Online status, retained, QoS 1. */
     assert_string_equal(t->f.pubs[0].topic, "mcs/" SN "/status");
-    assert_string_equal(t->f.pubs[0].payload, "{\"status\":\"online\",\"ts\":1734320000}");
+    /* It carries ver and net, once per connection (not in every reading). */
+    assert_string_equal(t->f.pubs[0].payload,
+                        "{\"status\":\"online\",\"ts\":1734320000,\"ver\":\"1.0.2\",\"net\":\"4G\"}");
     assert_int_equal(t->f.pubs[0].qos, 1);
     assert_int_equal(t->f.pubs[0].retain, 1);
 }
@@ -126,15 +129,14 @@ static void test_payload_exact(void **state)
 
     boot_running(t);
     /* The reading taken while connecting went through the ring (QoS 1);
-     * the next one is live, QoS 0, exactly R-MQ-2. */
+     * the next one is live, QoS 0, R-MQ-2 less net and ver (R-MQ-8). */
     fake_run(&t->f, &t->d, 10000);
     const struct fake_pub *p = &t->f.pubs[t->f.npubs - 1];
     assert_string_equal(p->topic, "mcs/" SN "/up");
     assert_int_equal(p->qos, 0);
     assert_int_equal(p->retain, 0);
     assert_string_equal(p->payload, "{\"ts\":1734320010,\"seq\":1,\"v_raw\":2350.5,\"temp\":25.4,"
-                                    "\"humi\":65.2,\"bat\":85,\"rssi\":-75,\"net\":\"4G\","
-                                    "\"ver\":\"1.0.2\",\"err\":0}");
+                                    "\"humi\":65.2,\"bat\":85,\"rssi\":-75}");
 }
 
 static void test_payload_negative_and_no_humi(void **state)
@@ -147,7 +149,7 @@ static void test_payload_negative_and_no_humi(void **state)
     fake_run(&t->f, &t->d, 10000);
     assert_string_equal(t->f.pubs[t->f.npubs - 1].payload,
                         "{\"ts\":1734320010,\"seq\":1,\"v_raw\":2350.5,\"temp\":-5.3,\"bat\":85,"
-                        "\"rssi\":-75,\"net\":\"4G\",\"ver\":\"1.0.2\",\"err\":0}");
+                        "\"rssi\":-75}");
 }
 
 static void test_interval_10s_and_seq_wrap(void **state)
@@ -182,7 +184,9 @@ static void test_selftest_failed_then_passes(void **state)
     fake_run(&t->f, &t->d, 6000);
     assert_int_equal(t->d.state, FW_ST_RUNNING);
     fake_run(&t->f, &t->d, 10000);
-    assert_non_null(strstr(t->f.pubs[t->f.npubs - 1].payload, "\"err\":0}"));
+    /* err 0 (all well again) is the server's default: not sent. */
+    assert_null(strstr(t->f.pubs[t->f.npubs - 1].payload, "\"err\""));
+    assert_non_null(strstr(t->f.pubs[t->f.npubs - 1].payload, "\"rssi\":-75}"));
 }
 
 static void test_selftest_gives_up_and_reports_err1(void **state)
@@ -416,7 +420,7 @@ static void test_watchdog_sim_calib_codes(void **state)
     assert_non_null(strstr(last_up(t), "\"err\":50}"));
     send_cmd(t, "{\"cmd\":\"calib\",\"k\":1.5,\"b\":-10,\"t_comp\":0.1}");
     fake_run(&t->f, &t->d, 10000);
-    assert_non_null(strstr(last_up(t), "\"err\":0}"));
+    assert_null(strstr(last_up(t), "\"err\"")); /* 0: the server's default, not sent */
     /* Watchdog reset: the first reading says 40, the next ones do not. */
     reboot_dev(t, FW_RESET_WATCHDOG);
     fake_run(&t->f, &t->d, 100);
@@ -425,7 +429,7 @@ static void test_watchdog_sim_calib_codes(void **state)
     for(int i = 0; i < t->f.npubs; i++)
         n40 += strstr(t->f.pubs[i].payload, "\"err\":40}") != NULL;
     assert_int_equal(n40, 1);
-    assert_non_null(strstr(last_up(t), "\"err\":0}"));
+    assert_null(strstr(last_up(t), "\"err\""));
     /* SIM fault reported as 21. */
     t->f.modem_rc = FW_E_SIM;
     reboot_dev(t, FW_RESET_SOFT);
@@ -473,6 +477,26 @@ static void test_debug_and_auto_revert(void **state)
     fake_run(&t->f, &t->d, 60000);
     n = fake_count(&t->f, "/up", from);
     assert_true(n >= 6 && n <= 7);
+}
+
+/* The command's id comes back in its result; a bad id is left out rather
+ * than echoed, and a command without one is answered as before. */
+static void test_cmd_id_echoed(void **state)
+{
+    struct t *t = *state;
+
+    boot_running(t);
+    send_cmd(t, "{\"cmd\":\"reboot\",\"delay\":60,\"id\":\"1234\"}");
+    assert_non_null(
+        strstr(last_status(t)->payload, "\"id\":\"1234\",\"cmd\":\"reboot\",\"result\":\"ok\""));
+    send_cmd(t, "{\"cmd\":\"nope\",\"id\":\"77\"}");
+    assert_non_null(strstr(last_status(t)->payload, "\"id\":\"77\""));
+    assert_non_null(strstr(last_status(t)->payload, "\"result\":\"rejected\""));
+    send_cmd(t, "{\"cmd\":\"debug\",\"duration\":0,\"id\":\"a\\\"b\"}");
+    assert_null(strstr(last_status(t)->payload, "\"id\""));
+    send_cmd(t, "{\"cmd\":\"debug\",\"duration\":0}");
+    assert_null(strstr(last_status(t)->payload, "\"id\""));
+    assert_non_null(strstr(last_status(t)->payload, "\"cmd\":\"debug\",\"result\":\"ok\""));
 }
 
 static void test_debug_duration_capped(void **state)
@@ -745,6 +769,7 @@ int main(void)
         T(test_watchdog_sim_calib_codes),
         T(test_watchdog_fed_only_from_loop),
         T(test_debug_and_auto_revert),
+        T(test_cmd_id_echoed),
         T(test_debug_duration_capped),
         T(test_debug_survives_reboot_then_reverts),
         T(test_debug_end_time_passed_while_off),

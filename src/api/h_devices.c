@@ -528,14 +528,80 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     return api_json(rs, 200, o);
 }
 
+/* Seconds a device has to answer a command once it is online: an OTA
+ * answers "done" only after its download. */
+static int cmd_deadline_s(const struct api_ctx *ctx, const char *kind)
+{
+    int s = ctx->cfg.cmd_deadline_s;
+    return !strcmp(kind, "ota") && s < 900 ? 900 : s;
+}
+
+/* Records a command before it is sent, committed on its own so that the
+ * device's answer always finds its row, and adds the row's id to payload
+ * (the device echoes it in its result). sn NULL: a broadcast. online: the
+ * deadline starts now; otherwise when the device comes back (mcsd). Returns
+ * the command id, or 0 with an error response on rs. */
+static long long cmd_record(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs,
+                            const char *sn, const char *kind, cJSON *payload, int online)
+{
+    char dl[16], *js = cJSON_PrintUnformatted(payload);
+    const char *v[6] = {sn, kind, js, rq->user, dl, online ? "1" : NULL};
+    PGresult *r;
+    long long id = 0;
+
+    if(!js)
+        return api_error(rs, 500, E_INTERNAL, "out of memory"), 0;
+    snprintf(dl, sizeof(dl), "%d", cmd_deadline_s(ctx, kind));
+    r = api_query(ctx, rs,
+                  "INSERT INTO device_commands (cmd_id, sn, cmd, payload, sent_by, deadline_s, "
+                  "due_at) SELECT c, $1, $2, $3::jsonb || jsonb_build_object('id', c::text), "
+                  "NULLIF($4, ''), $5::int, CASE WHEN $6::text IS NULL THEN NULL "
+                  "ELSE now() + make_interval(secs => $5::int) END "
+                  "FROM nextval('device_command_ids') c RETURNING cmd_id",
+                  6, v);
+    free(js);
+    if(!r)
+        return 0;
+    id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    cJSON_AddStringToObject(payload, "id", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return id;
+}
+
+/* After the send: "delivered" once the broker's PUBACK came (waited for up
+ * to 2 s, on a local broker it takes milliseconds), "failed" when the
+ * command never went out. Best effort: a row left "sent" still expires. */
+static void cmd_track(struct api_ctx *ctx, long long id, int sent, const struct mq_track *t)
+{
+    struct api_resp scratch;
+    char ids[24];
+    const char *v[1] = {ids};
+    PGresult *r;
+
+    if(!id)
+        return;
+    if(sent && mq_track_wait(ctx->mq, t, 2000) != 0)
+        return;
+    memset(&scratch, 0, sizeof(scratch));
+    snprintf(ids, sizeof(ids), "%lld", id);
+    r = api_query(ctx, &scratch,
+                  sent ? "UPDATE device_commands SET state = 'delivered', delivered_at = now() "
+                         "WHERE cmd_id = $1 AND state = 'sent'"
+                       : "UPDATE device_commands SET state = 'failed', result_at = now(), "
+                         "reason = 'broker unavailable' WHERE cmd_id = $1 AND state = 'sent'",
+                  1, v);
+    PQclear(r);
+    free(scratch.body);
+}
+
 static int publish_cmd(struct api_ctx *ctx, struct api_resp *rs, const char *topic,
-                       const cJSON *payload)
+                       const cJSON *payload, struct mq_track *t)
 {
     char *s = cJSON_PrintUnformatted(payload);
     int rc;
     if(!s)
         return api_error(rs, 500, E_INTERNAL, "out of memory"), MCS_ENOMEM;
-    rc = mq_publish(ctx->mq, topic, s);
+    rc = mq_publish_track(ctx->mq, topic, s, t);
     free(s);
     if(rc)
         api_error(rs, 503, E_UNAVAIL, "broker unavailable");
@@ -553,15 +619,20 @@ static cJSON *command_record(const char *topic, const cJSON *payload)
     return o;
 }
 
-/* The answer once a command is published; takes payload. */
-static int command_sent(struct api_resp *rs, const char *topic, cJSON *payload, long remaining)
+/* The answer once a command is published; takes payload. 202: the device
+ * is offline and gets it when it comes back. */
+static int command_sent(struct api_resp *rs, int status, const char *topic, cJSON *payload,
+                        long remaining, long long id)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "message", "命令已下发");
+    cJSON_AddStringToObject(o, "message", status == 202 ? "设备离线, 命令将在设备上线后送达"
+                                                        : "命令已下发");
+    cJSON_AddNumberToObject(o, "command_id", (double)id);
     cJSON_AddStringToObject(o, "topic", topic);
     cJSON_AddItemToObject(o, "payload", payload);
     cJSON_AddNumberToObject(o, "debug_remaining_s", (double)remaining);
-    return api_json(rs, 200, o);
+    cJSON_AddBoolToObject(o, "queued", status == 202);
+    return api_json(rs, status, o);
 }
 
 int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
@@ -569,10 +640,12 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     const char *sn = rq->params[0], *kind = "";
     char topic[128], k[40], b[40], t[40];
     cJSON *payload = NULL, *o, *before = NULL, *after = NULL;
-    int found;
+    int found, online;
     redisContext *r;
     redisReply *on;
     long remaining = 0;
+    long long cid = 0, sent_id;
+    struct mq_track trk = {0, 0};
 
     if(!rq_sn_valid(sn))
         return bad_sn(rs, sn);
@@ -591,17 +664,19 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         api_error(rs, 503, E_UNAVAIL, "redis unavailable: online state unknown");
         goto out;
     }
-    found = on->type == REDIS_REPLY_INTEGER && on->integer > 0;
+    online = on->type == REDIS_REPLY_INTEGER && on->integer > 0;
     freeReplyObject(on);
-    if(!found) {
-        api_error(rs, 409, E_DEV_OFFLINE, "SN: %s", sn);
-        goto out;
-    }
+    /* An offline device gets the command when it comes back: the broker
+     * holds QoS 1 messages for its persistent session (the firmware keeps
+     * one), and the command's deadline starts only then (mcsd, cmdres.c). */
     if(!mq_connected(ctx->mq)) {
         api_error(rs, 503, E_UNAVAIL, "broker unavailable");
         goto out;
     }
     snprintf(topic, sizeof(topic), "%s/%s/cmd", ctx->cfg.mqtt_prefix, sn);
+    cid = cmd_record(ctx, rq, rs, sn, kind, payload, online);
+    if(!cid)
+        goto out;
     if(api_begin(ctx, rs))
         goto out;
     if(!strcmp(kind, "calib")) {
@@ -637,11 +712,16 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         goto fail;
     }
     cJSON_Delete(o);
-    if(publish_cmd(ctx, rs, topic, payload))
+    if(publish_cmd(ctx, rs, topic, payload, &trk))
         goto fail;
-    if(api_commit(ctx, rs))
+    if(api_commit(ctx, rs)) {
+        cid = 0; /* sent: its answer or expiry still closes the row */
         goto out;
-    if(!strcmp(kind, "debug")) {
+    }
+    cmd_track(ctx, cid, 1, &trk);
+    sent_id = cid;
+    cid = 0;
+    if(!strcmp(kind, "debug") && online) {
         redisReply *x;
         remaining = (long)cJSON_GetObjectItem(payload, "duration")->valuedouble;
         r = api_redis(ctx);
@@ -654,16 +734,54 @@ int h_dev_command(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     if(after)
         uncache(ctx, sn);
-    command_sent(rs, topic, payload, remaining);
+    command_sent(rs, online ? 200 : 202, topic, payload, remaining, sent_id);
     payload = NULL;
     goto out;
 fail:
     api_rollback(ctx);
 out:
+    cmd_track(ctx, cid, 0, &trk); /* recorded but never sent */
     cJSON_Delete(before);
     cJSON_Delete(after);
     cJSON_Delete(payload);
     return 0;
+}
+
+/* A device's commands, newest first (§10.2 list): each with its state and,
+ * once the device answered, its result ("ok", "rejected", "done",
+ * "failed") and reason. Broadcasts appear once the device answered them. */
+int h_dev_commands(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
+{
+    const char *sn = rq->params[0];
+    const char *v[1] = {sn};
+    char err[128];
+    struct api_page pg;
+    cJSON *o;
+
+    if(!rq_sn_valid(sn))
+        return bad_sn(rs, sn);
+    if(rq_page(rq, 200, 20, &pg, err, sizeof(err)))
+        return api_error(rs, 400, E_BAD_REQ, "%s", err);
+    if(dev_exists(ctx, rs, sn) != 1)
+        return 0;
+    o = api_list(ctx, rs, "SELECT count(*) FROM device_commands WHERE sn = $1",
+                 "SELECT cmd_id AS id, cmd, payload::text AS payload, state, sent_by, "
+                 ISO("sent_at") " AS sent_at, " ISO("delivered_at") " AS delivered_at, "
+                 ISO("result_at") " AS result_at, " ISO("due_at") " AS due_at, "
+                 "result, reason FROM device_commands WHERE sn = $1 "
+                 "ORDER BY sent_at DESC, id DESC",
+                 1, v, &pg);
+    if(!o)
+        return 0;
+    /* The payload as the object it is, not as text. */
+    for(cJSON *it = cJSON_GetObjectItem(o, "data") ? cJSON_GetObjectItem(o, "data")->child : NULL;
+        it; it = it->next) {
+        cJSON *p = cJSON_GetObjectItem(it, "payload");
+        cJSON *j = p && cJSON_IsString(p) ? cJSON_Parse(p->valuestring) : NULL;
+        if(j)
+            cJSON_ReplaceItemInObject(it, "payload", j);
+    }
+    return api_json(rs, 200, o);
 }
 
 int h_dev_broadcast(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
@@ -671,6 +789,8 @@ int h_dev_broadcast(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
     const char *kind = "";
     char topic[128];
     cJSON *payload = NULL, *o;
+    long long cid;
+    struct mq_track trk = {0, 0};
 
     if(checked_body(rq, rs, NULL, 0, &payload, &kind))
         return 0;
@@ -683,18 +803,26 @@ int h_dev_broadcast(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
         return api_error(rs, 503, E_UNAVAIL, "broker unavailable");
     }
     snprintf(topic, sizeof(topic), "%s/broadcast/cmd", ctx->cfg.mqtt_prefix);
+    cid = cmd_record(ctx, rq, rs, NULL, kind, payload, 1);
+    if(!cid) {
+        cJSON_Delete(payload);
+        return 0;
+    }
     o = command_record(topic, payload);
     if(audit_log(ctx, rq, "device.broadcast", "broadcast", NULL, o)) {
         cJSON_Delete(o);
         cJSON_Delete(payload);
+        cmd_track(ctx, cid, 0, &trk);
         return api_error(rs, 503, E_UNAVAIL, "audit row not written");
     }
     cJSON_Delete(o);
-    if(publish_cmd(ctx, rs, topic, payload)) {
+    if(publish_cmd(ctx, rs, topic, payload, &trk)) {
         cJSON_Delete(payload);
+        cmd_track(ctx, cid, 0, &trk);
         return 0;
     }
-    return command_sent(rs, topic, payload, 0);
+    cmd_track(ctx, cid, 1, &trk);
+    return command_sent(rs, 200, topic, payload, 0, cid);
 }
 
 /* Appends a Postgres array element; numbers as %.17g, NULL for null. */

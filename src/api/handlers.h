@@ -25,6 +25,7 @@ H(h_dev_del);
 H(h_dev_realtime);
 H(h_dev_history);
 H(h_dev_command);
+H(h_dev_commands);
 H(h_dev_broadcast);
 H(h_dev_positions);
 H(h_alarm_list);

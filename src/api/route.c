@@ -34,6 +34,7 @@ const struct api_route api_routes[] = {
     {API_GET, "/api/devices/{sn}/realtime", VIEW, BODY_NONE, h_dev_realtime},
     {API_GET, "/api/devices/{sn}/history", VIEW, BODY_NONE, h_dev_history},
     {API_POST, "/api/devices/{sn}/command", ADM, BODY_JSON, h_dev_command},
+    {API_GET, "/api/devices/{sn}/commands", VIEW, BODY_NONE, h_dev_commands},
     {API_GET, "/api/alarms", VIEW, BODY_NONE, h_alarm_list},
     {API_GET, "/api/alarms/stats", VIEW, BODY_NONE, h_alarm_stats},
     /* Admin only (issue #16, defect 15): a viewer sees alarms on screen; an

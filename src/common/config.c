@@ -81,6 +81,7 @@ const struct mcs_cfg_entry mcs_cfg_table[] = {
     {"WEB_ROOT", MCS_CFG_STR, F(web_root), 0, 0, "web/dist", 0, "mcs-api: directory of the built web app"},
     {"API_BODY_MAX", MCS_CFG_INT, F(api_body_max), 1024, 16777216, "65536", 0, "mcs-api: largest JSON request body"},
     {"API_UPLOAD_MAX", MCS_CFG_INT, F(api_upload_max), 1024, 67108864, "8388608", 0, "mcs-api: largest floor-plan upload"},
+    {"CMD_DEADLINE_S", MCS_CFG_INT, F(cmd_deadline_s), 2, 86400, "60", 0, "mcs-api: seconds a device has to answer a command once online before it is marked expired (an OTA gets at least 900)"},
     {"API_MQTT_USER", MCS_CFG_STR, F(api_mqtt_user), 0, 0, "worker", 0, "mcs-api: broker account for device commands (the broker's worker, R-MQ-6)"},
     {"API_MQTT_PASS", MCS_CFG_STR, F(api_mqtt_pass), 0, 0, "", 1, "mcs-api: its password"},
     {"LOGIN_MAX_FAIL_USER", MCS_CFG_INT, F(login_max_fail_user), 1, 1000, "5", 0, "mcs-api: failed logins of one user from one address before 429"},

@@ -75,6 +75,7 @@ struct mcs_config {
     int api_body_max;
     int api_upload_max;
     char api_mqtt_user[64];
+    int cmd_deadline_s;
     char api_mqtt_pass[256];
     int login_max_fail_user;
     int login_max_fail_ip;

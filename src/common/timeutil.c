@@ -41,3 +41,14 @@ void mcs_sleep_ms(int64_t ms)
     while(nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
 }
+
+void mcs_deadline_ts(struct timespec *ts, clockid_t clk, int ms)
+{
+    clock_gettime(clk, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if(ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}

@@ -236,6 +236,8 @@ void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
     FIELD("rss_kb", "%ld", x->rss_kb);
     FIELD("alarm_open_devs", "%zu", x->alarm_open_devs);
     FIELD("alarm_state_bytes", "%zu", x->alarm_state_bytes);
+    FIELD("cmd_results", "%llu", (unsigned long long)x->cmd_results);
+    FIELD("cmd_results_dropped", "%llu", (unsigned long long)x->cmd_results_dropped);
     FIELD("lat_count", "%llu", (unsigned long long)m->lat_count);
     FIELD("lat_p50_ms", "%.2f", metrics_latency_pct(m, 50));
     FIELD("lat_p99_ms", "%.2f", metrics_latency_pct(m, 99));

@@ -47,6 +47,9 @@ struct mcs_metrics_extra {
     /* The alarm engine's memory between batches (alarm_stats): devices
      * with an open-alarm hint, bytes of its per-device state. */
     size_t alarm_open_devs, alarm_state_bytes;
+    /* Command results written to device_commands, and those lost because
+     * the queue was full (cmdres.h, issue #20). */
+    uint64_t cmd_results, cmd_results_dropped;
 };
 void cache_put_metrics(struct mcs_cache *k, struct mcs_metrics *m,
                        const struct mcs_metrics_extra *x);

@@ -90,15 +90,22 @@ int ingest_handle(struct mcsd *d, const char *topic, const void *payload, int le
     rec.trace_us = trace_us;
 
     if(kind == 2) {
-        int online;
-        int64_t ts;
-        if((rc = mcs_status_parse(payload, (size_t)len, &online, &ts)) != MCS_REJ_NONE)
+        struct mcs_status st;
+        if((rc = mcs_status_read(payload, (size_t)len, &st)) != MCS_REJ_NONE)
             return reject(d, rc, topic, rd.sn);
         if(registry_get_calib(&d->reg, rd.sn, &c) != 0)
             return reject(d, MCS_REJ_unknown_sn, topic, rd.sn);
+        /* ver comes with the status on connect and on change (R-MQ-8). */
+        if(st.ver[0])
+            registry_note_ver(&d->reg, rd.sn, st.ver);
+        /* A result, or a device back online whose held commands now run
+         * against their deadline (issue #20). The retained "online" a new
+         * worker reads at start counts too: harmless, only NULL due_at. */
+        if(st.result[0] || st.online)
+            cmdres_push(&d->cmdres, rd.sn, &st, rec.recv_us / 1000000);
         rec.type = MCS_JREC_STATUS;
-        rec.online = (uint8_t)online;
-        rec.ts = ts ? ts : rec.recv_us / 1000000;
+        rec.online = (uint8_t)st.online;
+        rec.ts = st.ts ? st.ts : rec.recv_us / 1000000;
         atomic_fetch_add_explicit(&d->metrics.status_msgs, 1, memory_order_relaxed);
         return append(d, &rec, qos, sync, topic, rd.sn);
     }

@@ -675,13 +675,7 @@ int64_t journal_oldest(struct mcs_journal *j)
 void journal_wait(struct mcs_journal *j, int64_t pos, int timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if(ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    mcs_deadline_ts(&ts, CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&j->mu);
     __atomic_store_n(&j->waiting, 1, __ATOMIC_SEQ_CST);
     if(atomic_load(&j->wpos) <= pos)

@@ -273,6 +273,8 @@ int main(int argc, char **argv)
         mcs_ratelimit_init(&d->reject_rl[i], 10, 1000);
     if(registry_init(&d->reg))
         goto out;
+    if(cmdres_init(&d->cmdres, 10000))
+        goto out;
     if(journal_open(&d->journal, cfg.spool_dir, (int64_t)cfg.spool_max_mb << 20))
         goto out;
     journal_set_fsync(&d->journal,
@@ -363,6 +365,7 @@ out:
         if(d->journal.dir[0])
             journal_close(&d->journal);
         registry_cleanup(&d->reg);
+        cmdres_cleanup(&d->cmdres);
         free(d);
     }
     mosquitto_lib_cleanup();

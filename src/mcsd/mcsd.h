@@ -3,6 +3,7 @@
 #ifndef MCS_MCSD_H
 #define MCS_MCSD_H
 
+#include "cmdres.h"
 #include "config.h"
 #include "log.h"
 #include "journal.h"
@@ -27,6 +28,7 @@ struct mcsd {
     /* issue #17: 1 while the license lets telemetry be stored; set by main's
      * license watch (licwatch in main.c), read by the store thread. */
     _Atomic int licensed;
+    struct mcs_cmdres cmdres;   /* command results (#20): ingest queues, store writes */
 };
 
 #endif

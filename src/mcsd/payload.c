@@ -184,14 +184,19 @@ out:
     return rc;
 }
 
-int mcs_status_parse(const char *buf, size_t len, int *online, int64_t *ts)
+int mcs_status_read(const char *buf, size_t len, struct mcs_status *out)
 {
     cJSON *root = NULL;
     int rc = MCS_REJ_NONE;
     const cJSON *st, *t;
 
+    memset(out, 0, sizeof(*out));
     if((rc = parse_object(buf, len, &root)) != MCS_REJ_NONE)
         goto out;
+    if(!sane(root, 0)) {
+        rc = MCS_REJ_out_of_range;
+        goto out;
+    }
     st = cJSON_GetObjectItemCaseSensitive(root, "status");
     if(!st) {
         rc = MCS_REJ_missing_field;
@@ -202,20 +207,41 @@ int mcs_status_parse(const char *buf, size_t len, int *online, int64_t *ts)
         goto out;
     }
     if(!strcmp(st->valuestring, "online"))
-        *online = 1;
+        out->online = 1;
     else if(!strcmp(st->valuestring, "offline"))
-        *online = 0;
+        out->online = 0;
     else {
         rc = MCS_REJ_out_of_range;
         goto out;
     }
-    *ts = 0;
     t = cJSON_GetObjectItemCaseSensitive(root, "ts");
     if(t && cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble > 0 &&
        t->valuedouble < 4102444800.0)
-        *ts = (int64_t)t->valuedouble;
+        out->ts = (int64_t)t->valuedouble;
+    {
+        struct {
+            const char *key;
+            char *dst;
+            size_t cap;
+        } f[] = {{"ver", out->ver, sizeof(out->ver)},      {"net", out->net, sizeof(out->net)},
+                 {"id", out->id, sizeof(out->id)},         {"cmd", out->cmd, sizeof(out->cmd)},
+                 {"result", out->result, sizeof(out->result)},
+                 {"reason", out->reason, sizeof(out->reason)}};
+        for(size_t i = 0; i < sizeof(f) / sizeof(f[0]) && rc == MCS_REJ_NONE; i++)
+            rc = str(cJSON_GetObjectItemCaseSensitive(root, f[i].key), f[i].dst, f[i].cap);
+    }
 out:
     cJSON_Delete(root);
+    return rc;
+}
+
+int mcs_status_parse(const char *buf, size_t len, int *online, int64_t *ts)
+{
+    struct mcs_status st;
+    int rc = mcs_status_read(buf, len, &st);
+
+    *online = st.online;
+    *ts = st.ts;
     return rc;
 }
 

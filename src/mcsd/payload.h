@@ -73,9 +73,26 @@ struct mcs_payload_limits {
 int mcs_payload_parse(const char *buf, size_t len, const struct mcs_payload_limits *lim,
                       struct mcs_reading *out);
 
-/* Parses a status payload {"status":"online"|"offline","ts":N}, as strictly
- * as telemetry. Returns MCS_REJ_NONE with *online = 1/0 and *ts (0 when
- * absent), or the reason. */
+/* A status message: the device's online state and, optionally, what the
+ * firmware sends only on connect and on change (ver, net) and the result of
+ * a command (id, cmd, result, reason). Absent strings are "". */
+struct mcs_status {
+    int online;
+    int64_t ts;        /* Unix seconds from the device, 0 when absent */
+    char ver[17];
+    char net[8];
+    char id[25];       /* the command's "id" as the server sent it */
+    char cmd[17];      /* debug, calib, reboot, ota, set_rate, ? */
+    char result[17];   /* ok, rejected, done, failed */
+    char reason[33];   /* why, for rejected / failed */
+};
+
+/* Parses a status payload {"status":"online"|"offline","ts":N,...}, as
+ * strictly as telemetry (the same string charset and bounds). Returns
+ * MCS_REJ_NONE with *st filled, or the reason. */
+int mcs_status_read(const char *buf, size_t len, struct mcs_status *st);
+
+/* mcs_status_read for the online state and ts only. */
 int mcs_status_parse(const char *buf, size_t len, int *online, int64_t *ts);
 
 /* Splits "{prefix}/{sn}/{kind}". Writes sn (NUL-terminated) and returns 1 for

@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,26 @@ int registry_reload_one(struct mcs_registry *r, PGconn *pg, const char *sn)
         rc = apply_rows(r, res);
 out:
     PQclear(res);
+    return rc;
+}
+
+int registry_note_ver(struct mcs_registry *r, const char *sn, const char *ver)
+{
+    int rc = 0;
+    struct mcs_device *d;
+
+    pthread_mutex_lock(&r->lock);
+    d = find(r, sn);
+    if(!d || d->deleted) {
+        rc = MCS_ENOTFOUND;
+        goto out;
+    }
+    if(strncmp(d->ver, ver, sizeof(d->ver)) != 0) {
+        snprintf(d->ver, sizeof(d->ver), "%s", ver);
+        d->dirty = 1;
+    }
+out:
+    pthread_mutex_unlock(&r->lock);
     return rc;
 }
 

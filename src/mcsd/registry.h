@@ -125,6 +125,11 @@ void registry_stats_restore(struct mcs_registry *r, const struct mcs_device_stat
 /* Number of registered (not deleted) devices. */
 uint32_t registry_count(struct mcs_registry *r);
 
+/* Notes sn's firmware version from its status message (the firmware sends
+ * ver on connect and on change, not in every reading); written to
+ * devices.fw_ver by the next statistics flush. 0 or MCS_ENOTFOUND. */
+int registry_note_ver(struct mcs_registry *r, const char *sn, const char *ver);
+
 /* Copies the calibration of sn into *c; returns 0 or MCS_ENOTFOUND. */
 int registry_get_calib(struct mcs_registry *r, const char *sn, struct mcs_calib *c);
 

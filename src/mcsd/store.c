@@ -35,7 +35,7 @@ struct mcs_store {
     int max_rows;
     int64_t pos;             /* journal position stored so far */
     int64_t next_connect_ms, next_metrics_ms, next_flush_ms, next_parts_ms, next_expire_ms;
-    int64_t next_rt_ms, retry_at_ms;
+    int64_t next_rt_ms, retry_at_ms, next_cmd_ms;
     int connect_backoff_ms, retry_backoff_ms;
 };
 
@@ -227,6 +227,11 @@ static void periodic(struct mcs_store *s)
         registry_expire(&d->reg, now_s() - d->cfg->offline_after_s);
         s->next_expire_ms = now + every;
     }
+    if(s->db.pg && now >= s->next_cmd_ms) {
+        /* Each second: an admin waits on the page for the device's answer. */
+        cmdres_flush(&d->cmdres, s->db.pg);
+        s->next_cmd_ms = now + 1000;
+    }
     if(s->db.pg && now >= s->next_flush_ms) {
         devstats_flush(&s->stats, &d->reg, s->db.pg);
         s->next_flush_ms = now + (int64_t)d->cfg->device_flush_s * 1000;
@@ -243,7 +248,8 @@ static void periodic(struct mcs_store *s)
             struct mcs_metrics_extra x = {
                 registry_count(&d->reg),
                 atomic_load(&d->journal.wpos) - atomic_load(&d->journal.committed), rss_kb(),
-                as.dev_open, as.state_bytes};
+                as.dev_open, as.state_bytes, atomic_load(&d->cmdres.recorded),
+                atomic_load(&d->cmdres.dropped)};
             cache_put_metrics(&s->cache, &d->metrics, &x);
             cache_flush(&s->cache);
         }

@@ -315,24 +315,33 @@ def test_commands_reach_the_device_at_qos1_and_are_audited(api, services, mcsd, 
     try:
         r = api.post(f"/api/devices/{sn}/command", tok, json={"cmd": "debug", "duration": 9999})
         assert r.status_code == 200, r.text
-        assert r.json()["payload"] == {"cmd": "debug", "duration": 600}
+        # Each command carries its id (device_commands.cmd_id), issue #20.
+        ids = [r.json()["command_id"]]
+        assert r.json()["payload"] == {"cmd": "debug", "duration": 600, "id": str(ids[0])}
         assert 595 <= r.json()["debug_remaining_s"] <= 600
         assert 590 <= api.get(f"/api/devices/{sn}", tok).json()["debug_remaining_s"] <= 600
         r = api.post(f"/api/devices/{sn}/command", tok,
                      json={"cmd": "calib", "k": 1.5, "b": -10, "t_comp": 0.1})
         assert r.status_code == 200, r.text
+        ids.append(r.json()["command_id"])
         r = api.post(f"/api/devices/{sn}/command", tok, json={"cmd": "reboot", "delay": 5})
         assert r.status_code == 200
+        ids.append(r.json()["command_id"])
         r = api.post("/api/devices/broadcast/command", tok,
                      json={"cmd": "ota", "url": "https://example.com/v1.0.3.bin",
                            "md5": "0123456789abcdef0123456789abcdef"})
         assert r.status_code == 200, r.text
+        ids.append(r.json()["command_id"])
+        assert len(set(ids)) == 4
         wait_until(lambda: len(sub.got) >= 4, 10, desc="4 commands at the device")
-        assert sub.got[0] == (f"mcs/{sn}/cmd", 1, {"cmd": "debug", "duration": 600})
+        assert sub.got[0] == (f"mcs/{sn}/cmd", 1, {"cmd": "debug", "duration": 600,
+                                                   "id": str(ids[0])})
         assert sub.got[1] == (f"mcs/{sn}/cmd", 1, {"cmd": "calib", "k": 1.5, "b": -10,
-                                                   "t_comp": 0.1})
-        assert sub.got[2] == (f"mcs/{sn}/cmd", 1, {"cmd": "reboot", "delay": 5})
+                                                   "t_comp": 0.1, "id": str(ids[1])})
+        assert sub.got[2] == (f"mcs/{sn}/cmd", 1, {"cmd": "reboot", "delay": 5,
+                                                   "id": str(ids[2])})
         assert sub.got[3][0] == "mcs/broadcast/cmd" and sub.got[3][2]["cmd"] == "ota"
+        assert sub.got[3][2]["id"] == str(ids[3])
     finally:
         sub.close()
     with pg.cursor() as cur:
@@ -341,9 +350,22 @@ def test_commands_reach_the_device_at_qos1_and_are_audited(api, services, mcsd, 
         cur.execute("SELECT count(*) FROM audit_logs WHERE target = %s AND "
                     "action = 'device.command'", (sn,))
         assert cur.fetchone()[0] == 3
+        # Recorded and delivered to the broker (its PUBACK), in order.
+        cur.execute("SELECT cmd_id, sn, cmd, state FROM device_commands WHERE cmd_id = ANY(%s) "
+                    "ORDER BY cmd_id", (ids,))
+        assert cur.fetchall() == [(ids[0], sn, "debug", "delivered"),
+                                  (ids[1], sn, "calib", "delivered"),
+                                  (ids[2], sn, "reboot", "delivered"),
+                                  (ids[3], None, "ota", "delivered")]
+    # An offline device gets the command when it returns (its broker
+    # session holds it): accepted, queued, no deadline running yet.
     r = api.post(f"/api/devices/{off}/command", tok, json={"cmd": "reboot"})
-    assert r.status_code == 409 and error_of(r) == {"code": 40003, "message": "设备离线, 无法下发命令",
-                                                   "detail": f"SN: {off}"}
+    assert r.status_code == 202, r.text
+    assert r.json()["queued"] is True and r.json()["message"] == "设备离线, 命令将在设备上线后送达"
+    with pg.cursor() as cur:
+        cur.execute("SELECT state, due_at FROM device_commands WHERE cmd_id = %s",
+                    (r.json()["command_id"],))
+        assert cur.fetchone() == ("delivered", None)
     for bad, code in [({"cmd": "selfdestruct"}, 90001), ({"cmd": "calib", "k": 0, "b": 1}, 40004),
                       ({"cmd": "calib", "k": "x", "b": 1}, 40004),
                       ({"cmd": "ota", "url": "http://x/y", "md5": "0" * 32}, 90001),

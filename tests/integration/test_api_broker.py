@@ -56,7 +56,8 @@ def test_commands_go_out_as_the_worker_account(psvc, plugin_api, api_env, client
         r = a.post(f"/api/devices/{sn}/command", tok, json={"cmd": "reboot", "delay": 5})
         assert r.status_code == 200, r.text
         payload, _ = d.expect(f"mcs/{sn}/cmd", 5)
-        assert json.loads(payload) == {"cmd": "reboot", "delay": 5}
+        assert json.loads(payload) == {"cmd": "reboot", "delay": 5,
+                                       "id": str(r.json()["command_id"])}
         r = a.post("/api/devices/broadcast/command", tok,
                    json={"cmd": "ota", "url": "https://example.com/v1.0.4.bin",
                          "md5": "0123456789abcdef0123456789abcdef"})

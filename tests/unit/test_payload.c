@@ -144,10 +144,36 @@ static void status(void **state)
     assert_int_equal(mcs_status_parse("x", 1, &online, &ts), MCS_REJ_bad_json);
 }
 
+/* A command result and the connect-time fields (issue #20, R-MQ-8). */
+static void status_result(void **state)
+{
+    struct mcs_status st;
+    const char *ok = "{\"status\":\"online\",\"ts\":1734320000,\"id\":\"42\",\"cmd\":\"ota\","
+                     "\"result\":\"failed\",\"reason\":\"md5\"}";
+    const char *conn = "{\"status\":\"online\",\"ts\":1,\"ver\":\"1.0.2\",\"net\":\"4G\"}";
+    const char *bad = "{\"status\":\"online\",\"result\":\"o k\"}";
+    const char *num = "{\"status\":\"online\",\"ver\":102}";
+    (void)state;
+    assert_int_equal(mcs_status_read(ok, strlen(ok), &st), MCS_REJ_NONE);
+    assert_int_equal(st.online, 1);
+    assert_string_equal(st.id, "42");
+    assert_string_equal(st.cmd, "ota");
+    assert_string_equal(st.result, "failed");
+    assert_string_equal(st.reason, "md5");
+    assert_string_equal(st.ver, "");
+    assert_int_equal(mcs_status_read(conn, strlen(conn), &st), MCS_REJ_NONE);
+    assert_string_equal(st.ver, "1.0.2");
+    assert_string_equal(st.net, "4G");
+    assert_string_equal(st.result, "");
+    assert_int_equal(mcs_status_read(bad, strlen(bad), &st), MCS_REJ_out_of_range);
+    assert_int_equal(mcs_status_read(num, strlen(num), &st), MCS_REJ_bad_type);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(seed_payload), cmocka_unit_test(optional_fields_absent),
+        cmocka_unit_test(status_result),
         cmocka_unit_test(rejects),      cmocka_unit_test(topics),
         cmocka_unit_test(status),
     };

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { i18n } from '@/locales'
 import zh from '@/locales/zh-CN'
 import en from '@/locales/en'
-import { errorText } from './request'
+import { ApiError, errorMessage, errorText } from './request'
 
 describe('request wrapper error words', () => {
   beforeAll(() => {
@@ -20,5 +20,17 @@ describe('request wrapper error words', () => {
     expect(errorText(418, 0)).toBe('Request failed (HTTP 418)')
     // a code the app has no words for keeps the server's message
     expect(errorText(400, 90001, 'size must be 1..200')).toBe('size must be 1..200')
+  })
+})
+
+describe('errorMessage', () => {
+  it('puts the server reason beside the words of a validation error', () => {
+    i18n.global.locale.value = 'zh-CN'
+    const e = new ApiError(400, 90001, errorText(400, 90001, '请求参数错误'), 'sn: 1..32 of A-Z a-z 0-9 _ -')
+    expect(errorMessage(e)).toBe('请求参数错误: sn: 1..32 of A-Z a-z 0-9 _ -')
+    // no detail, or a detail the words already carry: the words alone
+    expect(errorMessage(new ApiError(404, 40001, '设备不存在'))).toBe('设备不存在')
+    expect(errorMessage(new ApiError(400, 90001, 'size must be 1..200', 'size must be 1..200'))).toBe('size must be 1..200')
+    expect(errorMessage(new Error('boom'))).toBe('boom')
   })
 })

@@ -46,6 +46,17 @@ export function errorText(status: number, code: number, message?: string): strin
   return t('errors.http', { status })
 }
 
+/**
+ * What a person reads for a failed call: the translated words and, beside
+ * them, the server's reason (`detail`, e.g. "sn: 1..32 of A-Z a-z 0-9 _ -"),
+ * so a validation error says what to fix instead of only 请求参数错误.
+ */
+export function errorMessage(e: unknown): string {
+  if (!(e instanceof Error)) return String(e)
+  const detail = e instanceof ApiError ? e.detail?.trim() : ''
+  return detail && !e.message.includes(detail) ? `${e.message}: ${detail}` : e.message
+}
+
 interface Options {
   method?: string
   query?: Query
@@ -89,7 +100,9 @@ export async function request<T>(url: string, opt: Options = {}): Promise<T> {
       message = j.message
       detail = j.detail
     } catch { /* not JSON: status alone */ }
-    if (res.status === 401 && !url.endsWith('/auth/login')) onUnauthorized()
+    // 10001 is a wrong password (login, or the old one of a password change):
+    // the session itself is fine, so only other 401s send to the login page.
+    if (res.status === 401 && code !== 10001 && !url.endsWith('/auth/login')) onUnauthorized()
     throw new ApiError(res.status, code, errorText(res.status, code, message), detail)
   }
   if (opt.raw) return res as unknown as T

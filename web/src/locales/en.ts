@@ -12,6 +12,11 @@ export default {
     overview: 'Overview', devices: 'Devices', alarmConfig: 'Alarm settings', alarmRecords: 'Alarm records', dataQuery: 'Data query',
     dashboardConfig: 'Screen layout', users: 'Users', system: 'System', dashboard: 'Big screen', analyzer: 'Archive analyzer',
   },
+  password: {
+    change: 'Change password', title: 'Change password', old: 'Current password', new: 'New password',
+    confirm: 'Repeat new password', required: 'Enter the current and the new password', mismatch: 'The new passwords differ',
+    rules: '8–256 characters; not a common password, one repeated character or the user name. Other signed-in sessions end.', changed: 'Password changed; other sessions have ended',
+  },
   login: { title: 'Sign in', username: 'User name', password: 'Password', submit: 'Sign in', required: 'Enter user name and password' },
   errors: {
     network: 'Cannot reach the server', timeout: 'The server did not answer in time', unauthorized: 'Session expired, please sign in again',
@@ -38,6 +43,9 @@ export default {
     debug: 'Debug: 1 reading/s', debugLeft: 'Debugging, {left} left', reboot: 'Reboot', rebootConfirm: 'Reboot {sn}? It restarts in 5 s.',
     ota: 'Firmware update', otaUrl: 'Firmware URL', otaMd5: 'MD5', otaConfirm: 'Send a firmware update to {sn}?', commandSent: 'Command sent',
     commands: 'Commands', health: 'Health', version: 'Firmware',
+    cmdHistory: 'Command history', cmdSentAt: 'Sent', cmdName: 'Command', cmdState: 'State', cmdResult: 'Device answer', cmdNone: 'No commands yet',
+    cmdQueued: 'Device offline: the command will be delivered when it comes back',
+    cmdStates: { sent: 'Sent', delivered: 'Delivered', accepted: 'In progress', ok: 'OK', error: 'Failed', expired: 'No answer', failed: 'Not sent' },
     err: {
       0: 'OK', 1: 'Sensor read failure', 2: 'Sensor data abnormal', 3: 'Temperature sensor fault', 10: 'Battery low (<20%)', 11: 'Battery critical (<10%)',
       20: 'Weak signal', 21: 'SIM fault', 30: 'Storage full', 40: 'Watchdog reboot', 50: 'Calibration lost',
@@ -54,6 +62,12 @@ export default {
     testFail: 'Test failed: {detail}', general: 'General', debounce: 'Debounce (minutes)', schedule: 'Notify on a schedule',
     scheduleDays: 'Days', window: 'Time window', level2Override: 'Level 2 ignores the schedule', escalation: 'Escalate unacknowledged',
     escalationMinutes: 'Escalate after (minutes)', masked: 'Stored (leave unchanged to keep)',
+    delivery: {
+      title: 'Delivery state', tz: 'Times in the plant\'s local time ({tz})', channel: 'Channel',
+      enabled: 'Enabled', lastOk: 'Last success', lastFail: 'Last failure', reason: 'Reason',
+      sentToday: 'Sent today', failedToday: 'Failed today', pending: 'Pending', never: 'never',
+      ch: { email: 'E-mail', dingtalk: 'DingTalk', feishu: 'Feishu', wecom: 'WeCom', webhook: 'Custom webhook', sms: 'SMS' },
+    },
     days: { 1: 'Mon', 2: 'Tue', 3: 'Wed', 4: 'Thu', 5: 'Fri', 6: 'Sat', 7: 'Sun' },
   },
   alarms: {

@@ -12,6 +12,11 @@ export default {
     overview: '概览', devices: '设备管理', alarmConfig: '报警配置', alarmRecords: '报警记录', dataQuery: '数据查询',
     dashboardConfig: '大屏配置', users: '用户管理', system: '系统设置', dashboard: '可视化大屏', analyzer: '归档分析',
   },
+  password: {
+    change: '修改密码', title: '修改密码 Change password', old: '原密码 Current password', new: '新密码 New password',
+    confirm: '确认新密码 Repeat new password', required: '请输入原密码和新密码', mismatch: '两次输入的新密码不一致',
+    rules: '8–256 个字符；不能是常见密码、单一重复字符或用户名。修改后其他已登录的会话将退出。', changed: '密码已修改，其他会话已退出',
+  },
   login: { title: '登录', username: '用户名', password: '密码', submit: '登录', required: '请输入用户名和密码' },
   errors: {
     network: '无法连接服务器，请检查网络', timeout: '服务器响应超时', unauthorized: '登录已失效，请重新登录',
@@ -38,6 +43,9 @@ export default {
     debug: '开启 1秒/次 调试', debugLeft: '调试中，剩余 {left}', reboot: '重启', rebootConfirm: '确定重启设备 {sn}？设备将在 5 秒后重启。',
     ota: '固件升级', otaUrl: '固件地址', otaMd5: 'MD5', otaConfirm: '确定向 {sn} 下发固件升级？', commandSent: '命令已下发',
     commands: '设备命令', health: '运行状况', version: '固件版本',
+    cmdHistory: '命令记录', cmdSentAt: '下发时间', cmdName: '命令', cmdState: '状态', cmdResult: '设备回复', cmdNone: '暂无命令',
+    cmdQueued: '设备离线，命令将在设备上线后送达',
+    cmdStates: { sent: '已下发', delivered: '已送达', accepted: '执行中', ok: '成功', error: '失败', expired: '超时未回复', failed: '未发出' },
     err: {
       0: '正常', 1: '传感器读取失败', 2: '传感器数据异常', 3: '温度传感器故障', 10: '电量低 (<20%)', 11: '电量极低 (<10%)',
       20: '网络信号弱', 21: 'SIM 卡异常', 30: '存储器满', 40: '看门狗重启', 50: '校准参数丢失',
@@ -54,6 +62,12 @@ export default {
     testFail: '测试发送失败：{detail}', general: '通用设置', debounce: '防抖时间（分钟）', schedule: '按时段通知',
     scheduleDays: '通知日', window: '通知时段', level2Override: '二级报警不受时段限制', escalation: '未确认升级通知',
     escalationMinutes: '升级等待（分钟）', masked: '已保存（留空或不改即保持）',
+    delivery: {
+      title: '投递状态 Delivery state', tz: '时间为工厂本地时间（{tz}） / local time ({tz})', channel: '通道 Channel',
+      enabled: '启用 Enabled', lastOk: '最近成功 Last success', lastFail: '最近失败 Last failure', reason: '失败原因 Reason',
+      sentToday: '今日发送 Sent today', failedToday: '今日失败 Failed today', pending: '待发送 Pending', never: '从未 never',
+      ch: { email: '邮件 E-mail', dingtalk: '钉钉 DingTalk', feishu: '飞书 Feishu', wecom: '企业微信 WeCom', webhook: '自定义 Webhook', sms: '短信 SMS' },
+    },
     days: { 1: '周一', 2: '周二', 3: '周三', 4: '周四', 5: '周五', 6: '周六', 7: '周日' },
   },
   alarms: {

@@ -1,5 +1,6 @@
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { useAuthStore } from '@/stores/useAuthStore'
+import { homeOf } from './landing'
 
 // meta.public: no sign-in (the analyzer works on files the user already has);
 // meta.admin: administrators only — a viewer sees the big screen only.
@@ -23,7 +24,9 @@ const routes: RouteRecordRaw[] = [
       { path: 'system', name: 'system', component: () => import('@/views/admin/SystemView.vue') },
     ],
   },
-  { path: '/', redirect: () => (useAuthStore().isAdmin ? '/admin/overview' : '/dashboard') },
+  // Signed out: the login page without a redirect, so the sign-in lands by role
+  // (landing.ts) instead of on the screen this guess would have picked.
+  { path: '/', redirect: () => { const a = useAuthStore(); return a.loggedIn ? homeOf(a.isAdmin) : '/login' } },
   { path: '/:rest(.*)*', redirect: '/' },
 ]
 

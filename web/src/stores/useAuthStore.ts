@@ -2,7 +2,7 @@
 // survives a reload), the user name and role read from its claims.
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { login as apiLogin, me, type Role } from '@/api/auth'
+import { changePassword as apiChangePassword, login as apiLogin, me, type Role } from '@/api/auth'
 import { getToken, setToken } from '@/api/request'
 
 interface Claims { sub?: string; username?: string; role?: Role; exp?: number }
@@ -47,6 +47,13 @@ export const useAuthStore = defineStore('auth', () => {
     } catch { /* claims fallback */ }
   }
 
+  /** Changes the own password; the old token has ended, so the answer's new one replaces it at once. */
+  async function changePassword(oldPassword: string, newPassword: string): Promise<void> {
+    const res = await apiChangePassword({ old_password: oldPassword, new_password: newPassword })
+    token.value = res.access_token
+    setToken(res.access_token)
+  }
+
   function logout(): void {
     token.value = null
     who.value = null
@@ -54,5 +61,5 @@ export const useAuthStore = defineStore('auth', () => {
     setToken(null)
   }
 
-  return { token, username, role, isAdmin, loggedIn, login, logout }
+  return { token, username, role, isAdmin, loggedIn, login, changePassword, logout }
 })

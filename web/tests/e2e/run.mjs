@@ -59,10 +59,11 @@ try {
         await screen.getByTestId('login-submit').click()
         await screen.waitForURL(/\/admin/)
         // MCS_E2E_SPECS=panel runs only the named spec files (default: all).
-        const files = (process.env.MCS_E2E_SPECS || 'stack,panel,screen').split(',')
+        const files = (process.env.MCS_E2E_SPECS || 'stack,panel,screen,admin').split(',')
         if (files.includes('stack')) (await import('./stack.spec.mjs')).stackSpecs(st)
         if (files.includes('panel')) (await import('./panel.spec.mjs')).panelSpecs(st)
         if (files.includes('screen')) (await import('./screen.spec.mjs')).screenSpecs(st)
+        if (files.includes('admin')) (await import('./admin.spec.mjs')).adminSpecs(st)
         spec('no Content-Security-Policy violation in any page above', async () => {
           const r = await fetch(`${st.baseUrl}/`)
           if (!/frame-ancestors 'none'/.test(r.headers.get('content-security-policy') || '')) throw new Error('no CSP header on /')

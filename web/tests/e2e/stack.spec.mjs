@@ -9,7 +9,7 @@ import { spec, expect, waitFor } from './harness.mjs'
 const D1 = 'E2E-D1'
 const D2 = 'E2E-D2'
 
-async function fill(page, id, value) {
+export async function fill(page, id, value) {
   const loc = page.getByTestId(id)
   const tag = await loc.evaluate((el) => el.tagName)
   const input = tag === 'INPUT' || tag === 'TEXTAREA' ? loc : loc.locator('input')
@@ -17,7 +17,7 @@ async function fill(page, id, value) {
   await input.blur()
 }
 
-async function login(page, base, user, pass) {
+export async function login(page, base, user, pass) {
   await page.goto(`${base}/login`)
   await page.getByTestId('login-user').fill(user)
   await page.getByTestId('login-pass').fill(pass)
@@ -72,6 +72,17 @@ export function stackSpecs(st) {
     await page.getByTestId('ed-save').click()
     await waitFor(() => st.sql(`SELECT calib_k || '/' || calib_b FROM devices WHERE sn = '${D1}'`) === '2/10', { desc: 'calibration stored' })
     await waitFor(() => st.sql(`SELECT ppm FROM sensor_data WHERE sn = '${D1}' AND time > '${t0}' ORDER BY time DESC LIMIT 1`) === '210', { timeout: 20000, desc: 'next reading calibrated' })
+  })
+
+  spec('send a command and see what became of it (issue #20)', async ({ page }) => {
+    // D1 is a publisher without a command subscriber: the broker acknowledges
+    // the command (delivered) and nobody answers it.
+    await page.goto(`${st.baseUrl}/admin/devices`)
+    await page.getByTestId(`dev-edit-${D1}`).click()
+    await page.getByTestId('reboot-btn').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await waitFor(() => st.sql(`SELECT state FROM device_commands WHERE sn = '${D1}' AND cmd = 'reboot'`) === 'delivered', { desc: 'command recorded and delivered' })
+    await waitFor(async () => /reboot[\s\S]*已送达/.test(await page.getByTestId('cmd-history').textContent()), { desc: 'the command and its state in the history' })
   })
 
   spec('upload a plan, drag the device onto it, save', async ({ page, browser }) => {

@@ -1,9 +1,10 @@
 import { request } from '../request'
-import type { AlarmConfig, Channel, DashboardConfig, SaveResult, StorageConfig, TestResult } from './types'
+import type { AlarmConfig, Channel, ChannelStates, DashboardConfig, SaveResult, StorageConfig, TestResult } from './types'
 export * from './types'
 
 export const getAlarmConfig = () => request<AlarmConfig>('/api/config/alarm')
 export const putAlarmConfig = (body: AlarmConfig) => request<SaveResult>('/api/config/alarm', { method: 'PUT', body })
+export const getChannelStates = () => request<ChannelStates>('/api/config/alarm/channels')
 export const testChannel = (channel: Channel) =>
   request<TestResult>('/api/config/alarm/test', { method: 'POST', body: { channel }, timeoutMs: 60000 })
 export const getStorageConfig = () => request<StorageConfig>('/api/config/storage')

@@ -1,5 +1,5 @@
 import { request } from '../request'
-import type { Command, CommandResult, Device, DeviceInput, DeviceQuery, History, Page, Positions, Realtime } from './types'
+import type { Command, CommandResult, Device, DeviceCommand, DeviceInput, DeviceQuery, History, Page, Positions, Realtime } from './types'
 export * from './types'
 
 const enc = encodeURIComponent
@@ -12,6 +12,8 @@ export const getRealtime = (sn: string) => request<Realtime>(`/api/devices/${enc
 export const getHistory = (sn: string, q: { start: string; end: string; interval: string; page?: number; size?: number }) =>
   request<History>(`/api/devices/${enc(sn)}/history`, { query: q })
 export const sendCommand = (sn: string, body: Command) => request<CommandResult>(`/api/devices/${enc(sn)}/command`, { method: 'POST', body })
+export const listCommands = (sn: string, q: { page?: number; size?: number } = {}) =>
+  request<Page<DeviceCommand>>(`/api/devices/${enc(sn)}/commands`, { query: { ...q } })
 export const savePositions = (body: Positions) => request<{ message?: string; updated?: number }>('/api/devices/positions', { method: 'POST', body })
 
 /** All devices (the list pages at most 200 a request; the screens want every one). */

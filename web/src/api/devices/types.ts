@@ -10,6 +10,8 @@ export type HistoryPoint = History['points'][number]
 export type Realtime = Schemas['Realtime']
 export type Command = Schemas['Command']
 export type CommandResult = Schemas['CommandResult']
+/** One command and what became of it (GET /api/devices/{sn}/commands, issue #20). */
+export type DeviceCommand = Schemas['DeviceCommand']
 
 export interface Page<T> { total: number; page: number; size: number; data: T[] }
 export interface DeviceQuery { page?: number; size?: number; status?: string; search?: string }
