@@ -173,6 +173,14 @@ void api_redis_fail(struct api_ctx *ctx);
 PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, int n,
                     const char *const *vals);
 
+/* SQL expression: the plant's time zone, the alarm settings'
+ * alarm.general.schedule.tz when PostgreSQL knows it, else Asia/Shanghai
+ * (as mcsd's notifier, src/mcsd/alarm_db.c). For local times people read. */
+#define API_PLANT_TZ_SQL                                                       \
+    "COALESCE((SELECT n.name FROM system_config c, pg_timezone_names n"        \
+    " WHERE c.key = 'alarm.general' AND n.name = c.value->'schedule'->>'tz'),"  \
+    " 'Asia/Shanghai')"
+
 /* A transaction on the loop thread's connection, for a change and its
  * audit row (R-API-7). api_begin: 0, or MCS_EDB with an error response on
  * rs. api_commit: 0, or MCS_EDB with an error response on rs and the

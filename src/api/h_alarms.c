@@ -7,6 +7,7 @@
 #include "handlers.h"
 #include "jobs.h"
 #include "log.h"
+#include "notify_text.h"
 #include "reqparse.h"
 #include "timeutil.h"
 
@@ -30,7 +31,7 @@ static const char ALARM_FROM[] = " FROM alarm_logs a LEFT JOIN devices d ON d.sn
 /* The WHERE clause of the list/export filters, with its parameters. */
 struct afilter {
     char where[768];
-    const char *v[8];
+    const char *v[10]; /* 6 filters, the export's limit and zone */
     char ts[2][24];
     int nv;
 };
@@ -305,24 +306,56 @@ fail:
     return 0;
 }
 
-/* Reads a whole file into a malloc'd buffer. */
 /* The .xlsx export: the query on the loop (its one connection), the
  * workbook on the job worker, since 100,000 rows take libxlsxwriter ~2 s
- * that would hold every other client and the dashboards' alarm frames. */
+ * that would hold every other client and the dashboards' alarm frames.
+ * People read it: times in the plant's zone (named in the header), types
+ * and states in Chinese with an English column beside (issue #19). */
 struct export_job {
     PGresult *r;
     FILE *f;
     long len;
+    char tz[64];
     char err[96];
 };
 
-static const char *const export_heads[] = {
-    "ID",       "SN",       "设备名称", "位置", "类型", "级别",   "值",     "阈值",    "触发时间",
-    "解除时间", "状态",     "次数",     "峰值", "确认时间", "确认人", "备注", "通知渠道"};
-static const char *const export_cols[] = {
-    "id",     "sn",    "name",       "location", "type",   "level",    "value",
-    "threshold", "triggered_at", "cleared_at", "state", "count", "peak_value", "ack_at",
-    "ack_by", "ack_note", "channels"};
+/* Local time text of column c in the zone of parameter $p. */
+#define LOCAL(c, p) "to_char(" c " AT TIME ZONE " p ", 'YYYY-MM-DD HH24:MI:SS')"
+#define EXPORT_SQL(tzp)                                                                   \
+    "a.id, a.sn, a.alarm_type AS type, a.level, a.value, a.threshold, "                   \
+    LOCAL("a.triggered_at", tzp) " AS triggered_at, " LOCAL("a.cleared_at", tzp)          \
+    " AS cleared_at, a.state, a.count, a.peak_value, " LOCAL("a.ack_at", tzp) " AS ack_at, " \
+    "a.ack_by, a.ack_note, a.channels, COALESCE(d.name, '') AS name, "                    \
+    "COALESCE(d.location, '') AS location"
+
+/* Column heads (Chinese, English). What a cell holds: the value as it is, a
+ * local time (the zone follows the head), the Chinese or English word of a
+ * type or state. */
+enum export_kind { EX_VAL, EX_TIME, EX_ZH_TYPE, EX_EN_TYPE, EX_ZH_STATE, EX_EN_STATE };
+static const struct {
+    const char *head, *col;
+    enum export_kind kind;
+} export_cols[] = {
+    {"ID", "id", EX_VAL},
+    {"SN", "sn", EX_VAL},
+    {"设备名称 Device", "name", EX_VAL},
+    {"位置 Location", "location", EX_VAL},
+    {"类型", "type", EX_ZH_TYPE},
+    {"Type", "type", EX_EN_TYPE},
+    {"级别 Level", "level", EX_VAL},
+    {"值 Value", "value", EX_VAL},
+    {"阈值 Threshold", "threshold", EX_VAL},
+    {"触发时间 Triggered", "triggered_at", EX_TIME},
+    {"解除时间 Cleared", "cleared_at", EX_TIME},
+    {"状态", "state", EX_ZH_STATE},
+    {"State", "state", EX_EN_STATE},
+    {"次数 Count", "count", EX_VAL},
+    {"峰值 Peak", "peak_value", EX_VAL},
+    {"确认时间 Acknowledged", "ack_at", EX_TIME},
+    {"确认人 By", "ack_by", EX_VAL},
+    {"备注 Note", "ack_note", EX_VAL},
+    {"通知渠道 Channels", "channels", EX_VAL},
+};
 #define EXPORT_NCOLS ((int)(sizeof(export_cols) / sizeof(export_cols[0])))
 
 /* Worker: writes e->r as a workbook (constant memory: row by row to a
@@ -355,8 +388,13 @@ static void export_work(struct api_job *j)
     /* Panes before the rows: constant-memory mode writes as it goes. */
     worksheet_freeze_panes(ws, 1, 0);
     for(int c = 0; c < EXPORT_NCOLS; c++) {
-        worksheet_write_string(ws, 0, (lxw_col_t)c, export_heads[c], bold);
-        fcol[c] = PQfnumber(e->r, export_cols[c]);
+        char head[128];
+        if(export_cols[c].kind == EX_TIME)
+            snprintf(head, sizeof(head), "%s (%s)", export_cols[c].head, e->tz);
+        else
+            snprintf(head, sizeof(head), "%s", export_cols[c].head);
+        worksheet_write_string(ws, 0, (lxw_col_t)c, head, bold);
+        fcol[c] = PQfnumber(e->r, export_cols[c].col);
     }
     for(int i = 0; i < PQntuples(e->r); i++) {
         for(int c = 0; c < EXPORT_NCOLS; c++) {
@@ -367,6 +405,14 @@ static void export_work(struct api_job *j)
                 continue;
             val = PQgetvalue(e->r, i, fc);
             t = PQftype(e->r, fc);
+            switch(export_cols[c].kind) {
+            case EX_ZH_TYPE: val = notify_type_zh(val); break;
+            case EX_EN_TYPE: val = notify_type_en(val); break;
+            case EX_ZH_STATE: val = notify_state_zh(val); break;
+            case EX_EN_STATE: val = notify_state_en(val); break;
+            case EX_VAL:
+            case EX_TIME: break;
+            }
             if(t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700)
                 worksheet_write_number(ws, (lxw_row_t)(i + 1), (lxw_col_t)c,
                                        strtod(val, NULL), NULL);
@@ -422,18 +468,30 @@ static void export_free(void *data)
 
 int h_alarm_export(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
-    char err[160], sql[2048], lim[24];
+    char err[160], sql[2048], lim[24], tz[64];
     struct afilter f;
     struct export_job *e;
     PGresult *r;
 
     if(filters(rq, &f, err, sizeof(err)))
         return api_error(rs, 400, E_BAD_REQ, "%s", err);
+    r = api_query(ctx, rs, "SELECT " API_PLANT_TZ_SQL, 0, NULL);
+    if(!r)
+        return 0;
+    snprintf(tz, sizeof(tz), "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "Asia/Shanghai");
+    PQclear(r);
     snprintf(lim, sizeof(lim), "%d", EXPORT_MAX);
     f.v[f.nv] = lim;
-    snprintf(sql, sizeof(sql), "SELECT %s%s%s ORDER BY a.triggered_at DESC, a.id DESC LIMIT $%d",
-             ALARM_COLS, ALARM_FROM, f.where, f.nv + 1);
-    r = api_query(ctx, rs, sql, f.nv + 1, f.v);
+    f.v[f.nv + 1] = tz;
+    {
+        char tzp[16];
+        snprintf(tzp, sizeof(tzp), "$%d", f.nv + 2);
+        snprintf(sql, sizeof(sql),
+                 "SELECT " EXPORT_SQL("%s") "%s%s ORDER BY a.triggered_at DESC, a.id DESC "
+                 "LIMIT $%d",
+                 tzp, tzp, tzp, ALARM_FROM, f.where, f.nv + 1);
+    }
+    r = api_query(ctx, rs, sql, f.nv + 2, f.v);
     if(!r)
         return 0;
     e = calloc(1, sizeof(*e));
@@ -442,6 +500,7 @@ int h_alarm_export(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         return api_error(rs, 500, E_INTERNAL, "out of memory");
     }
     e->r = r;
+    snprintf(e->tz, sizeof(e->tz), "%s", tz);
     api_defer_work(rs, export_work, export_done, export_free, e);
     return 0;
 }

@@ -943,9 +943,7 @@ int h_cfg_alarm_test(struct api_ctx *ctx, struct api_req *rq, struct api_resp *r
 int h_cfg_alarm_channels(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
 {
     static const char sql[] =
-        "WITH g AS (SELECT COALESCE((SELECT n.name FROM system_config c, pg_timezone_names n"
-        "  WHERE c.key = 'alarm.general' AND n.name = c.value->'schedule'->>'tz'),"
-        "  'Asia/Shanghai') AS tz),"
+        "WITH g AS (SELECT " API_PLANT_TZ_SQL " AS tz),"
         " ch AS (SELECT * FROM unnest(ARRAY['email','dingtalk','feishu','wecom','webhook','sms'])"
         "  WITH ORDINALITY AS x(channel, o))"
         " SELECT ch.channel, COALESCE(c.value->>'enabled', 'false') = 'true',"

@@ -2,6 +2,7 @@
  * Thread: any; a line is assembled on the stack and written in one call. */
 #include "log.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,31 +32,43 @@ int mcs_log_level_parse(const char *s)
 
 size_t mcs_json_escape(char *dst, size_t n, const char *src, size_t max_in)
 {
+    const unsigned char *s = (const unsigned char *)src;
     size_t o = 0;
     if(n == 0)
         return 0;
-    for(size_t i = 0; src && src[i] && i < max_in; i++) {
-        unsigned char c = (unsigned char)src[i];
+    for(size_t i = 0; s && s[i] && i < max_in;) {
         char tmp[8];
-        size_t len;
-        if(c == '"' || c == '\\') {
+        const char *out = tmp;
+        size_t len, used;
+        unsigned cp;
+        /* JSON carries UTF-8 as it is: a well-formed sequence is copied
+         * whole, only '"', '\\' and controls are escaped (RFC 8259 s. 7),
+         * an ill-formed byte becomes U+FFFD so the line stays valid. */
+        used = mcs_utf8_next(s + i, strnlen((const char *)s + i, 4), &cp);
+        if(used > 1 && i + used > max_in)
+            break; /* a character cut by max_in is dropped, not mangled */
+        if(used == 0) {
+            out = "\xEF\xBF\xBD";
+            len = 3;
+            used = 1;
+        }
+        else if(cp == '"' || cp == '\\') {
             tmp[0] = '\\';
-            tmp[1] = (char)c;
+            tmp[1] = (char)cp;
             len = 2;
         }
-        else if(c < 0x20 || c >= 0x7f) {
-            /* Control bytes and anything non-ASCII are escaped byte-wise:
-             * simpler than validating UTF-8 and always valid JSON. */
-            len = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+        else if(cp < 0x20) {
+            len = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x", cp);
         }
         else {
-            tmp[0] = (char)c;
-            len = 1;
+            out = (const char *)s + i;
+            len = used;
         }
         if(o + len + 1 > n)
-            break;
-        memcpy(dst + o, tmp, len);
+            break; /* never half a character or half an escape */
+        memcpy(dst + o, out, len);
         o += len;
+        i += used;
     }
     dst[o] = '\0';
     return o;

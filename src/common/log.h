@@ -61,7 +61,9 @@ int mcs_ratelimit_allow(struct mcs_ratelimit *rl, uint64_t *suppressed);
 
 /* Appends src JSON-escaped (without quotes) to dst of size n, cutting at
  * max_in input bytes. Returns bytes written (dst is always NUL-terminated).
- * Invalid UTF-8 bytes are written as \u00XX so the line stays valid JSON. */
+ * Well-formed UTF-8 (Chinese names, alarm messages) is copied unchanged; only
+ * '"', '\\' and control characters < 0x20 are escaped, as JSON requires; each
+ * ill-formed byte (utf8.h) becomes U+FFFD. Never cuts inside a character. */
 size_t mcs_json_escape(char *dst, size_t n, const char *src, size_t max_in);
 
 #endif

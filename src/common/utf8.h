@@ -2,7 +2,8 @@
  * forms, no surrogates, nothing beyond U+10FFFF), for the checks of outside
  * text: mcs-api's query arguments and bodies (src/api/reqparse.c), the
  * names the CLI accepts (src/tools/mcs_util.c) and the platforms' answers
- * the notifier stores (src/mcsd/notify.c). Each caller keeps its own
+ * the notifier stores (src/mcsd/notify.c), the log lines' JSON strings
+ * (src/common/log.c). Each caller keeps its own
  * policy on top (NUL, control characters). Owns nothing. Thread: any. */
 #ifndef MCS_UTF8_H
 #define MCS_UTF8_H

@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
+/* A code with its Chinese and English words. */
+struct word {
     const char *t, *zh, *en;
-} types[] = {
+};
+
+static const struct word types[] = {
     {"HIGH", "浓度高报", "High gas"},
     {"LOW", "浓度低报", "Low gas"},
     {"OVER_RANGE", "超量程", "Over range"},
@@ -35,20 +38,41 @@ static const struct {
     {"JOURNAL_BACKLOG", "采集日志积压增长", "Journal backlog growing"},
 };
 
+static const struct word states[] = {
+    {"active_unack", "报警中，未确认", "Active, unacknowledged"},
+    {"active_ack", "报警中，已确认", "Active, acknowledged"},
+    {"cleared_unack", "已恢复，待确认", "Cleared, awaiting acknowledgement"},
+    {"cleared_ack", "已恢复，已确认", "Cleared, acknowledged"},
+};
+
+/* The word of code t in tab (n entries), English when en; t when unknown. */
+static const char *word(const struct word *tab, size_t n, const char *t, int en)
+{
+    for(size_t i = 0; i < n; i++)
+        if(!strcmp(tab[i].t, t))
+            return en ? tab[i].en : tab[i].zh;
+    return t;
+}
+#define NWORDS(tab) (sizeof(tab) / sizeof(tab[0]))
+
 const char *notify_type_zh(const char *type)
 {
-    for(size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if(!strcmp(types[i].t, type))
-            return types[i].zh;
-    return type;
+    return word(types, NWORDS(types), type, 0);
 }
 
 const char *notify_type_en(const char *type)
 {
-    for(size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if(!strcmp(types[i].t, type))
-            return types[i].en;
-    return type;
+    return word(types, NWORDS(types), type, 1);
+}
+
+const char *notify_state_zh(const char *state)
+{
+    return word(states, NWORDS(states), state, 0);
+}
+
+const char *notify_state_en(const char *state)
+{
+    return word(states, NWORDS(states), state, 1);
 }
 
 static const char *level_zh(const struct notify_msg *m)

@@ -34,6 +34,12 @@ extern const char notify_default_subject[];
 const char *notify_type_zh(const char *type);
 const char *notify_type_en(const char *type);
 
+/* Chinese and English words of an alarm state (active_unack ... cleared_ack,
+ * docs/ALARMS.md "Lifecycle and states"); the state itself when unknown.
+ * Never NULL. */
+const char *notify_state_zh(const char *state);
+const char *notify_state_en(const char *state);
+
 /* "UTC+08:00" for an offset in seconds east of UTC, into out. */
 void notify_tz_label(int offset_s, char *out, size_t outn);
 

@@ -8,11 +8,12 @@ import struct
 import threading
 import zipfile
 import zlib
+from xml.etree import ElementTree
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from alarmhelpers import reset_alarm_config
+from alarmhelpers import FAST_GENERAL, reset_alarm_config, set_config
 from apihelpers import api, error_of  # noqa: F401
 from mcshelpers import new_sn
 
@@ -281,6 +282,81 @@ def test_alarm_list_detail_ack_stats_export(api, add_device, pg):
                        if "xl/sharedStrings.xml" in z.namelist() else "")
     assert sheet.count("<row ") == 4  # header + 3 alarms
     assert sn in strings and "储罐A" in strings and "现场已处理" in strings
+
+
+def sheet_rows(body):
+    """The cells of an .xlsx's first sheet as text, row by row (inline
+    strings of constant-memory mode, shared strings, numbers)."""
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    z = zipfile.ZipFile(io.BytesIO(body))
+    shared = []
+    if "xl/sharedStrings.xml" in z.namelist():
+        root = ElementTree.fromstring(z.read("xl/sharedStrings.xml"))
+        shared = ["".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t"))
+                  for si in root.findall("m:si", ns)]
+    rows = []
+    for row in ElementTree.fromstring(z.read("xl/worksheets/sheet1.xml")).iter(f"{{{ns['m']}}}row"):
+        cells = {}
+        for c in row.findall("m:c", ns):
+            col = "".join(ch for ch in c.get("r") if ch.isalpha())
+            if c.get("t") == "inlineStr":
+                cells[col] = "".join(t.text or "" for t in c.iter(f"{{{ns['m']}}}t"))
+            elif c.get("t") == "s":
+                cells[col] = shared[int(c.find("m:v", ns).text)]
+            else:
+                cells[col] = c.find("m:v", ns).text
+        rows.append(cells)
+    head = rows[0]
+    return [{head[k]: v for k, v in r.items()} for r in rows[1:]], list(head.values())
+
+
+def test_export_in_the_plants_local_time_with_chinese_words(api, add_device, pg):
+    """Issue #19: the .xlsx carries times in the zone of the alarm settings
+    (alarm.general.schedule.tz), named in the header, and the Chinese words
+    of types and states with English beside, not UTC text and codes."""
+    sn = add_device(name="储罐B")
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, category, value, threshold,"
+                    " triggered_at) VALUES (%s, 'HIGH', 1, 'gas', 30, 25,"
+                    " '2026-12-07T19:08:17Z') RETURNING id", (sn,))
+        high = cur.fetchone()[0]
+        cur.execute("INSERT INTO alarm_logs (sn, alarm_type, level, category, value, threshold,"
+                    " triggered_at) VALUES (%s, 'OFFLINE', 1, 'fault', 0, 0,"
+                    " '2026-07-01T23:30:00Z') RETURNING id", (sn,))
+        off = cur.fetchone()[0]
+        cur.execute("UPDATE alarm_logs SET cleared_at = '2026-12-07T19:20:00Z',"
+                    " ack_at = '2026-12-07T19:10:05Z', ack_by = 'admin' WHERE id = %s", (high,))
+    general = json.loads(json.dumps(FAST_GENERAL))
+    try:
+        for tz, want in [("Asia/Shanghai", ("2026-12-08 03:08:17", "2026-12-08 03:20:00",
+                                            "2026-12-08 03:10:05", "2026-07-02 07:30:00")),
+                         # DST: UTC-5 in December, UTC-4 in July
+                         ("America/New_York", ("2026-12-07 14:08:17", "2026-12-07 14:20:00",
+                                               "2026-12-07 14:10:05", "2026-07-01 19:30:00"))]:
+            general["schedule"]["tz"] = tz
+            set_config(pg, "alarm.general", general)
+            r = api.get(f"/api/alarms/export?sn={sn}", api.admin_token)
+            assert r.status_code == 200, r.text
+            rows, head = sheet_rows(r.content)
+            trig, clr, ack = (f"触发时间 Triggered ({tz})", f"解除时间 Cleared ({tz})",
+                              f"确认时间 Acknowledged ({tz})")
+            assert {trig, clr, ack, "类型", "Type", "状态", "State"} <= set(head), head
+            by_id = {int(float(x["ID"])): x for x in rows}
+            h, o = by_id[high], by_id[off]
+            assert (h[trig], h[clr], h[ack], o[trig]) == want, (h, o)
+            assert clr not in o and ack not in o  # NULL: empty cells
+            assert (h["类型"], h["Type"], h["状态"], h["State"]) == \
+                ("浓度高报", "High gas", "已恢复，已确认", "Cleared, acknowledged")
+            assert (o["类型"], o["Type"], o["状态"], o["State"]) == \
+                ("设备离线", "Device offline", "报警中，未确认", "Active, unacknowledged")
+            assert h["设备名称 Device"] == "储罐B" and h["SN"] == sn
+            assert not any("Z" in v for v in (h[trig], h[clr], h[ack]))
+    finally:
+        general["schedule"]["tz"] = "Asia/Shanghai"
+        set_config(pg, "alarm.general", general)
+        with pg.cursor() as cur:
+            cur.execute("UPDATE alarm_logs SET cleared_at = now(), ack_at = now(),"
+                        " ack_by = 'test' WHERE id = %s", (off,))
 
 
 def test_a_large_export_does_not_stall_other_requests(api, pg):
