@@ -318,7 +318,9 @@ def test_locked_worker_stores_nothing_but_raises_and_notifies(mcsd, pg, add_devi
         assert rows[0][1] == "HIGH" and rows[0][2] == 150
         wait_until(lambda: cap.count() >= 1, 15, desc="webhook delivered while locked")
         assert cap.snapshot()[0]["body"]["sn"] == sn
-        assert [o["status"] for o in outbox(pg, rows[0][0])] == ["sent"]
+        # The outcome commits right after the send returns (issue #15): wait for it.
+        wait_until(lambda: [o["status"] for o in outbox(pg, rows[0][0])] == ["sent"], 10,
+                   desc="outbox row sent")
         recv_until(ws, lambda f: f["type"] == "alarm" and f["data"]["sn"] == sn, 10)
         listed = a.get("/api/alarms", a.admin_token, params={"sn": sn}).json()["data"]
         assert [x["id"] for x in listed] == [rows[0][0]]

@@ -85,9 +85,13 @@ export function adminSpecs(st) {
       await fill(p, 'webhook-url', `http://127.0.0.1:${cap.address().port}/hook`)
       await p.getByTestId('test-webhook').click()
       await waitFor(async () => got.length >= 1, { timeout: 30000, desc: 'capture server reached' })
-      const okLocal = (await waitFor(() => { const v = st.sql(okSql); return v && v !== ok0 ? v : null }, { timeout: 15000, desc: 'alarm_channel_state row of this send' })).slice(0, 19)
-      await waitFor(async () => (await p.getByTestId('delivery-ok-webhook').textContent()).trim() === okLocal,
-        { timeout: 15000, desc: `last success ${okLocal} (${tz}) shown` })
+      await waitFor(() => { const v = st.sql(okSql); return v && v !== ok0 ? v : null }, { timeout: 15000, desc: 'alarm_channel_state row of this send' })
+      // Alarms of earlier specs may still be sent on this channel and move
+      // last_ok_at again: the cell must catch up with the row as it is now.
+      const okLocal = await waitFor(async () => {
+        const row = (st.sql(okSql) || '').slice(0, 19)
+        return row && (await p.getByTestId('delivery-ok-webhook').textContent()).trim() === row ? row : null
+      }, { timeout: 20000, desc: `last success (${tz}) shown as in alarm_channel_state` })
       // Alarms of earlier specs may still be sent on this channel: the cell catches up with the row.
       const sameAsRow = (cell, col) => waitFor(async () => {
         const shown = Number(await p.getByTestId(cell).textContent())
@@ -96,7 +100,9 @@ export function adminSpecs(st) {
       const sent = await sameAsRow('delivery-sent-webhook', 'sent_day')
       expect(sent >= sent0 + 1, `sent today ${sent}, at least one more than ${sent0}`)
       const capLocal = new Intl.DateTimeFormat('sv-SE', { timeZone: tz, dateStyle: 'short', timeStyle: 'medium' }).format(new Date(got[0]))
-      expect(Math.abs(Date.parse(capLocal.replace(' ', 'T')) - Date.parse(okLocal.replace(' ', 'T'))) <= 5000,
+      // Within a minute of when the capture server got it (a later send of an
+      // earlier spec's alarm may have moved it on); a zone error is hours.
+      expect(Math.abs(Date.parse(capLocal.replace(' ', 'T')) - Date.parse(okLocal.replace(' ', 'T'))) <= 60000,
         `shown ${okLocal} is the ${tz} time the capture server got it (${capLocal})`)
       expect((await p.getByTestId('delivery-tz').textContent()).includes(tz), 'zone named')
 
