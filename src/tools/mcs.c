@@ -36,7 +36,8 @@
     X(job) X(archive) X(backup) X(history) /* issue #10: src/tools/mcs_job.c */                   \
     X(alarm)  /* issue #7: mcs_alarm.c */                                                          \
     X(config) /* issue #7: mcs_alarm.c (`mcs config alarm ...`) */                                 \
-    X(user)   /* issue #8: mcs_user.c (accounts of mcs-api) */
+    X(user)   /* issue #8: mcs_user.c (accounts of mcs-api) */                               \
+    X(license) /* issue #17: mcs_license.c */
 
 #define MCS_GROUP_DECL(g) extern const struct cli_group mcs_group_##g;
 MCS_GROUPS(MCS_GROUP_DECL)

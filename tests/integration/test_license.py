@@ -271,6 +271,42 @@ def test_upload_takes_effect_without_restart(api_launcher, tmp_path):
     assert any(row["action"] == "license.install" for row in with_audit)
 
 
+def test_cli_installs_a_license(api_launcher, tmp_path, base_env, pg):
+    """`mcs license install FILE` verifies and installs as the upload does:
+    a forged file is refused (20001) and nothing is written; a good one
+    takes effect in the running mcs-api without a restart, audited."""
+    _, text = issue(tmp_path)
+    path = tmp_path / ("cli-" + secrets.token_hex(3)) / "license.key"
+    env = dict(base_env, LICENSE_FILE=str(path))
+    a = users(api_launcher.start(LICENSE_FILE=path))
+    tok = a.admin_token
+    assert error_of(a.get("/api/devices", tok))["code"] == 20001
+
+    def mcs(*args):
+        r = subprocess.run([str(build_dir() / "mcs"), "license", *args], env=env,
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stdout, r.stderr
+
+    forged = tmp_path / "forged.key"
+    forged.write_text(text.replace("1000", "9999"))
+    rc, out, err = mcs("install", str(forged))
+    assert rc == 1 and "20001" in err, (rc, out, err)
+    assert not path.exists()
+    good = tmp_path / "good.key"
+    good.write_text(text)
+    rc, out, err = mcs("install", str(good))
+    assert rc == 0, err
+    assert path.read_text() == text and "state: grace" in out and "max_devices: 1000" in out
+    wait_until(lambda: a.get("/api/devices", tok).status_code == 200, 10,
+               desc="mcs-api running on the installed license")
+    rc, out, _ = mcs("show")
+    assert rc == 0 and "customer: 测试化工 Test Chemicals" in out
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM audit_logs WHERE username = 'cli'"
+                    " AND action = 'license.install' AND target = %s", (str(good),))
+        assert cur.fetchone()[0] == 1
+
+
 def test_device_limit_20003(api_launcher, tmp_path, pg):
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM devices")
