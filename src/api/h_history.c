@@ -178,6 +178,14 @@ static void hist_free(void *data)
     free(h);
 }
 
+/* Where the range was read: no archived day, only archived days, or both. */
+static const char *source(const struct history_stats *st)
+{
+    if(st->cold_days == 0)
+        return "hot";
+    return st->hot_days == 0 ? "archive" : "mixed";
+}
+
 static void hist_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *rs)
 {
     struct hist_job *h = j->data;
@@ -209,9 +217,7 @@ static void hist_done(struct api_ctx *ctx, struct api_job *j, struct api_resp *r
     cJSON_AddStringToObject(o, "start", sa);
     cJSON_AddStringToObject(o, "end", sb);
     cJSON_AddStringToObject(o, "interval", h->ivs);
-    cJSON_AddStringToObject(o, "source", h->st.cold_days == 0 ? "hot"
-                                         : h->st.hot_days == 0 ? "archive"
-                                                               : "mixed");
+    cJSON_AddStringToObject(o, "source", source(&h->st));
     api_page_fields(o, h->total, &h->pg);
     cJSON_AddItemToObject(o, "points", h->pts);
     h->pts = NULL;
