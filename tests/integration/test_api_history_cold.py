@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from apihelpers import add_user, api_launcher  # noqa: F401
+from apihelpers import add_user, api_launcher, error_of  # noqa: F401
 from archivehelpers import (ZONE, count_day, day_bounds, ensure_day, job_env,  # noqa: F401
                             local_day, mcs_run, reset_archive_state, s3, s3_env, s3server,
                             seed_day)
@@ -96,3 +96,21 @@ def test_archived_day_served_like_hot_data(cold_api, pg, s3_env, mcs_run):
     assert len([p for p in mixed["points"] if p["ts"] >= utc(t0)]) == \
         len([1 for i in range(2) if t0 + datetime.timedelta(seconds=i * 43200) < now])
 
+
+
+def test_archived_day_unreachable_is_an_error_not_an_empty_chart(cold_api, pg, s3, s3_env,
+                                                                 mcs_run):
+    api = cold_api
+    d = local_day(6)
+    seed_day(pg, d, n=48, sns=SNS)
+    r = mcs_run("job", "run", "archive", env=s3_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert count_day(pg, d) == 0
+    s3.stop()  # the bucket unreachable, the day never cached
+    lo, hi = day_bounds(d)
+    r = api.get(f"/api/devices/{SNS[0]}/history?start={utc(lo)}&end={utc(hi)}&interval=raw",
+                api.token, timeout=60)
+    assert r.status_code == 503, r.text
+    assert error_of(r)["detail"].startswith("archive: "), r.text
+    s3.start()
+    assert history(api, SNS[0], lo, hi, "raw")["total"] == 24
