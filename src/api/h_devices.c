@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "err.h"
 #include "handlers.h"
+#include "localday.h"
 #include "log.h"
 #include "mqcmd.h"
 #include "reqparse.h"
@@ -434,14 +435,27 @@ int h_dev_realtime(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     return api_json(rs, 200, o);
 }
 
-static void iso(int64_t s, char *buf, size_t n)
+/* 1 when a day the plant's calendar gives [start, end) is archived: the
+ * range is then read as `mcs history` reads it (h_history.c). -1 with an
+ * error response on rs. */
+static int touches_archive(struct api_ctx *ctx, struct api_resp *rs, int64_t start, int64_t end)
 {
-    mcs_time_iso8601(s * 1000000, buf, n);
-    char *dot = strchr(buf, '.');
-    if(dot) {
-        dot[0] = 'Z';
-        dot[1] = '\0';
-    }
+    char a[16], b[16];
+    const char *v[2] = {a, b};
+    PGresult *r;
+    int yes;
+
+    mcs_day_iso(mcs_local_day(start), a, sizeof(a));
+    mcs_day_iso(mcs_local_day(end - 1), b, sizeof(b));
+    r = api_query(ctx, rs,
+                  "SELECT 1 FROM archive_logs WHERE status = 'archived' AND "
+                  "day BETWEEN $1::date AND $2::date LIMIT 1",
+                  2, v);
+    if(!r)
+        return -1;
+    yes = PQntuples(r) > 0;
+    PQclear(r);
+    return yes;
 }
 
 int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
@@ -449,7 +463,7 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     const char *sn = rq->params[0], *ivs = rq_arg(rq, "interval");
     char err[128], a[24], b[24], ivtxt[40], sa[40], sb[40];
     int64_t start = 0, end = 0;
-    int hs, he;
+    int hs, he, cold;
     struct api_page pg;
     long iv;
     const char *v[5];
@@ -476,6 +490,11 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         return api_error(rs, 400, E_BAD_REQ, "interval must be raw, 1m, 5m, 15m, 30m, 1h, 6h or 1d");
     if(dev_exists(ctx, rs, sn) != 1)
         return 0;
+    cold = touches_archive(ctx, rs, start, end);
+    if(cold < 0)
+        return 0;
+    if(cold)
+        return h_dev_history_cold(ctx, rs, sn, start, end, iv, ivs ? ivs : "1m", &pg);
     snprintf(a, sizeof(a), "%lld", (long long)start);
     snprintf(b, sizeof(b), "%lld", (long long)end);
     snprintf(ivtxt, sizeof(ivtxt), "%ld seconds", iv);
@@ -503,13 +522,14 @@ int h_dev_history(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     if(!r)
         return 0;
-    iso(start, sa, sizeof(sa));
-    iso(end, sb, sizeof(sb));
+    hist_iso(start, sa, sizeof(sa));
+    hist_iso(end, sb, sizeof(sb));
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "sn", sn);
     cJSON_AddStringToObject(o, "start", sa);
     cJSON_AddStringToObject(o, "end", sb);
     cJSON_AddStringToObject(o, "interval", ivs ? ivs : "1m");
+    cJSON_AddStringToObject(o, "source", "hot");
     pts = cJSON_CreateArray();
     for(int i = 0; i < PQntuples(r); i++) {
         cJSON *p = cJSON_CreateObject();

@@ -68,6 +68,14 @@ H(h_sys_archive_dl);
 H(h_sys_archive_run);
 #undef H
 
+/* h_history.c: the device history of a range that touches archived days,
+ * read as `mcs history` reads it (history_query, with its cache) on the job
+ * worker; the answer says its source (hot/archive/mixed). */
+int h_dev_history_cold(struct api_ctx *ctx, struct api_resp *rs, const char *sn, int64_t start,
+                       int64_t end, long iv, const char *ivs, const struct api_page *pg);
+/* Unix seconds as "YYYY-MM-DDTHH:MM:SSZ". */
+void hist_iso(int64_t s, char *buf, size_t n);
+
 /* Shared by handlers: 400 for bad query arguments (too many/too long). */
 int h_args_ok(struct api_req *rq, struct api_resp *rs);
 

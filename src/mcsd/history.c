@@ -75,6 +75,12 @@ static int parse_pg_time(const char *s, size_t n, int64_t *us)
     return 0;
 }
 
+int history_row_time(const char *line, size_t len, int64_t *us)
+{
+    const char *c1 = memchr(line, ',', len);
+    return parse_pg_time(line, c1 ? (size_t)(c1 - line) : len, us);
+}
+
 int history_parse_time(const char *s, int64_t *out)
 {
     int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;

@@ -37,6 +37,10 @@ int history_query(const struct mcs_config *cfg, PGconn *pg, const char *sn, int6
  * (local). Returns 0 or MCS_EPARSE. */
 int history_parse_time(const char *s, int64_t *out);
 
+/* The time (first field) of a row given to a history_row_cb, in
+ * microseconds since the epoch. Returns 0 or MCS_EPARSE. */
+int history_row_time(const char *line, size_t len, int64_t *us);
+
 /* `mcs history SN START END`: CSV with header on stdout. */
 int history_cli(const struct mcs_config *cfg, const char *sn, const char *start,
                 const char *end);

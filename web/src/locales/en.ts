@@ -78,7 +78,7 @@ export default {
     states: { active: 'Active', cleared: 'Cleared' },
     levels: { 1: 'Level 1', 2: 'Level 2' },
   },
-  query: { device: 'Device', range: 'Time range', rangeLimit: 'At most 7 days per query', interval: 'Interval', query: 'Query', exportCsv: 'Export CSV', exportXlsx: 'Export Excel', temp: 'Temperature (°C)' },
+  query: { device: 'Device', range: 'Time range', rangeLimit: 'At most 7 days per query', interval: 'Interval', query: 'Query', exportCsv: 'Export CSV', exportXlsx: 'Export Excel', temp: 'Temperature (°C)', fromArchive: 'Partly from the archive' },
   dashCfg: {
     step1: 'Step 1: upload the floor plan', uploadHint: 'Click or drop an image here (JPG/PNG, 1920×1080 recommended)',
     step2: 'Step 2: drag devices onto the plan', placed: 'Placed', unplaced: 'Not placed', step3: 'Step 3: save',

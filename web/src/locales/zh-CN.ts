@@ -78,7 +78,7 @@ export default {
     states: { active: '报警中', cleared: '已恢复' },
     levels: { 1: '一级', 2: '二级' },
   },
-  query: { device: '设备', range: '时间范围', rangeLimit: '单次查询最多 7 天', interval: '聚合间隔', query: '查询', exportCsv: '导出 CSV', exportXlsx: '导出 Excel', temp: '温度 (°C)' },
+  query: { device: '设备', range: '时间范围', rangeLimit: '单次查询最多 7 天', interval: '聚合间隔', query: '查询', exportCsv: '导出 CSV', exportXlsx: '导出 Excel', temp: '温度 (°C)', fromArchive: '部分数据来自归档 / from the archive' },
   dashCfg: {
     step1: '第一步：上传背景图', uploadHint: '点击上传或拖拽图片到此处（JPG/PNG，建议 1920×1080）',
     step2: '第二步：拖拽设备到对应位置', placed: '已放置', unplaced: '未放置', step3: '第三步：保存位置',
