@@ -173,6 +173,13 @@ void api_redis_fail(struct api_ctx *ctx);
 PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, int n,
                     const char *const *vals);
 
+/* Tells every mcs-api instance that dashboard configuration changed
+ * (NOTIFY mcs_config, what = "devices", "layout" or "background"); their
+ * feed sends a `config` event to open wall screens (docs/API.md). Inside a
+ * transaction it is delivered at COMMIT and dropped on ROLLBACK. Returns 0
+ * or MCS_EDB after setting an error response on rs. */
+int api_notify_config(struct api_ctx *ctx, struct api_resp *rs, const char *what);
+
 /* SQL expression: the plant's time zone, the alarm settings'
  * alarm.general.schedule.tz when PostgreSQL knows it, else Asia/Shanghai
  * (as mcsd's notifier, src/mcsd/alarm_db.c). For local times people read. */

@@ -145,6 +145,16 @@ PGresult *api_query(struct api_ctx *ctx, struct api_resp *rs, const char *sql, i
     return NULL;
 }
 
+int api_notify_config(struct api_ctx *ctx, struct api_resp *rs, const char *what)
+{
+    const char *v[1] = {what};
+    PGresult *r = api_query(ctx, rs, "SELECT pg_notify('mcs_config', $1)", 1, v);
+    if(!r)
+        return MCS_EDB;
+    PQclear(r);
+    return 0;
+}
+
 int api_begin(struct api_ctx *ctx, struct api_resp *rs)
 {
     PGresult *r = api_query(ctx, rs, "BEGIN", 0, NULL);

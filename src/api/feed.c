@@ -166,6 +166,58 @@ void feed_counts(struct api_feed *f, uint64_t *ev, uint64_t *dropped, uint64_t *
     pthread_mutex_unlock(&f->mu);
 }
 
+/* Queues m for every screen, in order with the events before it (alarm
+ * counts it in alarm_events); the mailbox takes the reference. */
+static void push_msg(struct api_feed *f, struct api_msg *m, int alarm)
+{
+    pthread_mutex_lock(&f->mu);
+    f->alarm_events += alarm ? 1 : 0;
+    if(f->an == ALARM_QMAX) {
+        /* The loop is behind: the oldest event goes (counted). */
+        msg_unref(f->alarms[f->ah]);
+        f->ah = (f->ah + 1) % ALARM_QMAX;
+        f->an--;
+        f->alarm_dropped++;
+    }
+    f->alarms[(f->ah + f->an) % ALARM_QMAX] = m;
+    f->an++;
+    pthread_mutex_unlock(&f->mu);
+    lws_cancel_service(f->ctx->lws);
+}
+
+/* A fixed event (the `config` ones) for every screen. */
+static void push_event(struct api_feed *f, const char *json)
+{
+    struct api_msg *m = msg_new(json, strlen(json));
+    if(m)
+        push_msg(f, m, 0);
+}
+
+static void push_alarm(struct api_feed *f, const char *payload, size_t len)
+{
+    struct sbuf b = {NULL, 0, 0, 1 << 20, 0};
+    cJSON *j = cJSON_ParseWithLength(payload, len);
+    struct api_msg *m;
+
+    sb_str(&b, "{\"type\":\"alarm\",\"data\":");
+    if(j && cJSON_IsObject(j)) {
+        sb_add(&b, payload, len);
+    } else {
+        LOG_W("feed", "mcs:alarm event is not a JSON object");
+        cJSON_Delete(j);
+        free(b.p);
+        return;
+    }
+    cJSON_Delete(j);
+    sb_str(&b, "}");
+    if(b.bad || !(m = msg_new(b.p, b.n))) {
+        free(b.p);
+        return;
+    }
+    free(b.p);
+    push_msg(f, m, 1);
+}
+
 /* One realtime frame. Returns 0 or an error (connections then reopened). */
 static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct devrow **devs,
                        int *ndev, int64_t *dev_at)
@@ -177,17 +229,32 @@ static int build_frame(struct api_feed *f, PGconn *pg, redisContext *r, struct d
     int rc = MCS_EDB;
 
     /* The device list is reloaded when the devices trigger says it changed
-     * (LISTEN mcs_device on this connection), and once a minute anyway. */
+     * (LISTEN mcs_device on this connection), and once a minute anyway.
+     * Screens hear of device and layout changes (mcs_device, mcs_config)
+     * through one `config` event per kind and tick. */
     {
-        int changed = 0;
+        int changed = 0, layout = 0, bg = 0;
         PGnotify *nt;
         PQconsumeInput(pg);
         while((nt = PQnotifies(pg))) {
-            changed = 1;
+            if(!strcmp(nt->relname, "mcs_device") || !strcmp(nt->extra, "devices"))
+                changed = 1;
+            else if(!strcmp(nt->extra, "layout"))
+                layout = 1;
+            else if(!strcmp(nt->extra, "background"))
+                bg = 1;
+            else
+                LOG_W("feed", "unknown mcs_config event", LS("what", nt->extra));
             PQfreemem(nt);
         }
         if(changed)
             *dev_at = 0;
+        if(changed)
+            push_event(f, "{\"type\":\"config\",\"what\":\"devices\"}");
+        if(layout)
+            push_event(f, "{\"type\":\"config\",\"what\":\"layout\"}");
+        if(bg)
+            push_event(f, "{\"type\":\"config\",\"what\":\"background\"}");
     }
     if(!*devs || !*dev_at || mcs_mono_ms() - *dev_at > 60000) {
         res = PQexec(pg, "SELECT sn FROM devices WHERE enabled ORDER BY sn");
@@ -368,7 +435,8 @@ static void *tick_main(void *arg)
                 PQfinish(pg);
             pg = mcs_pg_connect(&f->ctx->cfg, "mcs-api-feed", err, sizeof(err));
             if(pg && (mcs_pg_exec(pg, "SET statement_timeout = '2s'", err, sizeof(err)) ||
-                      mcs_pg_exec(pg, "LISTEN mcs_device", err, sizeof(err)))) {
+                      mcs_pg_exec(pg, "LISTEN mcs_device", err, sizeof(err)) ||
+                      mcs_pg_exec(pg, "LISTEN mcs_config", err, sizeof(err)))) {
                 PQfinish(pg);
                 pg = NULL;
             }
@@ -397,43 +465,6 @@ static void *tick_main(void *arg)
     if(r)
         redisFree(r);
     return NULL;
-}
-
-static void push_alarm(struct api_feed *f, const char *payload, size_t len)
-{
-    struct sbuf b = {NULL, 0, 0, 1 << 20, 0};
-    cJSON *j = cJSON_ParseWithLength(payload, len);
-    struct api_msg *m;
-
-    sb_str(&b, "{\"type\":\"alarm\",\"data\":");
-    if(j && cJSON_IsObject(j)) {
-        sb_add(&b, payload, len);
-    } else {
-        LOG_W("feed", "mcs:alarm event is not a JSON object");
-        cJSON_Delete(j);
-        free(b.p);
-        return;
-    }
-    cJSON_Delete(j);
-    sb_str(&b, "}");
-    if(b.bad || !(m = msg_new(b.p, b.n))) {
-        free(b.p);
-        return;
-    }
-    free(b.p);
-    pthread_mutex_lock(&f->mu);
-    f->alarm_events++;
-    if(f->an == ALARM_QMAX) {
-        /* The loop is behind: the oldest event goes (counted). */
-        msg_unref(f->alarms[f->ah]);
-        f->ah = (f->ah + 1) % ALARM_QMAX;
-        f->an--;
-        f->alarm_dropped++;
-    }
-    f->alarms[(f->ah + f->an) % ALARM_QMAX] = m;
-    f->an++;
-    pthread_mutex_unlock(&f->mu);
-    lws_cancel_service(f->ctx->lws);
 }
 
 static void handle_reply(struct api_feed *f, redisReply *rep)

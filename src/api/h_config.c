@@ -1094,7 +1094,7 @@ int h_cfg_dash_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     if(api_begin(ctx, rs))
         goto out;
     before = cfg_load(ctx, rs, "dashboard");
-    if(!before || cfg_store(ctx, rs, "dashboard", in))
+    if(!before || cfg_store(ctx, rs, "dashboard", in) || api_notify_config(ctx, rs, "layout"))
         goto fail;
     if(!audit_commit(ctx, rq, rs, "config.dashboard", "dashboard", before, in))
         api_saved(rs, "配置已保存");
@@ -1180,6 +1180,8 @@ int h_cfg_bg_post(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
         return api_error(rs, 503, E_UNAVAIL, "database error");
     }
     PQclear(r);
+    if(api_notify_config(ctx, rs, "background"))
+        return 0;
     after = cJSON_CreateObject();
     cJSON_AddStringToObject(after, "type", type);
     cJSON_AddNumberToObject(after, "width", (double)w);

@@ -341,7 +341,8 @@ int h_dev_put(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs)
     }
     PQclear(r);
     after = dev_fetch(ctx, rs, sn, 0, &found);
-    if(!after)
+    /* Name and position are not in the devices trigger: screens hear it here. */
+    if(!after || api_notify_config(ctx, rs, "devices"))
         goto fail;
     if(audit_commit(ctx, rq, rs, "device.update", sn, before, after))
         goto out;
@@ -965,7 +966,7 @@ int h_dev_positions(struct api_ctx *ctx, struct api_req *rq, struct api_resp *rs
                       "unnest($1::text[], $2::float8[], $3::float8[]) v(sn, x, y) "
                       "WHERE d.sn = v.sn",
                       3, v);
-        if(!r)
+        if(!r || api_notify_config(ctx, rs, "devices"))
             goto fail;
     }
     if(audit_commit(ctx, rq, rs, "device.positions", "", NULL, j))

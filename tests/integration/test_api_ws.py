@@ -446,3 +446,71 @@ def test_silence_row_has_the_client_address_behind_the_proxy(api_launcher, pg, s
         ws.close()
     # The last address the proxy appended, as for HTTP audit rows.
     assert silence_rows(pg, user) == [(user, str(a77), {"ids": [a77]}, "10.9.8.7")]
+
+
+def test_screens_hear_config_changes_within_seconds(api, pg):
+    """Issue #19: a device added, renamed, moved, its limits changed or
+    deleted, the layout saved and a floor plan uploaded each send a `config`
+    event to open screens within 2 s; a rejected change sends none."""
+    tok, sn = api.admin_token, new_sn()
+    jpeg = (b"\xff\xd8\xff\xe0" + b"\x00\x10" + b"JFIF\x00" + b"\x00" * 9 + b"\xff\xc0" +
+            b"\x00\x0b\x08\x01\x2c\x01\x90\x01" + b"\x01\x11\x00" + b"\xff\xd9")
+    steps = [
+        ("devices", lambda: api.post("/api/devices", tok, json={"sn": sn, "high_limit": 100})),
+        ("devices", lambda: api.put(f"/api/devices/{sn}", tok, json={"name": "北区 2 号"})),
+        ("devices", lambda: api.post("/api/devices/positions", tok,
+                                     json={"positions": [{"sn": sn, "pos_x": 30, "pos_y": 40}]})),
+        ("devices", lambda: api.put(f"/api/devices/{sn}", tok, json={"high_limit": 80})),
+        ("layout", lambda: api.put("/api/config/dashboard", tok, json={"title": "二号厂区"})),
+        ("background", lambda: api.post("/api/config/dashboard/bg", tok, data=jpeg,
+                                        headers={"Content-Type": "image/jpeg"})),
+        ("devices", lambda: api.delete(f"/api/devices/{sn}", tok)),
+    ]
+    ws = ws_open(api, api.viewer_token)
+    try:
+        recv_until(ws, lambda f: f["type"] == "realtime", 3)
+        for what, change in steps:
+            t0 = time.monotonic()
+            r = change()
+            assert r.status_code in (200, 201), (what, r.text)
+            f, _ = recv_until(ws, lambda f: f["type"] == "config", 2)
+            assert f["what"] == what and time.monotonic() - t0 < 2.0
+        with pg.cursor() as cur:
+            cur.execute("SELECT count(*) FROM devices WHERE sn = %s", (sn,))
+            assert cur.fetchone()[0] == 0
+        # The screen's cache-busting fetch of the new plan.
+        assert api.get("/api/config/dashboard/bg?v=1765000000000", api.viewer_token).content == jpeg
+        sn2 = new_sn()
+        assert api.post("/api/devices", tok, json={"sn": sn2}).status_code == 201
+        recv_until(ws, lambda f: f["type"] == "config" and f["what"] == "devices", 2)
+        # Rolled back: no event. The layout saved after it is the first
+        # `config` frame (events of one tick go devices first).
+        r = api.put(f"/api/devices/{sn2}", tok, json={"low_limit": 50, "high_limit": 10})
+        assert r.status_code == 400
+        assert api.put("/api/config/dashboard", tok, json={"title": "三号厂区"}).status_code == 200
+        f, seen = recv_until(ws, lambda f: f["type"] == "config", 2)
+        assert f["what"] == "layout", seen
+        api.delete(f"/api/devices/{sn2}", tok)
+    finally:
+        ws.close()
+
+
+def test_config_events_reach_screens_of_every_instance(api_launcher, add_device):
+    from apihelpers import add_user
+    a, b = api_launcher.start(), api_launcher.start()
+    add_user(a.env, "cfginst", "cfginst-password", "admin")
+    tok = a.login("cfginst", "cfginst-password")
+    sn = add_device()
+    wa, wb = ws_open(a, tok), ws_open(b, b.login("cfginst", "cfginst-password"))
+    try:
+        for ws in (wa, wb):
+            recv_until(ws, lambda f: f["type"] == "realtime", 3)
+        r = a.post("/api/devices/positions", tok,
+                   json={"positions": [{"sn": sn, "pos_x": 5, "pos_y": 6}]})
+        assert r.status_code == 200, r.text
+        for ws in (wa, wb):
+            f, _ = recv_until(ws, lambda f: f["type"] == "config", 2)
+            assert f["what"] == "devices"
+    finally:
+        wa.close()
+        wb.close()

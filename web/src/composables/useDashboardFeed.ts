@@ -1,6 +1,7 @@
 // Owns the big screen's WebSocket (/ws/dashboard, R-API-5): authenticates
 // with the first message (never a token in the URL), applies `realtime` and
-// `alarm` frames to the dashboard store, answers `subscribe` with the
+// `alarm` frames to the dashboard store, hands `config` events (devices,
+// layout or floor plan changed, issue #19) to onConfig, answers `subscribe` with the
 // `history` frame, keeps the link alive with pings, reconnects with backoff
 // and says plainly when the feed is stale — a frozen screen that looks live
 // is the worst failure (issue #9).
@@ -20,6 +21,8 @@ export interface FeedOptions {
   url?: string
   onLicense?: (code: number, message: string) => void
   onReconnect?: () => void
+  /** A `config` event: what changed (`devices`, `layout`, `background`) is to be fetched again. */
+  onConfig?: (what: string) => void
   /** The server refused the token (close 4001, e.g. it expired): sign in again. */
   onAuthFailed?: () => void
 }
@@ -75,6 +78,9 @@ export function useDashboardFeed(opt: FeedOptions = {}) {
           break
         case 'alarm':
           store.applyAlarmEvent(m.data as AlarmEvent)
+          break
+        case 'config':
+          opt.onConfig?.(String(m.what ?? ''))
           break
         case 'history': {
           const sn = String(m.sn)

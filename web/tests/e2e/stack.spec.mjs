@@ -136,6 +136,48 @@ export function stackSpecs(st) {
     await screen.waitForTimeout(800)
   }, { shot: 'screen' })
 
+  spec('open screen follows configuration live: new, moved and deleted device, new plan (issue #19)', async ({ screen, browser }) => {
+    const D3 = 'E2E-D3'
+    const marker = `[data-testid="marker-${D3}"]`
+    const planImg = '[data-testid="plan"] img'
+    await screen.evaluate(() => { window.__notReloaded = true })
+    const seconds = async (cond, desc) => {
+      const t0 = Date.now()
+      await waitFor(cond, { timeout: 5000, desc })
+      return (Date.now() - t0) / 1000
+    }
+    // New device, placed: its marker appears.
+    expect((await st.api('POST', '/api/devices', { sn: D3, name: '3号测试点' })).status === 201, 'D3 added')
+    await st.api('POST', '/api/devices/positions', { positions: [{ sn: D3, pos_x: 70, pos_y: 60 }] })
+    const tAdd = await seconds(async () => (await screen.locator(marker).count()) > 0, 'new device shown')
+    // Moved: the marker follows.
+    await st.api('POST', '/api/devices/positions', { positions: [{ sn: D3, pos_x: 40, pos_y: 75 }] })
+    expect(st.sql(`SELECT pos_x || ',' || pos_y FROM devices WHERE sn = '${D3}'`) === '40,75', 'position stored')
+    const tMove = await seconds(async () => {
+      const c = await centrePct(screen, `${marker} .dot`, '[data-testid="plan"]')
+      return Math.abs(c.x - 40) < 1.5 && Math.abs(c.y - 75) < 3
+    }, 'marker moved to (40, 75)')
+    // A new floor plan (another size): the screen shows it.
+    const old = Buffer.from(st.sql("SELECT encode(data, 'base64') FROM api_files WHERE name = 'dashboard_bg'").replace(/\s/g, ''), 'base64')
+    const ctx = await browser.newContext({ viewport: { width: 800, height: 500 } })
+    const p2 = await ctx.newPage()
+    await p2.setContent('<body style="margin:0;background:#eef"><h1>D区 新平面图</h1></body>')
+    const png = await p2.screenshot({ type: 'png' })
+    await ctx.close()
+    const up = async (buf) => fetch(`${st.baseUrl}/api/config/dashboard/bg`, { method: 'POST', headers: { Authorization: `Bearer ${st.token}`, 'Content-Type': 'image/png' }, body: buf })
+    expect((await up(png)).status === 200, 'plan uploaded')
+    const tPlan = await seconds(async () => (await screen.locator(planImg).evaluate((i) => i.naturalWidth)) === 800, 'new plan (800 px wide) shown')
+    // Deleted: the marker goes.
+    expect((await st.api('DELETE', `/api/devices/${D3}`)).status === 200, 'D3 deleted')
+    expect(st.sql(`SELECT count(*) FROM devices WHERE sn = '${D3}'`) === '0', 'row gone')
+    const tDel = await seconds(async () => (await screen.locator(marker).count()) === 0 && (await screen.getByTestId(`chip-${D3}`).count()) === 0, 'deleted device gone')
+    expect(await screen.evaluate(() => window.__notReloaded === true), 'the screen was not reloaded')
+    console.log(`    live config: added ${tAdd}s, moved ${tMove}s, plan ${tPlan}s, deleted ${tDel}s`)
+    // The plan of the specs before, back again.
+    expect((await up(old)).status === 200, 'old plan restored')
+    await waitFor(async () => (await screen.locator(planImg).evaluate((i) => i.naturalWidth)) === 1600, { timeout: 5000, desc: 'old plan back' })
+  })
+
   spec('over level 1 then level 2: colour, ripple, list entry, sound', async ({ screen }) => {
     await st.api('PUT', `/api/devices/${D1}`, { high_limit: 100, high_limit2: 300 })
     live.set(D1, 60) // 2·60+10 = 130 > 100

@@ -16,10 +16,14 @@ export const BACKGROUND_URL = '/api/config/dashboard/bg'
 /** Uploads the plan as the raw body (image/png or image/jpeg); the server checks magic bytes and size. */
 export const uploadBackground = (file: Blob) =>
   request<SaveResult & { url?: string; width?: number; height?: number }>(BACKGROUND_URL, { method: 'POST', blob: file, timeoutMs: 60000 })
-/** The stored plan as an object URL (the image needs the bearer token, so no plain <img src>), or null. */
-export async function fetchBackground(): Promise<string | null> {
+/**
+ * The stored plan as an object URL (the image needs the bearer token, so no
+ * plain <img src>), or null. A version (e.g. after a `config` event) makes
+ * the URL new, so no cache hands back the old plan.
+ */
+export async function fetchBackground(version?: number): Promise<string | null> {
   try {
-    const res = await request<Response>(BACKGROUND_URL, { raw: true })
+    const res = await request<Response>(version ? `${BACKGROUND_URL}?v=${version}` : BACKGROUND_URL, { raw: true })
     return URL.createObjectURL(await res.blob())
   } catch {
     return null
